@@ -1,0 +1,296 @@
+"""Subprocess worker: build vLLM models from tiny checkpoints exactly as V1 does.
+
+Run as ``python _drafter_worker.py '<json>'`` where the JSON is::
+
+    {"cases": [{"model_dir": ..., "mode": "draft"|"target"|"target+draft",
+                "result_path": ..., "dump_path": ... or null}, ...]}
+
+Cases run one after another in this process (the ~15 s vLLM import is paid once)
+and each writes its own result JSON. A case that raises is recorded and the
+next case starts from fresh configs. The distributed state (world size 1, gloo,
+a free port) is created once and shared: nothing in it depends on the model.
+
+What one case does (mirroring ``v1/worker/gpu_model_runner.py:load_model`` and
+``v1/spec_decode/llm_base_proposer.py:SpecDecodeBaseProposer._get_model``):
+
+1. ``EngineArgs(..., speculative_config={"method": "mtp", ...}).create_engine_config()``
+   (this also runs ``load_general_plugins()``: our plugin is active unless disabled).
+2. "target": ``get_model(vllm_config=cfg)``, as the runner loads the target.
+   The target runs first in "target+draft" because, as in a real engine, it
+   mutates the quant config object that Qwen3-Next/DeepSeek drafters share.
+3. "draft": picks the proposer class the runner would pick
+   (``Step3p5MTPProposer`` if ``speculative_config.use_step3p5_mtp()`` else
+   ``EagleProposer``), creates an instance *without* ``__init__`` (which needs a
+   device and a runner), sets the three attributes ``__init__`` sets and that
+   ``_create_draft_vllm_config`` reads, and calls vLLM's own
+   ``_create_draft_vllm_config()``; then ``get_model(vllm_config=draft_cfg,
+   model_config=speculative_config.draft_model_config,
+   load_config=get_draft_load_config(draft_cfg))`` under ``set_model_tag("eagle_head")``.
+
+Observation (nothing here changes what vLLM does):
+- every module carrying a quant method (LinearBase, RoutedExperts,
+  VocabParallelEmbedding/ParallelLMHead): the prefix vLLM passed when it resolved
+  the quant method (``layer.prefix`` for linears and embeddings, ``layer.layer_name``
+  for routed experts: the attributes vLLM stores from the same argument it gives to
+  ``resolve_quant_method``), the quant method class, and each parameter's dtype and
+  shape *as loaded* (after ``load_weights``, before post-load processing);
+- the same parameters are dumped to a safetensors file (torch) for bit-exact checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SENTINEL = -3.0e38  # vLLM initialises unloaded scales to -3.4e38 (torch.finfo(float32).min)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:500] if text else ""
+
+
+def _error_module(exc: BaseException) -> str:
+    """Best effort: the checkpoint/parameter name vLLM was loading when ``exc`` rose."""
+    tb = exc.__traceback__
+    found = ""
+    while tb is not None:
+        loc = tb.tb_frame.f_locals
+        for key in ("name", "weight_name", "param_name", "prefix", "layer_name"):
+            val = loc.get(key)
+            if isinstance(val, str) and "." in val and " " not in val:
+                found = val
+                break
+        tb = tb.tb_next
+    return found
+
+
+def _quant_modules(model: Any) -> dict[str, Any]:
+    from vllm.model_executor.layers.fused_moe import RoutedExperts
+    from vllm.model_executor.layers.linear import LinearBase
+    from vllm.model_executor.layers.vocab_parallel_embedding import VocabParallelEmbedding
+
+    out: dict[str, Any] = {}
+    for path, module in model.named_modules():
+        if isinstance(module, RoutedExperts):
+            prefix = module.layer_name
+        elif isinstance(module, (LinearBase, VocabParallelEmbedding)):
+            prefix = module.prefix
+        else:
+            continue
+        qm = getattr(module, "quant_method", None)
+        params = {}
+        for pname, p in module.named_parameters(recurse=False):
+            info: dict[str, Any] = {"dtype": str(p.dtype).removeprefix("torch."),
+                                    "shape": list(p.shape)}
+            if p.dtype.is_floating_point and p.numel() and ("scale" in pname):
+                info["has_sentinel"] = bool((p.detach().float() < SENTINEL).any())
+            params[pname] = info
+        key = prefix if prefix not in out else f"{prefix}#{path}"
+        out[key] = {
+            "module_path": path,
+            "layer_class": type(module).__name__,
+            "quant_method": type(qm).__name__ if qm is not None else None,
+            "params": params,
+        }
+    return out
+
+
+def _quant_config_info(model: Any) -> list[dict[str, Any]]:
+    seen: dict[int, dict[str, Any]] = {}
+    for module in model.modules():
+        qc = getattr(module, "quant_config", None)
+        if qc is None or id(qc) in seen or not hasattr(qc, "get_name"):
+            continue
+        info: dict[str, Any] = {"class": type(qc).__name__, "name": str(qc.get_name())}
+        for attr in ("exclude_modules", "ignore"):
+            if isinstance(getattr(qc, attr, None), list):
+                info[attr] = list(getattr(qc, attr))
+        pmm = getattr(qc, "packed_modules_mapping", None)
+        if isinstance(pmm, dict):
+            info["packed_modules_mapping"] = {k: list(v) for k, v in pmm.items()}
+        seen[id(qc)] = info
+    return list(seen.values())
+
+
+def _dump(model: Any, path: str) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {n: p.detach().to("cpu").contiguous().clone() for n, p in model.named_parameters()}
+    save_file(tensors, path)
+
+
+class _Observer:
+    """Called by cpu_shims right before post-load processing of each model built."""
+
+    def __init__(self) -> None:
+        self.snapshots: list[tuple[Any, dict[str, Any]]] = []
+        self.dump_path: str | None = None
+
+    def __call__(self, model: Any) -> None:
+        self.snapshots.append((model, _quant_modules(model)))
+        if self.dump_path:
+            _dump(model, self.dump_path)
+
+
+def _engine_config(model_dir: str) -> Any:
+    from vllm.engine.arg_utils import EngineArgs
+
+    return EngineArgs(
+        model=model_dir,
+        speculative_config={"method": "mtp", "num_speculative_tokens": 1},
+        skip_tokenizer_init=True,
+        dtype="bfloat16",
+        enforce_eager=True,
+        load_format="safetensors",
+        max_model_len=256,
+        max_num_batched_tokens=256,
+        max_num_seqs=4,
+    ).create_engine_config()
+
+
+def _draft_vllm_config(vllm_config: Any) -> Any:
+    from vllm.v1.spec_decode.eagle import EagleProposer
+    from vllm.v1.spec_decode.step3p5 import Step3p5MTPProposer
+
+    spec = vllm_config.speculative_config
+    # same choice as gpu_model_runner.py:GPUModelRunner.__init__
+    cls = Step3p5MTPProposer if spec.use_step3p5_mtp() else EagleProposer
+    proposer = cls.__new__(cls)
+    # the attributes SpecDecodeBaseProposer.__init__ sets and _create_draft_vllm_config reads
+    proposer.vllm_config = vllm_config
+    proposer.speculative_config = spec
+    proposer.draft_model_config = spec.draft_model_config
+    return cls.__name__, proposer._create_draft_vllm_config()
+
+
+_DIST_READY = False
+
+
+def _ensure_distributed(vllm_config: Any) -> None:
+    global _DIST_READY
+    if _DIST_READY:
+        return
+    from vllm.distributed import ensure_model_parallel_initialized, init_distributed_environment
+    from vllm.utils.network_utils import get_distributed_init_method, get_open_port
+
+    init_distributed_environment(
+        world_size=1,
+        rank=0,
+        local_rank=0,
+        backend="gloo",
+        distributed_init_method=get_distributed_init_method("127.0.0.1", get_open_port()),
+    )
+    ensure_model_parallel_initialized(1, 1)
+    _DIST_READY = True
+
+
+def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
+    import cpu_shims
+    from vllm.compilation.backends import set_model_tag
+    from vllm.config import set_current_vllm_config
+    from vllm.model_executor.model_loader import get_model
+    from vllm.model_executor.model_loader.utils import get_draft_load_config
+
+    mode = case.get("mode", "draft")
+    result: dict[str, Any] = {"ok": False, "mode": mode, "error_type": None,
+                              "error_message": None, "error_module": None,
+                              "post_load_error": None, "modules": {}, "target_modules": {},
+                              "dump_path": None, "timings": {}}
+    cpu_shims.POST_LOAD_ERRORS.clear()
+    observer.snapshots.clear()
+    observer.dump_path = None
+    stage = "engine_config"
+    t0 = time.perf_counter()
+    try:
+        vllm_config = _engine_config(case["model_dir"])
+        spec = vllm_config.speculative_config
+        result["draft_architecture"] = spec.draft_model_config.architectures[0]
+        result["quantization"] = vllm_config.model_config.quantization
+        result["timings"]["engine_config"] = time.perf_counter() - t0
+        with set_current_vllm_config(vllm_config):
+            _ensure_distributed(vllm_config)
+            if "target" in mode:
+                stage = "target"
+                t1 = time.perf_counter()
+                observer.snapshots.clear()
+                target = get_model(vllm_config=vllm_config)
+                result["target_modules"] = (
+                    observer.snapshots[-1][1] if observer.snapshots else _quant_modules(target)
+                )
+                result["target_quant_configs"] = _quant_config_info(target)
+                if cpu_shims.POST_LOAD_ERRORS:
+                    result["target_post_load_error"] = dict(cpu_shims.POST_LOAD_ERRORS[-1])
+                    cpu_shims.POST_LOAD_ERRORS.clear()
+                del target
+                result["timings"]["target"] = time.perf_counter() - t1
+            if "draft" in mode:
+                stage = "draft_config"
+                t2 = time.perf_counter()
+                proposer_cls, draft_cfg = _draft_vllm_config(vllm_config)
+                result["proposer"] = proposer_cls
+                observer.snapshots.clear()
+                observer.dump_path = case.get("dump_path")
+                stage = "draft"
+                with set_model_tag("eagle_head"):
+                    draft = get_model(
+                        vllm_config=draft_cfg,
+                        model_config=spec.draft_model_config,
+                        load_config=get_draft_load_config(draft_cfg),
+                    )
+                result["modules"] = observer.snapshots[-1][1] if observer.snapshots else (
+                    _quant_modules(draft)
+                )
+                result["draft_quant_configs"] = _quant_config_info(draft)
+                result["dump_path"] = observer.dump_path
+                result["timings"]["draft"] = time.perf_counter() - t2
+        result["ok"] = True
+    except BaseException as exc:  # noqa: BLE001 - a case's failure is its result
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        result["error_stage"] = stage
+        result["error_type"] = type(exc).__name__
+        result["error_message"] = _first_line(exc)
+        result["error_module"] = _error_module(exc)
+        result["traceback_tail"] = traceback.format_exception(exc)[-3:]
+        if observer.snapshots:  # the draft loaded, something after loading failed
+            result["modules"] = observer.snapshots[-1][1]
+    if cpu_shims.POST_LOAD_ERRORS:
+        result["post_load_error"] = dict(cpu_shims.POST_LOAD_ERRORS[-1])
+    result["timings"]["total"] = time.perf_counter() - t0
+    return result
+
+
+def main(argv: list[str]) -> int:
+    args = json.loads(argv[1])
+    t0 = time.perf_counter()
+    import cpu_shims
+
+    import vllm  # noqa: F401 - the import is the expensive part; time it
+
+    cpu_shims.apply_all()
+    observer = _Observer()
+    cpu_shims.BEFORE_POST_LOAD.append(observer)
+    import_s = time.perf_counter() - t0
+    for i, case in enumerate(args["cases"]):
+        result = run_case(case, observer)
+        result["timings"]["vllm_import"] = import_s if i == 0 else 0.0
+        result["plugins_env"] = os.environ.get("VLLM_PLUGINS")
+        tmp = case["result_path"] + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(result, fh, indent=1, default=str)
+        os.replace(tmp, case["result_path"])
+    sys.stdout.flush()
+    # gloo teardown can hang at interpreter exit (FINDINGS): skip it.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

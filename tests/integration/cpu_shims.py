@@ -1,0 +1,144 @@
+"""Test-only shims that let the CUDA wheel of vLLM build quantized models on a CPU.
+
+Imported only by ``_drafter_worker.py`` (a subprocess), never by the package.
+Each shim changes *where* a kernel runs, never *which* quantization method vLLM
+picks or how it loads weights, so what a test observes about loading is stock vLLM.
+Every shim is idempotent and keeps the original it replaces.
+
+Ledger
+------
+1. ``nvfp4-linear-cpu``
+   What: registers vLLM's own ``EmulationNvFp4LinearKernel`` for the CPU platform.
+   Why: ``kernels/linear/__init__.py:_POSSIBLE_NVFP4_KERNELS`` has no CPU entry, so
+   building any NVFP4 linear raises "Failed to find a kernel that can implement
+   the NVFP4 linear layer".
+   How: vLLM's public ``register_linear_kernel(cls, PlatformEnum.CPU, "nvfp4")``.
+2. ``nvfp4-moe-emulation``
+   What: makes ``select_nvfp4_moe_backend`` return the EMULATION backend.
+   Why: ``fused_moe/oracle/nvfp4.py:select_nvfp4_moe_backend`` finds no backend on
+   CPU ("No NvFp4 MoE backend supports the deployment configuration"), and the
+   explicit ``moe_backend="emulation"`` path checks the same support predicate.
+   How: replaces the name in the two modules that imported it
+   (``quantization/modelopt.py`` and the compressed-tensors copy in
+   ``compressed_tensors_moe/compressed_tensors_moe_w4a4_nvfp4.py``) with a wrapper
+   that tries the original and, when it raises, returns EMULATION and its kernel.
+3. ``post-load-tolerance``
+   What: records, instead of raising, a failure in post-load weight processing
+   that comes from a CUDA-wheel-only custom op (``torch.ops._C.*`` missing on CPU,
+   e.g. ``prepack_moe_weight``, ``static_scaled_fp8_quant``).
+   Why: by then every checkpoint tensor has been loaded; the op only repacks for a
+   kernel this machine cannot run.
+   How: wraps ``model_loader/base_loader.py``'s reference to
+   ``utils.process_weights_after_loading``; only errors whose message names a
+   ``_C`` op / a missing CUDA op are tolerated, anything else is re-raised. The
+   wrapper also calls an observer *before* post-processing so the worker can
+   record the parameters exactly as loaded.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+_APPLIED: dict[str, bool] = {}
+# filled by the post-load wrapper: {"module": ..., "error_type": ..., "error_message": ...}
+POST_LOAD_ERRORS: list[dict[str, str]] = []
+# called with the model right after load_weights, before post-processing
+BEFORE_POST_LOAD: list[Callable[[Any], None]] = []
+
+_CUDA_ONLY_MARKERS = ("_C.", "_C::", "torch.ops._C", "no attribute '_C'", "CUDA", "cuda")
+
+
+def _nvfp4_linear_cpu() -> None:
+    from vllm.model_executor.kernels.linear import (
+        _POSSIBLE_NVFP4_KERNELS,
+        register_linear_kernel,
+    )
+    from vllm.model_executor.kernels.linear.nvfp4.emulation import (
+        EmulationNvFp4LinearKernel,
+    )
+    from vllm.platforms import PlatformEnum
+
+    if EmulationNvFp4LinearKernel not in _POSSIBLE_NVFP4_KERNELS.get(PlatformEnum.CPU, []):
+        register_linear_kernel(EmulationNvFp4LinearKernel, PlatformEnum.CPU, "nvfp4")
+
+
+def _nvfp4_moe_emulation() -> None:
+    import importlib
+
+    from vllm.model_executor.layers.fused_moe.oracle import nvfp4 as oracle
+
+    def select_with_emulation_fallback(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return oracle.select_nvfp4_moe_backend(*args, **kwargs)
+        except (NotImplementedError, ValueError):
+            backend = oracle.NvFp4MoeBackend.EMULATION
+            return backend, oracle.backend_to_kernel_cls(backend)[0]
+
+    select_with_emulation_fallback.__wrapped__ = oracle.select_nvfp4_moe_backend  # type: ignore[attr-defined]
+    for modname in (
+        "vllm.model_executor.layers.quantization.modelopt",
+        "vllm.model_executor.layers.quantization.compressed_tensors."
+        "compressed_tensors_moe.compressed_tensors_moe_w4a4_nvfp4",
+    ):
+        mod = importlib.import_module(modname)
+        if getattr(mod.select_nvfp4_moe_backend, "__wrapped__", None) is None:
+            mod.select_nvfp4_moe_backend = select_with_emulation_fallback
+
+
+def _failing_module(exc: BaseException) -> str:
+    """The module vLLM was post-processing when ``exc`` was raised (from the traceback)."""
+    tb = exc.__traceback__
+    name = ""
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "process_weights_after_loading" and "name" in frame.f_locals:
+            name = str(frame.f_locals["name"])
+        tb = tb.tb_next
+    return name
+
+
+def _post_load_tolerance() -> None:
+    from vllm.model_executor.model_loader import base_loader
+
+    original = base_loader.process_weights_after_loading
+    if getattr(original, "__wrapped__", None) is not None:
+        return
+
+    def tolerant(model: Any, model_config: Any, target_device: Any) -> None:
+        for observer in BEFORE_POST_LOAD:
+            observer(model)
+        try:
+            original(model, model_config, target_device)
+        except Exception as exc:  # noqa: BLE001 - filtered below, others re-raised
+            text = f"{type(exc).__name__}: {exc}"
+            if not any(marker in text for marker in _CUDA_ONLY_MARKERS):
+                raise
+            POST_LOAD_ERRORS.append(
+                {
+                    "module": _failing_module(exc),
+                    "error_type": type(exc).__name__,
+                    "error_message": str(exc).splitlines()[0] if str(exc) else "",
+                    "where": traceback.format_exception(exc)[-2].strip()[:300],
+                }
+            )
+
+    tolerant.__wrapped__ = original  # type: ignore[attr-defined]
+    base_loader.process_weights_after_loading = tolerant
+
+
+SHIMS: dict[str, Callable[[], None]] = {
+    "nvfp4-linear-cpu": _nvfp4_linear_cpu,
+    "nvfp4-moe-emulation": _nvfp4_moe_emulation,
+    "post-load-tolerance": _post_load_tolerance,
+}
+
+
+def apply_all() -> list[str]:
+    """Apply every shim once; return their names."""
+    for name, shim in SHIMS.items():
+        if not _APPLIED.get(name):
+            shim()
+            _APPLIED[name] = True
+    return list(SHIMS)

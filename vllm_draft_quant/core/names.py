@@ -1,0 +1,122 @@
+"""Checkpoint name <-> runtime prefix mapping for one drafter on one checkpoint.
+
+`NameMap` places the draft layers (from ``num_hidden_layers`` and the number of
+draft layers) and translates, using the profile's data only:
+
+- a checkpoint *module* name (a tensor name without its last component) to the
+  runtime module prefix vLLM builds, the shard index inside a fused module and
+  the expert index of a per-expert tensor;
+- a runtime module prefix back to its checkpoint module names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from vllm_draft_quant.profiles.schema import DrafterProfile, ModuleSpec
+
+__all__ = ["DraftLayer", "NameMap", "RuntimeModule", "module_of"]
+
+_EXPERT = re.compile(r"\{e\}")
+
+
+def module_of(tensor_name: str) -> str:
+    """The checkpoint module a tensor belongs to: its name without the last part."""
+    return tensor_name.rsplit(".", 1)[0] if "." in tensor_name else tensor_name
+
+
+@dataclass(frozen=True)
+class DraftLayer:
+    k: int  # 0-based position among the draft layers
+    checkpoint_root: str
+    runtime_root: str
+
+
+@dataclass(frozen=True)
+class RuntimeModule:
+    """One module vLLM builds for the drafter, with its full names."""
+
+    prefix: str  # the runtime prefix vLLM passes when attaching a quant method
+    spec: ModuleSpec
+    layer: DraftLayer | None  # None for a profile global
+    checkpoint_modules: tuple[str, ...]  # shard templates made absolute ({e} kept)
+
+    def checkpoint_names(self, experts: Iterable[int] = ()) -> list[str]:
+        """Absolute checkpoint module names; per-expert templates expanded."""
+        out: list[str] = []
+        experts = list(experts)
+        for c in self.checkpoint_modules:
+            if "{e}" in c:
+                out.extend(c.replace("{e}", str(e)) for e in experts)
+            else:
+                out.append(c)
+        return out
+
+
+class NameMap:
+    """All runtime modules of a drafter, and the reverse index from checkpoint names."""
+
+    def __init__(self, profile: DrafterProfile, *, num_hidden_layers: int, num_draft_layers: int):
+        if num_hidden_layers < 0 or num_draft_layers < 0:
+            raise ValueError("layer counts must be non-negative")
+        self.profile = profile
+        self.num_hidden_layers = num_hidden_layers
+        self.layers: tuple[DraftLayer, ...] = tuple(
+            self._place(k) for k in range(num_draft_layers)
+        )
+        modules: list[RuntimeModule] = []
+        for layer in self.layers:
+            for spec in profile.modules:
+                modules.append(RuntimeModule(
+                    prefix=f"{layer.runtime_root}.{spec.runtime}",
+                    spec=spec,
+                    layer=layer,
+                    checkpoint_modules=tuple(f"{layer.checkpoint_root}.{c}" for c in spec.checkpoint),
+                ))
+        for spec in profile.globals:
+            modules.append(RuntimeModule(spec.runtime, spec, None, spec.checkpoint))
+        self.modules: tuple[RuntimeModule, ...] = tuple(modules)
+        self._by_prefix = {m.prefix: m for m in self.modules}
+        # exact checkpoint module -> (runtime module, shard index)
+        self._exact: dict[str, tuple[RuntimeModule, int]] = {}
+        # per-expert templates, one regex per (runtime module, shard)
+        self._expert: list[tuple[re.Pattern[str], RuntimeModule, int]] = []
+        for m in self.modules:
+            for i, c in enumerate(m.checkpoint_modules):
+                if "{e}" in c:
+                    pat = re.escape(c).replace(re.escape("{e}"), r"(\d+)")
+                    self._expert.append((re.compile(pat + r"\Z"), m, i))
+                else:
+                    self._exact.setdefault(c, (m, i))
+        self.checkpoint_roots: tuple[str, ...] = tuple(
+            dict.fromkeys([*(f"{layer.checkpoint_root}." for layer in self.layers),
+                           *(c for s in profile.globals for c in s.checkpoint)])
+        )
+
+    def _place(self, k: int) -> DraftLayer:
+        root = self.profile.root
+        n = self.num_hidden_layers + k if root.index == "global" else k
+        return DraftLayer(k, root.checkpoint.format(n=n), root.runtime.format(n=n))
+
+    def is_draft_name(self, checkpoint_name: str) -> bool:
+        """Whether a checkpoint tensor or module name belongs to the drafter."""
+        return any(
+            checkpoint_name == r.rstrip(".") or checkpoint_name.startswith(r if r.endswith(".") else r + ".")
+            for r in self.checkpoint_roots
+        )
+
+    def runtime_of(self, checkpoint_module: str) -> tuple[RuntimeModule, int, int | None] | None:
+        """(runtime module, shard index, expert index) of a checkpoint module, or None."""
+        hit = self._exact.get(checkpoint_module)
+        if hit is not None:
+            return hit[0], hit[1], None
+        for pat, m, i in self._expert:
+            match = pat.match(checkpoint_module)
+            if match:
+                return m, i, int(match.group(1))
+        return None
+
+    def module(self, prefix: str) -> RuntimeModule | None:
+        return self._by_prefix.get(prefix)

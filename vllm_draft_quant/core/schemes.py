@@ -1,0 +1,74 @@
+"""Quantization schemes a draft module can be planned with, and stored formats.
+
+A *scheme* is what the plan decides (what vLLM must build); a *stored format*
+is what the checkpoint's tensors are (what the evidence says). Several stored
+formats share one scheme: ModelOpt NVFP4 and compressed-tensors NVFP4 are both
+``nvfp4``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["ModuleKind", "Scheme", "StoredFormat"]
+
+
+class Scheme(str, enum.Enum):
+    """The precision a draft module is built with."""
+
+    UNQUANTIZED = "unquantized"
+    NVFP4 = "nvfp4"
+    FP8 = "fp8"
+    FP8_BLOCK = "fp8_block"
+    MXFP4 = "mxfp4"
+    INT4 = "int4"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class StoredFormat(str, enum.Enum):
+    """The layout a module's tensors have in the checkpoint."""
+
+    UNQUANTIZED = "unquantized"  # bf16 / fp16 / fp32, no scales
+    MODELOPT_NVFP4 = "modelopt-nvfp4"
+    MODELOPT_FP8 = "modelopt-fp8"  # also compressed-tensors float-quantized
+    FP8_BLOCK = "fp8-block"  # weight_scale_inv (DeepSeek native)
+    CT_NVFP4 = "compressed-tensors-nvfp4"
+    MXFP4 = "mxfp4"
+    INT4 = "int4"  # GPTQ / AWQ / compressed-tensors pack-quantized
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def scheme(self) -> Scheme:
+        return _FORMAT_TO_SCHEME[self]
+
+
+_FORMAT_TO_SCHEME = {
+    StoredFormat.UNQUANTIZED: Scheme.UNQUANTIZED,
+    StoredFormat.MODELOPT_NVFP4: Scheme.NVFP4,
+    StoredFormat.CT_NVFP4: Scheme.NVFP4,
+    StoredFormat.MODELOPT_FP8: Scheme.FP8,
+    StoredFormat.FP8_BLOCK: Scheme.FP8_BLOCK,
+    StoredFormat.MXFP4: Scheme.MXFP4,
+    StoredFormat.INT4: Scheme.INT4,
+    StoredFormat.UNKNOWN: Scheme.UNKNOWN,
+}
+
+
+class ModuleKind(str, enum.Enum):
+    """What vLLM builds for a draft module, which decides if it can be quantized."""
+
+    LINEAR = "linear"  # a LinearBase subclass: gets a quant method
+    EXPERTS = "experts"  # fused MoE experts (w13 / w2): gets a quant method
+    LM_HEAD = "lm_head"  # ParallelLMHead: gets a quant method
+    FIXED = "fixed"  # a vLLM layer the drafter always builds unquantized (routers)
+    PLAIN = "plain"  # torch.nn.Linear (e.g. eh_proj): never quantizable
+
+    @property
+    def quantizable(self) -> bool:
+        return self not in (ModuleKind.PLAIN, ModuleKind.FIXED)

@@ -1,0 +1,49 @@
+"""Drafter profiles: the registry and the schema. Profiles are data (families.py)."""
+
+from __future__ import annotations
+
+from vllm_draft_quant.errors import UnknownDrafterError
+from vllm_draft_quant.profiles.families import PROFILES
+from vllm_draft_quant.profiles.schema import DrafterProfile, LayerRoot, ModuleSpec
+
+__all__ = [
+    "PROFILES",
+    "DrafterProfile",
+    "LayerRoot",
+    "ModuleSpec",
+    "profile_for_draft",
+    "profile_for_target",
+]
+
+_BY_DRAFT = {p.architecture: p for p in PROFILES}
+_BY_TARGET = {t: p for p in PROFILES for t in p.target_architectures}
+
+
+def _known() -> str:
+    return ", ".join(sorted(_BY_DRAFT))
+
+
+def profile_for_draft(architecture: str) -> DrafterProfile:
+    """The profile of a vLLM draft architecture, e.g. ``"Step3p5MTP"``."""
+    try:
+        return _BY_DRAFT[architecture]
+    except KeyError:
+        raise UnknownDrafterError(
+            f"no drafter profile for draft architecture {architecture!r}; known drafters: "
+            f"{_known()}. Add a profile (see vllm_draft_quant/profiles/README.md) or set "
+            "VLLM_DRAFT_QUANT=off to let vLLM load it unchanged."
+        ) from None
+
+
+def profile_for_target(architectures: list[str], *, origin: str) -> DrafterProfile:
+    """The drafter profile for a target model's ``config.json`` ``architectures``."""
+    for arch in architectures:
+        if arch in _BY_DRAFT:
+            return _BY_DRAFT[arch]
+        if arch in _BY_TARGET:
+            return _BY_TARGET[arch]
+    raise UnknownDrafterError(
+        f"{origin}: field 'architectures' is {architectures!r}, which has no MTP drafter "
+        f"profile; known drafters: {_known()}. Add a profile (see "
+        "vllm_draft_quant/profiles/README.md) or pass the draft architecture explicitly."
+    )

@@ -1,0 +1,82 @@
+"""The shape of a drafter profile: data that says how a drafter renames modules.
+
+A profile describes one vLLM draft architecture (``Step3p5MTP``, ...):
+
+- where its draft layers sit, in checkpoint names and in the runtime prefixes
+  vLLM passes to ``QuantizationConfig.get_quant_method`` (``layer_root``);
+- for every module of a draft layer that vLLM builds: its runtime suffix, the
+  checkpoint module(s) whose tensors it loads (several for a fused module, in
+  vLLM's shard order), and its kind (only ``plain`` modules cannot carry a
+  quant method);
+- modules outside the draft layers that the drafter builds (``globals``).
+
+Names use two placeholders: ``{n}`` for a draft layer's index in the
+namespace the root says (global: ``num_hidden_layers + k``; local: ``k``) and
+``{e}`` for an expert index (per-expert checkpoint tensors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vllm_draft_quant.core.schemes import ModuleKind
+
+__all__ = ["DrafterProfile", "LayerRoot", "ModuleSpec"]
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """One module vLLM builds, and the checkpoint modules it loads from.
+
+    ``runtime`` and ``checkpoint`` are relative to the layer roots (or absolute
+    for a profile's ``globals``). ``group`` is ``attn``, ``mlp`` or ``head``:
+    how users and the factory talk about parts of a draft layer.
+    ``unless_present`` names checkpoint modules whose presence selects another
+    variant (a DeepSeek layer with ``q_a_proj`` fuses it with
+    ``kv_a_proj_with_mqa``; without it, ``kv_a_proj_with_mqa`` stands alone).
+    """
+
+    runtime: str
+    checkpoint: tuple[str, ...]
+    kind: ModuleKind = ModuleKind.LINEAR
+    group: str = "attn"
+    unless_present: tuple[str, ...] = ()
+
+    @property
+    def fused(self) -> bool:
+        return len(self.checkpoint) > 1
+
+    @property
+    def per_expert(self) -> bool:
+        return any("{e}" in c for c in self.checkpoint)
+
+
+@dataclass(frozen=True)
+class LayerRoot:
+    """Prefix of draft layer ``{n}`` in checkpoint and runtime names."""
+
+    checkpoint: str
+    runtime: str
+    index: str = "global"  # "global": num_hidden_layers + k; "local": k
+
+    def __post_init__(self) -> None:
+        if self.index not in ("global", "local"):
+            raise ValueError(f"LayerRoot.index must be 'global' or 'local', got {self.index!r}")
+
+
+@dataclass(frozen=True)
+class DrafterProfile:
+    """Everything the resolver needs to know about one vLLM drafter."""
+
+    architecture: str  # vLLM draft architecture, e.g. "Step3p5MTP"
+    target_architectures: tuple[str, ...]  # HF architectures of the target model
+    root: LayerRoot
+    modules: tuple[ModuleSpec, ...]
+    globals: tuple[ModuleSpec, ...] = ()
+    # config.json keys that give the number of draft layers, first found wins.
+    num_layers_keys: tuple[str, ...] = ("num_nextn_predict_layers",)
+    default_num_layers: int = 1
+    # where in config.json the text model's keys live (multimodal wrappers).
+    text_config_keys: tuple[str, ...] = ("text_config",)
+    notes: str = ""
+    families: tuple[str, ...] = field(default=())

@@ -1,0 +1,456 @@
+"""Write tiny, real-format quantized checkpoints with MTP/NextN draft layers.
+
+Usage::
+
+    spec = CheckpointSpec("step3p5", "nvfp4", layout="a")
+    ckpt = write_checkpoint(tmp_path / "m", spec)
+    ckpt.stored_format("model.layers.2.mlp.gate_proj.weight")  # -> "bf16"
+
+Every MTP module group (``attn``: attention projections, ``mlp``: MLP / experts /
+shared experts, ``head``: Step-3.5 ``shared_head.output``, Qwen3-Next ``mtp.fc``,
+DeepSeek ``shared_head.head``) is stored ``"bf16"`` or in the checkpoint's scheme.
+Target layers are always quantized except what real exports keep BF16 (embeddings,
+norms, ``lm_head``, routers); ``eh_proj`` is always BF16.
+
+Tensor layouts (FINDINGS.md "Real checkpoint conventions"):
+
+=================  ==========================================================
+modelopt nvfp4     weight U8 [out,in/2], weight_scale F8_E4M3 [out,in/16],
+                   weight_scale_2 F32 [], input_scale F32 []
+modelopt fp8       weight F8_E4M3, weight_scale F32 [], input_scale F32 []
+compressed-tensors weight_packed U8 [out,in/2], weight_scale F8_E4M3 [out,in/16],
+nvfp4              weight_global_scale F32 [1], input_global_scale F32 [1]
+compressed-tensors weight F8_E4M3, weight_scale F32 [1], input_scale F32 [1]
+fp8
+=================  ==========================================================
+
+Step-3.5's target MoE stores the experts stacked ([E, ...], scalars become [E]).
+This module imports numpy only (no torch, no vllm).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from vllm_draft_quant.testing import _tensors as T
+from vllm_draft_quant.testing._families import FAMILIES, Family, Linear, Plain
+
+__all__ = [
+    "LAYOUTS",
+    "CheckpointSpec",
+    "ExclusionMode",
+    "FamilyName",
+    "Format",
+    "Layout",
+    "MtpFormats",
+    "Producer",
+    "Scheme",
+    "TensorInfo",
+    "WrittenCheckpoint",
+    "write_checkpoint",
+]
+
+FamilyName = Literal["step3p5", "qwen3_next", "deepseek_v3"]
+Scheme = Literal["nvfp4", "fp8"]
+Format = Literal["bf16", "nvfp4", "fp8"]
+Producer = Literal["modelopt", "compressed-tensors"]
+ExclusionMode = Literal["none", "wildcard", "exact"]
+_GROUPS = ("attn", "mlp", "head")
+
+
+@dataclass(frozen=True)
+class MtpFormats:
+    """Stored format of one MTP layer's module groups."""
+
+    attn: Format = "bf16"
+    mlp: Format = "bf16"
+    head: Format = "bf16"
+
+    def of(self, group: str) -> Format:
+        fmt: Format = getattr(self, group)
+        return fmt
+
+    @property
+    def all_bf16(self) -> bool:
+        return all(self.of(g) == "bf16" for g in _GROUPS)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A FINDINGS.md layout: which MTP groups are quantized, how exclusions are written."""
+
+    description: str
+    quantized: frozenset[str]
+    exclusions: ExclusionMode
+
+    def formats(self, scheme: Scheme) -> MtpFormats:
+        return MtpFormats(**{g: (scheme if g in self.quantized else "bf16") for g in _GROUPS})
+
+
+LAYOUTS: dict[str, Layout] = {
+    "a": Layout("MTP all BF16, exclusions do not mention MTP (graft)", frozenset(), "none"),
+    "b": Layout("MTP all BF16, one wildcard per MTP root", frozenset(), "wildcard"),
+    "c": Layout("MTP all BF16, every module excluded by exact name", frozenset(), "exact"),
+    "d": Layout("MTP quantized; head/fc/eh_proj BF16, excluded by exact name",
+                frozenset({"attn", "mlp"}), "exact"),
+    "e": Layout("attention BF16 (excluded), MLP quantized, head BF16 (excluded)",
+                frozenset({"mlp"}), "exact"),
+    "f": Layout("attention quantized, MLP BF16 (excluded), head BF16 (excluded)",
+                frozenset({"attn"}), "exact"),
+    "g": Layout("everything quantized, head/fc included", frozenset(_GROUPS), "exact"),
+}
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """What to write. ``layout``: a LAYOUTS key, one MtpFormats, or one per MTP layer.
+
+    ``exclusions``: ``None`` takes the layout's mode ("exact" for MtpFormats);
+    a mode; or an explicit list written verbatim as the MTP part of the exclusion
+    list (target-side BF16 modules such as ``lm_head`` are always excluded).
+    """
+
+    family: FamilyName
+    scheme: Scheme
+    producer: Producer = "modelopt"
+    layout: str | MtpFormats | tuple[MtpFormats, ...] = "a"
+    exclusions: ExclusionMode | tuple[str, ...] | None = None
+    num_mtp_layers: int = 1
+    sharded: bool = False
+    mtp_own_shard: bool = False
+    with_mtp: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"family={self.family!r}: expected one of {sorted(FAMILIES)}")
+        if self.scheme not in get_args(Scheme):
+            raise ValueError(f"scheme={self.scheme!r}: expected 'nvfp4' or 'fp8'")
+        if self.producer not in get_args(Producer):
+            raise ValueError(f"producer={self.producer!r}: expected {get_args(Producer)}")
+        if self.num_mtp_layers < 1:
+            raise ValueError("num_mtp_layers must be >= 1 (use with_mtp=False to drop weights)")
+        if isinstance(self.layout, str) and self.layout not in LAYOUTS:
+            raise ValueError(f"layout={self.layout!r}: expected one of {sorted(LAYOUTS)}")
+        for fmts in self.mtp_formats():
+            for g in _GROUPS:
+                if fmts.of(g) not in ("bf16", self.scheme):
+                    raise ValueError(
+                        f"MTP group {g!r} is {fmts.of(g)!r} in a {self.scheme!r} checkpoint: "
+                        "a group is either 'bf16' or the checkpoint's scheme"
+                    )
+
+    def mtp_formats(self) -> tuple[MtpFormats, ...]:
+        """The formats of each MTP layer (length ``num_mtp_layers``)."""
+        if isinstance(self.layout, str):
+            return (LAYOUTS[self.layout].formats(self.scheme),) * self.num_mtp_layers
+        if isinstance(self.layout, MtpFormats):
+            return (self.layout,) * self.num_mtp_layers
+        if len(self.layout) != self.num_mtp_layers:
+            raise ValueError(
+                f"layout has {len(self.layout)} MtpFormats for {self.num_mtp_layers} MTP layers"
+            )
+        return tuple(self.layout)
+
+    def exclusion_mode(self) -> ExclusionMode | tuple[str, ...]:
+        if self.exclusions is not None:
+            return self.exclusions
+        if isinstance(self.layout, str):
+            return LAYOUTS[self.layout].exclusions
+        return "exact"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One written tensor: safetensors dtype, shape, file, owning module and its format."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    file: str
+    module: str
+    format: Format
+    mtp: bool
+
+
+@dataclass
+class WrittenCheckpoint:
+    """What ``write_checkpoint`` wrote."""
+
+    path: Path
+    spec: CheckpointSpec
+    tensors: dict[str, TensorInfo]
+    module_formats: dict[str, Format]
+    mtp_modules: frozenset[str]
+    exclusions: list[str]  # as written (compressed-tensors: exact names and ``re:``)
+    config: dict[str, Any]
+    files: list[str] = field(default_factory=list)
+
+    def stored_format(self, name: str) -> Format:
+        """Format of the module owning ``name`` (a tensor or a checkpoint module name)."""
+        if name in self.tensors:
+            return self.tensors[name].format
+        if name in self.module_formats:
+            return self.module_formats[name]
+        raise KeyError(f"{name!r} is neither a tensor nor a module of {self.path}")
+
+    def mtp_tensor_names(self) -> list[str]:
+        return [n for n, t in self.tensors.items() if t.mtp]
+
+
+# ----------------------------------------------------------------------------- tensors
+def _quant_tensors(
+    lin: Linear, fmt: Format, producer: Producer, seed: int
+) -> Iterator[tuple[str, T.RawTensor]]:
+    lead: tuple[int, ...] = (lin.stacked_experts,) if lin.stacked_experts else ()
+    # per-tensor scalars: [] for ModelOpt, [1] for compressed-tensors, [E] when stacked
+    scalar: tuple[int, ...] = lead or (() if producer == "modelopt" else (1,))
+    n_scalar = lin.stacked_experts or 1
+
+    def rng(suffix: str) -> Any:
+        return T.rng_for(seed, f"{lin.name}.{suffix}")
+
+    def positive(suffix: str, lo: float, hi: float) -> T.RawTensor:
+        return T.f32(rng(suffix).uniform(lo, hi, size=n_scalar), scalar)
+
+    if fmt == "bf16":
+        yield f"{lin.name}.weight", T.bf16(rng("weight"), (*lead, lin.out, lin.inp))
+    elif fmt == "fp8":
+        yield f"{lin.name}.weight", T.e4m3_weight(rng("weight"), (*lead, lin.out, lin.inp))
+        yield f"{lin.name}.weight_scale", positive("weight_scale", 1e-3, 4e-3)
+        yield f"{lin.name}.input_scale", positive("input_scale", 1e-2, 4e-2)
+    elif producer == "modelopt":  # nvfp4
+        yield f"{lin.name}.weight", T.nvfp4_packed(rng("weight"), (*lead, lin.out, lin.inp // 2))
+        yield f"{lin.name}.weight_scale", T.e4m3_positive_scales(
+            rng("weight_scale"), (*lead, lin.out, lin.inp // 16)
+        )
+        yield f"{lin.name}.weight_scale_2", positive("weight_scale_2", 1e-4, 4e-4)
+        yield f"{lin.name}.input_scale", positive("input_scale", 1e-3, 4e-3)
+    else:  # compressed-tensors nvfp4-pack-quantized: global scales are reciprocals
+        yield f"{lin.name}.weight_packed", T.nvfp4_packed(
+            rng("weight"), (*lead, lin.out, lin.inp // 2)
+        )
+        yield f"{lin.name}.weight_scale", T.e4m3_positive_scales(
+            rng("weight_scale"), (*lead, lin.out, lin.inp // 16)
+        )
+        yield f"{lin.name}.weight_global_scale", positive("weight_global_scale", 2500, 1e4)
+        yield f"{lin.name}.input_global_scale", positive("input_global_scale", 250, 1e3)
+
+
+def _plain_tensor(p: Plain, seed: int) -> T.RawTensor:
+    rng = T.rng_for(seed, p.name)
+    if p.dtype == "F32":
+        return T.f32(rng.normal(0.0, 0.02, size=p.shape), p.shape)
+    if p.init == "ones":
+        return T.bf16(rng, p.shape, mean=1.0, std=0.02)
+    return T.bf16(rng, p.shape)
+
+
+# ----------------------------------------------------------------------------- formats
+def _module_format(lin: Linear, spec: CheckpointSpec, mtp_fmts: tuple[MtpFormats, ...]) -> Format:
+    if not lin.quantizable:
+        return "bf16"
+    if lin.mtp is None:
+        return spec.scheme
+    return mtp_fmts[lin.mtp].of(lin.group)
+
+
+# -------------------------------------------------------------------------- exclusions
+def _mtp_exclusions(
+    fam: Family, mode: ExclusionMode, formats: dict[str, Format], mtp_fmts: tuple[MtpFormats, ...]
+) -> list[str]:
+    if mode == "none":
+        return []
+    bf16_mtp = [lin for lin in fam.linears if lin.mtp is not None and formats[lin.name] == "bf16"]
+    if mode == "exact":
+        return [lin.name for lin in bf16_mtp]
+    # wildcard: the widest glob(s) that cover exactly the BF16 MTP modules
+    if all(f.all_bf16 for f in mtp_fmts) and fam.mtp_root_glob:
+        return [fam.mtp_root_glob]
+    globs: list[str] = []
+    covered: set[str] = set()
+    for k, prefix in enumerate(fam.mtp_layer_prefixes):
+        if mtp_fmts[k].all_bf16 and not fam.mtp_root_glob:
+            globs.append(f"{prefix}*")
+            covered |= {lin.name for lin in bf16_mtp if lin.name.startswith(prefix + ".")}
+            continue
+        for g in _GROUPS:
+            if mtp_fmts[k].of(g) != "bf16":
+                continue
+            glob = fam.group_globs[(k, g)]
+            if glob not in globs:
+                globs.append(glob)
+            stem = glob.rstrip("*")
+            covered |= {lin.name for lin in bf16_mtp if lin.name.startswith(stem)}
+    return globs + [lin.name for lin in bf16_mtp if lin.name not in covered]
+
+
+def _target_exclusions(fam: Family) -> list[str]:
+    return [lin.name for lin in fam.linears if lin.mtp is None and not lin.quantizable]
+
+
+def _to_ct(pattern: str) -> str:
+    """ModelOpt glob -> compressed-tensors ``ignore`` entry (exact name or ``re:``)."""
+    if "*" not in pattern:
+        return pattern
+    return "re:" + ".*".join(re.escape(part) for part in pattern.split("*"))
+
+
+# ------------------------------------------------------------------------ quant config
+def _quant_configs(
+    spec: CheckpointSpec, exclusions: list[str]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(config.json quantization_config, hf_quant_config.json or None)."""
+    if spec.producer == "modelopt":
+        algo = "NVFP4" if spec.scheme == "nvfp4" else "FP8"
+        if spec.scheme == "nvfp4":
+            w = {"dynamic": False, "num_bits": 4, "type": "float", "group_size": 16}
+        else:
+            w = {"dynamic": False, "num_bits": 8, "type": "float"}
+        producer = {"name": "modelopt", "version": "0.37.0"}
+        qc: dict[str, Any] = {
+            "config_groups": {
+                "group_0": {"input_activations": dict(w), "weights": dict(w), "targets": ["Linear"]}
+            },
+            "ignore": list(exclusions),
+            "producer": producer,
+            "quant_algo": algo,
+            "quant_method": "modelopt",
+        }
+        quantization: dict[str, Any] = {
+            "quant_algo": algo,
+            "kv_cache_quant_algo": None,
+            "exclude_modules": list(exclusions),
+        }
+        if spec.scheme == "nvfp4":
+            quantization["group_size"] = 16
+        return qc, {"producer": producer, "quantization": quantization}
+    if spec.scheme == "nvfp4":
+        args = {"num_bits": 4, "type": "float", "strategy": "tensor_group", "group_size": 16,
+                "symmetric": True, "dynamic": False, "observer": "static_minmax",
+                "actorder": None, "block_structure": None}
+        acts = {**args, "dynamic": "local", "observer": "static_minmax"}
+        fmt = "nvfp4-pack-quantized"
+    else:
+        args = {"num_bits": 8, "type": "float", "strategy": "tensor", "group_size": None,
+                "symmetric": True, "dynamic": False, "observer": "minmax",
+                "actorder": None, "block_structure": None}
+        acts = dict(args)
+        fmt = "float-quantized"
+    qc = {
+        "config_groups": {
+            "group_0": {"targets": ["Linear"], "weights": args, "input_activations": acts,
+                        "output_activations": None, "format": fmt}
+        },
+        "format": fmt,
+        "global_compression_ratio": None,
+        "ignore": [_to_ct(e) for e in exclusions],
+        "kv_cache_scheme": None,
+        "quant_method": "compressed-tensors",
+        "quantization_status": "compressed",
+        "sparsity_config": {},
+        "version": "0.12.2",
+    }
+    return qc, None
+
+
+# ------------------------------------------------------------------------------ writer
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=2)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_checkpoint(path: str | os.PathLike[str], spec: CheckpointSpec) -> WrittenCheckpoint:
+    """Write ``spec`` into the folder ``path`` (created if needed) and describe it."""
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)
+    fam = FAMILIES[spec.family](spec.num_mtp_layers)
+    mtp_fmts = spec.mtp_formats()
+
+    formats = {lin.name: _module_format(lin, spec, mtp_fmts) for lin in fam.linears}
+    mode = spec.exclusion_mode()
+    mtp_excl = list(mode) if isinstance(mode, tuple) else _mtp_exclusions(
+        fam, mode, formats, mtp_fmts
+    )
+    exclusions = _target_exclusions(fam) + mtp_excl
+
+    # tensors, target first then MTP (as exports and grafts order them)
+    target: list[tuple[str, T.RawTensor, str, Format]] = []
+    mtp: list[tuple[str, T.RawTensor, str, Format]] = []
+    for lin in fam.linears:
+        bucket = target if lin.mtp is None else mtp
+        for name, t in _quant_tensors(lin, formats[lin.name], spec.producer, spec.seed):
+            bucket.append((name, t, lin.name, formats[lin.name]))
+    for p in fam.plains:
+        bucket = target if p.mtp is None else mtp
+        module = p.name.rsplit(".", 1)[0]
+        bucket.append((p.name, _plain_tensor(p, spec.seed), module, "bf16"))
+    target.sort(key=lambda r: _natural(r[0]))
+    mtp.sort(key=lambda r: _natural(r[0]))
+    if not spec.with_mtp:
+        mtp = []
+
+    shards = _plan_shards(target, mtp, spec)
+    tensors: dict[str, TensorInfo] = {}
+    mtp_names = {r[0] for r in mtp}
+    for fname, rows in shards:
+        T.write_safetensors(root / fname, [(r[0], r[1]) for r in rows], {"format": "pt"})
+        for name, t, module, fmt in rows:
+            tensors[name] = TensorInfo(t.dtype, t.shape, fname, module, fmt, name in mtp_names)
+    if len(shards) > 1:
+        total = sum(len(r[1].data) for _, rows in shards for r in rows)
+        weight_map = {r[0]: fname for fname, rows in shards for r in rows}
+        _write_json(root / "model.safetensors.index.json",
+                    {"metadata": {"total_size": total}, "weight_map": weight_map})
+
+    qc, hf_quant = _quant_configs(spec, exclusions)
+    written_exclusions: list[str] = list(qc["ignore"])
+    config = {**fam.config, "quantization_config": qc}
+    _write_json(root / "config.json", config)
+    if hf_quant is not None:
+        _write_json(root / "hf_quant_config.json", hf_quant)
+    _write_json(root / "generation_config.json", {"_from_model_config": True})
+    return WrittenCheckpoint(
+        path=root,
+        spec=spec,
+        tensors=tensors,
+        module_formats=formats,
+        mtp_modules=frozenset(lin.name for lin in fam.linears if lin.mtp is not None),
+        exclusions=written_exclusions,
+        config=config,
+        files=[f for f, _ in shards],
+    )
+
+
+def _natural(name: str) -> list[Any]:
+    return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", name)]
+
+
+def _plan_shards(
+    target: Sequence[tuple[str, T.RawTensor, str, Format]],
+    mtp: Sequence[tuple[str, T.RawTensor, str, Format]],
+    spec: CheckpointSpec,
+) -> list[tuple[str, list[tuple[str, T.RawTensor, str, Format]]]]:
+    if not spec.sharded and not spec.mtp_own_shard:
+        return [("model.safetensors", [*target, *mtp])]
+    if spec.sharded:
+        half = len(target) // 2
+        parts = [list(target[:half]), list(target[half:])]
+    else:
+        parts = [list(target)]
+    if spec.mtp_own_shard:
+        named = [(f"model-{i + 1:05d}-of-{len(parts):05d}.safetensors", p)
+                 for i, p in enumerate(parts)]
+        return [*named, ("model-mtp.safetensors", list(mtp))] if mtp else named
+    parts[-1] += list(mtp)
+    return [(f"model-{i + 1:05d}-of-{len(parts):05d}.safetensors", p) for i, p in enumerate(parts)]
