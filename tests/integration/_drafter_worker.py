@@ -226,9 +226,8 @@ def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
                     observer.snapshots[-1][1] if observer.snapshots else _quant_modules(target)
                 )
                 result["target_quant_configs"] = _quant_config_info(target)
-                if cpu_shims.POST_LOAD_ERRORS:
-                    result["target_post_load_error"] = dict(cpu_shims.POST_LOAD_ERRORS[-1])
-                    cpu_shims.POST_LOAD_ERRORS.clear()
+                result["target_post_load_errors"] = list(cpu_shims.POST_LOAD_ERRORS)
+                cpu_shims.POST_LOAD_ERRORS.clear()
                 del target
                 result["timings"]["target"] = time.perf_counter() - t1
             if "draft" in mode:
@@ -262,8 +261,9 @@ def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
         result["traceback_tail"] = traceback.format_exception(exc)[-3:]
         if observer.snapshots:  # the draft loaded, something after loading failed
             result["modules"] = observer.snapshots[-1][1]
+    result["post_load_errors"] = list(cpu_shims.POST_LOAD_ERRORS)
     if cpu_shims.POST_LOAD_ERRORS:
-        result["post_load_error"] = dict(cpu_shims.POST_LOAD_ERRORS[-1])
+        result["post_load_error"] = dict(cpu_shims.POST_LOAD_ERRORS[0])
     result["timings"]["total"] = time.perf_counter() - t0
     return result
 

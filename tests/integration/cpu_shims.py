@@ -24,20 +24,24 @@ Ledger
    that tries the original and, when it raises, returns EMULATION and its kernel.
 3. ``post-load-tolerance``
    What: records, instead of raising, a failure in post-load weight processing
-   that comes from a CUDA-wheel-only custom op (``torch.ops._C.*`` missing on CPU,
-   e.g. ``prepack_moe_weight``, ``static_scaled_fp8_quant``).
+   that comes from a CUDA-wheel-only custom op (``torch.ops._C.*`` is missing on
+   CPU, e.g. ``convert_weight_packed``, ``prepack_moe_weight``,
+   ``static_scaled_fp8_quant``), and lets the processing of the other modules go on.
    Why: by then every checkpoint tensor has been loaded; the op only repacks for a
-   kernel this machine cannot run.
+   kernel this machine cannot run. Without the shim the first unquantized linear
+   stops post-processing for the whole model.
    How: wraps ``model_loader/base_loader.py``'s reference to
-   ``utils.process_weights_after_loading``; only errors whose message names a
-   ``_C`` op / a missing CUDA op are tolerated, anything else is re-raised. The
-   wrapper also calls an observer *before* post-processing so the worker can
-   record the parameters exactly as loaded.
+   ``utils.process_weights_after_loading``. Before calling it, the wrapper runs the
+   registered observers (the worker snapshots parameters exactly as loaded) and
+   wraps, on this model's *instances* only, each ``quant_method.
+   process_weights_after_loading`` and each attention layer's
+   ``process_weights_after_loading``. Only errors whose text names a ``_C`` op or
+   CUDA are tolerated (recorded with the module's prefix); anything else is
+   re-raised unchanged.
 """
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -47,7 +51,7 @@ POST_LOAD_ERRORS: list[dict[str, str]] = []
 # called with the model right after load_weights, before post-processing
 BEFORE_POST_LOAD: list[Callable[[Any], None]] = []
 
-_CUDA_ONLY_MARKERS = ("_C.", "_C::", "torch.ops._C", "no attribute '_C'", "CUDA", "cuda")
+_CUDA_ONLY_MARKERS = ("'_C' object has no attribute", "torch.ops._C", "_C::", "CUDA", "cuda")
 
 
 def _nvfp4_linear_cpu() -> None:
@@ -87,16 +91,49 @@ def _nvfp4_moe_emulation() -> None:
             mod.select_nvfp4_moe_backend = select_with_emulation_fallback
 
 
-def _failing_module(exc: BaseException) -> str:
-    """The module vLLM was post-processing when ``exc`` was raised (from the traceback)."""
-    tb = exc.__traceback__
-    name = ""
-    while tb is not None:
-        frame = tb.tb_frame
-        if frame.f_code.co_name == "process_weights_after_loading" and "name" in frame.f_locals:
-            name = str(frame.f_locals["name"])
-        tb = tb.tb_next
-    return name
+def _is_cuda_only(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__}: {exc}"
+    return any(marker in text for marker in _CUDA_ONLY_MARKERS)
+
+
+def _record(module: Any, what: str, exc: BaseException) -> None:
+    prefix = getattr(module, "prefix", None) or getattr(module, "layer_name", "") or ""
+    POST_LOAD_ERRORS.append(
+        {
+            "module": str(prefix),
+            "what": what,
+            "error_type": type(exc).__name__,
+            "error_message": (str(exc).splitlines() or [""])[0][:300],
+        }
+    )
+
+
+def _tolerant(bound: Callable[..., Any], module: Any, what: str) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return bound(*args, **kwargs)
+        except Exception as exc:
+            if not _is_cuda_only(exc):
+                raise
+            _record(module, what, exc)
+            return None
+
+    call.__wrapped__ = bound  # type: ignore[attr-defined]
+    return call
+
+
+def _wrap_instances(model: Any) -> None:
+    from vllm.model_executor.layers.attention_layer_base import AttentionLayerBase
+
+    for module in model.modules():
+        qm = getattr(module, "quant_method", None)
+        fn = getattr(qm, "process_weights_after_loading", None)
+        if fn is not None and getattr(fn, "__wrapped__", None) is None:
+            qm.process_weights_after_loading = _tolerant(fn, module, type(qm).__name__)
+        if isinstance(module, AttentionLayerBase):
+            fn = getattr(module, "process_weights_after_loading", None)
+            if fn is not None and getattr(fn, "__wrapped__", None) is None:
+                module.process_weights_after_loading = _tolerant(fn, module, type(module).__name__)
 
 
 def _post_load_tolerance() -> None:
@@ -109,20 +146,13 @@ def _post_load_tolerance() -> None:
     def tolerant(model: Any, model_config: Any, target_device: Any) -> None:
         for observer in BEFORE_POST_LOAD:
             observer(model)
+        _wrap_instances(model)
         try:
             original(model, model_config, target_device)
-        except Exception as exc:  # noqa: BLE001 - filtered below, others re-raised
-            text = f"{type(exc).__name__}: {exc}"
-            if not any(marker in text for marker in _CUDA_ONLY_MARKERS):
+        except Exception as exc:
+            if not _is_cuda_only(exc):
                 raise
-            POST_LOAD_ERRORS.append(
-                {
-                    "module": _failing_module(exc),
-                    "error_type": type(exc).__name__,
-                    "error_message": str(exc).splitlines()[0] if str(exc) else "",
-                    "where": traceback.format_exception(exc)[-2].strip()[:300],
-                }
-            )
+            _record(model, "model", exc)
 
     tolerant.__wrapped__ = original  # type: ignore[attr-defined]
     base_loader.process_weights_after_loading = tolerant

@@ -366,7 +366,7 @@ def test_arbitrary_bytes_raise_only_checkpoint_error(tmp_path: Path, raw: bytes)
 
 
 @pytest.mark.fuzz
-@settings(_fixture_ok, max_examples=20_000)
+@settings(_fixture_ok, max_examples=5_000)
 @given(raw=_files)
 def test_arbitrary_bytes_raise_only_checkpoint_error_fuzz(tmp_path: Path, raw: bytes) -> None:
     _check_only_checkpoint_error(tmp_path / "fuzz.safetensors", raw)

@@ -136,8 +136,8 @@ def resolve_inside(model_dir: Path, relative: str, *, what: str) -> Path:
 
     def refuse(problem: str) -> NoReturn:
         raise CheckpointError(
-            f"{model_dir}: {what} {relative!r} {problem}; shard paths must be relative "
-            "names inside the model folder, so fix or re-download the index"
+            f"{model_dir}: {what} is {relative!r}, which {problem}; shards must be files "
+            "inside the model folder named by relative paths (fix or re-download the index)"
         )
 
     if not isinstance(relative, str) or not relative:
@@ -164,6 +164,8 @@ def resolve_inside(model_dir: Path, relative: str, *, what: str) -> Path:
         raise CheckpointError(
             f"{candidate}: cannot resolve {what} ({e}); fix the symlink or re-download the shard"
         ) from e
-    if target == root or not any(target.is_relative_to(r) for r in roots):
+    if target == root:
+        refuse("names the model folder itself")
+    if not any(target.is_relative_to(r) for r in roots):
         refuse(f"resolves to {target}, outside the model folder")
     return candidate

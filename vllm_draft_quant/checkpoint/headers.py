@@ -226,7 +226,7 @@ def _validate_entry(path: Path, name: str, entry: object, data_size: int, shard:
             path,
             f"{where} has dtype {_show(dtype)}, which safetensors does not know "
             f"(known: {', '.join(sorted(DTYPE_BITS))})",
-            f"re-export the shard with a supported dtype, or {_FIX_CORRUPT}",
+            "re-download the shard, or re-export it with a dtype safetensors knows",
         )
     shape = _int_list(path, f"{where} shape", entry["shape"])
     offsets = _int_list(path, f"{where} data_offsets", entry["data_offsets"])

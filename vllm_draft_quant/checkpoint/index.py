@@ -143,7 +143,7 @@ class CheckpointFiles:
 
     def _check_shard(self, shard: str, tensor: str) -> str:
         """Validate one shard path named in the index; return its normal form."""
-        where = f"shard {shard!r} (of tensor {tensor!r}) in {INDEX_FILE}"
+        where = f"the shard of tensor {tensor!r} in {INDEX_FILE}"
         target = resolve_inside(self.model_dir, shard, what=where)
         try:
             is_file = target.is_file()
@@ -180,7 +180,7 @@ class CheckpointFiles:
             )
         result: dict[str, str] = {}
         for shard in files:
-            resolve_inside(self.model_dir, shard, what=f"shard {shard!r}")
+            resolve_inside(self.model_dir, shard, what="a *.safetensors file")
             for name in self._header(shard).tensors:
                 if name in result:
                     raise CheckpointError(

@@ -98,7 +98,7 @@ def load_facts(model: str | os.PathLike[str], *, drafter: str | None = None) -> 
     if qc is not None and not isinstance(qc, dict):
         raise ConfigError(f"{cfg_path}: field 'quantization_config' must be an object, found "
                           f"{type(qc).__name__}; fix config.json.")
-    intent = intent_from_configs(hf_quant, qc, hf_quant_origin=str(hq_path), config_origin=origin)
+    intent = intent_from_configs(hf_quant, qc, hf_quant_origin=hq_path.name, config_origin=cfg_path.name)
     names = NameMap(profile, num_hidden_layers=n_hidden, num_draft_layers=n_draft)
     return CheckpointFacts(model_dir, config, text, hf_quant, intent, profile, names,
                            CheckpointFiles(model_dir))

@@ -1,0 +1,141 @@
+"""Everything that depends on the vLLM version lives here.
+
+- ``SUPPORTED``: the vLLM range this release is tested against (keep it equal
+  to the ``vllm`` requirement in ``pyproject.toml``).
+- How to read a quant config's scheme, clear its exclusions, and build a
+  config for a scheme the checkpoint's own config does not describe.
+
+To support a new vLLM minor: read the ledger in ``patches.py``, re-check each
+patched signature, run the integration tier, then widen ``SUPPORTED`` and the
+pyproject range together (CONTRIBUTING.md, "Bumping vLLM").
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from vllm_draft_quant.core.schemes import Scheme
+from vllm_draft_quant.errors import DraftQuantError, UnsupportedVllmError
+
+SUPPORTED_MIN = (0, 33, 0)
+SUPPORTED_BELOW = (0, 34, 0)
+SUPPORTED = ">=0.33.0,<0.34"
+
+
+def vllm_version() -> str:
+    from importlib.metadata import version
+
+    return version("vllm")
+
+
+def _parse(v: str) -> tuple[int, ...]:
+    from packaging.version import Version
+
+    return Version(v).release[:3]
+
+
+def check_supported(version: str | None = None) -> str | None:
+    """None if supported, else a one-line reason."""
+    v = version or vllm_version()
+    try:
+        rel = _parse(v)
+    except Exception:
+        return f"cannot parse the vLLM version {v!r}"
+    if SUPPORTED_MIN <= rel < SUPPORTED_BELOW:
+        return None
+    return (f"vllm {v} is outside the range vllm-draft-quant supports ({SUPPORTED}); "
+            "draft layers load as stock vLLM loads them. Install a matching "
+            "vllm-draft-quant release.")
+
+
+def require_supported(version: str | None = None) -> None:
+    reason = check_supported(version)
+    if reason:
+        raise UnsupportedVllmError(reason)
+
+
+def scheme_of(config: Any) -> Scheme | None:
+    """The scheme a vLLM quant config quantizes with, when it has one."""
+    if config is None:
+        return Scheme.UNQUANTIZED
+    name = config.get_name()
+    if name == "modelopt_fp4":
+        return Scheme.NVFP4
+    if name == "modelopt":
+        return Scheme.FP8
+    if name == "fp8":
+        return Scheme.FP8_BLOCK if getattr(config, "weight_block_size", None) else Scheme.FP8
+    if name == "compressed-tensors":
+        return _ct_scheme(config)
+    return None
+
+
+def _ct_scheme(config: Any) -> Scheme | None:
+    schemes = set()
+    for spec in getattr(config, "target_scheme_map", {}).values():
+        w = spec.get("weights") if isinstance(spec, dict) else None
+        if w is None:
+            continue
+        bits, typ = getattr(w, "num_bits", None), str(getattr(w, "type", ""))
+        strategy = str(getattr(w, "strategy", ""))
+        if typ.endswith("float") and bits == 4:
+            schemes.add(Scheme.NVFP4)
+        elif typ.endswith("float") and bits == 8:
+            schemes.add(Scheme.FP8_BLOCK if strategy.endswith("block") else Scheme.FP8)
+        elif typ.endswith("int") and bits == 4:
+            schemes.add(Scheme.INT4)
+    return schemes.pop() if len(schemes) == 1 else None
+
+
+def _without_exclusions(config: Any) -> Any:
+    """A shallow copy of ``config`` that excludes nothing (shares everything else)."""
+    forced = copy.copy(config)
+    for attr in ("exclude_modules", "ignore", "ignored_layers", "modules_to_not_convert"):
+        if isinstance(getattr(forced, attr, None), list):
+            setattr(forced, attr, [])
+    return forced
+
+
+def _build(scheme: Scheme) -> Any:
+    if scheme is Scheme.NVFP4:
+        from vllm.model_executor.layers.quantization.modelopt import ModelOptNvFp4Config
+
+        return ModelOptNvFp4Config.from_config({"quantization": {
+            "quant_algo": "NVFP4", "group_size": 16, "exclude_modules": []}})
+    if scheme is Scheme.FP8:
+        from vllm.model_executor.layers.quantization.modelopt import ModelOptFp8Config
+
+        return ModelOptFp8Config.from_config({"quantization": {
+            "quant_algo": "FP8", "exclude_modules": []}})
+    if scheme is Scheme.FP8_BLOCK:
+        from vllm.model_executor.layers.quantization.fp8 import Fp8Config
+
+        return Fp8Config.from_config({"quant_method": "fp8", "activation_scheme": "dynamic",
+                                      "weight_block_size": [128, 128]})
+    raise DraftQuantError(
+        f"the checkpoint stores a draft module as {scheme}, but its quant config describes "
+        "another scheme and vllm-draft-quant cannot build a vLLM config for "
+        f"{scheme} on its own; add an override for that module or re-export the draft layers."
+    )
+
+
+def config_for(scheme: Scheme, base: Any) -> Any:
+    """A quant config that quantizes every layer it is given with ``scheme``."""
+    if base is not None and scheme_of(base) is scheme and base.get_name() != "modelopt_mixed":
+        return _without_exclusions(base)
+    built = _build(scheme)
+    if base is not None:
+        built.packed_modules_mapping = dict(getattr(base, "packed_modules_mapping", {}) or {})
+    return built
+
+
+def private_copy(config: Any) -> Any:
+    """A copy of a quant config that the drafter may mutate without touching the target's."""
+    if config is None:
+        return None
+    dup = copy.copy(config)
+    for attr, value in vars(config).items():
+        if isinstance(value, (list, dict, set)):
+            setattr(dup, attr, copy.copy(value))
+    return dup

@@ -1,0 +1,58 @@
+"""The drafter being built right now, and the decisions its layers must get.
+
+Set by the ``load_model`` patch for the duration of one drafter load; read by
+the layer-constructor patches. Outside a drafter load it is None and every
+patch calls vLLM's original unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from vllm_draft_quant.core.plan import ModuleDecision, Plan
+from vllm_draft_quant.core.schemes import ModuleKind, Scheme
+
+_local = threading.local()
+
+
+@dataclass
+class DraftBuild:
+    plan: Plan
+    base_config: Any  # the drafter's (private copy of the) quant config
+    decisions: dict[str, ModuleDecision] = field(default_factory=dict)
+    seen: dict[str, str] = field(default_factory=dict)  # prefix -> what we did
+    _forced: dict[tuple[int, Scheme], Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.decisions = {
+            m.module: m for m in self.plan.modules if ModuleKind(m.kind).quantizable
+        }
+
+    def config_for_layer(self, prefix: str, given: Any) -> tuple[bool, Any]:
+        """(changed, quant config) a layer with ``prefix`` must be built with."""
+        d = self.decisions.get(prefix)
+        if d is None:
+            return False, given
+        if d.scheme is Scheme.UNQUANTIZED:
+            self.seen[prefix] = "unquantized"
+            return True, None
+        from vllm_draft_quant.adapter.compat import config_for
+
+        base = given if given is not None else self.base_config
+        key = (id(base), d.scheme)
+        if key not in self._forced:
+            self._forced[key] = config_for(d.scheme, base)
+        self.seen[prefix] = d.scheme.value
+        return True, self._forced[key]
+
+
+def current() -> DraftBuild | None:
+    return getattr(_local, "build", None)
+
+
+def activate(build: DraftBuild | None) -> DraftBuild | None:
+    prev = current()
+    _local.build = build
+    return prev
