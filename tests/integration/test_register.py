@@ -1,0 +1,118 @@
+"""The vllm.general_plugins entry point: cheap, re-entrant, never raising, version-aware.
+
+Each check runs in a fresh interpreter: patches are process-global.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _run(code: str, **env: str) -> dict:
+    full_env = {k: v for k, v in os.environ.items() if k != "VLLM_DRAFT_QUANT"}
+    full_env.update(VLLM_TARGET_DEVICE="cpu", **env)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=full_env, capture_output=True,
+        text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_entry_point_is_declared_for_vllm():
+    from importlib.metadata import entry_points
+
+    eps = entry_points(group="vllm.general_plugins")
+    assert any(ep.value == "vllm_draft_quant.adapter:register" for ep in eps)
+
+
+def test_register_is_lazy_and_reentrant():
+    r = _run("""
+        import json, sys
+        from vllm_draft_quant.adapter import register, patches
+        register(); register()
+        lazy = "vllm.model_executor.model_loader.base_loader" not in sys.modules
+        from vllm.model_executor.model_loader.base_loader import BaseModelLoader
+        register()
+        print(json.dumps({"lazy": lazy, "originals": sorted(patches.ORIGINALS),
+                          "marked": getattr(BaseModelLoader.load_model, patches._MARK, None)}))
+    """)
+    assert r["lazy"], "register() imported vLLM's model loader eagerly"
+    assert r["originals"] == ["P1 BaseModelLoader.load_model"]
+    assert r["marked"] == "P1 BaseModelLoader.load_model"
+
+
+def test_layer_patches_are_idempotent_and_keep_originals():
+    r = _run("""
+        import json
+        from vllm_draft_quant.adapter import patches
+        from vllm.model_executor.layers.linear import LinearBase
+        orig = LinearBase.__init__
+        first = patches.apply_layer_patches()
+        second = patches.apply_layer_patches()
+        wrapped = LinearBase.__init__
+        patches.remove_all()
+        print(json.dumps({"first": first, "second": second,
+                          "restored": LinearBase.__init__ is orig, "changed": wrapped is not orig}))
+    """)
+    assert r == {"first": 3, "second": 0, "restored": True, "changed": True}
+
+
+def test_off_mode_installs_nothing():
+    r = _run("""
+        import json
+        from vllm_draft_quant.adapter import register, patches
+        from vllm.model_executor.model_loader.base_loader import BaseModelLoader
+        register()
+        print(json.dumps({"originals": sorted(patches.ORIGINALS)}))
+    """, VLLM_DRAFT_QUANT="off")
+    assert r["originals"] == []
+
+
+def test_unsupported_vllm_warns_once_and_stands_aside():
+    r = _run("""
+        import json, logging
+        records = []
+        class H(logging.Handler):
+            def emit(self, rec): records.append(rec.getMessage())
+        logging.getLogger("vllm_draft_quant").addHandler(H())
+        from vllm_draft_quant.adapter import register, patches, compat
+        compat.vllm_version = lambda: "0.40.1"
+        register(); register()
+        from vllm.model_executor.model_loader.base_loader import BaseModelLoader
+        print(json.dumps({"originals": sorted(patches.ORIGINALS), "warnings": records}))
+    """)
+    assert r["originals"] == []
+    assert len(r["warnings"]) == 1 and "0.40.1" in r["warnings"][0]
+
+
+def test_unsupported_vllm_in_strict_mode_is_a_clear_error():
+    r = _run("""
+        import json
+        from vllm_draft_quant.adapter import register, compat
+        from vllm_draft_quant.errors import UnsupportedVllmError
+        compat.vllm_version = lambda: "0.32.9"
+        try:
+            register(); print(json.dumps({"raised": None}))
+        except UnsupportedVllmError as e:
+            print(json.dumps({"raised": str(e)}))
+    """, VLLM_DRAFT_QUANT="strict")
+    assert r["raised"] and "0.32.9" in r["raised"] and ">=0.33.0,<0.34" in r["raised"]
+
+
+def test_bad_mode_value_never_takes_vllm_down():
+    r = _run("""
+        import json
+        from vllm_draft_quant.adapter import register, patches
+        register()
+        print(json.dumps({"originals": sorted(patches.ORIGINALS)}))
+    """, VLLM_DRAFT_QUANT="sometimes")
+    assert r["originals"] == []
