@@ -48,7 +48,9 @@ def nbytes(dtype: str, shape: Sequence[int]) -> int:
     return math.prod(shape) * BITS[dtype] // 8
 
 
-def layout(tensors: Mapping[str, Spec], metadata: Mapping[str, str] | None = None) -> dict[str, Any]:
+def layout(
+    tensors: Mapping[str, Spec], metadata: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Header dict with tensors laid out back to back in the given order."""
     header: dict[str, Any] = {}
     if metadata is not None:
@@ -56,7 +58,11 @@ def layout(tensors: Mapping[str, Spec], metadata: Mapping[str, str] | None = Non
     offset = 0
     for name, (dtype, shape) in tensors.items():
         size = nbytes(dtype, shape)
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + size]}
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(shape),
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
     return header
 

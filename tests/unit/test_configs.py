@@ -13,9 +13,9 @@ from vllm_draft_quant.errors import CheckpointError, ConfigError
 # -- load_json_object -----------------------------------------------------------
 
 
-def _config_error(path: Path, **kwargs: object) -> str:
+def _config_error(path: Path, max_bytes: int = 64 * 2**20) -> str:
     with pytest.raises(ConfigError) as info:
-        load_json_object(path, what="config.json", **kwargs)  # type: ignore[arg-type]
+        load_json_object(path, what="config.json", max_bytes=max_bytes)
     message = str(info.value)
     assert str(path) in message and "config.json" in message and "; " in message
     return message
@@ -38,7 +38,9 @@ def test_missing_required(tmp_path: Path) -> None:
 
 
 def test_missing_optional_is_none(tmp_path: Path) -> None:
-    assert load_json_object(tmp_path / "x.json", what="hf_quant_config.json", required=False) is None
+    assert (
+        load_json_object(tmp_path / "x.json", what="hf_quant_config.json", required=False) is None
+    )
 
 
 def test_present_optional_is_loaded(tmp_path: Path) -> None:

@@ -240,9 +240,7 @@ def test_sub_byte_dtype_must_end_on_byte(tmp_path: Path) -> None:
         ([0, 4], 8, "trailing bytes"),
     ],
 )
-def test_bad_offsets(
-    tmp_path: Path, offsets: Any, data_len: int, words: str
-) -> None:
+def test_bad_offsets(tmp_path: Path, offsets: Any, data_len: int, words: str) -> None:
     shape = (4,)
     path = write_raw(tmp_path / "m.safetensors", {"w": _entry("U8", shape, offsets)}, data_len)
     assert words in _error(path)

@@ -130,7 +130,10 @@ def _read_header_bytes(path: Path) -> tuple[bytes, int]:
             file_size = os.fstat(f.fileno()).st_size
             if file_size < 8:
                 _fail(path, f"is {file_size} bytes, shorter than the 8-byte header length")
-            (length,) = struct.unpack("<Q", f.read(8))
+            prefix = f.read(8)
+            if len(prefix) != 8:
+                _fail(path, "file shrank while its header length was being read")
+            (length,) = struct.unpack("<Q", prefix)
             if length > MAX_HEADER_BYTES:
                 _fail(
                     path,
