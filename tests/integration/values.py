@@ -1,0 +1,134 @@
+"""Bit-exact comparison of a loaded drafter's parameters with the checkpoint's tensors.
+
+For each planned module, every parameter is rebuilt from the checkpoint tensors the
+plan names, the way vLLM's weight loaders place them, and compared byte for byte:
+
+- a linear module's ``<param>`` is the concatenation (dim 0) of its shards'
+  ``<param>`` tensors; a per-tensor scalar per shard fills element ``i`` of a
+  ``[num_shards]`` parameter (``weight_scale``/``input_scale``/``weight_scale_2``);
+- fused experts: ``w13_<param>[e]`` is gate_e then up_e, ``w2_<param>[e]`` is down_e
+  (per-expert checkpoint names, or stacked 3-D ``moe.{gate,up,down}_proj`` tensors);
+- an LM head may be padded past the vocabulary: only the checkpoint's rows are compared.
+
+Values are compared before vLLM's post-load processing (the worker dumps them there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from vllm_draft_quant.core.plan import Plan
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    out: dict[str, Any] = {}
+    for f in sorted(Path(path).glob("*.safetensors")):
+        out.update(load_file(str(f)))
+    return out
+
+
+def _bytes(t: Any) -> Any:
+    import torch
+
+    t = t.detach().contiguous()
+    return (
+        t.view(torch.uint8)
+        if t.element_size() == 1
+        else t.view(torch.int16)
+        if t.element_size() == 2
+        else t.view(torch.int32)
+        if t.element_size() == 4
+        else t
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    import torch
+
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    return bool(torch.equal(_bytes(a), _bytes(b)))
+
+
+def _expected_linear(shards: list[str], pname: str, ckpt: Mapping[str, Any], param: Any) -> Any:
+    import torch
+
+    parts = [ckpt[f"{s}.{pname}"] for s in shards if f"{s}.{pname}" in ckpt]
+    if not parts:
+        return None
+    if all(p.numel() == 1 for p in parts) and param.numel() == len(parts):
+        return torch.stack([p.reshape(()) for p in parts]).reshape(param.shape)
+    if all(p.numel() == 1 for p in parts) and param.numel() == 1:
+        return parts[0].reshape(param.shape)
+    return torch.cat(parts, dim=0)
+
+
+def _expected_experts(
+    shards: list[str], pname: str, ckpt: Mapping[str, Any], param: Any, n_experts: int
+) -> Any:
+    import torch
+
+    w13 = pname.startswith("w13_")
+    base = pname.removeprefix("w13_").removeprefix("w2_")
+    gate, up, down = shards  # templates, "{e}" for per-expert names
+    per = [gate, up] if w13 else [down]
+    rows = []
+    for e in range(n_experts):
+        ts = []
+        for tmpl in per:
+            name = f"{tmpl.replace('{e}', str(e))}.{base}"
+            if name in ckpt:
+                ts.append(ckpt[name])
+            elif f"{tmpl}.{base}" in ckpt:  # stacked 3-D
+                ts.append(ckpt[f"{tmpl}.{base}"][e])
+            else:
+                return None
+        if all(t.numel() == 1 for t in ts):
+            rows.append(torch.stack([t.reshape(()) for t in ts]))
+        else:
+            rows.append(torch.cat(ts, dim=0))
+    out = torch.stack(rows)
+    return out.reshape(param.shape) if out.numel() == param.numel() else out
+
+
+def mismatches(
+    plan: Plan,
+    modules: Mapping[str, Any],
+    dump: Mapping[str, Any],
+    ckpt: Mapping[str, Any],
+    shard_templates: Mapping[str, list[str]],
+) -> list[str]:
+    """Every parameter of every planned module that differs from the checkpoint."""
+    bad: list[str] = []
+    for d in plan.modules:
+        info = modules.get(d.module)
+        if info is None:
+            if d.kind not in ("plain",):
+                bad.append(f"{d.module}: planned but not built")
+            continue
+        shards = shard_templates[d.module]
+        for pname, _ in info.params.items():
+            key = f"{info.module_path}.{pname}"
+            if key not in dump:
+                bad.append(f"{key}: not in the dump")
+                continue
+            param = dump[key]
+            if d.kind == "experts":
+                n = param.shape[0]
+                exp = _expected_experts(shards, pname, ckpt, param, n)
+            else:
+                exp = _expected_linear(shards, pname, ckpt, param)
+                if exp is not None and d.kind == "lm_head" and exp.shape[0] < param.shape[0]:
+                    param = param[: exp.shape[0]]
+            if exp is None:
+                bad.append(f"{key}: no checkpoint tensor for it")
+            elif not _same(param, exp):
+                bad.append(
+                    f"{key}: {param.dtype}{tuple(param.shape)} differs from the "
+                    f"checkpoint's {exp.dtype}{tuple(exp.shape)}"
+                )
+    return bad
