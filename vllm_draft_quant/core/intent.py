@@ -75,6 +75,10 @@ class QuantIntent:
             if not listed:
                 return Intent(Scheme.UNQUANTIZED, None,
                               f"{self.origin}.quantized_layers does not list it")
+            # Shards listed with different algorithms: no single scheme is intended
+            # (and none may depend on the order of quantized_layers).
+            return Intent(Scheme.UNKNOWN, None, f"{self.origin}.quantized_layers lists its "
+                          f"shards as {', '.join(sorted(s.value for s in listed))}")
         if self.exclusions:
             hit = [n for n in checkpoint_names if self.exclusions.matches(n, kind)]
             whole = self.exclusions.matches(runtime_name, kind) or (
@@ -167,6 +171,9 @@ def _compressed_tensors(q: Mapping[str, Any], origin: str) -> QuantIntent:
 
 def _quark(q: Mapping[str, Any], origin: str) -> QuantIntent:
     g = q.get("global_quant_config")
+    if g is not None and not isinstance(g, dict):
+        raise ConfigError(f"{origin}.global_quant_config: expected an object (with 'weight'), "
+                          f"found {type(g).__name__}; re-export or fix the field.")
     scheme = Scheme.UNKNOWN
     if isinstance(g, dict) and isinstance(g.get("weight"), dict):
         dtype = str(g["weight"].get("dtype", "")).lower()

@@ -12,7 +12,7 @@ draft layers) and translates, using the profile's data only:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 from vllm_draft_quant.profiles.schema import DrafterProfile, ModuleSpec
@@ -79,17 +79,20 @@ class NameMap:
             modules.append(RuntimeModule(spec.runtime, spec, None, spec.checkpoint))
         self.modules: tuple[RuntimeModule, ...] = tuple(modules)
         self._by_prefix = {m.prefix: m for m in self.modules}
-        # exact checkpoint module -> (runtime module, shard index)
-        self._exact: dict[str, tuple[RuntimeModule, int]] = {}
+        # exact checkpoint module -> [(runtime module, shard index)]; a checkpoint
+        # module can belong to two variants (DeepSeek's kv_a_proj_with_mqa: a shard
+        # of fused_qkv_a_proj, or alone when the layer has no q_a_proj). Variant
+        # modules (with `unless_present`) come first: they claim it when active.
+        self._exact: dict[str, list[tuple[RuntimeModule, int]]] = {}
         # per-expert templates, one regex per (runtime module, shard)
         self._expert: list[tuple[re.Pattern[str], RuntimeModule, int]] = []
-        for m in self.modules:
+        for m in sorted(self.modules, key=lambda m: not m.spec.unless_present):
             for i, c in enumerate(m.checkpoint_modules):
                 if "{e}" in c:
                     pat = re.escape(c).replace(re.escape("{e}"), r"(\d+)")
                     self._expert.append((re.compile(pat + r"\Z"), m, i))
                 else:
-                    self._exact.setdefault(c, (m, i))
+                    self._exact.setdefault(c, []).append((m, i))
         self.checkpoint_roots: tuple[str, ...] = tuple(
             dict.fromkeys([*(f"{layer.checkpoint_root}." for layer in self.layers),
                            *(c for s in profile.globals for c in s.checkpoint)])
@@ -107,11 +110,31 @@ class NameMap:
             for r in self.checkpoint_roots
         )
 
-    def runtime_of(self, checkpoint_module: str) -> tuple[RuntimeModule, int, int | None] | None:
-        """(runtime module, shard index, expert index) of a checkpoint module, or None."""
-        hit = self._exact.get(checkpoint_module)
-        if hit is not None:
-            return hit[0], hit[1], None
+    def is_active(self, module: RuntimeModule, present: Container[str] | None = None) -> bool:
+        """Whether vLLM builds ``module`` given the checkpoint modules ``present``.
+
+        A module with ``unless_present`` is a variant: vLLM builds it only when none
+        of those checkpoint modules is in its layer. ``present=None`` means "a full
+        checkpoint" (every variant module is inactive).
+        """
+        if not module.spec.unless_present:
+            return True
+        if present is None:
+            return False
+        root = module.layer.checkpoint_root + "." if module.layer else ""
+        return not any(root + u in present for u in module.spec.unless_present)
+
+    def runtime_of(
+        self, checkpoint_module: str, present: Container[str] | None = None
+    ) -> tuple[RuntimeModule, int, int | None] | None:
+        """(runtime module, shard index, expert index) of a checkpoint module, or None.
+
+        ``present`` (the checkpoint modules the checkpoint has) picks between
+        variants, see `is_active`.
+        """
+        for m, i in self._exact.get(checkpoint_module, ()):
+            if self.is_active(m, present):
+                return m, i, None
         for pat, m, i in self._expert:
             match = pat.match(checkpoint_module)
             if match:

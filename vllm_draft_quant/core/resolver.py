@@ -34,6 +34,8 @@ from vllm_draft_quant.profiles import DrafterProfile, profile_for_draft, profile
 __all__ = ["CheckpointFacts", "load_facts", "plan"]
 
 Mode = Literal["auto", "strict"]
+#: More draft (MTP/NextN) layers than this in config.json is an error, not a drafter.
+MAX_DRAFT_LAYERS = 64
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,10 @@ def load_facts(model: str | os.PathLike[str], *, drafter: str | None = None) -> 
     origin = str(cfg_path)
     n_hidden = _int_field(text, ("num_hidden_layers",), origin)
     n_draft = _int_field(text, profile.num_layers_keys, origin, profile.default_num_layers)
+    if n_draft > MAX_DRAFT_LAYERS:  # an untrusted count: NameMap builds every layer
+        key = next((k for k in profile.num_layers_keys if k in text), profile.num_layers_keys[0])
+        raise ConfigError(f"{origin}: field {key!r} is {n_draft}, more draft layers than any "
+                          f"drafter has (limit {MAX_DRAFT_LAYERS}); fix config.json.")
     hq_path = model_dir / "hf_quant_config.json"
     hf_quant = load_json_object(hq_path, what="ModelOpt quant config", required=False)
     qc = config.get("quantization_config", text.get("quantization_config"))
@@ -124,8 +130,9 @@ def _collect(facts: CheckpointFacts) -> dict[str, _Found]:
         )
     infos = facts.files.tensors(draft)
     found: dict[str, _Found] = {}
-    for module, tensors in group_by_module(draft).items():
-        hit = nm.runtime_of(module)
+    by_module = group_by_module(draft)
+    for module, tensors in by_module.items():
+        hit = nm.runtime_of(module, present=by_module)
         if hit is None:
             continue
         rm, shard, _ = hit

@@ -9,7 +9,8 @@ names, and document where vLLM's own matcher differs):
   at ``path``", so ``model.layers.4*`` means ``model.layers.4`` and
   ``model.layers.4.*``, not ``model.layers.40`` (vLLM's ``is_layer_excluded``
   also does substring containment, so for vLLM ``model.layers.4`` hits
-  ``model.layers.40`` too).
+  ``model.layers.40`` too). Only a path ending in a letter or digit reads as a
+  tree: ``*``, ``x.*`` and ``gate_*`` are plain ``fnmatch`` globs.
 - **compressed-tensors** (``ignore``, ``config_groups.*.targets``): exact
   module names, ``re:`` regexes matched with ``re.match`` (anchored at the
   start only), or class names (``Linear``). A fused module is ignored only if
@@ -72,7 +73,9 @@ def _classify(text: str, grammar: str) -> str:
     if grammar in ("compressed-tensors", "quark") and _CLASS_NAME.match(text) and text in _CLASS_KINDS:
         return "class"
     if grammar in ("modelopt", "quark") and any(ch in text for ch in "*?["):
-        if grammar == "modelopt" and text.endswith("*") and not text.endswith(".*") \
+        # `path*` with path ending in a letter or digit; a bare `*`, `x.*` or
+        # `gate_*` is a plain glob.
+        if grammar == "modelopt" and text.endswith("*") and text[-2:-1].isalnum() \
                 and not any(ch in text[:-1] for ch in "*?["):
             return "tree"
         return "glob"
@@ -82,7 +85,7 @@ def _classify(text: str, grammar: str) -> str:
 def _compile_regex(rule: Rule) -> re.Pattern[str]:
     try:
         return re.compile(rule.text[3:])
-    except re.error as e:
+    except (re.error, OverflowError, RecursionError) as e:  # a{99999999999}, deep nesting
         raise ConfigError(
             f"{rule.origin}: {rule.text!r} is not a valid regular expression ({e}); "
             "fix the pattern after 're:' (Python re syntax)."

@@ -1,0 +1,227 @@
+"""``graft``: copy draft layers, restore per-layer lists, extend exclusions, idempotence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _cli_support import FAMILIES, PRODUCERS, ckpt, digest, exclusions, load, pair, run_cli
+
+from vllm_draft_quant import plan as core_plan
+from vllm_draft_quant.checkpoint.fixer import compute_fix
+from vllm_draft_quant.checkpoint.graft import GRAFT_SHARD
+from vllm_draft_quant.checkpoint.headers import read_header
+from vllm_draft_quant.checkpoint.index import CheckpointFiles
+from vllm_draft_quant.core.resolver import load_facts, plan_from_facts
+
+
+def _tensor_bytes(folder: Path, name: str) -> bytes:
+    files = CheckpointFiles(folder)
+    shard = folder / files.shard_of(name)
+    header = read_header(shard)
+    begin, end = header.tensors[name].data_offsets
+    with open(shard, "rb") as f:
+        f.seek(header.bytes_read + begin)
+        return f.read(end - begin)
+
+
+def _draft_names(folder: Path) -> list[str]:
+    facts = load_facts(folder)
+    roots = tuple(f"{x.checkpoint_root}." for x in facts.names.layers)
+    return [n for n in facts.files.weight_names() if n.startswith(roots) or n.startswith("mtp.")]
+
+
+@pytest.mark.parametrize("producer", PRODUCERS)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_graft_then_plan(family: str, producer: str, tmp_path: Path,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    target, source = pair(tmp_path, family, producer=producer, sharded=True)
+    src_before = digest(source)
+    code, out, err = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 0, err
+    assert f"new shard: {GRAFT_SHARD}" in out
+    assert digest(source) == src_before  # SOURCE is only read
+    grafted = _draft_names(target)
+    assert grafted == _draft_names(source)
+    for name in grafted:
+        assert CheckpointFiles(target).shard_of(name) == GRAFT_SHARD
+        assert _tensor_bytes(target, name) == _tensor_bytes(source, name)
+    p = core_plan(target)
+    assert p.conflicts == ()
+    assert {m.scheme.value for m in p.modules} == {"unquantized"}
+    core_plan(target, mode="strict")  # raises on any conflict
+    # the exclusions are exactly what fix would write: fix finds nothing left to do
+    facts = load_facts(target)
+    assert not compute_fix(facts, plan_from_facts(facts)).changed
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_graft_is_idempotent(family: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                             ) -> None:
+    target, source = pair(tmp_path, family, num_mtp_layers=2)
+    assert run_cli(capsys, "graft", target, "--from", source)[0] == 0
+    after = digest(target)
+    code, out, _ = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 0 and "already grafted, nothing to change" in out
+    assert "already present and identical" in out
+    assert digest(target) == after
+
+
+def test_single_file_target_gets_an_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                          ) -> None:
+    target, source = pair(tmp_path, "step3p5")
+    assert not (target / "model.safetensors.index.json").exists()
+    code, out, _ = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 0 and "create model.safetensors.index.json" in out
+    index = load(target / "model.safetensors.index.json")
+    names = read_header(target / "model.safetensors").tensors
+    assert {n: "model.safetensors" for n in names}.items() <= index["weight_map"].items()
+    total = sum(i.data_offsets[1] - i.data_offsets[0]
+                for f in ("model.safetensors", GRAFT_SHARD)
+                for i in read_header(target / f).tensors.values())
+    assert index["metadata"]["total_size"] == total
+
+
+def test_truncated_layer_lists_restored(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                        ) -> None:
+    target, source = pair(tmp_path, "step3p5", truncate=True, num_mtp_layers=3)
+    src_cfg = load(source / "config.json")
+    code, out, _ = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 0
+    cfg = load(target / "config.json")
+    for key in ("layer_types", "partial_rotary_factors", "swiglu_limits", "swiglu_limits_shared",
+                "rope_theta"):
+        assert cfg[key] == src_cfg[key], key
+        assert f"config.json: {key} restored from SOURCE (2 -> 5 entries)" in out
+    assert cfg["num_nextn_predict_layers"] == 3
+    assert load(target / "config.json.bak")["layer_types"] == src_cfg["layer_types"][:2]
+
+
+def test_subset_of_layers_and_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target, source = pair(tmp_path, "deepseek_v3", num_mtp_layers=2, truncate=False)
+    code, out, _ = run_cli(capsys, "graft", target, "--from", source, "--layers", "2")
+    assert code == 0, out
+    assert load(target / "config.json")["num_nextn_predict_layers"] == 1
+    assert "num_nextn_predict_layers 2 -> 1" in out
+    assert core_plan(target).conflicts == ()
+    code, out, _ = run_cli(capsys, "graft", target, "--from", source)  # now the rest
+    assert code == 0 and "model.layers.2: already present and identical" in out
+    assert load(target / "config.json")["num_nextn_predict_layers"] == 2
+    assert exclusions(target)[-2:] == ["model.layers.2*", "model.layers.3*"]
+
+
+def test_layers_must_exist_and_be_contiguous(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                             ) -> None:
+    target, source = pair(tmp_path, "step3p5", num_mtp_layers=2)
+    before = digest(target)
+    code, _, err = run_cli(capsys, "graft", target, "--from", source, "--layers", "7")
+    assert code == 2 and "no such draft layer" in err
+    code, _, err = run_cli(capsys, "graft", target, "--from", source, "--layers", "3")
+    assert code == 2 and "not 0..0" in err
+    assert digest(target) == before
+
+
+def test_refuses_different_existing_tensors_without_force(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    source = ckpt(tmp_path / "source", "step3p5", layout="a")
+    target = ckpt(tmp_path / "target", "step3p5", layout="d", sharded=True, mtp_own_shard=True)
+    before = digest(target)
+    code, _, err = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 2 and "--force" in err
+    assert digest(target) == before
+    code, out, err = run_cli(capsys, "graft", target, "--from", source, "--force")
+    assert code == 0, err
+    assert "delete shard holding only replaced tensors: model-mtp.safetensors" in out
+    assert not (target / "model-mtp.safetensors").exists()
+    p = core_plan(target)
+    assert p.conflicts == () and {m.scheme.value for m in p.modules} == {"unquantized"}
+    assert all(not n.endswith(("weight_scale", "input_scale", "weight_scale_2"))
+               for n in _draft_names(target))
+
+
+def test_force_rewrites_a_mixed_shard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = ckpt(tmp_path / "source", "qwen3_next", layout="a")
+    target = ckpt(tmp_path / "target", "qwen3_next", layout="g")  # one file, MTP quantized
+    target_only = [n for n in CheckpointFiles(target).weight_names() if not n.startswith("mtp.")]
+    kept = {n: _tensor_bytes(target, n) for n in target_only}
+    code, out, err = run_cli(capsys, "graft", target, "--from", source, "--force")
+    assert code == 0, err
+    assert "rewrite shard without the replaced tensors: model.safetensors" in out
+    assert {n: _tensor_bytes(target, n) for n in target_only} == kept
+    assert set(read_header(target / "model.safetensors").tensors) == set(target_only)
+    assert core_plan(target).conflicts == ()
+
+
+@pytest.mark.parametrize("key", ["hidden_size", "vocab_size", "num_hidden_layers"])
+def test_config_mismatch_refused(key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                 ) -> None:
+    target, source = pair(tmp_path, "deepseek_v3")
+    cfg = load(source / "config.json")
+    cfg[key] += 16
+    (source / "config.json").write_text(json.dumps(cfg))
+    before = digest(target)
+    code, _, err = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 2 and key in err
+    assert digest(target) == before
+
+
+def test_family_mismatch_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = ckpt(tmp_path / "t", "step3p5", layout="a", with_mtp=False)
+    source = ckpt(tmp_path / "s", "deepseek_v3", layout="a")
+    code, _, err = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 2 and "same model family" in err
+
+
+def test_shape_mismatch_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A SOURCE whose draft projection differs from TARGET's layers (after unpacking NVFP4)."""
+    from vllm_draft_quant.testing import _tensors as T
+
+    target, source = pair(tmp_path, "step3p5")
+    shard = source / "model.safetensors"
+    header = read_header(shard)
+    rows = []
+    with open(shard, "rb") as f:
+        for name, info in sorted(header.tensors.items(), key=lambda kv: kv[1].data_offsets):
+            f.seek(header.bytes_read + info.data_offsets[0])
+            data = f.read(info.data_offsets[1] - info.data_offsets[0])
+            shape = info.shape
+            if name == "model.layers.2.self_attn.o_proj.weight":
+                shape, data = (shape[0] // 2, shape[1]), data[: len(data) // 2]
+            rows.append((name, T.RawTensor(info.dtype, shape, data)))
+    T.write_safetensors(shard, rows)
+    before = digest(target)
+    code, _, err = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 2 and "self_attn.o_proj.weight" in err and "shape" in err
+    assert digest(target) == before
+
+
+def test_quantized_source_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = ckpt(tmp_path / "t", "step3p5", layout="a", with_mtp=False)
+    source = ckpt(tmp_path / "s", "step3p5", layout="g")
+    code, _, err = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 2 and "unquantized" in err
+
+
+def test_source_without_draft_layers_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                             ) -> None:
+    target = ckpt(tmp_path / "t", "qwen3_next", layout="a", with_mtp=False)
+    source = ckpt(tmp_path / "s", "qwen3_next", layout="a", with_mtp=False)
+    code, _, err = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 2 and "SOURCE has no draft-layer tensors" in err
+
+
+def test_same_folder_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = ckpt(tmp_path / "t", "step3p5", layout="a")
+    code, _, err = run_cli(capsys, "graft", target, "--from", target)
+    assert code == 2 and "same folder" in err
+
+
+def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target, source = pair(tmp_path, "qwen3_next", truncate=True)
+    before = digest(target)
+    code, out, _ = run_cli(capsys, "graft", target, "--from", source, "--dry-run")
+    assert code == 0 and "dry run: nothing was written" in out
+    assert "+++ b/config.json" in out and "exclusion would be added: mtp.fc" in out
+    assert digest(target) == before
