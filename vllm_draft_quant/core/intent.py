@@ -20,6 +20,11 @@ from vllm_draft_quant.errors import ConfigError
 
 __all__ = ["Intent", "QuantIntent", "intent_from_configs"]
 
+# Producers that leave LM heads unquantized unless told otherwise (DeepSeek's native
+# fp8 export keeps lm_head and shared_head.head BF16 with no ignore list; vLLM's
+# fp8.py get_quant_method only quantizes LinearBase and MoE layers).
+_HEADS_NEVER_QUANTIZED = frozenset({"fp8", "gptq", "awq", "mxfp4"})
+
 _MODELOPT_ALGOS = {
     "NVFP4": Scheme.NVFP4,
     "FP8": Scheme.FP8,
@@ -66,6 +71,9 @@ class QuantIntent:
         """
         if not kind.quantizable:
             return Intent(Scheme.UNQUANTIZED, None, f"{kind.value} module: vLLM never quantizes it")
+        if kind is ModuleKind.LM_HEAD and self.producer in _HEADS_NEVER_QUANTIZED:
+            return Intent(Scheme.UNQUANTIZED, None,
+                          f"{self.producer} configs never quantize an LM head in vLLM")
         names = [*checkpoint_names, runtime_name]
         if self.per_module:
             listed = {self.per_module[n] for n in names if n in self.per_module}
