@@ -206,8 +206,16 @@ def step3p5(num_mtp: int) -> Family:
         "torch_dtype": "bfloat16",
     }
     return Family(
-        "step3p5", "Step3p5ForCausalLM", n, num_mtp, config, tuple(linears), tuple(plains),
-        tuple(prefixes), None, globs,
+        "step3p5",
+        "Step3p5ForCausalLM",
+        n,
+        num_mtp,
+        config,
+        tuple(linears),
+        tuple(plains),
+        tuple(prefixes),
+        None,
+        globs,
     )
 
 
@@ -315,8 +323,16 @@ def qwen3_next(num_mtp: int) -> Family:
         "torch_dtype": "bfloat16",
     }
     return Family(
-        "qwen3_next", "Qwen3NextForCausalLM", n, num_mtp, config, tuple(linears),
-        tuple(plains), tuple(prefixes), "mtp*", globs,
+        "qwen3_next",
+        "Qwen3NextForCausalLM",
+        n,
+        num_mtp,
+        config,
+        tuple(linears),
+        tuple(plains),
+        tuple(prefixes),
+        "mtp*",
+        globs,
     )
 
 
@@ -341,8 +357,9 @@ def _mla(prefix: str, mtp: int | None) -> tuple[list[Linear], list[Plain]]:
 def _ds_moe(prefix: str, mtp: int | None) -> tuple[list[Linear], list[Plain]]:
     linears = _experts(f"{prefix}.mlp", mtp) + _mlp(f"{prefix}.mlp.shared_experts", MOE_INTER, mtp)
     linears.append(Linear(f"{prefix}.mlp.gate", EXPERTS, HIDDEN, mtp, "router", False))
-    plains = [Plain(f"{prefix}.mlp.gate.e_score_correction_bias", (EXPERTS,), mtp, "F32",
-                    "zeros_ish")]
+    plains = [
+        Plain(f"{prefix}.mlp.gate.e_score_correction_bias", (EXPERTS,), mtp, "F32", "zeros_ish")
+    ]
     return linears, plains
 
 
@@ -358,8 +375,10 @@ def deepseek_v3(num_mtp: int) -> Family:
         lin, pl = _mla(p, k)
         linears += lin
         plains += pl
-        plains += [_norm(f"{p}.input_layernorm", HIDDEN, k),
-                   _norm(f"{p}.post_attention_layernorm", HIDDEN, k)]
+        plains += [
+            _norm(f"{p}.input_layernorm", HIDDEN, k),
+            _norm(f"{p}.post_attention_layernorm", HIDDEN, k),
+        ]
         if i == 0:
             linears += _mlp(f"{p}.mlp", DENSE_INTER, k)
         else:
@@ -416,8 +435,16 @@ def deepseek_v3(num_mtp: int) -> Family:
         "torch_dtype": "bfloat16",
     }
     return Family(
-        "deepseek_v3", "DeepseekV3ForCausalLM", n, num_mtp, config, tuple(linears),
-        tuple(plains), tuple(prefixes), None, globs,
+        "deepseek_v3",
+        "DeepseekV3ForCausalLM",
+        n,
+        num_mtp,
+        config,
+        tuple(linears),
+        tuple(plains),
+        tuple(prefixes),
+        None,
+        globs,
     )
 
 

@@ -63,8 +63,9 @@ def _f32_to_bf16_bits(x: np.ndarray) -> np.ndarray:
     return (rounded >> np.uint32(16)).astype("<u2")
 
 
-def bf16(rng: np.random.Generator, shape: tuple[int, ...], *, std: float = 0.02,
-         mean: float = 0.0) -> RawTensor:
+def bf16(
+    rng: np.random.Generator, shape: tuple[int, ...], *, std: float = 0.02, mean: float = 0.0
+) -> RawTensor:
     """Normal(mean, std) values stored as BF16 (round to nearest even)."""
     values = rng.normal(mean, std, size=shape).astype(np.float32)
     return RawTensor("BF16", shape, _f32_to_bf16_bits(values).tobytes())

@@ -97,12 +97,21 @@ LAYOUTS: dict[str, Layout] = {
     "a": Layout("MTP all BF16, exclusions do not mention MTP (graft)", frozenset(), "none"),
     "b": Layout("MTP all BF16, one wildcard per MTP root", frozenset(), "wildcard"),
     "c": Layout("MTP all BF16, every module excluded by exact name", frozenset(), "exact"),
-    "d": Layout("MTP quantized; head/fc/eh_proj BF16, excluded by exact name",
-                frozenset({"attn", "mlp"}), "exact"),
-    "e": Layout("attention BF16 (excluded), MLP quantized, head BF16 (excluded)",
-                frozenset({"mlp"}), "exact"),
-    "f": Layout("attention quantized, MLP BF16 (excluded), head BF16 (excluded)",
-                frozenset({"attn"}), "exact"),
+    "d": Layout(
+        "MTP quantized; head/fc/eh_proj BF16, excluded by exact name",
+        frozenset({"attn", "mlp"}),
+        "exact",
+    ),
+    "e": Layout(
+        "attention BF16 (excluded), MLP quantized, head BF16 (excluded)",
+        frozenset({"mlp"}),
+        "exact",
+    ),
+    "f": Layout(
+        "attention quantized, MLP BF16 (excluded), head BF16 (excluded)",
+        frozenset({"attn"}),
+        "exact",
+    ),
     "g": Layout("everything quantized, head/fc included", frozenset(_GROUPS), "exact"),
 }
 
@@ -119,8 +128,8 @@ class CheckpointSpec:
     family: FamilyName
     scheme: Scheme
     producer: Producer = "modelopt"
-    layout: str | MtpFormats | tuple[MtpFormats, ...] = "a"
-    exclusions: ExclusionMode | tuple[str, ...] | None = None
+    layout: str | MtpFormats | Sequence[MtpFormats] = "a"
+    exclusions: ExclusionMode | Sequence[str] | None = None
     num_mtp_layers: int = 1
     sharded: bool = False
     mtp_own_shard: bool = False
@@ -128,6 +137,15 @@ class CheckpointSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.exclusions is not None and not isinstance(self.exclusions, str):
+            object.__setattr__(self, "exclusions", tuple(self.exclusions))
+        elif self.exclusions is not None and self.exclusions not in get_args(ExclusionMode):
+            raise ValueError(
+                f"exclusions={self.exclusions!r}: expected 'none', 'wildcard', 'exact' "
+                "or a list of names"
+            )
+        if not isinstance(self.layout, (str, MtpFormats)):
+            object.__setattr__(self, "layout", tuple(self.layout))
         if self.family not in FAMILIES:
             raise ValueError(f"family={self.family!r}: expected one of {sorted(FAMILIES)}")
         if self.scheme not in get_args(Scheme):
@@ -159,8 +177,10 @@ class CheckpointSpec:
         return tuple(self.layout)
 
     def exclusion_mode(self) -> ExclusionMode | tuple[str, ...]:
+        if isinstance(self.exclusions, str):
+            return self.exclusions  # type: ignore[return-value]
         if self.exclusions is not None:
-            return self.exclusions
+            return tuple(self.exclusions)
         if isinstance(self.layout, str):
             return LAYOUTS[self.layout].exclusions
         return "exact"
@@ -204,6 +224,22 @@ class WrittenCheckpoint:
 
 
 # ----------------------------------------------------------------------------- tensors
+_FUSED_WITH_FIRST = {
+    ".k_proj": ".q_proj",
+    ".v_proj": ".q_proj",
+    ".up_proj": ".gate_proj",
+    ".kv_a_proj_with_mqa": ".q_a_proj",
+}
+
+
+def _fusion_key(name: str) -> str:
+    """The name of the first module of the fused group ``name`` belongs to."""
+    for member, first in _FUSED_WITH_FIRST.items():
+        if name.endswith(member):
+            return name[: -len(member)] + first
+    return name
+
+
 def _quant_tensors(
     lin: Linear, fmt: Format, producer: Producer, seed: int
 ) -> Iterator[tuple[str, T.RawTensor]]:
@@ -216,7 +252,16 @@ def _quant_tensors(
         return T.rng_for(seed, f"{lin.name}.{suffix}")
 
     def positive(suffix: str, lo: float, hi: float) -> T.RawTensor:
-        return T.f32(rng(suffix).uniform(lo, hi, size=n_scalar), scalar)
+        # activation scales and NVFP4 global weight scales are shared by the modules
+        # vLLM fuses (same input; ModelOpt and llm-compressor unify fused globals)
+        shared = suffix in (
+            "input_scale",
+            "input_global_scale",
+            "weight_scale_2",
+            "weight_global_scale",
+        )
+        key = f"{_fusion_key(lin.name) if shared else lin.name}.{suffix}"
+        return T.f32(T.rng_for(seed, key).uniform(lo, hi, size=n_scalar), scalar)
 
     if fmt == "bf16":
         yield f"{lin.name}.weight", T.bf16(rng("weight"), (*lead, lin.out, lin.inp))
@@ -226,17 +271,20 @@ def _quant_tensors(
         yield f"{lin.name}.input_scale", positive("input_scale", 1e-2, 4e-2)
     elif producer == "modelopt":  # nvfp4
         yield f"{lin.name}.weight", T.nvfp4_packed(rng("weight"), (*lead, lin.out, lin.inp // 2))
-        yield f"{lin.name}.weight_scale", T.e4m3_positive_scales(
-            rng("weight_scale"), (*lead, lin.out, lin.inp // 16)
+        yield (
+            f"{lin.name}.weight_scale",
+            T.e4m3_positive_scales(rng("weight_scale"), (*lead, lin.out, lin.inp // 16)),
         )
         yield f"{lin.name}.weight_scale_2", positive("weight_scale_2", 1e-4, 4e-4)
         yield f"{lin.name}.input_scale", positive("input_scale", 1e-3, 4e-3)
     else:  # compressed-tensors nvfp4-pack-quantized: global scales are reciprocals
-        yield f"{lin.name}.weight_packed", T.nvfp4_packed(
-            rng("weight"), (*lead, lin.out, lin.inp // 2)
+        yield (
+            f"{lin.name}.weight_packed",
+            T.nvfp4_packed(rng("weight"), (*lead, lin.out, lin.inp // 2)),
         )
-        yield f"{lin.name}.weight_scale", T.e4m3_positive_scales(
-            rng("weight_scale"), (*lead, lin.out, lin.inp // 16)
+        yield (
+            f"{lin.name}.weight_scale",
+            T.e4m3_positive_scales(rng("weight_scale"), (*lead, lin.out, lin.inp // 16)),
         )
         yield f"{lin.name}.weight_global_scale", positive("weight_global_scale", 2500, 1e4)
         yield f"{lin.name}.input_global_scale", positive("input_global_scale", 250, 1e3)
@@ -331,21 +379,42 @@ def _quant_configs(
             quantization["group_size"] = 16
         return qc, {"producer": producer, "quantization": quantization}
     if spec.scheme == "nvfp4":
-        args = {"num_bits": 4, "type": "float", "strategy": "tensor_group", "group_size": 16,
-                "symmetric": True, "dynamic": False, "observer": "static_minmax",
-                "actorder": None, "block_structure": None}
+        args = {
+            "num_bits": 4,
+            "type": "float",
+            "strategy": "tensor_group",
+            "group_size": 16,
+            "symmetric": True,
+            "dynamic": False,
+            "observer": "static_minmax",
+            "actorder": None,
+            "block_structure": None,
+        }
         acts = {**args, "dynamic": "local", "observer": "static_minmax"}
         fmt = "nvfp4-pack-quantized"
     else:
-        args = {"num_bits": 8, "type": "float", "strategy": "tensor", "group_size": None,
-                "symmetric": True, "dynamic": False, "observer": "minmax",
-                "actorder": None, "block_structure": None}
+        args = {
+            "num_bits": 8,
+            "type": "float",
+            "strategy": "tensor",
+            "group_size": None,
+            "symmetric": True,
+            "dynamic": False,
+            "observer": "minmax",
+            "actorder": None,
+            "block_structure": None,
+        }
         acts = dict(args)
         fmt = "float-quantized"
     qc = {
         "config_groups": {
-            "group_0": {"targets": ["Linear"], "weights": args, "input_activations": acts,
-                        "output_activations": None, "format": fmt}
+            "group_0": {
+                "targets": ["Linear"],
+                "weights": args,
+                "input_activations": acts,
+                "output_activations": None,
+                "format": fmt,
+            }
         },
         "format": fmt,
         "global_compression_ratio": None,
@@ -379,8 +448,8 @@ def write_checkpoint(path: str | os.PathLike[str], spec: CheckpointSpec) -> Writ
 
     formats = {lin.name: _module_format(lin, spec, mtp_fmts) for lin in fam.linears}
     mode = spec.exclusion_mode()
-    mtp_excl = list(mode) if isinstance(mode, tuple) else _mtp_exclusions(
-        fam, mode, formats, mtp_fmts
+    mtp_excl = (
+        list(mode) if isinstance(mode, tuple) else _mtp_exclusions(fam, mode, formats, mtp_fmts)
     )
     exclusions = _target_exclusions(fam) + mtp_excl
 
@@ -410,8 +479,10 @@ def write_checkpoint(path: str | os.PathLike[str], spec: CheckpointSpec) -> Writ
     if len(shards) > 1:
         total = sum(len(r[1].data) for _, rows in shards for r in rows)
         weight_map = {r[0]: fname for fname, rows in shards for r in rows}
-        _write_json(root / "model.safetensors.index.json",
-                    {"metadata": {"total_size": total}, "weight_map": weight_map})
+        _write_json(
+            root / "model.safetensors.index.json",
+            {"metadata": {"total_size": total}, "weight_map": weight_map},
+        )
 
     qc, hf_quant = _quant_configs(spec, exclusions)
     written_exclusions: list[str] = list(qc["ignore"])
@@ -449,8 +520,9 @@ def _plan_shards(
     else:
         parts = [list(target)]
     if spec.mtp_own_shard:
-        named = [(f"model-{i + 1:05d}-of-{len(parts):05d}.safetensors", p)
-                 for i, p in enumerate(parts)]
+        named = [
+            (f"model-{i + 1:05d}-of-{len(parts):05d}.safetensors", p) for i, p in enumerate(parts)
+        ]
         return [*named, ("model-mtp.safetensors", list(mtp))] if mtp else named
     parts[-1] += list(mtp)
     return [(f"model-{i + 1:05d}-of-{len(parts):05d}.safetensors", p) for i, p in enumerate(parts)]
