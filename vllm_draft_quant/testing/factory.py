@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from vllm_draft_quant.testing import _tensors as T
-from vllm_draft_quant.testing._families import FAMILIES, Family, Linear, Plain
+from vllm_draft_quant.testing._families import FAMILIES as _BASE_FAMILIES
+from vllm_draft_quant.testing._families import Family, Linear, Plain
+from vllm_draft_quant.testing._families_more import MORE_FAMILIES
 
 __all__ = [
     "LAYOUTS",
@@ -56,7 +58,10 @@ __all__ = [
     "write_checkpoint",
 ]
 
-FamilyName = Literal["step3p5", "qwen3_next", "deepseek_v3"]
+FamilyName = Literal[
+    "step3p5", "qwen3_next", "deepseek_v3", "glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo"
+]
+FAMILIES = {**_BASE_FAMILIES, **MORE_FAMILIES}
 Scheme = Literal["nvfp4", "fp8"]
 Format = Literal["bf16", "nvfp4", "fp8"]
 Producer = Literal["modelopt", "compressed-tensors"]
@@ -490,6 +495,8 @@ def write_checkpoint(path: str | os.PathLike[str], spec: CheckpointSpec) -> Writ
     _write_json(root / "config.json", config)
     if hf_quant is not None:
         _write_json(root / "hf_quant_config.json", hf_quant)
+    for fname, text in getattr(fam, "extra_files", {}).items():  # e.g. remote-code configs
+        (root / fname).write_text(text)
     _write_json(root / "generation_config.json", {"_from_model_config": True})
     return WrittenCheckpoint(
         path=root,

@@ -1,6 +1,7 @@
 """Test-only shims that let the CUDA wheel of vLLM build quantized models on a CPU.
 
-Imported only by ``_drafter_worker.py`` (a subprocess), never by the package.
+Imported only by ``_drafter_worker`` (a subprocess started by the harness, for the
+tests and ``vllm-draft-quant demo``), never by the plugin itself.
 Each shim changes *where* a kernel runs, never *which* quantization method vLLM
 picks or how it loads weights, so what a test observes about loading is stock vLLM.
 Every shim is idempotent and keeps the original it replaces.

@@ -1,6 +1,6 @@
 """Subprocess worker: build vLLM models from tiny checkpoints exactly as V1 does.
 
-Run as ``python _drafter_worker.py '<json>'`` where the JSON is::
+Run as ``python -m vllm_draft_quant.testing._drafter_worker '<json>'`` where the JSON is::
 
     {"cases": [{"model_dir": ..., "mode": "draft"|"target"|"target+draft",
                 "result_path": ..., "dump_path": ... or null}, ...]}
@@ -155,20 +155,22 @@ class _Observer:
             _dump(model, self.dump_path)
 
 
-def _engine_config(model_dir: str) -> Any:
+def _engine_config(model_dir: str, extra: dict[str, Any] | None = None) -> Any:
+    """vLLM's engine config; ``extra`` EngineArgs (e.g. ``trust_remote_code``) win."""
     from vllm.engine.arg_utils import EngineArgs
 
-    return EngineArgs(
-        model=model_dir,
-        speculative_config={"method": "mtp", "num_speculative_tokens": 1},
-        skip_tokenizer_init=True,
-        dtype="bfloat16",
-        enforce_eager=True,
-        load_format="safetensors",
-        max_model_len=256,
-        max_num_batched_tokens=256,
-        max_num_seqs=4,
-    ).create_engine_config()
+    args: dict[str, Any] = {
+        "model": model_dir,
+        "speculative_config": {"method": "mtp", "num_speculative_tokens": 1},
+        "skip_tokenizer_init": True,
+        "dtype": "bfloat16",
+        "enforce_eager": True,
+        "load_format": "safetensors",
+        "max_model_len": 256,
+        "max_num_batched_tokens": 256,
+        "max_num_seqs": 4,
+    }
+    return EngineArgs(**{**args, **(extra or {})}).create_engine_config()
 
 
 def _draft_vllm_config(vllm_config: Any) -> Any:
@@ -208,7 +210,7 @@ def _ensure_distributed(vllm_config: Any) -> None:
 
 
 def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
-    import cpu_shims
+    from vllm_draft_quant.testing import cpu_shims
     from vllm.compilation.backends import set_model_tag
     from vllm.config import set_current_vllm_config
     from vllm.model_executor.model_loader import get_model
@@ -233,7 +235,7 @@ def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
     stage = "engine_config"
     t0 = time.perf_counter()
     try:
-        vllm_config = _engine_config(case["model_dir"])
+        vllm_config = _engine_config(case["model_dir"], case.get("engine_args"))
         spec = vllm_config.speculative_config
         result["draft_architecture"] = spec.draft_model_config.architectures[0]
         result["quantization"] = vllm_config.model_config.quantization
@@ -303,7 +305,7 @@ def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     args = json.loads(argv[1])
     t0 = time.perf_counter()
-    import cpu_shims
+    from vllm_draft_quant.testing import cpu_shims
     import vllm  # noqa: F401 - the import is the expensive part; time it
 
     cpu_shims.apply_all()
