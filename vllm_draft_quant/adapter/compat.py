@@ -102,12 +102,13 @@ def _build(scheme: Scheme) -> Any:
         from vllm.model_executor.layers.quantization.modelopt import ModelOptNvFp4Config
 
         return ModelOptNvFp4Config.from_config({"quantization": {
-            "quant_algo": "NVFP4", "group_size": 16, "exclude_modules": []}})
+            "quant_algo": "NVFP4", "group_size": 16, "kv_cache_quant_algo": None,
+            "exclude_modules": []}})
     if scheme is Scheme.FP8:
         from vllm.model_executor.layers.quantization.modelopt import ModelOptFp8Config
 
         return ModelOptFp8Config.from_config({"quantization": {
-            "quant_algo": "FP8", "exclude_modules": []}})
+            "quant_algo": "FP8", "kv_cache_quant_algo": None, "exclude_modules": []}})
     if scheme is Scheme.FP8_BLOCK:
         from vllm.model_executor.layers.quantization.fp8 import Fp8Config
 
