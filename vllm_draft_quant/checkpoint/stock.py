@@ -1,0 +1,140 @@
+"""How stock vLLM 0.33.0 (no plugin) reads an exclusion list for a drafter, as pure data.
+
+`fix` must make a config that *stock* vLLM follows, not only one that reads
+truthfully to us, so it checks its entries against this model of vLLM's own
+matchers (FINDINGS.md "Names"; ``modelopt.py:is_layer_excluded``,
+``quant_utils.py:is_layer_skipped``, ``compressed_tensors/utils.py:
+should_ignore_layer``, ``compressed_tensors_moe.py:get_moe_method``):
+
+- ModelOpt: exact runtime prefix (a fused prefix also by all its shards when
+  the draft's quant config has a packed-module mapping), for experts any
+  entry containing the prefix, then substring containment, then ``fnmatch``.
+- compressed-tensors: exact name or ``re:`` (``re.match``) on the runtime
+  prefix, a fused prefix by all its shards; experts by expert 0's
+  ``gate/up/down_proj``; ``ParallelLMHead`` is never a ``Linear`` target.
+
+Per drafter (`STOCK_DRAFTERS`): whether exclusions see a packed-module mapping
+(Step3p5MTP parses a fresh config without one), and modules the drafter always
+builds unquantized whatever the config says.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from vllm_draft_quant.core.schemes import ModuleKind, Scheme
+from vllm_draft_quant.profiles import DrafterProfile
+
+__all__ = ["STOCK_DRAFTERS", "StockDrafter", "packed_mapping", "stock_quantizes"]
+
+VLLM_VERSION = "0.33.0"
+
+
+@dataclass(frozen=True)
+class StockDrafter:
+    """What stock vLLM does with one drafter's quant config."""
+
+    packed_exclusions: bool  # exact shard names exclude a fused module
+    # (producer, scheme, runtime prefix) the drafter builds unquantized whatever the config says
+    always_unquantized: tuple[tuple[str, Scheme, str], ...] = ()
+
+
+STOCK_DRAFTERS: Mapping[str, StockDrafter] = {
+    # step3p5_mtp.py: get_draft_quant_config() parses a fresh config, no mapping.
+    "Step3p5MTP": StockDrafter(packed_exclusions=False),
+    # qwen3_next_mtp.py: the drafter's own packed_modules_mapping; mtp.fc hard-coded
+    # unquantized under modelopt_fp4.
+    "Qwen3NextMTP": StockDrafter(packed_exclusions=True,
+                                 always_unquantized=(("modelopt", Scheme.NVFP4, "mtp.fc"),)),
+    # deepseek_mtp.py: shares the target's quant config and its packed mapping.
+    "DeepSeekMTPModel": StockDrafter(packed_exclusions=True),
+}
+
+_UNKNOWN = StockDrafter(packed_exclusions=False)
+
+
+def packed_mapping(profile: DrafterProfile) -> dict[str, list[str]]:
+    """Fused runtime name -> shard names (last components), as vLLM's mapping has them."""
+    out: dict[str, list[str]] = {}
+    for spec in (*profile.modules, *profile.globals):
+        if spec.fused and not spec.per_expert:
+            out[spec.runtime.rsplit(".", 1)[-1]] = [c.rsplit(".", 1)[-1] for c in spec.checkpoint]
+    return out
+
+
+def _modelopt_excluded(prefix: str, entries: Sequence[str],
+                       packed: Mapping[str, list[str]]) -> bool | None:
+    """vLLM's ModelOpt ``is_layer_excluded``; None where vLLM raises (mixed shards)."""
+    if not entries:
+        return False
+    proj = prefix.rsplit(".", 1)[-1]
+    listed = set(entries)
+    skipped: bool | None
+    if proj in packed and prefix in listed:
+        skipped = True
+    elif proj in packed:
+        shards = {prefix.replace(proj, s) in listed for s in packed[proj]}
+        if len(shards) > 1:
+            return None
+        skipped = shards.pop()
+    elif "experts" in prefix:
+        skipped = any(prefix in e for e in entries if "experts" in e)
+    else:
+        skipped = prefix in listed
+    if skipped:
+        return True
+    if any(e != prefix and e in prefix for e in entries):
+        return True
+    return any(fnmatch.fnmatch(prefix, e) for e in entries)
+
+
+def _ct_match(name: str, entry: str) -> bool:
+    if entry.startswith("re:"):
+        try:
+            return re.match(entry[3:], name) is not None
+        except re.error:
+            return False
+    return name == entry
+
+
+def _ct_ignored(prefix: str, entries: Sequence[str], packed: Mapping[str, list[str]]) -> bool | None:
+    proj = prefix.rsplit(".", 1)[-1]
+    names = [prefix.replace(proj, s) for s in packed[proj]] if proj in packed else [prefix]
+    hits = {any(_ct_match(n, e) for e in entries) for n in names}
+    return None if len(hits) > 1 else hits.pop()
+
+
+def stock_quantizes(
+    *,
+    producer: str,
+    scheme: Scheme,
+    architecture: str,
+    profile: DrafterProfile,
+    prefix: str,
+    kind: ModuleKind,
+    entries: Sequence[str],
+) -> bool | None:
+    """Would stock vLLM build this draft module quantized? None: vLLM raises instead."""
+    if not kind.quantizable:
+        return False
+    drafter = STOCK_DRAFTERS.get(architecture, _UNKNOWN)
+    if (producer, scheme, prefix) in drafter.always_unquantized:
+        return False
+    packed = packed_mapping(profile) if drafter.packed_exclusions else {}
+    if producer == "modelopt":
+        excluded = _modelopt_excluded(prefix, entries, packed)
+    elif producer == "compressed-tensors":
+        if kind is ModuleKind.LM_HEAD:
+            return False
+        if kind is ModuleKind.EXPERTS:
+            seen = {_ct_ignored(f"{prefix}.0.{p}", entries, {})
+                    for p in ("gate_proj", "up_proj", "down_proj")}
+            excluded = None if len(seen) > 1 else seen.pop()
+        else:
+            excluded = _ct_ignored(prefix, entries, packed)
+    else:
+        return None
+    return None if excluded is None else not excluded

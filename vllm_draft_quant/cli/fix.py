@@ -1,0 +1,122 @@
+"""``fix MODEL [--write]``: make the quantization config truthful about the draft layers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from vllm_draft_quant.checkpoint.fixer import (
+    CONFIG,
+    HF_QUANT,
+    FixResult,
+    compute_fix,
+    render_json,
+    unified_diff,
+)
+from vllm_draft_quant.checkpoint.locate import locate_model
+from vllm_draft_quant.checkpoint.writer import FolderLock, Transaction
+from vllm_draft_quant.core.resolver import load_facts, plan_from_facts
+
+__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "report_fix", "run"]
+
+HELP = "make the config's exclusions tell the truth about the draft tensors"
+DESCRIPTION = """\
+Compute the exclusion entries (ModelOpt exclude_modules/ignore, compressed-tensors
+ignore) that make the quantization config match the stored draft tensors, in forms
+stock vLLM also follows. Without --write, print a unified diff (exit code 1 if a
+change is pending); with --write, rewrite hf_quant_config.json and config.json
+atomically and keep a .bak of each. Also says which layouts stock vLLM still cannot
+load even with a truthful config (then you need the plugin)."""
+EXAMPLES = """\
+  vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4            # show the diff
+  vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4 --write    # apply it (keeps .bak)"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL",
+                   help="model folder, or a Hugging Face repo id in the local cache")
+    p.add_argument("--write", action="store_true",
+                   help="rewrite the config files (atomically, keeping a .bak)")
+
+
+def _texts(model_dir: Path, res: FixResult, objects: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """{file: (old text, new text)} for each file the fix changes."""
+    out = {}
+    for name, obj in res.new_objects(objects).items():
+        old = (model_dir / name).read_text(encoding="utf-8-sig")
+        out[name] = (old, render_json(old, obj))
+    return out
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    model_dir = locate_model(args.model)
+    if not args.write:
+        res, texts = _compute(model_dir)
+        for name, (old, new) in texts.items():
+            out.write(unified_diff(name, old, new))
+        report_fix(res, out, written=False)
+        return 1 if res.changed or res.remaining else 0
+    with FolderLock(model_dir):
+        res, texts = _compute(model_dir)
+        if texts:
+            with Transaction(model_dir) as tx:
+                for name in texts:
+                    tx.backup(name)
+                for name in sorted(texts, key=lambda n: n != HF_QUANT):
+                    tx.write_bytes(name, texts[name][1].encode("utf-8"))
+                tx.commit()
+            for name in texts:
+                out.write(f"wrote {model_dir / name} (previous version: {name}.bak)\n")
+    report_fix(res, out, written=True)
+    return 1 if res.remaining else 0
+
+
+def _compute(model_dir: Path) -> tuple[FixResult, dict[str, tuple[str, str]]]:
+    facts = load_facts(model_dir)
+    res = compute_fix(facts, plan_from_facts(facts))
+    objects: dict[str, Any] = {CONFIG: facts.config}
+    if facts.hf_quant_config is not None:
+        objects[HF_QUANT] = facts.hf_quant_config
+    return res, _texts(facts.model_dir, res, objects)
+
+
+def _few(entries: list[str], limit: int = 12) -> list[str]:
+    if len(entries) <= limit:
+        return entries
+    return [*entries[: limit - 2], f"... and {len(entries) - limit + 2} more (see the diff)"]
+
+
+def report_fix(res: FixResult, out: TextIO, *, written: bool,
+               hint: str = "run again with --write to apply") -> None:
+    """What the fix adds/removes, what it could not fix, and what stock vLLM still fails."""
+    if res.added or res.removed:
+        verb = "" if written else "would be "
+        for e in _few(res.added):
+            out.write(f"exclusion {verb}added: {e}\n")
+        for e in _few(res.removed):
+            out.write(f"exclusion {verb}removed (it covered a quantized draft module): {e}\n")
+        if not written and hint:
+            out.write(hint + "\n")
+    elif res.remaining:
+        out.write("nothing can be changed safely; by hand:\n")
+    else:
+        out.write("the exclusions already match the stored draft tensors: nothing to change\n")
+    for note in res.notes:
+        out.write(f"note: {note}\n")
+    for note in res.remaining:
+        out.write(f"not fixed: {note}\n")
+    config = "the fixed config" if res.changed else "this config"
+    if res.stock_limits:
+        out.write(f"even with {config}, stock vLLM cannot load the drafter correctly; use "
+                  "the plugin (pip install vllm-draft-quant, on by default):\n")
+        for line in res.stock_limits:
+            out.write(f"  - {line}\n")
+    elif res.remaining:
+        out.write("stock vLLM will mis-load the modules above until their entries are fixed; "
+                  "the plugin follows the stored tensors regardless\n")
+    elif res.producer != "none":
+        out.write(f"with {config}, stock vLLM (without the plugin) builds every draft module "
+                  "in its stored precision\n")

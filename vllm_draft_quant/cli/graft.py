@@ -1,0 +1,109 @@
+"""``graft TARGET --from SOURCE``: copy missing draft layers from the unquantized original."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+from vllm_draft_quant.checkpoint.fixer import unified_diff
+from vllm_draft_quant.checkpoint.graft import GraftPlan, apply_graft, plan_graft
+from vllm_draft_quant.checkpoint.index import INDEX_FILE
+from vllm_draft_quant.checkpoint.locate import locate_model
+from vllm_draft_quant.checkpoint.writer import FolderLock
+from vllm_draft_quant.cli._output import Progress
+from vllm_draft_quant.cli.fix import report_fix
+
+__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "parse_layers", "run"]
+
+HELP = "copy missing draft (MTP/NextN) layers from the unquantized original"
+DESCRIPTION = """\
+Copy the draft layers' tensors from SOURCE (e.g. the BF16 original) into TARGET (a
+quantized export that dropped them): a new shard model-mtp-graft.safetensors streamed
+with bounded memory, an updated (or new) model.safetensors.index.json, the draft
+layers' entries of config.json's per-layer lists restored from SOURCE when TARGET's
+were truncated, and the same exclusions 'fix' would write. Hidden size, vocabulary,
+layer indices and tensor shapes must agree. Draft tensors TARGET already has are left
+alone when identical and refused otherwise (unless --force). All or nothing: on any
+failure TARGET is left byte-identical; a second run changes nothing."""
+EXAMPLES = """\
+  vllm-draft-quant graft /models/Step-3.7-Flash-NVFP4 --from /models/Step-3.7-Flash --dry-run
+  vllm-draft-quant graft /models/Step-3.7-Flash-NVFP4 --from stepfun-ai/Step-3.7-Flash
+  vllm-draft-quant graft ./nvfp4 --from ./bf16 --layers 45,46 --force"""
+
+
+def parse_layers(text: str) -> str | list[int]:
+    """``auto`` or a comma-separated list of draft layer numbers (as in tensor names)."""
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        layers = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected 'auto' or layer numbers such as 45,46") from None
+    if not layers or any(n < 0 for n in layers):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 'auto' or layer numbers >= 0")
+    return layers
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="TARGET", help="the quantized checkpoint to complete")
+    p.add_argument("--from", dest="source", metavar="SOURCE", required=True,
+                   help="the unquantized checkpoint holding the draft layers")
+    p.add_argument("--layers", type=parse_layers, default="auto", metavar="auto|N,...",
+                   help="draft layers to copy, numbered as in tensor names (model.layers.45 -> "
+                        "45; mtp.layers.0 -> 0); default: all of SOURCE's")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show what would be written, write nothing")
+    p.add_argument("--force", action="store_true",
+                   help="replace draft tensors TARGET already has when they differ")
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    target = locate_model(args.target)
+    if args.dry_run:
+        plan = plan_graft(target, args.source, layers=args.layers, force=args.force)
+        describe(plan, out, dry_run=True)
+        return 0
+    with FolderLock(target):
+        plan = plan_graft(target, args.source, layers=args.layers, force=args.force)
+        describe(plan, out, dry_run=False)
+        if plan.changed:
+            with Progress(plan.bytes_to_write, "grafting") as progress:
+                apply_graft(plan, progress=progress)
+            out.write(f"grafted into {plan.target}\n")
+    return 0
+
+
+def describe(plan: GraftPlan, out: TextIO, *, dry_run: bool) -> None:
+    """What the graft copies, skips or replaces, and how the JSON files change."""
+    for u in plan.units:
+        size = sum(t.nbytes for t in u.source) / 2**20
+        what = {"copy": f"copy {len(u.source)} tensors ({size:.1f} MiB)",
+                "skip": "already present and identical: skipped",
+                "replace": f"replace {len(u.existing)} tensors with {len(u.source)} "
+                           f"({size:.1f} MiB, --force)"}[u.action]
+        out.write(f"{u.label}: {what}\n")
+    if not plan.changed:
+        out.write(f"{plan.target}: already grafted, nothing to change\n")
+        return
+    if plan.shard:
+        out.write(f"new shard: {plan.shard}\n")
+    for name in plan.rewrites:
+        out.write(f"rewrite shard without the replaced tensors: {name}\n")
+    for name in plan.deletes:
+        out.write(f"delete shard holding only replaced tensors: {name}\n")
+    for note in plan.notes:
+        out.write(f"{note}\n")
+    if plan.index is not None:
+        verb = "update" if INDEX_FILE in plan.originals else "create"
+        out.write(f"{verb} {INDEX_FILE}: {len(plan.index['weight_map'])} tensors\n")
+    if dry_run:
+        for name, text in plan.texts().items():
+            if name != INDEX_FILE:
+                out.write(unified_diff(name, plan.originals.get(name, ""), text))
+    if plan.fix is not None:
+        report_fix(plan.fix, out, written=not dry_run, hint="")
+    if dry_run:
+        out.write("dry run: nothing was written\n")
