@@ -4,7 +4,8 @@ Every error the package raises on purpose is a subclass of `DraftQuantError`::
 
     DraftQuantError
     ├── CheckpointError          a safetensors file, shard index or model folder is unusable
-    │   └── MissingDraftWeightsError   the checkpoint ships no draft (MTP/NextN) tensors
+    │   ├── MissingDraftWeightsError   the checkpoint ships no draft (MTP/NextN) tensors
+    │   └── FolderBusyError      another fix/graft holds the model folder's lock
     ├── ConfigError              config.json / hf_quant_config.json / an override file is malformed
     ├── UnknownDrafterError      no drafter profile for this architecture
     ├── ConflictError            config and stored tensors disagree (raised in strict mode)
@@ -21,6 +22,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DraftQuantError",
+    "FolderBusyError",
     "MissingDraftWeightsError",
     "UnknownDrafterError",
     "UnsupportedVllmError",
@@ -37,6 +39,10 @@ class CheckpointError(DraftQuantError):
 
 class MissingDraftWeightsError(CheckpointError):
     """The checkpoint has no tensors for the draft layers (graft them first)."""
+
+
+class FolderBusyError(CheckpointError):
+    """Another ``fix``/``graft`` is writing to the same model folder right now."""
 
 
 class ConfigError(DraftQuantError):

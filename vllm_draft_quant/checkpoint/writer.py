@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from vllm_draft_quant.errors import CheckpointError
+from vllm_draft_quant.errors import CheckpointError, FolderBusyError
 
 try:  # POSIX only; elsewhere the O_EXCL file alone is the lock
     import fcntl
@@ -43,8 +43,6 @@ LOCK_NAME = ".vllm-draft-quant.lock"
 _TMP_TAG = ".vdq-tmp-"
 
 
-class FolderBusyError(CheckpointError):
-    """Another vllm-draft-quant process is changing the same model folder."""
 
 
 def fsync_dir(folder: Path) -> None:
