@@ -14,7 +14,6 @@ For each case, built through vLLM's own draft path on the CPU platform:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from harness import BuildRequest, DraftResult, build_many_parallel

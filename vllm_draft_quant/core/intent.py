@@ -231,7 +231,8 @@ def intent_from_configs(
                               "it names the producer (modelopt, compressed-tensors, quark, fp8, ...).")
         m = method.lower()
         if m.startswith("modelopt"):
-            inner = qc.get("quantization") if isinstance(qc.get("quantization"), dict) else qc
+            nested = qc.get("quantization")
+            inner: Mapping[str, Any] = nested if isinstance(nested, dict) else qc
             intents.append(_modelopt(inner, origin, "ignore" if "ignore" in inner else "exclude_modules"))
         elif m == "compressed-tensors":
             intents.append(_compressed_tensors(qc, origin))

@@ -101,7 +101,9 @@ class NameMap:
     def _place(self, k: int) -> DraftLayer:
         root = self.profile.root
         n = self.num_hidden_layers + k if root.index == "global" else k
-        return DraftLayer(k, root.checkpoint.format(n=n), root.runtime.format(n=n))
+        rt_index = root.runtime_index or root.index
+        n_rt = self.num_hidden_layers + k if rt_index == "global" else k
+        return DraftLayer(k, root.checkpoint.format(n=n), root.runtime.format(n=n_rt))
 
     def is_draft_name(self, checkpoint_name: str) -> bool:
         """Whether a checkpoint tensor or module name belongs to the drafter."""

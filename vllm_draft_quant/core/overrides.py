@@ -16,6 +16,7 @@ the longest glob); equally specific patterns that disagree are an error.
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ class Overrides(BaseModel):
         return best[0][1], best[0][2]
 
 
-def load_overrides(path: str | Path) -> Overrides:
+def load_overrides(path: str | os.PathLike[str]) -> Overrides:
     """Read and validate an overrides file (``.json``, ``.yaml`` or ``.yml``)."""
     p = Path(path)
     try:

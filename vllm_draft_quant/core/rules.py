@@ -62,7 +62,7 @@ class Rule:
     form: str = field(default="exact", compare=False)  # exact | glob | tree | regex | class | substring
 
     def matches(self, name: str, kind: ModuleKind | None = None) -> bool:
-        return _matcher(self)(name, kind)
+        return bool(_matcher(self)(name, kind))
 
 
 def _classify(text: str, grammar: str) -> str:

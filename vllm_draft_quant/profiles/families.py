@@ -113,4 +113,95 @@ DEEPSEEK_MTP = DrafterProfile(
     families=("DeepSeek-V3", "DeepSeek-R1", "DeepSeek-V3.1", "Kimi-K2"),
 )
 
-PROFILES: tuple[DrafterProfile, ...] = (STEP3P5_MTP, QWEN3_NEXT_MTP, DEEPSEEK_MTP)
+# glm4_moe_mtp.py: Glm4MoeMultiTokenPredictorLayer / Glm4MoeMTP.load_weights. vLLM's
+# draft architecture is "Glm4MoeMTPModel" (speculative.py rewrites Glm4MoeForCausalLM to
+# it; the registry maps it to the Glm4MoeMTP class). Layer n = num_hidden_layers + k;
+# parameters gain `mtp_block.` but Glm4MoeDecoderLayer is built with the layer prefix, so
+# runtime prefixes have none; q/k/v and gate/up fuse (stacked_params_mapping); the
+# router is a GateLinear built without a quant config; SharedHead builds its
+# ParallelLMHead with prefix `model.layers.{n}.head`; eh_proj is a torch nn.Linear.
+# load_weights renames `lm_head.weight` to draft layer 0's `shared_head.head.weight`,
+# so the target's head and the NextN head feed one parameter (also_fed_by).
+GLM4_MOE_MTP = DrafterProfile(
+    architecture="Glm4MoeMTPModel",
+    target_architectures=("Glm4MoeForCausalLM",),
+    root=LayerRoot(checkpoint="model.layers.{n}", runtime="model.layers.{n}", index="global"),
+    modules=(
+        ModuleSpec("self_attn.qkv_proj",
+                   ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
+        ModuleSpec("self_attn.o_proj", ("self_attn.o_proj",)),
+        ModuleSpec("mlp.gate", ("mlp.gate",), F, group="mlp"),
+        ModuleSpec("mlp.experts",
+                   ("mlp.experts.{e}.gate_proj", "mlp.experts.{e}.up_proj",
+                    "mlp.experts.{e}.down_proj"), X, group="mlp"),
+        ModuleSpec("mlp.shared_experts.gate_up_proj",
+                   ("mlp.shared_experts.gate_proj", "mlp.shared_experts.up_proj"), group="mlp"),
+        ModuleSpec("mlp.shared_experts.down_proj", ("mlp.shared_experts.down_proj",), group="mlp"),
+        ModuleSpec("mlp.gate_up_proj", ("mlp.gate_proj", "mlp.up_proj"), group="mlp"),
+        ModuleSpec("mlp.down_proj", ("mlp.down_proj",), group="mlp"),
+        ModuleSpec("head", ("shared_head.head",), H, group="head", also_fed_by=("lm_head",)),
+        ModuleSpec("eh_proj", ("eh_proj",), P, group="head"),
+    ),
+    families=("GLM-4.5", "GLM-4.5-Air", "GLM-4.6", "GLM-4.7"),
+)
+
+# qwen3_5_mtp.py: Qwen3_5MultiTokenPredictor / Qwen3_5MoeMTP. Built with prefix `mtp`,
+# so runtime prefixes stay in checkpoint form (`mtp.layers.{k}`, `mtp.fc`); fusions
+# come from Qwen3_5Model.hf_to_vllm_mapper (q/k/v, gate/up, shared_expert gate/up);
+# `mtp.fc` is hard-coded unquantized under modelopt_fp4; unlike Qwen3-Next, the
+# drafter's own `lm_head` is a ParallelLMHead built *with* the quant config. The
+# multimodal wrapper (Qwen3_5MoeForConditionalGeneration) gets the same drafter: its
+# `model.language_model.*` target names never reach it (only `mtp.*`, `lm_head` and
+# the embedding are read) and its text config sits under `text_config`.
+QWEN3_5_MOE_MTP = DrafterProfile(
+    architecture="Qwen3_5MoeMTP",
+    target_architectures=("Qwen3_5MoeForCausalLM", "Qwen3_5MoeForConditionalGeneration"),
+    root=LayerRoot(checkpoint="mtp.layers.{n}", runtime="mtp.layers.{n}", index="local"),
+    modules=(
+        ModuleSpec("self_attn.qkv_proj",
+                   ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
+        ModuleSpec("self_attn.o_proj", ("self_attn.o_proj",)),
+        ModuleSpec("mlp.gate", ("mlp.gate",), F, group="mlp"),
+        ModuleSpec("mlp.experts",
+                   ("mlp.experts.{e}.gate_proj", "mlp.experts.{e}.up_proj",
+                    "mlp.experts.{e}.down_proj"), X, group="mlp"),
+        ModuleSpec("mlp.shared_expert.gate_up_proj",
+                   ("mlp.shared_expert.gate_proj", "mlp.shared_expert.up_proj"), group="mlp"),
+        ModuleSpec("mlp.shared_expert.down_proj", ("mlp.shared_expert.down_proj",), group="mlp"),
+        ModuleSpec("mlp.shared_expert_gate", ("mlp.shared_expert_gate",), F, group="mlp"),
+    ),
+    globals=(
+        ModuleSpec("mtp.fc", ("mtp.fc",), group="head"),
+        ModuleSpec("lm_head", ("lm_head",), H, group="head"),
+    ),
+    num_layers_keys=("mtp_num_hidden_layers",),
+    families=("Qwen3.5-MoE", "Qwen3.5-VL-MoE"),
+)
+
+# mimo_mtp.py: MiMoMultiTokenPredictor / MiMoMTP. Vllm's draft architecture is
+# "MiMoMTPModel". Checkpoint layers `model.mtp_layers.{k}` (k from 0); the hf_to_vllm_mapper
+# moves parameters to `model.mtp_layers.{N + k}.mtp_block.*` (N = num_hidden_layers), but
+# the Qwen2DecoderLayer is built with prefix `model.layers.{N + k}`, so runtime prefixes
+# are `model.layers.{N + k}.self_attn.qkv_proj`, ...: no exclusion written in checkpoint
+# names can match them. input_proj is a torch nn.Linear; the drafter's lm_head is a
+# ParallelLMHead built without a quant config.
+MIMO_MTP = DrafterProfile(
+    architecture="MiMoMTPModel",
+    target_architectures=("MiMoForCausalLM",),
+    root=LayerRoot(checkpoint="model.mtp_layers.{n}", runtime="model.layers.{n}",
+                   index="local", runtime_index="global"),
+    modules=(
+        ModuleSpec("self_attn.qkv_proj",
+                   ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
+        ModuleSpec("self_attn.o_proj", ("self_attn.o_proj",)),
+        ModuleSpec("mlp.gate_up_proj", ("mlp.gate_proj", "mlp.up_proj"), group="mlp"),
+        ModuleSpec("mlp.down_proj", ("mlp.down_proj",), group="mlp"),
+        ModuleSpec("input_proj", ("input_proj",), P, group="head"),
+    ),
+    globals=(ModuleSpec("lm_head", ("lm_head",), F, group="head"),),
+    families=("MiMo-7B",),
+)
+
+PROFILES: tuple[DrafterProfile, ...] = (
+    STEP3P5_MTP, QWEN3_NEXT_MTP, DEEPSEEK_MTP, GLM4_MOE_MTP, QWEN3_5_MOE_MTP, MIMO_MTP,
+)

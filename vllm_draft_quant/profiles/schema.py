@@ -34,6 +34,8 @@ class ModuleSpec:
     ``unless_present`` names checkpoint modules whose presence selects another
     variant (a DeepSeek layer with ``q_a_proj`` fuses it with
     ``kv_a_proj_with_mqa``; without it, ``kv_a_proj_with_mqa`` stands alone).
+    ``also_fed_by`` names modules outside the draft layers whose tensors the
+    drafter's ``load_weights`` writes into the same parameters (last one read wins).
     """
 
     runtime: str
@@ -41,6 +43,11 @@ class ModuleSpec:
     kind: ModuleKind = ModuleKind.LINEAR
     group: str = "attn"
     unless_present: tuple[str, ...] = ()
+    # absolute checkpoint modules outside the draft layers that the drafter's
+    # load_weights *also* routes into this module's parameters (GLM: `lm_head`
+    # into draft layer 0's NextN head); the adapter drops their tensors from the
+    # drafter's weight stream when the draft layer has its own.
+    also_fed_by: tuple[str, ...] = ()
 
     @property
     def fused(self) -> bool:
@@ -53,15 +60,23 @@ class ModuleSpec:
 
 @dataclass(frozen=True)
 class LayerRoot:
-    """Prefix of draft layer ``{n}`` in checkpoint and runtime names."""
+    """Prefix of draft layer ``{n}`` in checkpoint and runtime names.
+
+    ``index`` numbers ``{n}`` in both namespaces unless ``runtime_index`` says the
+    runtime numbers differently (MiMo: checkpoint ``model.mtp_layers.{k}``, runtime
+    ``model.layers.{num_hidden_layers + k}``).
+    """
 
     checkpoint: str
     runtime: str
     index: str = "global"  # "global": num_hidden_layers + k; "local": k
+    runtime_index: str | None = None  # None: same as ``index``
 
     def __post_init__(self) -> None:
-        if self.index not in ("global", "local"):
-            raise ValueError(f"LayerRoot.index must be 'global' or 'local', got {self.index!r}")
+        for name in ("index", "runtime_index"):
+            value = getattr(self, name)
+            if value not in ("global", "local") and not (name == "runtime_index" and value is None):
+                raise ValueError(f"LayerRoot.{name} must be 'global' or 'local', got {value!r}")
 
 
 @dataclass(frozen=True)

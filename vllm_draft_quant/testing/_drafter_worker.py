@@ -86,16 +86,22 @@ def _error_module(exc: BaseException) -> str:
 def _quant_modules(model: Any) -> dict[str, Any]:
     from vllm.model_executor.layers.fused_moe import RoutedExperts
     from vllm.model_executor.layers.linear import LinearBase
-    from vllm.model_executor.layers.vocab_parallel_embedding import VocabParallelEmbedding
+    from vllm.model_executor.layers.vocab_parallel_embedding import (
+        ParallelLMHead,
+        VocabParallelEmbedding,
+    )
 
     out: dict[str, Any] = {}
     for path, module in model.named_modules():
         if isinstance(module, RoutedExperts):
-            prefix = module.layer_name
-        elif isinstance(module, (LinearBase, VocabParallelEmbedding)):
+            prefix, kind = module.layer_name, "experts"
+        elif isinstance(module, LinearBase):
+            prefix, kind = module.prefix, "linear"
+        elif isinstance(module, VocabParallelEmbedding):
+            kind = "lm_head" if isinstance(module, ParallelLMHead) else "embedding"
             prefix = module.prefix
         elif getattr(module, "quant_method", None) is not None:  # attention: KV-cache method
-            prefix = getattr(module, "layer_name", None) or path
+            prefix, kind = getattr(module, "layer_name", None) or path, "attention"
         else:
             continue
         qm = getattr(module, "quant_method", None)
@@ -112,6 +118,7 @@ def _quant_modules(model: Any) -> dict[str, Any]:
         out[key] = {
             "module_path": path,
             "layer_class": type(module).__name__,
+            "kind": kind,
             "quant_method": type(qm).__name__ if qm is not None else None,
             "params": params,
         }
@@ -133,6 +140,20 @@ def _quant_config_info(model: Any) -> list[dict[str, Any]]:
             info["packed_modules_mapping"] = {k: list(v) for k, v in pmm.items()}
         seen[id(qc)] = info
     return list(seen.values())
+
+
+def _describe_config(qc: Any) -> dict[str, Any] | None:
+    """The target's quant config object: what a drafter build must not change."""
+    if qc is None:
+        return None
+    info: dict[str, Any] = {"class": type(qc).__name__}
+    for attr in ("exclude_modules", "ignore"):
+        if isinstance(getattr(qc, attr, None), list):
+            info[attr] = list(getattr(qc, attr))
+    pmm = getattr(qc, "packed_modules_mapping", None)
+    if isinstance(pmm, dict):
+        info["packed_modules_mapping"] = {k: list(v) for k, v in pmm.items()}
+    return info
 
 
 def _dump(model: Any, path: str) -> None:
@@ -210,11 +231,12 @@ def _ensure_distributed(vllm_config: Any) -> None:
 
 
 def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
-    from vllm_draft_quant.testing import cpu_shims
     from vllm.compilation.backends import set_model_tag
     from vllm.config import set_current_vllm_config
     from vllm.model_executor.model_loader import get_model
     from vllm.model_executor.model_loader.utils import get_draft_load_config
+
+    from vllm_draft_quant.testing import cpu_shims
 
     mode = case.get("mode", "draft")
     result: dict[str, Any] = {
@@ -255,6 +277,7 @@ def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
                     observer.snapshots[-1][1] if observer.snapshots else _quant_modules(target)
                 )
                 result["target_quant_configs"] = _quant_config_info(target)
+                result["target_config_before_draft"] = _describe_config(vllm_config.quant_config)
                 result["target_post_load_errors"] = list(cpu_shims.POST_LOAD_ERRORS)
                 cpu_shims.POST_LOAD_ERRORS.clear()
                 observer.snapshots.clear()
@@ -278,6 +301,7 @@ def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
                     observer.snapshots[-1][1] if observer.snapshots else (_quant_modules(draft))
                 )
                 result["draft_quant_configs"] = _quant_config_info(draft)
+                result["target_config_after_draft"] = _describe_config(vllm_config.quant_config)
                 result["dump_path"] = observer.dump_path
                 result["timings"]["draft"] = time.perf_counter() - t2
         result["ok"] = True
@@ -305,8 +329,9 @@ def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     args = json.loads(argv[1])
     t0 = time.perf_counter()
-    from vllm_draft_quant.testing import cpu_shims
     import vllm  # noqa: F401 - the import is the expensive part; time it
+
+    from vllm_draft_quant.testing import cpu_shims
 
     cpu_shims.apply_all()
     observer = _Observer()

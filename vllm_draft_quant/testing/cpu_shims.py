@@ -52,6 +52,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from vllm_draft_quant.testing import cpu_shims_more as _more
+
 _APPLIED: dict[str, bool] = {}
 # filled by the post-load wrapper: {"module": ..., "error_type": ..., "error_message": ...}
 POST_LOAD_ERRORS: list[dict[str, str]] = []
@@ -182,6 +184,9 @@ SHIMS: dict[str, Callable[[], None]] = {
     "nvfp4-linear-cpu": _nvfp4_linear_cpu,
     "nvfp4-moe-emulation": _nvfp4_moe_emulation,
     "post-load-tolerance": _post_load_tolerance,
+    # 4-5: ledger in cpu_shims_more.py (DeepSeek FP8-block, Quark MXFP4)
+    "fp8-block-linear-cpu": _more.fp8_block_linear_cpu,
+    "mxfp4-linear-cpu": _more.mxfp4_linear_cpu,
 }
 
 

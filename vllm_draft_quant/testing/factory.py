@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from vllm_draft_quant.testing import _formats_more
 from vllm_draft_quant.testing import _tensors as T
 from vllm_draft_quant.testing._families import FAMILIES as _BASE_FAMILIES
 from vllm_draft_quant.testing._families import Family, Linear, Plain
@@ -62,9 +63,10 @@ FamilyName = Literal[
     "step3p5", "qwen3_next", "deepseek_v3", "glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo"
 ]
 FAMILIES = {**_BASE_FAMILIES, **MORE_FAMILIES}
-Scheme = Literal["nvfp4", "fp8"]
-Format = Literal["bf16", "nvfp4", "fp8"]
-Producer = Literal["modelopt", "compressed-tensors"]
+Scheme = Literal["nvfp4", "fp8", "fp8_block", "mxfp4"]
+Format = Literal["bf16", "nvfp4", "fp8", "fp8_block", "mxfp4"]
+# "fp8": DeepSeek-native FP8 block (weight_scale_inv); "quark": AMD Quark MXFP4
+Producer = Literal["modelopt", "compressed-tensors", "fp8", "quark"]
 ExclusionMode = Literal["none", "wildcard", "exact"]
 _GROUPS = ("attn", "mlp", "head")
 
@@ -154,9 +156,14 @@ class CheckpointSpec:
         if self.family not in FAMILIES:
             raise ValueError(f"family={self.family!r}: expected one of {sorted(FAMILIES)}")
         if self.scheme not in get_args(Scheme):
-            raise ValueError(f"scheme={self.scheme!r}: expected 'nvfp4' or 'fp8'")
+            raise ValueError(f"scheme={self.scheme!r}: expected one of {get_args(Scheme)}")
         if self.producer not in get_args(Producer):
             raise ValueError(f"producer={self.producer!r}: expected {get_args(Producer)}")
+        if self.scheme not in _formats_more.PRODUCER_SCHEMES[self.producer]:
+            raise ValueError(
+                f"scheme={self.scheme!r}: {self.producer} writes "
+                f"{_formats_more.PRODUCER_SCHEMES[self.producer]}"
+            )
         if self.num_mtp_layers < 1:
             raise ValueError("num_mtp_layers must be >= 1 (use with_mtp=False to drop weights)")
         if isinstance(self.layout, str) and self.layout not in LAYOUTS:
@@ -270,6 +277,8 @@ def _quant_tensors(
 
     if fmt == "bf16":
         yield f"{lin.name}.weight", T.bf16(rng("weight"), (*lead, lin.out, lin.inp))
+    elif fmt in ("fp8_block", "mxfp4"):
+        yield from _formats_more.quant_tensors(lin.name, lin.out, lin.inp, lead, fmt, seed)
     elif fmt == "fp8":
         yield f"{lin.name}.weight", T.e4m3_weight(rng("weight"), (*lead, lin.out, lin.inp))
         yield f"{lin.name}.weight_scale", positive("weight_scale", 1e-3, 4e-3)
@@ -310,6 +319,8 @@ def _module_format(lin: Linear, spec: CheckpointSpec, mtp_fmts: tuple[MtpFormats
         return "bf16"
     if lin.mtp is None:
         return spec.scheme
+    if _formats_more.head_stays_bf16(spec.producer, lin.name):
+        return "bf16"
     return mtp_fmts[lin.mtp].of(lin.group)
 
 
@@ -359,6 +370,8 @@ def _quant_configs(
     spec: CheckpointSpec, exclusions: list[str]
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(config.json quantization_config, hf_quant_config.json or None)."""
+    if spec.producer in _formats_more.MORE_PRODUCERS:
+        return _formats_more.quant_config(spec.producer, exclusions), None
     if spec.producer == "modelopt":
         algo = "NVFP4" if spec.scheme == "nvfp4" else "FP8"
         if spec.scheme == "nvfp4":
@@ -490,7 +503,9 @@ def write_checkpoint(path: str | os.PathLike[str], spec: CheckpointSpec) -> Writ
         )
 
     qc, hf_quant = _quant_configs(spec, exclusions)
-    written_exclusions: list[str] = list(qc["ignore"])
+    written_exclusions: list[str] = list(  # each producer's own exclusion field
+        qc.get("ignore", qc.get("exclude", qc.get("modules_to_not_convert", [])))
+    )
     config = {**fam.config, "quantization_config": qc}
     _write_json(root / "config.json", config)
     if hf_quant is not None:
