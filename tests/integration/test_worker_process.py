@@ -1,0 +1,32 @@
+"""The plugin activates and applies the plan in a worker process started as vLLM starts them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vllm_draft_quant.testing import CheckpointSpec, write_checkpoint
+from vllm_draft_quant.testing.harness import worker_env
+
+pytestmark = pytest.mark.integration
+
+
+def test_spawned_worker_loads_the_drafter_with_the_same_plan(tmp_path: Path) -> None:
+    ckpt = write_checkpoint(tmp_path / "ckpt", CheckpointSpec("step3p5", "nvfp4", layout="a"))
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("_spawn_worker.py")), str(ckpt.path)],
+        env=worker_env(plugin=True), capture_output=True, text=True, timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["start_method"] == "spawn"
+    assert r["ok"], r.get("error")
+    assert r["hooked_before_plugins"] is False
+    # load_general_plugins() installed P1 (the layer patches come with the first drafter)
+    assert r["hooked_after_plugins"] == ["P1 BaseModelLoader.load_model"]
+    assert r["plan_digests"] == [r["parent_digest"]]
+    assert r["modules"]["model.layers.2.mtp_block.mlp.gate_up_proj"] == "UnquantizedLinearMethod"
