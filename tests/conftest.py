@@ -2,7 +2,8 @@
 
 ``dev`` (the default) keeps the property tests quick while editing; ``ci`` runs
 more examples with no per-example deadline (shared CI machines are slow and
-noisy). Select one with ``HYPOTHESIS_PROFILE=ci`` (CI does) or hypothesis'
+noisy). Select one with ``HYPOTHESIS_PROFILE=ci`` (the default when ``CI`` is set,
+as in ``.ci/run``) or hypothesis'
 own ``--hypothesis-profile ci``. A test that sets ``max_examples`` itself keeps
 its own count under either profile.
 """
@@ -26,4 +27,4 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))

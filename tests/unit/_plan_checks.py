@@ -8,7 +8,8 @@ from vllm_draft_quant.profiles import profile_for_draft
 from vllm_draft_quant.testing import WrittenCheckpoint
 
 #: factory per-tensor format -> the scheme a plan must give its module
-SCHEME_OF_FORMAT = {"bf16": "unquantized", "nvfp4": "nvfp4", "fp8": "fp8"}
+SCHEME_OF_FORMAT = {"bf16": "unquantized", "nvfp4": "nvfp4", "fp8": "fp8",
+                    "fp8_block": "fp8_block", "mxfp4": "mxfp4"}
 QUANTIZABLE_KINDS = ("linear", "experts", "lm_head")
 
 
@@ -24,7 +25,8 @@ def assert_plan_follows_stored_formats(plan: Plan, ckpt: WrittenCheckpoint) -> N
     every MTP linear of the checkpoint is covered by some planned module."""
     profile = profile_for_draft(plan.drafter)
     shared = {c for spec in profile.globals for c in spec.checkpoint}  # e.g. Qwen3-Next lm_head
-    n_target = ckpt.config["num_hidden_layers"]
+    n_target = ckpt.config.get("num_hidden_layers",
+                               ckpt.config.get("text_config", {}).get("num_hidden_layers"))
     covered: set[str] = set()
     for d in plan.modules:
         assert d.checkpoint_tensors, d.module

@@ -7,6 +7,7 @@ factory MTP layers, and arbitrary JSON for the parsers.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -19,6 +20,7 @@ from vllm_draft_quant.profiles import PROFILES, DrafterProfile
 from vllm_draft_quant.testing import MtpFormats
 
 __all__ = [
+    "FUZZ_EXAMPLES",
     "GRAMMARS",
     "checkpoint_name_in",
     "draft_layer_counts",
@@ -34,6 +36,10 @@ __all__ = [
     "rule_text",
     "target_names",
 ]
+
+#: examples per ``fuzz``-marked test: 10,000 (``-m fuzz`` on a workstation); CI, which
+#: runs every tier on 2 cores, runs a smaller profile. ``VDQ_FUZZ_EXAMPLES`` overrides.
+FUZZ_EXAMPLES = int(os.environ.get("VDQ_FUZZ_EXAMPLES", 1_000 if os.environ.get("CI") else 10_000))
 
 # --------------------------------------------------------------------- counts
 #: ``num_hidden_layers`` of a target model (DeepSeek-V3 has 61, Step-3.5 45).

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from _st_writer import BITS, encode, layout, write_raw, write_safetensors
+from strategies import FUZZ_EXAMPLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -364,7 +365,7 @@ def test_arbitrary_bytes_raise_only_checkpoint_error(tmp_path: Path, raw: bytes)
 
 
 @pytest.mark.fuzz
-@settings(_fixture_ok, max_examples=5_000)
+@settings(_fixture_ok, max_examples=FUZZ_EXAMPLES)
 @given(raw=_files)
 def test_arbitrary_bytes_raise_only_checkpoint_error_fuzz(tmp_path: Path, raw: bytes) -> None:
     _check_only_checkpoint_error(tmp_path / "fuzz.safetensors", raw)

@@ -1,0 +1,261 @@
+"""Issue 8: more drafter families and formats load correctly with the plugin.
+
+The 140 cases of ``matrix_more.py`` (GLM-4.5 MoE, Qwen3.5 MoE text-only and
+multimodal, MiMo with ModelOpt NVFP4/FP8; Step-3.5, Qwen3-Next, DeepSeek-V3 with
+compressed-tensors NVFP4/FP8, DeepSeek-native FP8 block and Quark MXFP4), each built
+through vLLM's own draft path on the CPU platform, checked like the adapter matrix:
+
+- the load succeeds and every planned draft module is built in its stored format
+  (the stored scheme's quant method and weight dtype, or an unquantized method and a
+  float weight);
+- every parameter of every quantizable planned module equals the checkpoint's bytes
+  (``values.py``): GLM's NextN head holds ``shared_head.head``, never ``lm_head``;
+- the same checkpoint with ``VLLM_DRAFT_QUANT=off`` shows the stock outcome recorded
+  in ``STOCK_OUTCOMES_MORE`` (the failure is real, the switch works);
+- the target's layers are the same with the plugin on and off.
+
+Only the cases ``-k`` selects are built (one batch for all of them), so
+``pytest tests/integration/test_more_families.py -k glm4_moe`` builds 14 cases, not 140.
+Then two targeted tests of the P5 weight-stream fixes (GLM's shadowing ``lm_head``,
+Step-3.5's completeness check) on checkpoints shaped to expose them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import BuildRequest, DraftResult, build_many_parallel
+from matrix_more import (
+    CASES,
+    STOCK_OUTCOMES_MORE,
+    Case,
+    case_id,
+    engine_args,
+    spec_for,
+)
+from values import load_checkpoint, mismatches
+
+from vllm_draft_quant import Plan, Scheme, plan
+from vllm_draft_quant.core.resolver import load_facts
+from vllm_draft_quant.testing import CheckpointSpec, WrittenCheckpoint, write_checkpoint
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(5400)]
+
+_SCHEME_METHODS = {
+    Scheme.UNQUANTIZED: ("Unquantized",),
+    Scheme.NVFP4: ("ModelOptLinearMethod", "ModelOptNvFp4FusedMoE", "CompressedTensors"),
+    Scheme.FP8: ("ModelOptLinearMethod", "ModelOptFp8MoEMethod", "CompressedTensors"),
+    Scheme.FP8_BLOCK: ("Fp8LinearMethod", "Fp8MoEMethod"),
+    Scheme.MXFP4: ("QuarkLinearMethod", "QuarkOCP_MX_MoEMethod"),
+}
+_SCHEME_WEIGHT_DTYPE = {
+    Scheme.UNQUANTIZED: "bfloat16",
+    Scheme.NVFP4: "uint8",
+    Scheme.FP8: "float8_e4m3fn",
+    Scheme.FP8_BLOCK: "float8_e4m3fn",
+    Scheme.MXFP4: "uint8",
+}
+_QUANTIZABLE = ("linear", "experts", "lm_head")
+
+
+@dataclass
+class Built:
+    ckpt: WrittenCheckpoint
+    plan: Plan
+    on: DraftResult
+    off: DraftResult
+
+
+def _selected(request: pytest.FixtureRequest) -> list[Case]:
+    """The cases of this module's tests that this session runs (``-k`` aware)."""
+    wanted: set[Case] = set()
+    for item in request.session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.module is request.module and "case" in params:
+            wanted.add(params["case"])
+        if item.module is request.module and item.name.startswith("test_matrix_score"):
+            wanted.update(CASES)
+    return [c for c in CASES if c in wanted]
+
+
+@pytest.fixture(scope="module")
+def built(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, jobs: int
+) -> dict[Case, Built]:
+    root = tmp_path_factory.mktemp("more")
+    cases = _selected(request)
+    ckpts = {c: write_checkpoint(root / case_id(c), spec_for(c)) for c in cases}
+    reqs = [BuildRequest(ck.path, engine_args=engine_args(c[0])) for c, ck in ckpts.items()]
+    on = build_many_parallel(reqs, plugin=True, jobs=jobs, workdir=root / "on")
+    off = build_many_parallel(
+        reqs, plugin=True, jobs=jobs, workdir=root / "off", env={"VLLM_DRAFT_QUANT": "off"}
+    )
+    return {
+        c: Built(ck, plan(ck.path), a, b)
+        for (c, ck), a, b in zip(ckpts.items(), on, off, strict=True)
+    }
+
+
+def _weights(params: dict[str, Any]) -> list[Any]:
+    return [p for n, p in params.items()
+            if n.endswith(("weight", "weight_packed")) and "scale" not in n]
+
+
+IDS = [case_id(c) for c in CASES]
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None:
+    b = built[case]
+    assert b.on.ok, b.on.error_text
+    assert b.plan.conflicts == () or all("config says" in c.message for c in b.plan.conflicts)
+    for d in b.plan.modules:
+        if d.kind == "plain":
+            continue
+        m = b.on.modules.get(d.module)
+        assert m is not None, f"{d.module} planned but vLLM built no such layer"
+        if d.kind == "fixed":
+            assert m.quant_method and m.quant_method.startswith("Unquantized"), d.module
+            continue
+        assert m.quant_method and m.quant_method.startswith(_SCHEME_METHODS[d.scheme]), (
+            d.module, d.scheme, m.quant_method)
+        weights = _weights(m.params)
+        assert weights and all(p.dtype == _SCHEME_WEIGHT_DTYPE[d.scheme] for p in weights), (
+            d.module, d.scheme, {n: p.dtype for n, p in m.params.items()})
+    assert b.on.sentinel_modules() == []
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_values_equal_checkpoint_bytes(case: Case, built: dict[Case, Built]) -> None:
+    b = built[case]
+    assert b.on.ok, b.on.error_text
+    names = load_facts(b.ckpt.path).names
+    templates = {m.prefix: list(m.checkpoint_modules) for m in names.modules}
+    # routers are vLLM's fixed layers (GLM keeps them in FP32): not the plugin's business
+    quantizable = b.plan.model_copy(
+        update={"modules": tuple(d for d in b.plan.modules if d.kind in _QUANTIZABLE)})
+    bad = mismatches(quantizable, b.on.modules, b.on.load_dump(),
+                     load_checkpoint(b.ckpt.path), templates)
+    assert bad == []
+
+
+def assert_stock(case: Case, result: DraftResult, ckpt: WrittenCheckpoint) -> None:
+    """Stock vLLM's outcome on ``case`` is the recorded one (see matrix_more.py)."""
+    expected = STOCK_OUTCOMES_MORE[case]
+    if expected.outcome == "loud":
+        assert not result.ok, f"expected {expected.error_type}, but the drafter loaded"
+        assert result.error_type == expected.error_type, result.error_text
+        assert expected.match and expected.match in result.error_text, result.error_text
+        return
+    assert result.ok, result.error_text
+    if expected.outcome == "ok":
+        assert result.sentinel_modules() == [], "scales left at -3.4e38"
+        stored = {d.module: d.stored for d in plan(ckpt.path).modules}
+        for prefix, m in result.modules.items():
+            if prefix in stored and stored[prefix] != "unknown":
+                assert _built_quantized(m) == (stored[prefix] != "unquantized"), prefix
+        return
+    for prefix, ckpt_module in expected.wrong:
+        m = result.modules[prefix]
+        assert _built_quantized(m) != (ckpt.stored_format(ckpt_module) != "bf16"), (
+            prefix, {n: p.dtype for n, p in m.params.items()})
+
+
+def _built_quantized(m: Any) -> bool:
+    return any(p.dtype in ("uint8", "float8_e4m3fn") for p in _weights(m.params))
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_off_switch_shows_stock_outcome(case: Case, built: dict[Case, Built]) -> None:
+    b = built[case]
+    assert_stock(case, b.off, b.ckpt)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_target_layers_untouched(case: Case, built: dict[Case, Built]) -> None:
+    b = built[case]
+
+    def seen(r: DraftResult) -> dict[str, Any]:
+        return {p: (m.quant_method, {n: x.dtype for n, x in m.params.items()})
+                for p, m in r.target_modules.items()}
+
+    assert b.on.target_modules and seen(b.on) == seen(b.off)
+
+
+def test_matrix_score(built: dict[Case, Built]) -> None:
+    """Every case loads with the plugin; the stock table says how many do without it."""
+    loaded = sum(built[c].on.ok for c in CASES)
+    stock = {o: sum(STOCK_OUTCOMES_MORE[c].outcome == o for c in CASES)
+             for o in ("ok", "loud", "silent")}
+    assert loaded == len(CASES) == 140
+    assert sum(stock.values()) == 140
+
+
+# ---------------------------------------------------------------- P5, targeted
+def _move_tensor_last(ckpt: Path, tensor: str, file: str) -> None:
+    """Move ``tensor`` into its own shard ``file``, read after every other shard."""
+    from safetensors.torch import load_file, save_file
+
+    index_path = ckpt / "model.safetensors.index.json"
+    index = json.loads(index_path.read_text())
+    src = ckpt / index["weight_map"][tensor]
+    data = load_file(str(src))
+    moved = {tensor: data.pop(tensor)}
+    save_file(data, str(src), metadata={"format": "pt"})
+    save_file(moved, str(ckpt / file), metadata={"format": "pt"})
+    index["weight_map"][tensor] = file
+    index_path.write_text(json.dumps(index))
+
+
+def _drop_module(ckpt: Path, module: str) -> None:
+    from safetensors.torch import load_file, save_file
+
+    for f in ckpt.glob("*.safetensors"):
+        data = load_file(str(f))
+        kept = {n: t for n, t in data.items() if not n.startswith(module + ".")}
+        if len(kept) != len(data):
+            save_file(kept, str(f), metadata={"format": "pt"})
+
+
+def test_glm_nextn_head_wins_over_a_later_lm_head(tmp_path: Path, jobs: int) -> None:
+    """BF16 NextN head, the target's ``lm_head.weight`` read *after* it (its own last
+    shard): stock vLLM loads without error but the draft head silently holds
+    ``lm_head``; with the plugin it holds ``model.layers.2.shared_head.head``."""
+    # layout b: one wildcard, model.layers.2*, also excludes the head's runtime prefix
+    spec = CheckpointSpec("glm4_moe", "fp8", layout="b", sharded=True, mtp_own_shard=True)
+    ckpt = write_checkpoint(tmp_path / "m", spec)
+    _move_tensor_last(ckpt.path, "lm_head.weight", "model-zz-lm-head.safetensors")
+    req = [BuildRequest(ckpt.path)]
+    on = build_many_parallel(req, plugin=True, jobs=1, workdir=tmp_path / "on")[0]
+    off = build_many_parallel(req, plugin=True, jobs=1, workdir=tmp_path / "off",
+                              env={"VLLM_DRAFT_QUANT": "off"})[0]
+    tensors = load_checkpoint(ckpt.path)
+    nextn, lm_head = tensors["model.layers.2.shared_head.head.weight"], tensors["lm_head.weight"]
+    key = "model.layers.2.shared_head.head.weight"
+    assert off.ok, off.error_text
+    stock_head = off.load_dump()[key][: nextn.shape[0]]
+    assert stock_head.equal(lm_head) and not stock_head.equal(nextn)  # silently wrong
+    assert on.ok, on.error_text
+    assert on.load_dump()[key][: nextn.shape[0]].equal(nextn)
+    assert "did not pass 1 tensor(s) to the drafter" in Path(on.raw["worker_log"]).read_text()
+
+
+def test_step3p5_completeness_still_enforced(tmp_path: Path) -> None:
+    """The plugin redoes Step-3.5's completeness check instead of dropping it: a
+    compressed-tensors checkpoint that lost a draft module still fails, with one
+    error naming that module's parameters (stock names a KV-cache placeholder)."""
+    spec = CheckpointSpec("step3p5", "nvfp4", "compressed-tensors", layout="d")
+    ckpt = write_checkpoint(tmp_path / "m", spec)
+    _drop_module(ckpt.path, "model.layers.2.self_attn.o_proj")
+    req = [BuildRequest(ckpt.path)]
+    on = build_many_parallel(req, plugin=True, jobs=1, workdir=tmp_path / "on")[0]
+    off = build_many_parallel(req, plugin=True, jobs=1, workdir=tmp_path / "off",
+                              env={"VLLM_DRAFT_QUANT": "off"})[0]
+    assert not off.ok and "are not in the checkpoint" in off.error_text
+    assert not on.ok and on.error_type == "DraftQuantError", on.error_text
+    assert "model.layers.2.mtp_block.self_attn.o_proj" in on.error_text
+    assert "zero_point" not in on.error_text
