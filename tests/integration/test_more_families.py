@@ -101,8 +101,9 @@ def built(
 
 
 def _weights(params: dict[str, Any]) -> list[Any]:
-    return [p for n, p in params.items()
-            if n.endswith(("weight", "weight_packed")) and "scale" not in n]
+    return [
+        p for n, p in params.items() if n.endswith(("weight", "weight_packed")) and "scale" not in n
+    ]
 
 
 IDS = [case_id(c) for c in CASES]
@@ -122,10 +123,16 @@ def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None
             assert m.quant_method and m.quant_method.startswith("Unquantized"), d.module
             continue
         assert m.quant_method and m.quant_method.startswith(_SCHEME_METHODS[d.scheme]), (
-            d.module, d.scheme, m.quant_method)
+            d.module,
+            d.scheme,
+            m.quant_method,
+        )
         weights = _weights(m.params)
         assert weights and all(p.dtype == _SCHEME_WEIGHT_DTYPE[d.scheme] for p in weights), (
-            d.module, d.scheme, {n: p.dtype for n, p in m.params.items()})
+            d.module,
+            d.scheme,
+            {n: p.dtype for n, p in m.params.items()},
+        )
     assert b.on.sentinel_modules() == []
 
 
@@ -137,9 +144,11 @@ def test_values_equal_checkpoint_bytes(case: Case, built: dict[Case, Built]) -> 
     templates = {m.prefix: list(m.checkpoint_modules) for m in names.modules}
     # routers are vLLM's fixed layers (GLM keeps them in FP32): not the plugin's business
     quantizable = b.plan.model_copy(
-        update={"modules": tuple(d for d in b.plan.modules if d.kind in _QUANTIZABLE)})
-    bad = mismatches(quantizable, b.on.modules, b.on.load_dump(),
-                     load_checkpoint(b.ckpt.path), templates)
+        update={"modules": tuple(d for d in b.plan.modules if d.kind in _QUANTIZABLE)}
+    )
+    bad = mismatches(
+        quantizable, b.on.modules, b.on.load_dump(), load_checkpoint(b.ckpt.path), templates
+    )
     assert bad == []
 
 
@@ -162,7 +171,9 @@ def assert_stock(case: Case, result: DraftResult, ckpt: WrittenCheckpoint) -> No
     for prefix, ckpt_module in expected.wrong:
         m = result.modules[prefix]
         assert _built_quantized(m) != (ckpt.stored_format(ckpt_module) != "bf16"), (
-            prefix, {n: p.dtype for n, p in m.params.items()})
+            prefix,
+            {n: p.dtype for n, p in m.params.items()},
+        )
 
 
 def _built_quantized(m: Any) -> bool:
@@ -180,8 +191,10 @@ def test_target_layers_untouched(case: Case, built: dict[Case, Built]) -> None:
     b = built[case]
 
     def seen(r: DraftResult) -> dict[str, Any]:
-        return {p: (m.quant_method, {n: x.dtype for n, x in m.params.items()})
-                for p, m in r.target_modules.items()}
+        return {
+            p: (m.quant_method, {n: x.dtype for n, x in m.params.items()})
+            for p, m in r.target_modules.items()
+        }
 
     assert b.on.target_modules and seen(b.on) == seen(b.off)
 
@@ -189,8 +202,9 @@ def test_target_layers_untouched(case: Case, built: dict[Case, Built]) -> None:
 def test_matrix_score(built: dict[Case, Built]) -> None:
     """Every case loads with the plugin; the stock table says how many do without it."""
     loaded = sum(built[c].on.ok for c in CASES)
-    stock = {o: sum(STOCK_OUTCOMES_MORE[c].outcome == o for c in CASES)
-             for o in ("ok", "loud", "silent")}
+    stock = {
+        o: sum(STOCK_OUTCOMES_MORE[c].outcome == o for c in CASES) for o in ("ok", "loud", "silent")
+    }
     assert loaded == len(CASES) == 140
     assert sum(stock.values()) == 140
 
@@ -231,8 +245,9 @@ def test_glm_nextn_head_wins_over_a_later_lm_head(tmp_path: Path, jobs: int) -> 
     _move_tensor_last(ckpt.path, "lm_head.weight", "model-zz-lm-head.safetensors")
     req = [BuildRequest(ckpt.path)]
     on = build_many_parallel(req, plugin=True, jobs=1, workdir=tmp_path / "on")[0]
-    off = build_many_parallel(req, plugin=True, jobs=1, workdir=tmp_path / "off",
-                              env={"VLLM_DRAFT_QUANT": "off"})[0]
+    off = build_many_parallel(
+        req, plugin=True, jobs=1, workdir=tmp_path / "off", env={"VLLM_DRAFT_QUANT": "off"}
+    )[0]
     tensors = load_checkpoint(ckpt.path)
     nextn, lm_head = tensors["model.layers.2.shared_head.head.weight"], tensors["lm_head.weight"]
     key = "model.layers.2.shared_head.head.weight"
@@ -253,8 +268,9 @@ def test_step3p5_completeness_still_enforced(tmp_path: Path) -> None:
     _drop_module(ckpt.path, "model.layers.2.self_attn.o_proj")
     req = [BuildRequest(ckpt.path)]
     on = build_many_parallel(req, plugin=True, jobs=1, workdir=tmp_path / "on")[0]
-    off = build_many_parallel(req, plugin=True, jobs=1, workdir=tmp_path / "off",
-                              env={"VLLM_DRAFT_QUANT": "off"})[0]
+    off = build_many_parallel(
+        req, plugin=True, jobs=1, workdir=tmp_path / "off", env={"VLLM_DRAFT_QUANT": "off"}
+    )[0]
     assert not off.ok and "are not in the checkpoint" in off.error_text
     assert not on.ok and on.error_type == "DraftQuantError", on.error_text
     assert "model.layers.2.mtp_block.self_attn.o_proj" in on.error_text

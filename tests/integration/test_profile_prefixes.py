@@ -7,7 +7,7 @@ passed when it chose each layer's quant method (``LinearBase.prefix``,
 ``RoutedExperts.layer_name``, ``ParallelLMHead.prefix``). The runtime prefixes of the
 plan (every module but ``plain`` ``torch.nn.Linear`` ones, which carry no quant
 method) must equal that set, and the draft architecture vLLM resolved must be the
-profile's. This is the test that tells which profile drifted after a vLLM bump
+profile's (or one of its aliases). This is the test that tells which profile drifted after a vLLM bump
 (CONTRIBUTING.md, "Bumping the supported vLLM range").
 """
 
@@ -21,12 +21,13 @@ from harness import BuildRequest, DraftResult, build_many_parallel
 from matrix_more import engine_args
 
 from vllm_draft_quant import plan
-from vllm_draft_quant.profiles import PROFILES
+from vllm_draft_quant.profiles import PROFILES, profile_for_draft
 from vllm_draft_quant.testing import CheckpointSpec, write_checkpoint
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
-#: factory family (or families) per profile: a new profile without one fails here
+#: factory family (or families) per profile: a new profile without one fails here.
+#: "eagle3" is a separate draft folder beside a tiny Llama target (testing/eagle3.py).
 FAMILY_OF = {
     "Step3p5MTP": ("step3p5",),
     "Qwen3NextMTP": ("qwen3_next",),
@@ -34,39 +35,67 @@ FAMILY_OF = {
     "Glm4MoeMTPModel": ("glm4_moe",),
     "Qwen3_5MoeMTP": ("qwen3_5_moe", "qwen3_5_moe_vl"),
     "MiMoMTPModel": ("mimo",),
+    "Eagle3LlamaForCausalLM": ("eagle3",),
 }
 CASES = [(p.architecture, f) for p in PROFILES for f in FAMILY_OF.get(p.architecture, ("?",))]
 _RECORDED = ("linear", "experts", "lm_head")
 
 
 def test_every_profile_has_a_family() -> None:
-    assert sorted(FAMILY_OF) == sorted(p.architecture for p in PROFILES)
+    missing = sorted({p.architecture for p in PROFILES} - set(FAMILY_OF))
+    assert not missing, f"profiles without a checkpoint here (add one to FAMILY_OF): {missing}"
+
+
+def _write(root: Path, family: str) -> tuple[Path, dict[str, Any], Any]:
+    """(folder vLLM is pointed at, extra EngineArgs, () -> the plan)."""
+    if family == "eagle3":
+        from vllm_draft_quant.testing.eagle3 import (
+            Eagle3Spec,
+            LlamaTargetSpec,
+            write_eagle3_draft,
+            write_llama_target,
+        )
+
+        target = write_llama_target(root / "llama", LlamaTargetSpec("nvfp4"))
+        draft = write_eagle3_draft(
+            root / "eagle3", Eagle3Spec(attn="nvfp4", mlp="nvfp4", fc="nvfp4", lm_head="nvfp4")
+        )
+        spec = {"method": "eagle3", "model": str(draft.path), "num_speculative_tokens": 1}
+        n_target = target.config["num_hidden_layers"]
+        return (
+            target.path,
+            {"speculative_config": spec},
+            lambda: plan(draft.path, drafter="Eagle3LlamaForCausalLM", target_layers=n_target),
+        )
+    ckpt = write_checkpoint(
+        root / family,
+        CheckpointSpec(family, "nvfp4", layout="g", num_mtp_layers=2),  # type: ignore[arg-type]
+    )
+    return ckpt.path, engine_args(family), lambda: plan(ckpt.path)
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, jobs: int) -> dict[tuple[str, str], Any]:
     root = tmp_path_factory.mktemp("prefixes")
-    ckpts = {
-        (arch, fam): write_checkpoint(
-            root / fam, CheckpointSpec(fam, "nvfp4", layout="g", num_mtp_layers=2)  # type: ignore[arg-type]
-        )
-        for arch, fam in CASES
-        if fam != "?"
-    }
-    reqs = [BuildRequest(c.path, dump=False, engine_args=engine_args(fam))
-            for (_, fam), c in ckpts.items()]
+    written = {case: _write(root, case[1]) for case in CASES if case[1] != "?"}
+    reqs = [
+        BuildRequest(path, dump=False, engine_args=extra) for path, extra, _ in written.values()
+    ]
     results = build_many_parallel(reqs, plugin=True, jobs=jobs, workdir=root / "work")
-    return {k: (c.path, r) for (k, c), r in zip(ckpts.items(), results, strict=True)}
+    return {k: (w[2], r) for (k, w), r in zip(written.items(), results, strict=True)}
 
 
 @pytest.mark.parametrize(("architecture", "family"), CASES, ids=[f"{a}-{f}" for a, f in CASES])
 def test_profile_predicts_vllm_prefixes(
-    architecture: str, family: str, built: dict[tuple[str, str], tuple[Path, DraftResult]]
+    architecture: str, family: str, built: dict[tuple[str, str], tuple[Any, DraftResult]]
 ) -> None:
-    path, result = built[(architecture, family)]
+    if family == "?":
+        pytest.fail(f"{architecture}: no checkpoint to build; add its family to FAMILY_OF")
+    make_plan, result = built[(architecture, family)]
     assert result.ok, result.error_text
-    assert result.raw["draft_architecture"] == architecture
-    predicted = {d.module for d in plan(path).modules if d.kind != "plain"}
+    names = (architecture, *getattr(profile_for_draft(architecture), "architecture_aliases", ()))
+    assert result.raw["draft_architecture"] in names
+    predicted = {d.module for d in make_plan().modules if d.kind != "plain"}
     observed = {m.prefix for m in result.modules.values() if m.kind in _RECORDED}
     assert predicted == observed, (
         f"profile predicts but vLLM did not build: {sorted(predicted - observed)}; "

@@ -57,8 +57,11 @@ def test_every_draft_module_is_planned_as_stored(
     quantized = set(LAYOUTS[layout].quantized)
     if _heads_stay_bf16(family, producer):
         quantized.discard("head")
-    groups = {d.group for d in p.modules
-              if d.kind in QUANTIZABLE_KINDS and d.scheme is not Scheme.UNQUANTIZED}
+    groups = {
+        d.group
+        for d in p.modules
+        if d.kind in QUANTIZABLE_KINDS and d.scheme is not Scheme.UNQUANTIZED
+    }
     assert groups == quantized
     if layout == "a":  # exclusions that do not mention the BF16 MTP: config disagrees
         assert p.conflicts
@@ -72,31 +75,44 @@ def test_every_draft_module_is_planned_as_stored(
 def test_target_architecture_picks_the_drafter(tmp_path: Path, family: str) -> None:
     w = write_checkpoint(tmp_path, CheckpointSpec(family, "nvfp4", layout="g"))  # type: ignore[arg-type]
     assert plan(tmp_path).drafter == DRAFTERS[family]
-    assert profile_for_target(w.config["architectures"], origin="x").architecture == DRAFTERS[family]
+    assert (
+        profile_for_target(w.config["architectures"], origin="x").architecture == DRAFTERS[family]
+    )
 
 
 EXPECTED_PREFIXES = {
     # NextN layer n = num_hidden_layers (2); decoder layer built without `mtp_block`;
     # the head's prefix is `<layer>.head`
     "glm4_moe": {
-        "model.layers.2.self_attn.qkv_proj", "model.layers.2.self_attn.o_proj",
-        "model.layers.2.mlp.gate", "model.layers.2.mlp.experts",
+        "model.layers.2.self_attn.qkv_proj",
+        "model.layers.2.self_attn.o_proj",
+        "model.layers.2.mlp.gate",
+        "model.layers.2.mlp.experts",
         "model.layers.2.mlp.shared_experts.gate_up_proj",
-        "model.layers.2.mlp.shared_experts.down_proj", "model.layers.2.head",
+        "model.layers.2.mlp.shared_experts.down_proj",
+        "model.layers.2.head",
         "model.layers.2.eh_proj",
     },
     # prefixes stay in checkpoint form; the drafter's own lm_head
     "qwen3_5_moe": {
-        "mtp.layers.0.self_attn.qkv_proj", "mtp.layers.0.self_attn.o_proj",
-        "mtp.layers.0.mlp.gate", "mtp.layers.0.mlp.experts",
-        "mtp.layers.0.mlp.shared_expert.gate_up_proj", "mtp.layers.0.mlp.shared_expert.down_proj",
-        "mtp.layers.0.mlp.shared_expert_gate", "mtp.fc", "lm_head",
+        "mtp.layers.0.self_attn.qkv_proj",
+        "mtp.layers.0.self_attn.o_proj",
+        "mtp.layers.0.mlp.gate",
+        "mtp.layers.0.mlp.experts",
+        "mtp.layers.0.mlp.shared_expert.gate_up_proj",
+        "mtp.layers.0.mlp.shared_expert.down_proj",
+        "mtp.layers.0.mlp.shared_expert_gate",
+        "mtp.fc",
+        "lm_head",
     },
     # checkpoint model.mtp_layers.{k} -> runtime model.layers.{num_hidden_layers + k}
     "mimo": {
-        "model.layers.2.self_attn.qkv_proj", "model.layers.2.self_attn.o_proj",
-        "model.layers.2.mlp.gate_up_proj", "model.layers.2.mlp.down_proj",
-        "model.layers.2.input_proj", "lm_head",
+        "model.layers.2.self_attn.qkv_proj",
+        "model.layers.2.self_attn.o_proj",
+        "model.layers.2.mlp.gate_up_proj",
+        "model.layers.2.mlp.down_proj",
+        "model.layers.2.input_proj",
+        "lm_head",
     },
 }
 EXPECTED_PREFIXES["qwen3_5_moe_vl"] = EXPECTED_PREFIXES["qwen3_5_moe"]
@@ -113,14 +129,19 @@ def test_mimo_numbers_checkpoint_and_runtime_layers_differently(tmp_path: Path) 
     write_checkpoint(tmp_path, CheckpointSpec("mimo", "nvfp4", layout=layers, num_mtp_layers=2))
     names = load_facts(tmp_path).names
     assert [(x.checkpoint_root, x.runtime_root) for x in names.layers] == [
-        ("model.mtp_layers.0", "model.layers.2"), ("model.mtp_layers.1", "model.layers.3")]
+        ("model.mtp_layers.0", "model.layers.2"),
+        ("model.mtp_layers.1", "model.layers.3"),
+    ]
     by = plan(tmp_path, mode="strict").by_module()
     assert by["model.layers.2.self_attn.qkv_proj"].scheme is Scheme.NVFP4
     assert by["model.layers.2.mlp.gate_up_proj"].scheme is Scheme.UNQUANTIZED
     assert by["model.layers.3.self_attn.qkv_proj"].scheme is Scheme.UNQUANTIZED
     assert by["model.layers.3.mlp.down_proj"].scheme is Scheme.NVFP4
-    assert by["model.layers.3.mlp.down_proj"].checkpoint_tensors[0].startswith(
-        "model.mtp_layers.1.mlp.down_proj.")
+    assert (
+        by["model.layers.3.mlp.down_proj"]
+        .checkpoint_tensors[0]
+        .startswith("model.mtp_layers.1.mlp.down_proj.")
+    )
 
 
 def test_layer_root_checks_its_numbering() -> None:
@@ -152,20 +173,27 @@ def test_only_step3p5_checks_completeness() -> None:
     assert {p.architecture for p in PROFILES if p.checks_completeness} == {"Step3p5MTP"}
 
 
-@pytest.mark.parametrize(("producer", "scheme", "field"), [
-    ("fp8", "fp8_block", "modules_to_not_convert"),
-    ("quark", "mxfp4", "exclude"),
-    ("compressed-tensors", "fp8", "ignore"),
-])
-def test_exclusion_forms_per_producer(tmp_path: Path, producer: str, scheme: str,
-                                      field: str) -> None:
+@pytest.mark.parametrize(
+    ("producer", "scheme", "field"),
+    [
+        ("fp8", "fp8_block", "modules_to_not_convert"),
+        ("quark", "mxfp4", "exclude"),
+        ("compressed-tensors", "fp8", "ignore"),
+    ],
+)
+def test_exclusion_forms_per_producer(
+    tmp_path: Path, producer: str, scheme: str, field: str
+) -> None:
     """a: the field does not mention MTP; b: one wildcard in the producer's grammar
     (``re:`` regex, or the literal stem vLLM's fp8 matches exactly); c: exact names."""
     written = {}
     for lay in "abc":
         w = write_checkpoint(tmp_path / lay, CheckpointSpec("deepseek_v3", scheme, producer, lay))  # type: ignore[arg-type]
-        written[lay] = [e for e in w.config["quantization_config"].get(field, [])
-                        if "layers.2" in e.replace("\\", "")]
+        written[lay] = [
+            e
+            for e in w.config["quantization_config"].get(field, [])
+            if "layers.2" in e.replace("\\", "")
+        ]
     assert written["a"] == []
     assert written["b"] == (["model.layers.2"] if producer == "fp8" else [r"re:model\.layers\.2.*"])
     assert "model.layers.2.self_attn.q_a_proj" in written["c"]

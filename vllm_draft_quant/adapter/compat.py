@@ -68,7 +68,20 @@ def scheme_of(config: Any) -> Scheme | None:
         return Scheme.FP8_BLOCK if getattr(config, "weight_block_size", None) else Scheme.FP8
     if name == "compressed-tensors":
         return _ct_scheme(config)
+    if name == "quark":
+        return _quark_scheme(config)
     return None
+
+
+def _quark_scheme(config: Any) -> Scheme | None:
+    """Quark: the global weight dtype (per-layer configs are not forced)."""
+    qc = getattr(config, "quant_config", None)
+    glob = qc.get("global_quant_config") if isinstance(qc, dict) else None
+    weight = glob.get("weight") if isinstance(glob, dict) else None
+    if not isinstance(weight, dict) or qc.get("layer_quant_config"):
+        return None
+    dtype = str(weight.get("dtype", "")).lower()
+    return {"fp4": Scheme.MXFP4, "mxfp4": Scheme.MXFP4}.get(dtype)
 
 
 def _ct_scheme(config: Any) -> Scheme | None:
@@ -89,11 +102,28 @@ def _ct_scheme(config: Any) -> Scheme | None:
 
 
 def _without_exclusions(config: Any) -> Any:
-    """A shallow copy of ``config`` that excludes nothing (shares everything else)."""
+    """A shallow copy of ``config`` that excludes nothing (shares everything else).
+
+    - ModelOpt ``exclude_modules``, compressed-tensors ``ignore``, fp8
+      ``ignored_layers``: emptied.
+    - compressed-tensors: its single scheme also targets every layer (``re:.*``),
+      since its ``Linear`` class target never matches a ``ParallelLMHead``
+      (``CompressedTensorsConfig.get_quant_method`` builds quantized heads only
+      for a matching target).
+    - Quark: exclusions live in the ``quant_config`` dict (``exclude``).
+    """
     forced = copy.copy(config)
     for attr in ("exclude_modules", "ignore", "ignored_layers", "modules_to_not_convert"):
         if isinstance(getattr(forced, attr, None), list):
             setattr(forced, attr, [])
+    if config.get_name() == "compressed-tensors":
+        tsm = dict(getattr(config, "target_scheme_map", {}) or {})
+        specs = {id(v): v for v in tsm.values()}
+        if len(specs) == 1:
+            tsm.setdefault("re:.*", next(iter(specs.values())))
+        forced.target_scheme_map = tsm
+    if config.get_name() == "quark" and isinstance(getattr(config, "quant_config", None), dict):
+        forced.quant_config = {**config.quant_config, "exclude": []}
     return forced
 
 
@@ -140,3 +170,15 @@ def private_copy(config: Any) -> Any:
         if isinstance(value, (list, dict, set)):
             setattr(dup, attr, copy.copy(value))
     return dup
+
+
+def own_quant_config(model_config: Any, load_config: Any) -> Any:
+    """The quant config of ``model_config``'s own folder, parsed afresh (None if unquantized).
+
+    What vLLM itself builds separate drafts with (``models/utils.py:
+    get_draft_quant_config``: Step-3.5 MTP, EAGLE3); the adapter uses it for a draft
+    checkpoint that is not the target's folder, so nothing of the target's config leaks in.
+    """
+    from vllm.config import VllmConfig
+
+    return VllmConfig.get_quantization_config(model_config, load_config)

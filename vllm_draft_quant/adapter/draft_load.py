@@ -12,7 +12,7 @@ from vllm_draft_quant.adapter import context, settings
 from vllm_draft_quant.core.plan import Plan
 from vllm_draft_quant.core.schemes import ModuleKind, Scheme
 from vllm_draft_quant.errors import DraftQuantError
-from vllm_draft_quant.profiles import PROFILES
+from vllm_draft_quant.profiles import draft_architectures
 
 
 def _logger() -> Any:
@@ -22,7 +22,7 @@ def _logger() -> Any:
     return init_logger("vllm.draft_quant")
 
 
-_DRAFTERS = {p.architecture for p in PROFILES}
+_DRAFTERS = draft_architectures()  # profile architectures and their aliases
 _PLANS: dict[tuple[Any, ...], Plan] = {}
 
 
@@ -44,8 +44,34 @@ def _model_dir(loader: Any, model_config: Any) -> Path:
     return locate_model(model, getattr(model_config, "revision", None))
 
 
-def plan_for(model_dir: Path, arch: str, st: settings.Settings) -> Plan:
-    """The plan, cached per process by folder, drafter, mode, overrides and file times."""
+def _target_dir(vllm_config: Any) -> Path | None:
+    """The target model's folder, when vLLM's configs say (None if it cannot be located)."""
+    from vllm_draft_quant.checkpoint.locate import locate_model
+
+    spec = getattr(vllm_config, "speculative_config", None)
+    tmc = getattr(spec, "target_model_config", None)
+    model = getattr(tmc, "model_weights", None) or getattr(tmc, "model", None)
+    if not model:
+        return None
+    try:
+        return locate_model(str(model), getattr(tmc, "revision", None))
+    except Exception:  # not a folder nor cached: then it cannot be the draft's folder
+        return None
+
+
+def separate_draft(vllm_config: Any, draft_dir: Path) -> bool:
+    """Whether the draft's weights come from another folder than the target's
+    (``speculative_config.model`` names its own checkpoint)."""
+    target = _target_dir(vllm_config)
+    return target is not None and target.resolve() != draft_dir.resolve()
+
+
+def plan_for(model_dir: Path, arch: str, st: settings.Settings,
+             target_layers: int | None = None) -> Plan:
+    """The plan, cached per process by folder, drafter, mode, overrides and file times.
+
+    ``target_layers``: the target's layer count, for drafters numbered after it (EAGLE3).
+    """
     from vllm_draft_quant.core.resolver import plan
 
     stamp = tuple(
@@ -53,10 +79,11 @@ def plan_for(model_dir: Path, arch: str, st: settings.Settings) -> Plan:
         ("config.json", "hf_quant_config.json", "model.safetensors.index.json")
         if (model_dir / f).exists()
     )
-    key = (str(model_dir.resolve()), arch, st.mode, st.overrides, stamp)
+    key = (str(model_dir.resolve()), arch, st.mode, st.overrides, stamp, target_layers)
     if key not in _PLANS:
         mode = "strict" if st.mode == "strict" else "auto"
-        _PLANS[key] = plan(model_dir, mode=mode, overrides=st.overrides, drafter=arch)
+        _PLANS[key] = plan(model_dir, mode=mode, overrides=st.overrides, drafter=arch,
+                           target_layers=target_layers)
     return _PLANS[key]
 
 
@@ -91,10 +118,15 @@ def wrap_load_model(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_config: Any,
                 prefix: str, arch: str, st: settings.Settings) -> Any:
-    from vllm_draft_quant.adapter import compat, patches, verify
+    from vllm_draft_quant.adapter import compat, patches, verify, weights
+    from vllm_draft_quant.profiles import profile_for_draft
 
     log = _logger()
-    plan = plan_for(_model_dir(loader, model_config), arch, st)
+    draft_dir = _model_dir(loader, model_config)  # the *draft's* folder, whatever the target's
+    target_layers = None
+    if profile_for_draft(arch).hidden_layers_from == "target":  # as llama_eagle3 counts
+        target_layers = int(vllm_config.model_config.get_total_num_hidden_layers())
+    plan = plan_for(draft_dir, arch, st, target_layers)
     unknown = [m.module for m in plan.modules if m.scheme is Scheme.UNKNOWN]
     if unknown:
         raise DraftQuantError(
@@ -106,12 +138,23 @@ def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_c
     for m in plan.modules:
         log.debug("draft module %s -> %s (%s: %s)", m.module, m.scheme, m.source, m.reason)
     target_config = vllm_config.quant_config
-    private = compat.private_copy(target_config)
+    separate = separate_draft(vllm_config, draft_dir)
+    # A draft from its own checkpoint is built on that checkpoint's config (as vLLM's
+    # Step-3.5 and EAGLE3 drafters do), never on the target's; same folder: a private copy.
+    private = (compat.own_quant_config(model_config, vllm_config.load_config) if separate
+               else compat.private_copy(target_config))
     build = context.DraftBuild(plan, private)
     load_weights = loader.load_weights
 
+    profile = profile_for_draft(arch)
+
     def checked_load_weights(model: Any, mc: Any) -> Any:
-        result = load_weights(model, mc)
+        with weights.weight_stream(model, profile, plan) as dropped:  # P5
+            result = load_weights(model, mc)
+        if dropped:
+            log.info("vllm-draft-quant %s: did not pass %d tensor(s) to the drafter (its "
+                     "load_weights would also write them into planned modules): %s",
+                     plan.drafter, len(dropped), dropped[:4])
         found = verify.problems(model, build)
         if found:
             raise DraftQuantError(
@@ -137,5 +180,6 @@ def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_c
         if st.mode == "strict":
             raise DraftQuantError(msg)
         log.warning("%s", msg)
-    log.info("vllm-draft-quant %s", _summary(plan, build))
+    origin = f"; weights and plan from the separate draft checkpoint {draft_dir}" if separate else ""
+    log.info("vllm-draft-quant %s%s", _summary(plan, build), origin)
     return model

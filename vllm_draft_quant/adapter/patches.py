@@ -1,7 +1,8 @@
 """The patch ledger: every change vllm-draft-quant makes to vLLM's behaviour.
 
 vLLM 0.33 offers no registry hook for "give this one layer another quant
-method", so the adapter wraps four functions. Each entry says what it
+method", so the adapter wraps four functions (P1-P4) and, during one drafter
+load, the drafter instance's ``load_weights`` (P5). Each entry says what it
 patches, why, how, the upstream issue, and when it can go. Every patch is
 idempotent (applying twice changes nothing), keeps the original in
 ``ORIGINALS``, and calls it unchanged whenever no drafter is being built.
@@ -14,7 +15,12 @@ P1 ``BaseModelLoader.load_model`` (model_loader/base_loader.py)
          copy of the quant config (vLLM 0.33 otherwise overwrites the target's
          ``packed_modules_mapping`` / exclusions when it builds Qwen3-Next or
          DeepSeek drafters), activate the plan for the layer patches, and
-         verify the loaded parameters before post-load processing.
+         verify the loaded parameters before post-load processing. A draft
+         read from its own checkpoint (``speculative_config.model`` naming
+         another folder than the target's) is planned from that folder and
+         built on that folder's own quant config (vLLM's
+         ``get_draft_quant_config``), never on the target's; for EAGLE3
+         drafters the plan places layers after the target's layer count.
    upstream: vllm-project/vllm#28072 (exclusions vs. runtime names) and the
          per-model ``quant_config=None if fp4`` workarounds.
    remove when: vLLM maps draft exclusions to runtime names for every drafter.
@@ -30,6 +36,31 @@ P4 ``RoutedExperts._get_quant_method`` (layers/fused_moe/routed_experts.py)
          scheme; everything else is passed through untouched. Target layers are
          never in a plan, and no plan is active while the target is built.
    remove when: P1 can go.
+P5 the drafter's ``load_weights`` (instance attribute, ``adapter/weights.py``)
+   what: for one drafter load only, an instance attribute on the drafter model
+         shadows its ``load_weights`` (deleted when the load ends; vLLM's class
+         and modules are untouched; the original bound method is called).
+   why:  two drafters' own loading defeats the planned precision. GLM
+         (``Glm4MoeMTP.load_weights``) renames the target's ``lm_head.weight`` to
+         draft layer 0's ``shared_head.head.weight``: whichever of the two is read
+         last wins (a quantized NextN head cannot load; a BF16 one may silently hold
+         ``lm_head``). Step-3.5 (``Step3p5MTP.load_weights``) raises "Some
+         parameters like ... are not in the checkpoint" on every
+         compressed-tensors checkpoint, because the compressed-tensors KV-cache
+         method's placeholder parameters (``*_zero_point``, scales) are not among
+         the ones it treats as optional.
+   how:  profile data decides. ``ModuleSpec.also_fed_by``: when the draft layer
+         has its own tensors for the module, tensors of the listed checkpoint
+         modules are dropped from the stream the drafter reads.
+         ``DrafterProfile.checks_completeness``: the drafter loads under vLLM's
+         own scoped switch ``disable_mtp_completeness_check()``, and the same check
+         is redone with the attention layers' KV-cache parameters optional; any
+         other missing parameter is one ``DraftQuantError`` naming them.
+   upstream: glm4_moe_mtp.py ``if name == "lm_head.weight"`` rename;
+         step3p5_mtp.py ``optional_params`` (numel()==1 KV scales only).
+   remove when: GLM's drafter prefers the NextN head and Step-3.5's check knows
+         KV-cache placeholders (then drop ``also_fed_by`` / ``checks_completeness``
+         from the profiles).
 """
 
 from __future__ import annotations

@@ -105,8 +105,17 @@ class NameMap:
         n_rt = self.num_hidden_layers + k if rt_index == "global" else k
         return DraftLayer(k, root.checkpoint.format(n=n), root.runtime.format(n=n_rt))
 
+    def canonical(self, checkpoint_name: str) -> str:
+        """``checkpoint_name`` as the drafter's ``load_weights`` renames it before matching
+        (the profile's ``checkpoint_renames``; EAGLE3 ``midlayer.`` -> ``layers.0.``)."""
+        for old, new in self.profile.checkpoint_renames:
+            if old in checkpoint_name:
+                checkpoint_name = checkpoint_name.replace(old, new, 1)
+        return checkpoint_name
+
     def is_draft_name(self, checkpoint_name: str) -> bool:
         """Whether a checkpoint tensor or module name belongs to the drafter."""
+        checkpoint_name = self.canonical(checkpoint_name)
         return any(
             checkpoint_name == r.rstrip(".") or checkpoint_name.startswith(r if r.endswith(".") else r + ".")
             for r in self.checkpoint_roots
@@ -132,8 +141,12 @@ class NameMap:
         """(runtime module, shard index, expert index) of a checkpoint module, or None.
 
         ``present`` (the checkpoint modules the checkpoint has) picks between
-        variants, see `is_active`.
+        variants, see `is_active`. Names are taken through `canonical` first.
         """
+        if self.profile.checkpoint_renames:
+            checkpoint_module = self.canonical(checkpoint_module)
+            if present is not None:
+                present = {self.canonical(str(p)) for p in present}  # type: ignore[attr-defined]
         for m, i in self._exact.get(checkpoint_module, ()):
             if self.is_active(m, present):
                 return m, i, None

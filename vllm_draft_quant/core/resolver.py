@@ -77,8 +77,14 @@ def _int_field(cfg: Mapping[str, Any], keys: tuple[str, ...], origin: str,
     return default
 
 
-def load_facts(model: str | os.PathLike[str], *, drafter: str | None = None) -> CheckpointFacts:
-    """Read a model folder's configs and index, and place its draft layers."""
+def load_facts(model: str | os.PathLike[str], *, drafter: str | None = None,
+               target_layers: int | None = None) -> CheckpointFacts:
+    """Read a model folder's configs and index, and place its draft layers.
+
+    ``target_layers`` is the target model's ``num_hidden_layers``; only profiles whose
+    draft layers vLLM numbers after the target's (``hidden_layers_from="target"``,
+    EAGLE3) need it, and for them it is required.
+    """
     model_dir = locate_model(model)
     cfg_path = model_dir / "config.json"
     config = load_json_object(cfg_path, what="model config")
@@ -93,6 +99,15 @@ def load_facts(model: str | os.PathLike[str], *, drafter: str | None = None) -> 
     text = _text_config(config, profile)
     origin = str(cfg_path)
     n_hidden = _int_field(text, ("num_hidden_layers",), origin)
+    if profile.hidden_layers_from == "target":
+        if target_layers is None or isinstance(target_layers, bool) or target_layers < 0:
+            raise ConfigError(
+                f"{origin}: {profile.architecture} is a separate draft model whose layers "
+                "vLLM numbers after the target model's, so its plan needs the target's "
+                f"num_hidden_layers (got {target_layers!r}); plan it with its target: "
+                "vllm-draft-quant plan TARGET --speculative-config "
+                "'{\"method\": \"eagle3\", \"model\": \"<this folder>\"}'")
+        n_hidden = target_layers
     n_draft = _int_field(text, profile.num_layers_keys, origin, profile.default_num_layers)
     if n_draft > MAX_DRAFT_LAYERS:  # an untrusted count: NameMap builds every layer
         key = next((k for k in profile.num_layers_keys if k in text), profile.num_layers_keys[0])
@@ -120,13 +135,14 @@ def _collect(facts: CheckpointFacts) -> dict[str, _Found]:
     nm = facts.names
     draft = [n for n in facts.files.weight_names() if nm.is_draft_name(n)]
     layer_roots = tuple(f"{layer.checkpoint_root}." for layer in nm.layers)
-    if nm.layers and not any(n.startswith(layer_roots) for n in draft):
+    if nm.layers and not any(nm.canonical(n).startswith(layer_roots) for n in draft):
         roots = ", ".join(r.rstrip(".") for r in layer_roots)
         raise MissingDraftWeightsError(
             f"{facts.model_dir}: the checkpoint has no tensors for the draft layers "
             f"({facts.profile.architecture}: {roots}); the export dropped its MTP weights. "
             f"Copy them from the unquantized original with: vllm-draft-quant graft "
-            f"{facts.model_dir} --from <BF16 checkpoint>"
+            f"{facts.model_dir} --from <BF16 checkpoint>, or have vLLM read them from it: "
+            "--speculative-config '{\"method\": \"mtp\", \"model\": \"<BF16 checkpoint>\"}'"
         )
     infos = facts.files.tensors(draft)
     found: dict[str, _Found] = {}
@@ -197,6 +213,9 @@ def _decide(rm: RuntimeModule, found: _Found, intent: QuantIntent | None,
             if stored is not StoredFormat.UNKNOWN:
                 conflicts.append(f"config says {said.scheme} ({said.reason}) but the tensors are "
                                  f"{stored} ({detail})")
+    if rm.spec.also_fed_by:  # profile data: the drafter also loads these into it
+        reason += (f"; the drafter's load_weights also writes {', '.join(rm.spec.also_fed_by)} "
+                   "into it, so those tensors are not passed to the drafter")
     decision = ModuleDecision(
         module=rm.prefix, scheme=scheme, source=source, reason=reason,
         checkpoint_tensors=tensors, stored=stored.value, kind=kind.value, group=rm.spec.group,
@@ -210,11 +229,19 @@ def plan(
     mode: Mode = "auto",
     overrides: Overrides | str | os.PathLike[str] | None = None,
     drafter: str | None = None,
+    target_layers: int | None = None,
+    speculative_config: str | Mapping[str, Any] | None = None,
 ) -> Plan:
     """Plan the precision of every draft module of the checkpoint in ``model``.
 
     ``model`` is a local folder or a Hugging Face repo id in the local cache.
     ``drafter`` forces a vLLM draft architecture (default: from ``config.json``).
+    ``target_layers``: the target's ``num_hidden_layers``, for drafters numbered after
+    it (EAGLE3); see `load_facts`.
+    ``speculative_config``: vLLM's ``--speculative-config`` (JSON text or a mapping);
+    ``model`` is then the *target*, and the plan is the one of the drafter that config
+    loads: from ``speculative_config["model"]``'s own tensors and configs when it names
+    another folder (`core.speculative`), never from the target's quant config.
     In ``strict`` mode any disagreement between config and tensors raises
     `ConflictError`; in ``auto`` mode the tensors win and the plan records it.
     """
@@ -222,14 +249,21 @@ def plan(
         raise ConfigError(f"mode must be 'auto' or 'strict', got {mode!r}")
     if overrides is not None and not isinstance(overrides, Overrides):
         overrides = load_overrides(overrides)
-    facts = load_facts(model, drafter=drafter)
+    if speculative_config is not None:
+        from vllm_draft_quant.core.speculative import draft_source
+
+        src = draft_source(model, speculative_config)
+        model = src.draft_dir
+        drafter = drafter or src.drafter
+        target_layers = src.target_layers if target_layers is None else target_layers
+    facts = load_facts(model, drafter=drafter, target_layers=target_layers)
     return plan_from_facts(facts, mode=mode, overrides=overrides)
 
 
 def plan_from_facts(facts: CheckpointFacts, *, mode: Mode = "auto",
                     overrides: Overrides | None = None) -> Plan:
     found = _collect(facts)
-    present = {e.module for f in found.values() for e in f.evidence}
+    present = {facts.names.canonical(e.module) for f in found.values() for e in f.evidence}
     decisions: list[ModuleDecision] = []
     conflicts: list[Conflict] = []
     for rm in facts.names.modules:

@@ -46,6 +46,7 @@ STEP3P5_MTP = DrafterProfile(
         ModuleSpec("eh_proj", ("eh_proj",), P, group="head"),
     ),
     text_config_keys=("text_config",),
+    checks_completeness=True,  # load_weights: "Some parameters like ... are not in the checkpoint"
     families=("Step-3.5-Flash", "Step-3.7-Flash"),
 )
 
@@ -202,6 +203,43 @@ MIMO_MTP = DrafterProfile(
     families=("MiMo-7B",),
 )
 
+# llama_eagle3.py: Eagle3LlamaForCausalLM, a *separate* draft model (speculative_config
+# method "eagle3" with its own checkpoint; the registry maps every alias below to this
+# class). load_weights prefixes `model.` to every name but lm_head/d2t, and
+# LlamaModel.hf_to_vllm_mapper renames `midlayer.` -> `layers.0.` (the reference/ModelOpt
+# export; speculators exports already say `layers.{k}`); q/k/v and gate/up fuse.
+# Parameters sit at `model.layers.{k}`, but LlamaModel builds decoder layer k with prefix
+# `model.layers.{N + k}`, N = the *target's* get_total_num_hidden_layers() (start_layer_id).
+# Layers, `model.fc` and `lm_head` get get_draft_quant_config(): a fresh parse of the draft
+# folder's own config; the embedding is built without one.
+EAGLE3_LLAMA = DrafterProfile(
+    architecture="Eagle3LlamaForCausalLM",
+    target_architectures=(),
+    root=LayerRoot(checkpoint="layers.{n}", runtime="model.layers.{n}",
+                   index="local", runtime_index="global"),
+    modules=(
+        ModuleSpec("self_attn.qkv_proj",
+                   ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
+        ModuleSpec("self_attn.o_proj", ("self_attn.o_proj",)),
+        ModuleSpec("mlp.gate_up_proj", ("mlp.gate_proj", "mlp.up_proj"), group="mlp"),
+        ModuleSpec("mlp.down_proj", ("mlp.down_proj",), group="mlp"),
+    ),
+    globals=(
+        ModuleSpec("model.fc", ("fc",), group="head"),
+        ModuleSpec("lm_head", ("lm_head",), H, group="head"),
+        ModuleSpec("model.embed_tokens", ("embed_tokens",), F, group="head"),
+    ),
+    num_layers_keys=("num_hidden_layers",),
+    text_config_keys=("transformer_layer_config", "text_config"),
+    architecture_aliases=("LlamaForCausalLMEagle3", "Eagle3MiniMaxM2ForCausalLM",
+                          "Eagle3Qwen2_5vlForCausalLM", "Eagle3Qwen3vlForCausalLM",
+                          "PEagleDraftModel", "PeagleLlamaForCausalLM"),
+    hidden_layers_from="target",
+    checkpoint_renames=(("midlayer.", "layers.0."),),
+    families=("EAGLE3 Llama-3.x drafters (EAGLE reference, ModelOpt, speculators exports)",),
+)
+
 PROFILES: tuple[DrafterProfile, ...] = (
     STEP3P5_MTP, QWEN3_NEXT_MTP, DEEPSEEK_MTP, GLM4_MOE_MTP, QWEN3_5_MOE_MTP, MIMO_MTP,
+    EAGLE3_LLAMA,
 )

@@ -93,5 +93,23 @@ class DrafterProfile:
     default_num_layers: int = 1
     # where in config.json the text model's keys live (multimodal wrappers).
     text_config_keys: tuple[str, ...] = ("text_config",)
+    # the drafter's load_weights raises for any parameter it did not load (vLLM's
+    # `is_mtp_completeness_check_enabled`); the adapter redoes that check itself
+    checks_completeness: bool = False
+    # other draft architecture names vLLM's registry maps to the same drafter class
+    # (EAGLE3: "LlamaForCausalLMEagle3" and "Eagle3LlamaForCausalLM" are one class).
+    architecture_aliases: tuple[str, ...] = ()
+    # whose num_hidden_layers a "global" index adds to: "draft" (this checkpoint's own
+    # config.json: MTP layers follow the model's layers) or "target" (a separate draft
+    # model whose layers vLLM numbers after the target's: EAGLE3 ``start_layer_id``).
+    hidden_layers_from: str = "draft"
+    # substring renames the drafter's load_weights applies to every checkpoint name
+    # before matching (EAGLE3 hf_to_vllm_mapper: "midlayer." -> "layers.0.").
+    checkpoint_renames: tuple[tuple[str, str], ...] = ()
     notes: str = ""
     families: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.hidden_layers_from not in ("draft", "target"):
+            raise ValueError("DrafterProfile.hidden_layers_from must be 'draft' or 'target', "
+                             f"got {self.hidden_layers_from!r}")

@@ -64,8 +64,11 @@ class MoreFamily(Family):
 
 def _biases(linears: list[Linear], names: tuple[str, ...]) -> list[Plain]:
     """BF16 biases of the linears whose names end with one of ``names``."""
-    return [Plain(f"{lin.name}.bias", (lin.out,), lin.mtp) for lin in linears
-            if lin.name.endswith(names)]
+    return [
+        Plain(f"{lin.name}.bias", (lin.out,), lin.mtp)
+        for lin in linears
+        if lin.name.endswith(names)
+    ]
 
 
 # --------------------------------------------------------------------------- GLM-4.5 MoE
@@ -144,8 +147,18 @@ def glm4_moe(num_mtp: int) -> Family:
         "tie_word_embeddings": False,
         "torch_dtype": "bfloat16",
     }
-    return Family("glm4_moe", "Glm4MoeForCausalLM", n, num_mtp, config, tuple(linears),
-                  tuple(plains), tuple(prefixes), None, globs)
+    return Family(
+        "glm4_moe",
+        "Glm4MoeForCausalLM",
+        n,
+        num_mtp,
+        config,
+        tuple(linears),
+        tuple(plains),
+        tuple(prefixes),
+        None,
+        globs,
+    )
 
 
 # --------------------------------------------------------------------------- Qwen3.5 MoE
@@ -186,8 +199,11 @@ def _qwen3_5_text_config(n: int, num_mtp: int, layer_types: list[str]) -> dict[s
         "moe_intermediate_size": MOE_INTER,
         "shared_expert_intermediate_size": MOE_INTER,
         "attn_output_gate": True,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0,
-                            "partial_rotary_factor": 0.25},
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "partial_rotary_factor": 0.25,
+        },
         "tie_word_embeddings": False,
         "torch_dtype": "bfloat16",
     }
@@ -284,8 +300,18 @@ def _qwen3_5(num_mtp: int, *, root: str, name: str) -> Family:
             "tie_word_embeddings": False,
             "torch_dtype": "bfloat16",
         }
-    return Family(name, arch, n, num_mtp, config, tuple(linears), tuple(plains),
-                  tuple(prefixes), "mtp*", globs)
+    return Family(
+        name,
+        arch,
+        n,
+        num_mtp,
+        config,
+        tuple(linears),
+        tuple(plains),
+        tuple(prefixes),
+        "mtp*",
+        globs,
+    )
 
 
 def qwen3_5_moe(num_mtp: int) -> Family:
@@ -362,9 +388,19 @@ def mimo(num_mtp: int) -> Family:
         "tie_word_embeddings": False,
         "torch_dtype": "bfloat16",
     }
-    return MoreFamily("mimo", "MiMoForCausalLM", n, num_mtp, config, tuple(linears),
-                      tuple(plains), tuple(prefixes), "model.mtp_layers*", globs,
-                      extra_files={"configuration_mimo.py": CONFIGURATION_MIMO})
+    return MoreFamily(
+        "mimo",
+        "MiMoForCausalLM",
+        n,
+        num_mtp,
+        config,
+        tuple(linears),
+        tuple(plains),
+        tuple(prefixes),
+        "model.mtp_layers*",
+        globs,
+        extra_files={"configuration_mimo.py": CONFIGURATION_MIMO},
+    )
 
 
 MORE_FAMILIES: dict[str, Callable[[int], Family]] = {

@@ -5,13 +5,17 @@ Registered with ``factory.py`` (producers ``fp8`` and ``quark``). Tensor layouts
 
 ==================  =========================================================
 fp8 (block)         weight F8_E4M3 [out,in], weight_scale_inv F32
-                    [ceil(out/128), ceil(in/128)]; no activation scale
+                    [ceil(out/32), ceil(in/128)]; no activation scale
                     (``activation_scheme: dynamic``)
 quark mxfp4         weight U8 [out,in/2] (two E2M1 codes per byte),
                     weight_scale U8 [out,in/32] (E8M0 exponents)
 ==================  =========================================================
 
 Stacked 3-D experts (Step-3.5's target MoE) get a leading ``[E]`` on every tensor.
+FP8 blocks are ``weight_block_size: [32, 128]`` (real exports: ``[128, 128]``): the
+tiny families' k/v projections are 64 rows, and vLLM loads a fused q/k/v scale shard
+by shard, so every shard's rows must fill whole blocks; vLLM's CPU kernel needs
+128-wide K blocks and N blocks a multiple of 32.
 
 Exclusion lists, in each producer's own field and grammar:
 
@@ -46,7 +50,7 @@ __all__ = [
     "quant_tensors",
 ]
 
-BLOCK = 128
+BLOCK = (32, 128)  # (rows of out, columns of in) per scale
 MXFP4_GROUP = 32
 #: producer -> the schemes it writes
 PRODUCER_SCHEMES: dict[str, tuple[str, ...]] = {
@@ -83,7 +87,7 @@ def quant_tensors(
 
     if fmt == "fp8_block":
         yield f"{name}.weight", T.e4m3_weight(rng("weight"), (*lead, out, inp))
-        blocks = (*lead, -(-out // BLOCK), -(-inp // BLOCK))
+        blocks = (*lead, -(-out // BLOCK[0]), -(-inp // BLOCK[1]))
         values = rng("weight_scale_inv").uniform(1e-4, 4e-4, size=math.prod(blocks))
         yield f"{name}.weight_scale_inv", T.f32(values, blocks)
     elif fmt == "mxfp4":
@@ -108,7 +112,7 @@ def quant_config(producer: str, exclusions: list[str]) -> dict[str, Any]:
             "quant_method": "fp8",
             "fmt": "e4m3",
             "activation_scheme": "dynamic",
-            "weight_block_size": [BLOCK, BLOCK],
+            "weight_block_size": list(BLOCK),
         }
         if exclusions:
             qc["modules_to_not_convert"] = [e.rstrip("*") for e in exclusions]

@@ -17,22 +17,41 @@ Ledger (continues ``cpu_shims.py``)
    platform. Weight creation and loading are the FP8-block method's own; the kernel's
    post-load VNNI repack (``torch.ops._C.convert_weight_packed``) is a CUDA-wheel-only
    op, tolerated by shim 3.
-5. ``mxfp4-linear-cpu``
-   What: registers vLLM's own ``EmulationMxfp4LinearKernel`` for the CPU platform.
+5. ``mxfp4-emulation-cpu``
+   What: registers vLLM's own ``EmulationMxfp4LinearKernel`` for the CPU platform
+   and lets vLLM's own OCP-MX MoE emulation backend pass its package check.
    Why: ``_POSSIBLE_MXFP4_KERNELS`` has no CPU entry ("Failed to find a kernel that
-   can implement the MXFP4 linear layer"), and the emulation kernel's
-   ``can_implement`` also requires the ``amd-quark`` package, which only its forward
-   pass (activation quant-dequant) uses.
+   can implement the MXFP4 linear layer"); ``select_mxfp4_moe_backend`` finds no MoE
+   backend for grouped-top-k (DeepSeek) or Step-3.5 routing on CPU ("No MXFP4 MoE
+   backend supports the deployment configuration"); and both emulation paths require
+   the ``amd-quark`` package, which only their forward passes (activation
+   quant-dequant) use.
    How: ``register_linear_kernel(EmulationMxfp4LinearKernel, PlatformEnum.CPU,
-   "mxfp4")`` and, in the emulation module only, ``has_quark`` answers True.
-   Loading and post-load processing (a no-op unless
-   ``VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD``) are unchanged; a forward pass would
-   still need amd-quark.
+   "mxfp4")``; ``has_quark`` answers True in the two emulation modules only
+   (``kernels/linear/mxfp4/emulation.py``, ``fused_moe/experts/
+   ocp_mx_emulation_moe.py``); and, as shim 2 does for NVFP4, the name
+   ``select_mxfp4_moe_backend`` in ``quantization/quark/quark_moe.py`` tries the
+   original and, when it raises, returns the EMULATION backend and its experts
+   class. Weight creation, loading and post-load processing are the Quark methods'
+   own; a forward pass would still need amd-quark (and Triton on a GPU).
+
+``POST_LOAD_CPU_GAPS`` (read by shim 3): post-load failures that only mean "no CPU
+kernel for this shape", tolerated like CUDA-only ops. ``Unsupported FP8 MoE backend:
+NONE``: vLLM's CPU FP8 MoE experts take 128x128 blocks only, the factory writes
+32x128 blocks (see ``_formats_more.py``), so no MoE backend is selected and
+``Fp8MoEMethod.process_weights_after_loading`` raises after every tensor loaded.
+``does not support current device cpu``: the MXFP4 MoE emulation experts (shim 5) are
+Triton experts; post-load processing builds them and raises on a CPU.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+POST_LOAD_CPU_GAPS = (
+    "Unsupported FP8 MoE backend: NONE",
+    "does not support this MoE deployment since kernel does not support current device cpu",
+)
 
 
 def fp8_block_linear_cpu() -> None:
@@ -53,22 +72,48 @@ def fp8_block_linear_cpu() -> None:
     cls.is_supported = classmethod(is_supported)  # type: ignore[method-assign,assignment]
 
 
-def mxfp4_linear_cpu() -> None:
+def _quark_check_passes(module: Any) -> None:
+    if getattr(module.has_quark, "__wrapped__", None) is not None:
+        return
+    original = module.has_quark
+
+    def has_quark() -> bool:
+        return True
+
+    has_quark.__wrapped__ = original  # type: ignore[attr-defined]
+    module.has_quark = has_quark
+
+
+def mxfp4_emulation_cpu() -> None:
     from vllm.model_executor.kernels.linear import (
         _POSSIBLE_MXFP4_KERNELS,
         register_linear_kernel,
     )
     from vllm.model_executor.kernels.linear.mxfp4 import emulation
+    from vllm.model_executor.layers.fused_moe.experts import ocp_mx_emulation_moe
     from vllm.platforms import PlatformEnum
 
     kernel = emulation.EmulationMxfp4LinearKernel
     if kernel not in _POSSIBLE_MXFP4_KERNELS.get(PlatformEnum.CPU, []):
         register_linear_kernel(kernel, PlatformEnum.CPU, "mxfp4")
-    if getattr(emulation.has_quark, "__wrapped__", None) is None:
-        original = emulation.has_quark
+    _quark_check_passes(emulation)
+    _quark_check_passes(ocp_mx_emulation_moe)
+    _mxfp4_moe_emulation_fallback()
 
-        def has_quark() -> bool:
-            return True
 
-        has_quark.__wrapped__ = original  # type: ignore[attr-defined]
-        emulation.has_quark = has_quark
+def _mxfp4_moe_emulation_fallback() -> None:
+    from vllm.model_executor.layers.fused_moe.oracle import mxfp4 as oracle
+    from vllm.model_executor.layers.quantization.quark import quark_moe
+
+    if getattr(quark_moe.select_mxfp4_moe_backend, "__wrapped__", None) is not None:
+        return
+
+    def select_with_emulation_fallback(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return oracle.select_mxfp4_moe_backend(*args, **kwargs)
+        except (NotImplementedError, ValueError):
+            backend = oracle.Mxfp4MoeBackend.EMULATION
+            return backend, oracle.backend_to_kernel_cls(backend)[0]
+
+    select_with_emulation_fallback.__wrapped__ = oracle.select_mxfp4_moe_backend  # type: ignore[attr-defined]
+    quark_moe.select_mxfp4_moe_backend = select_with_emulation_fallback

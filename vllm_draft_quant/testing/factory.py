@@ -142,6 +142,9 @@ class CheckpointSpec:
     mtp_own_shard: bool = False
     with_mtp: bool = True
     seed: int = 0
+    # False: the unquantized original of the same model (every linear BF16, no
+    # quantization_config, no hf_quant_config.json); scheme/producer are then unused
+    quantized: bool = True
 
     def __post_init__(self) -> None:
         if self.exclusions is not None and not isinstance(self.exclusions, str):
@@ -315,7 +318,7 @@ def _plain_tensor(p: Plain, seed: int) -> T.RawTensor:
 
 # ----------------------------------------------------------------------------- formats
 def _module_format(lin: Linear, spec: CheckpointSpec, mtp_fmts: tuple[MtpFormats, ...]) -> Format:
-    if not lin.quantizable:
+    if not lin.quantizable or not spec.quantized:
         return "bf16"
     if lin.mtp is None:
         return spec.scheme
@@ -481,7 +484,8 @@ def write_checkpoint(path: str | os.PathLike[str], spec: CheckpointSpec) -> Writ
     for p in fam.plains:
         bucket = target if p.mtp is None else mtp
         module = p.name.rsplit(".", 1)[0]
-        bucket.append((p.name, _plain_tensor(p, spec.seed), module, "bf16"))
+        # a bias belongs to its linear: it reports that module's format
+        bucket.append((p.name, _plain_tensor(p, spec.seed), module, formats.get(module, "bf16")))
     target.sort(key=lambda r: _natural(r[0]))
     mtp.sort(key=lambda r: _natural(r[0]))
     if not spec.with_mtp:
@@ -505,10 +509,10 @@ def write_checkpoint(path: str | os.PathLike[str], spec: CheckpointSpec) -> Writ
     qc, hf_quant = _quant_configs(spec, exclusions)
     written_exclusions: list[str] = list(  # each producer's own exclusion field
         qc.get("ignore", qc.get("exclude", qc.get("modules_to_not_convert", [])))
-    )
-    config = {**fam.config, "quantization_config": qc}
+    ) if spec.quantized else []
+    config = {**fam.config, "quantization_config": qc} if spec.quantized else dict(fam.config)
     _write_json(root / "config.json", config)
-    if hf_quant is not None:
+    if hf_quant is not None and spec.quantized:
         _write_json(root / "hf_quant_config.json", hf_quant)
     for fname, text in getattr(fam, "extra_files", {}).items():  # e.g. remote-code configs
         (root / fname).write_text(text)

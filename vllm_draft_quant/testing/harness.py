@@ -54,6 +54,7 @@ class ModuleInfo:
     layer_class: str
     quant_method: str | None
     params: dict[str, ParamInfo]
+    kind: str | None = None  # linear | experts | lm_head | embedding | attention
 
     @property
     def quantized(self) -> bool:
@@ -80,6 +81,7 @@ def _modules(raw: Mapping[str, Any]) -> dict[str, ModuleInfo]:
                 n: ParamInfo(p["dtype"], tuple(p["shape"]), p.get("has_sentinel"))
                 for n, p in m["params"].items()
             },
+            kind=m.get("kind"),
         )
         for prefix, m in raw.items()
     }

@@ -1,0 +1,142 @@
+"""P5: the drafter's weight stream, while P1 loads one drafter (see ``patches.py``).
+
+Two drafters' own ``load_weights`` defeat the precision the plan chose:
+
+- **Shadowed tensors** (GLM): ``Glm4MoeMTP.load_weights`` renames the target's
+  ``lm_head.weight`` to draft layer 0's ``shared_head.head.weight``, so two
+  checkpoint tensors feed one parameter and the one read last wins: a quantized
+  NextN head receives a BF16 ``lm_head`` (size mismatch), a BF16 one may silently
+  hold ``lm_head``. The profile says so (``ModuleSpec.also_fed_by``); when the
+  draft layer has its own tensors for the module, those other tensors are dropped
+  from the weight stream the drafter reads.
+- **Completeness check vs. KV-cache placeholders** (Step-3.5):
+  ``Step3p5MTP.load_weights`` raises "Some parameters like ... are not in the
+  checkpoint" for any parameter nobody loaded, and treats as optional only
+  ``q/k/v/prob_scale`` of one element with ``requires_grad=False``. The
+  compressed-tensors KV-cache method also registers ``*_zero_point`` placeholders
+  (and its scales differ), so every compressed-tensors checkpoint fails. For a
+  profile with ``checks_completeness``, the drafter's weights are loaded under
+  vLLM's own scoped switch ``disable_mtp_completeness_check()``
+  (``model_loader/mtp_validation.py``) and the same check is redone here, with every
+  parameter of an attention layer's KV-cache method counted as optional when the
+  checkpoint has no tensor for it. Anything else missing still fails, as one
+  `DraftQuantError` naming the parameters and the upstream cause.
+
+Both act on the model *instance* (an instance attribute shadows
+``model.load_weights`` for the duration of the load and is deleted afterwards);
+nothing in vLLM's classes or modules changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from vllm_draft_quant.core.names import module_of
+from vllm_draft_quant.core.plan import Plan
+from vllm_draft_quant.errors import DraftQuantError
+from vllm_draft_quant.profiles import DrafterProfile
+
+__all__ = ["shadowed_modules", "weight_stream"]
+
+_KV_PLACEHOLDERS = (
+    "q_scale",
+    "k_scale",
+    "v_scale",
+    "prob_scale",
+    "q_zero_point",
+    "k_zero_point",
+    "v_zero_point",
+)
+
+
+def shadowed_modules(profile: DrafterProfile, plan: Plan) -> frozenset[str]:
+    """Checkpoint modules whose tensors must not reach the drafter.
+
+    A module listed in a spec's ``also_fed_by`` is dropped when the plan has a
+    decision for that spec's runtime module built from the draft layer's own tensors.
+    """
+    drop: set[str] = set()
+    for spec in (*profile.modules, *profile.globals):
+        if not spec.also_fed_by:
+            continue
+        own = [
+            d
+            for d in plan.modules
+            if (d.module == spec.runtime or d.module.endswith("." + spec.runtime))
+            and d.checkpoint_tensors
+        ]
+        if own:
+            drop.update(spec.also_fed_by)
+    return frozenset(drop)
+
+
+def _kv_placeholders(model: Any) -> set[str]:
+    """Names of KV-cache-method parameters of the drafter's attention layers."""
+    out: set[str] = set()
+    for path, module in model.named_modules():
+        qm = getattr(module, "quant_method", None)
+        if qm is None or "KVCache" not in type(qm).__name__:
+            continue
+        for pname, _ in module.named_parameters(recurse=False):
+            if pname in _KV_PLACEHOLDERS:
+                out.add(f"{path}.{pname}" if path else pname)
+    return out
+
+
+@contextlib.contextmanager
+def weight_stream(model: Any, profile: DrafterProfile, plan: Plan) -> Iterator[list[str]]:
+    """While active, ``model.load_weights`` reads the filtered stream (P5).
+
+    Yields the list of dropped tensor names (filled while loading).
+    """
+    drop = shadowed_modules(profile, plan)
+    check = profile.checks_completeness
+    dropped: list[str] = []
+    if not drop and not check:
+        yield dropped
+        return
+    original = model.load_weights
+
+    def filtered(weights: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+        for name, tensor in weights:
+            if module_of(name) in drop:
+                dropped.append(name)
+                continue
+            yield name, tensor
+
+    def load_weights(weights: Iterable[tuple[str, Any]]) -> Any:
+        stream = filtered(weights) if drop else weights
+        if not check:
+            return original(stream)
+        from vllm.model_executor.model_loader.mtp_validation import (
+            disable_mtp_completeness_check,
+        )
+
+        with disable_mtp_completeness_check():
+            loaded = original(stream)
+        if isinstance(loaded, set):
+            _check_complete(model, loaded, plan)
+        return loaded
+
+    model.load_weights = load_weights
+    try:
+        yield dropped
+    finally:
+        with contextlib.suppress(AttributeError):
+            del model.load_weights
+
+
+def _check_complete(model: Any, loaded: set[str], plan: Plan) -> None:
+    params = {n for n, _ in model.named_parameters()}
+    missing = sorted(params - loaded - _kv_placeholders(model))
+    if missing:
+        raise DraftQuantError(
+            f"{plan.drafter}: {len(missing)} draft parameter(s) are not in the checkpoint and "
+            f"would keep their random initialisation: {missing[:5]}"
+            + (" ..." if len(missing) > 5 else "")
+            + ". (vllm-draft-quant redoes the drafter's completeness check because vLLM's "
+            "own one also rejects the KV-cache method's placeholder parameters; see "
+            "vllm_draft_quant/adapter/weights.py.) Check that the export kept every draft tensor."
+        )
