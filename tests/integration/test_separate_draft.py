@@ -7,7 +7,8 @@ vLLM is given), built on the CPU platform with the plugin and without it (stock)
   precision the *draft* checkpoint stores it in, and every parameter equals that
   checkpoint's bytes (``values.py``);
 - the plan is the draft checkpoint's own: `plan(target, speculative_config=...)` equals
-  the plan of the draft folder itself (the target's quant config plays no part);
+  the plan of the draft folder itself (the target's quant config plays no part), and no
+  draft module carries the target's quant config (stock Qwen3-Next/DeepSeek drafters do);
 - the target model is built the same with and without the plugin, in its own scheme,
   and the draft build leaves the target's quant config object unchanged;
 - ``model`` naming the target's own folder changes nothing: same modules, same bytes as
@@ -179,6 +180,24 @@ def test_target_keeps_its_own_quantization(key: str, built: dict[str, Built]) ->
         target_scheme = "bf16"
     assert bool(quantized) == (target_scheme != "bf16"), quantized
     assert b.on.raw["target_config_after_draft"] == b.on.raw["target_config_before_draft"]
+
+
+@pytest.mark.parametrize("key", [k for k in KEYS if CASES[k].draft is not None])
+def test_draft_never_gets_the_targets_quant_config(key: str, built: dict[str, Built]) -> None:
+    """Each quant config on a draft module is the draft folder's own (or one the plugin
+    built for a stored scheme, which excludes nothing); a BF16 draft gets none at all."""
+    b = built[key]
+    assert b.on.ok, b.on.error_text
+    configs = b.on.raw["draft_quant_configs"]
+    for qc in configs:
+        assert qc.get("exclude_modules", []) in ([], b.draft.exclusions), qc
+    draft_quantized = any(t.format != "bf16" for t in b.draft.tensors.values())
+    if not draft_quantized:
+        assert configs == []
+    # the bug this guards against: stock Qwen3-Next/DeepSeek drafters carry the target's
+    target = b.off.raw.get("target_config_before_draft")
+    if b.off.ok and target and b.case.method == "mtp" and "step3p5" not in key:
+        assert [q["class"] for q in b.off.raw["draft_quant_configs"]] == [target["class"]]
 
 
 @pytest.mark.parametrize("key", SAME_FOLDER)
