@@ -213,21 +213,29 @@ _DIST_READY = False
 
 
 def _ensure_distributed(vllm_config: Any) -> None:
+    """World-size-1 gloo state; the model-parallel groups are rebuilt for every case.
+
+    ``initialize_model_parallel`` creates the expert-parallel group only when the
+    current config has experts, so groups made for a dense model (Llama/EAGLE3,
+    MiMo) would break a MoE case that follows in the same worker.
+    """
     global _DIST_READY
-    if _DIST_READY:
-        return
     from vllm.distributed import ensure_model_parallel_initialized, init_distributed_environment
+    from vllm.distributed.parallel_state import destroy_model_parallel
     from vllm.utils.network_utils import get_distributed_init_method, get_open_port
 
-    init_distributed_environment(
-        world_size=1,
-        rank=0,
-        local_rank=0,
-        backend="gloo",
-        distributed_init_method=get_distributed_init_method("127.0.0.1", get_open_port()),
-    )
+    if not _DIST_READY:
+        init_distributed_environment(
+            world_size=1,
+            rank=0,
+            local_rank=0,
+            backend="gloo",
+            distributed_init_method=get_distributed_init_method("127.0.0.1", get_open_port()),
+        )
+        _DIST_READY = True
+    else:
+        destroy_model_parallel()
     ensure_model_parallel_initialized(1, 1)
-    _DIST_READY = True
 
 
 def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
