@@ -47,7 +47,7 @@ def child(vllm_config: Any, queue: Any) -> None:
 
         out["plan_digests"] = [p.digest() for p in draft_load._PLANS.values()]
         out["ok"] = True
-    except BaseException as e:  # noqa: BLE001 - reported to the parent
+    except BaseException as e:
         out["ok"] = False
         out["error"] = f"{type(e).__name__}: {e}"
     queue.put(out)

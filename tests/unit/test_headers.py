@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from _st_writer import BITS, encode, layout, write_raw, write_safetensors
-from strategies import FUZZ_EXAMPLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import FUZZ_EXAMPLES
 
 from vllm_draft_quant.checkpoint import SafetensorsHeader, TensorInfo, read_header
 from vllm_draft_quant.checkpoint.headers import DTYPE_BITS, MAX_HEADER_BYTES
