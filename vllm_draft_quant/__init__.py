@@ -9,9 +9,10 @@ Public API (everything else is private)::
 """
 
 from vllm_draft_quant._version import __version__
-from vllm_draft_quant.core.overrides import Overrides, load_overrides
+from vllm_draft_quant.checkpoint.overrides_file import load_overrides
+from vllm_draft_quant.checkpoint.planner import plan
+from vllm_draft_quant.core.overrides import Overrides
 from vllm_draft_quant.core.plan import Conflict, ModuleDecision, Plan
-from vllm_draft_quant.core.resolver import plan
 from vllm_draft_quant.core.schemes import Scheme, StoredFormat
 from vllm_draft_quant.errors import (
     CheckpointError,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vllm_draft_quant.core.plan import ModuleDecision, Plan
-from vllm_draft_quant.core.schemes import ModuleKind, Scheme
+from vllm_draft_quant.core.schemes import Scheme
 
 _local = threading.local()
 
@@ -27,7 +27,7 @@ class DraftBuild:
 
     def __post_init__(self) -> None:
         self.decisions = {
-            m.module: m for m in self.plan.modules if ModuleKind(m.kind).quantizable
+            m.module: m for m in self.plan.modules if m.kind.quantizable
         }
 
     def config_for_layer(self, prefix: str, given: Any) -> tuple[bool, Any]:

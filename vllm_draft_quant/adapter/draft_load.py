@@ -10,7 +10,7 @@ from typing import Any
 
 from vllm_draft_quant.adapter import context, settings
 from vllm_draft_quant.core.plan import Plan
-from vllm_draft_quant.core.schemes import ModuleKind, Scheme
+from vllm_draft_quant.core.schemes import Scheme
 from vllm_draft_quant.errors import DraftQuantError
 from vllm_draft_quant.profiles import draft_architectures
 
@@ -72,7 +72,7 @@ def plan_for(model_dir: Path, arch: str, st: settings.Settings,
 
     ``target_layers``: the target's layer count, for drafters numbered after it (EAGLE3).
     """
-    from vllm_draft_quant.core.resolver import plan
+    from vllm_draft_quant.checkpoint.planner import plan
 
     stamp = tuple(
         (f, os.stat(model_dir / f).st_mtime_ns) for f in
@@ -88,7 +88,7 @@ def plan_for(model_dir: Path, arch: str, st: settings.Settings,
 
 
 def _summary(plan: Plan, build: context.DraftBuild) -> str:
-    quantizable = [m for m in plan.modules if ModuleKind(m.kind).quantizable]
+    quantizable = [m for m in plan.modules if m.kind.quantizable]
     per: dict[str, int] = {}
     why: dict[str, int] = {}
     for m in quantizable:
@@ -102,7 +102,11 @@ def _summary(plan: Plan, build: context.DraftBuild) -> str:
             f"tensors: {len(plan.conflicts)}")
 
 
-def wrap_load_model(orig: Callable[..., Any]) -> Callable[..., Any]:
+def wrap_load_model(orig: Callable[..., Any],
+                    before_draft: Callable[[], Any] = lambda: None) -> Callable[..., Any]:
+    """P1's wrapper of ``orig`` (``BaseModelLoader.load_model``); ``before_draft`` runs
+    once a drafter load is going ahead (the patch ledger installs the layer patches)."""
+
     @functools.wraps(orig)
     def load_model(self: Any, vllm_config: Any, model_config: Any, prefix: str = "") -> Any:
         arch = draft_architecture(model_config)
@@ -111,14 +115,15 @@ def wrap_load_model(orig: Callable[..., Any]) -> Callable[..., Any]:
         st = settings.from_env()
         if st.mode == "off":
             return orig(self, vllm_config, model_config, prefix)
-        return _load_draft(orig, self, vllm_config, model_config, prefix, arch, st)
+        return _load_draft(orig, self, vllm_config, model_config, prefix, arch, st, before_draft)
 
     return load_model
 
 
 def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_config: Any,
-                prefix: str, arch: str, st: settings.Settings) -> Any:
-    from vllm_draft_quant.adapter import compat, patches, verify, weights
+                prefix: str, arch: str, st: settings.Settings,
+                before_draft: Callable[[], Any]) -> Any:
+    from vllm_draft_quant.adapter import compat, verify, weights
     from vllm_draft_quant.profiles import profile_for_draft
 
     log = _logger()
@@ -134,7 +139,7 @@ def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_c
             f"is unknown or mixed: {unknown[:5]}; see `vllm-draft-quant plan {model_config.model}`"
             " and add an override or re-export those tensors."
         )
-    patches.apply_layer_patches()
+    before_draft()
     for m in plan.modules:
         log.debug("draft module %s -> %s (%s: %s)", m.module, m.scheme, m.source, m.reason)
     target_config = vllm_config.quant_config

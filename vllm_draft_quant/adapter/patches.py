@@ -161,7 +161,7 @@ def apply_loader_patch() -> int:
     from vllm_draft_quant.adapter.draft_load import wrap_load_model
 
     return int(_install(BaseModelLoader, "load_model", "P1 BaseModelLoader.load_model",
-                        wrap_load_model))
+                        lambda orig: wrap_load_model(orig, before_draft=apply_layer_patches)))
 
 
 def remove_all() -> None:

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from vllm_draft_quant.checkpoint.fixer import (
+from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
+from vllm_draft_quant.checkpoint.locate import locate_model
+from vllm_draft_quant.repair.fixer import (
     CONFIG,
     HF_QUANT,
     FixResult,
@@ -15,9 +17,7 @@ from vllm_draft_quant.checkpoint.fixer import (
     render_json,
     unified_diff,
 )
-from vllm_draft_quant.checkpoint.locate import locate_model
-from vllm_draft_quant.checkpoint.writer import FolderLock, Transaction
-from vllm_draft_quant.core.resolver import load_facts, plan_from_facts
+from vllm_draft_quant.repair.writer import FolderLock, Transaction
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "report_fix", "run"]
 

@@ -6,13 +6,13 @@ import argparse
 import sys
 from typing import TextIO
 
-from vllm_draft_quant.checkpoint.fixer import unified_diff
-from vllm_draft_quant.checkpoint.graft import GraftPlan, apply_graft, plan_graft
 from vllm_draft_quant.checkpoint.index import INDEX_FILE
 from vllm_draft_quant.checkpoint.locate import locate_model
-from vllm_draft_quant.checkpoint.writer import FolderLock
 from vllm_draft_quant.cli._output import Progress
 from vllm_draft_quant.cli.fix import report_fix
+from vllm_draft_quant.repair.fixer import unified_diff
+from vllm_draft_quant.repair.graft import GraftPlan, apply_graft, plan_graft
+from vllm_draft_quant.repair.writer import FolderLock
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "parse_layers", "run"]
 

@@ -6,11 +6,11 @@ import argparse
 import sys
 from typing import TextIO
 
+from vllm_draft_quant.checkpoint.facts import CheckpointFacts, load_facts, plan_from_facts
+from vllm_draft_quant.checkpoint.overrides_file import load_overrides
+from vllm_draft_quant.checkpoint.speculative import DraftSource, draft_source
 from vllm_draft_quant.cli._output import highlight
-from vllm_draft_quant.core.overrides import load_overrides
 from vllm_draft_quant.core.plan import ModuleDecision, Plan
-from vllm_draft_quant.core.resolver import CheckpointFacts, load_facts, plan_from_facts
-from vllm_draft_quant.core.speculative import DraftSource, draft_source
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "render", "run"]
 
@@ -119,7 +119,7 @@ def render(facts: CheckpointFacts, plan: Plan, out: TextIO,
         heads += ("FROM",)
         label = "draft" if source.separate else "target"
     for title, strip, decisions in _group(facts, plan):
-        rows = [(d.module.removeprefix(strip), d.stored or "-", d.scheme.value, d.source)
+        rows = [(d.module.removeprefix(strip), d.stored.value, d.scheme.value, d.source)
                 + ((_files(facts, d, label),) if source is not None else ())
                 for d in decisions]
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]

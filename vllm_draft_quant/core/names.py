@@ -15,7 +15,7 @@ import re
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
-from vllm_draft_quant.profiles.schema import DrafterProfile, ModuleSpec
+from vllm_draft_quant.core.profile import DrafterProfile, ModuleSpec
 
 __all__ = ["DraftLayer", "NameMap", "RuntimeModule", "module_of"]
 

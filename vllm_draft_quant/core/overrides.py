@@ -1,4 +1,5 @@
-"""User overrides: a JSON or YAML file mapping module patterns to a scheme.
+"""User overrides: module patterns mapped to a scheme (the file is read by
+`checkpoint.overrides_file`).
 
 Example (YAML)::
 
@@ -16,9 +17,7 @@ the longest glob); equally specific patterns that disagree are an error.
 from __future__ import annotations
 
 import fnmatch
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -26,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from vllm_draft_quant.core.schemes import Scheme
 from vllm_draft_quant.errors import ConfigError
 
-__all__ = ["Overrides", "load_overrides"]
+__all__ = ["Overrides", "parse_overrides"]
 
 
 class Overrides(BaseModel):
@@ -72,31 +71,12 @@ class Overrides(BaseModel):
         return best[0][1], best[0][2]
 
 
-def load_overrides(path: str | os.PathLike[str]) -> Overrides:
-    """Read and validate an overrides file (``.json``, ``.yaml`` or ``.yml``)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p}: cannot read the overrides file ({e}); check the path "
-                          "given with --overrides or VLLM_DRAFT_QUANT_OVERRIDES.") from e
-    data: Any
-    try:
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            import json
-
-            data = json.loads(text)
-    except Exception as e:  # yaml.YAMLError, json.JSONDecodeError, RecursionError
-        raise ConfigError(f"{p}: not valid {'YAML' if p.suffix in ('.yaml', '.yml') else 'JSON'} "
-                          f"({e}); fix the syntax.") from e
+def parse_overrides(data: Any, origin: str) -> Overrides:
+    """Validate an overrides document already parsed from JSON/YAML (``origin``: its file)."""
     try:
         return Overrides.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
         field = ".".join(str(x) for x in first["loc"]) or "<top level>"
-        raise ConfigError(f"{p}: field {field!r}: {first['msg']}; expected "
+        raise ConfigError(f"{origin}: field {field!r}: {first['msg']}; expected "
                           "{version: 1, modules: {<pattern>: <scheme>}}.") from e

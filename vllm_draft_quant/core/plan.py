@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vllm_draft_quant.core.schemes import Scheme
+from vllm_draft_quant.core.schemes import Group, ModuleKind, Scheme, StoredFormat
 
 __all__ = ["Conflict", "ModuleDecision", "Plan", "Source"]
 
@@ -35,9 +35,9 @@ class ModuleDecision(_Frozen):
     checkpoint_tensors: tuple[str, ...]
     # Not part of the JSON: what the tensors are and which group/kind the module is,
     # for the CLI table and the adapter's checks.
-    stored: str = Field(default="", exclude=True)
-    kind: str = Field(default="linear", exclude=True)
-    group: str = Field(default="", exclude=True)
+    stored: StoredFormat = Field(default=StoredFormat.UNKNOWN, exclude=True)
+    kind: ModuleKind = Field(default=ModuleKind.LINEAR, exclude=True)
+    group: Group | Literal[""] = Field(default="", exclude=True)
 
 
 class Conflict(_Frozen):

@@ -9,8 +9,13 @@ formats share one scheme: ModelOpt NVFP4 and compressed-tensors NVFP4 are both
 from __future__ import annotations
 
 import enum
+from typing import Literal
 
-__all__ = ["ModuleKind", "Scheme", "StoredFormat"]
+__all__ = ["GROUPS", "Group", "ModuleKind", "Scheme", "StoredFormat"]
+
+#: how users and the factory talk about the parts of a draft layer
+Group = Literal["attn", "mlp", "head"]
+GROUPS: tuple[Group, ...] = ("attn", "mlp", "head")
 
 
 class Scheme(str, enum.Enum):

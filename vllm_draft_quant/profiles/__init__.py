@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, ModuleSpec
 from vllm_draft_quant.errors import UnknownDrafterError
 from vllm_draft_quant.profiles.families import PROFILES
-from vllm_draft_quant.profiles.schema import DrafterProfile, LayerRoot, ModuleSpec
 
 __all__ = [
     "PROFILES",

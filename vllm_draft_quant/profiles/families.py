@@ -8,8 +8,8 @@ file for how to add a family.
 
 from __future__ import annotations
 
+from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, ModuleSpec
 from vllm_draft_quant.core.schemes import ModuleKind
-from vllm_draft_quant.profiles.schema import DrafterProfile, LayerRoot, ModuleSpec
 
 __all__ = ["PROFILES"]
 

@@ -2,7 +2,7 @@
 
 `compute_fix` reads the plan (the stored format of every draft module) and
 returns new exclusion lists, in each producer's own grammar, such that both
-our resolver and stock vLLM (`checkpoint.stock`) build every unquantized draft
+our resolver and stock vLLM (`repair.stock`) build every unquantized draft
 module unquantized:
 
 - a draft layer whose tensors are all unquantized, when every quantizable
@@ -30,15 +30,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from vllm_draft_quant.checkpoint.evidence import classify, group_by_module
-from vllm_draft_quant.checkpoint.stock import STOCK_DRAFTERS, VLLM_VERSION, stock_quantizes
+from vllm_draft_quant.checkpoint.facts import CheckpointFacts
+from vllm_draft_quant.core.evidence import classify, group_by_module
 from vllm_draft_quant.core.intent import intent_from_configs
 from vllm_draft_quant.core.names import RuntimeModule, module_of
 from vllm_draft_quant.core.plan import ModuleDecision, Plan
-from vllm_draft_quant.core.resolver import CheckpointFacts
 from vllm_draft_quant.core.rules import RuleSet, make_rules
-from vllm_draft_quant.core.schemes import ModuleKind, Scheme, StoredFormat
+from vllm_draft_quant.core.schemes import Scheme, StoredFormat
 from vllm_draft_quant.errors import ConfigError
+from vllm_draft_quant.repair.stock import STOCK_DRAFTERS, VLLM_VERSION, stock_quantizes
 
 __all__ = ["ExclusionList", "FixResult", "compute_fix", "render_json", "unified_diff"]
 
@@ -166,22 +166,22 @@ class _Context:
         return self.nm.module(d.module)
 
     def wants_excluded(self, d: ModuleDecision) -> bool:
-        return ModuleKind(d.kind).quantizable and d.stored == StoredFormat.UNQUANTIZED.value
+        return d.kind.quantizable and d.stored is StoredFormat.UNQUANTIZED
 
     def wants_quantized(self, d: ModuleDecision) -> bool:
-        return ModuleKind(d.kind).quantizable and d.stored not in (
-            StoredFormat.UNQUANTIZED.value, StoredFormat.UNKNOWN.value)
+        return d.kind.quantizable and d.stored not in (
+            StoredFormat.UNQUANTIZED, StoredFormat.UNKNOWN)
 
     def stock(self, d: ModuleDecision, entries: Sequence[str]) -> bool | None:
         return stock_quantizes(
             producer=self.producer, scheme=self.scheme, architecture=self.facts.profile.architecture,
-            profile=self.facts.profile, prefix=d.module, kind=ModuleKind(d.kind), entries=entries)
+            profile=self.facts.profile, prefix=d.module, kind=d.kind, entries=entries)
 
     def ours(self, d: ModuleDecision, entries: Sequence[str]) -> bool:
         """Does our grammar exclude the whole module with these entries?"""
         grammar = "modelopt" if self.producer == "modelopt" else "compressed-tensors"
         rules = RuleSet(make_rules(list(entries), grammar=grammar, origin="fix"))
-        kind = ModuleKind(d.kind)
+        kind = d.kind
         names = _names(d)
         return rules.matches(d.module, kind) or (bool(names) and all(
             rules.matches(n, kind) for n in names))
@@ -274,7 +274,7 @@ def _wrong_entries(ctx: _Context, entries: list[str], res: FixResult) -> set[str
 def _any_hit(ctx: _Context, d: ModuleDecision, entries: list[str]) -> bool:
     grammar = "modelopt" if ctx.producer == "modelopt" else "compressed-tensors"
     rules = RuleSet(make_rules(entries, grammar=grammar, origin="fix"))
-    kind = ModuleKind(d.kind)
+    kind = d.kind
     return any(rules.matches(n, kind) for n in (d.module, *_names(d)))
 
 
@@ -306,7 +306,7 @@ def _whole_layer(ctx: _Context, root: str, need: list[ModuleDecision]) -> bool:
     """All of the layer's tensors are unquantized and every quantizable module needs an entry."""
     in_layer = [d for d in ctx.plan.modules
                 if (rm := ctx.runtime(d)) and rm.layer and rm.layer.checkpoint_root == root]
-    if {d.module for d in in_layer if ModuleKind(d.kind).quantizable} != {d.module for d in need}:
+    if {d.module for d in in_layer if d.kind.quantizable} != {d.module for d in need}:
         return False
     return not any(m == root or m.startswith(root + ".") for m in ctx.quantized_modules())
 
@@ -338,10 +338,10 @@ def _verify(ctx: _Context, res: FixResult, objects: Mapping[str, Mapping[str, An
     if intent is None:
         return
     for d in ctx.plan.modules:
-        kind = ModuleKind(d.kind)
+        kind = d.kind
         if not kind.quantizable or d.module in ctx.flagged:
             continue
-        stored = StoredFormat(d.stored)
+        stored = d.stored
         if stored is StoredFormat.UNKNOWN:
             res.remaining.append(f"{d.module}: stored format unknown or mixed ({d.reason}); no "
                              "exclusion list can describe it")
@@ -366,8 +366,8 @@ def stock_limits(ctx: _Context, entries: Sequence[str]) -> list[str]:
     for d in ctx.plan.modules:
         if d.module in ctx.flagged:
             continue
-        stored = StoredFormat(d.stored)
-        if not ModuleKind(d.kind).quantizable or stored is StoredFormat.UNQUANTIZED:
+        stored = d.stored
+        if not d.kind.quantizable or stored is StoredFormat.UNQUANTIZED:
             if ctx.wants_excluded(d) and ctx.stock(d, entries) is not False:
                 out.append(f"{head} would still build {d.module} quantized (stored unquantized)")
             continue

@@ -30,17 +30,17 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from vllm_draft_quant.checkpoint.configs import load_json_object
-from vllm_draft_quant.checkpoint.evidence import classify, group_by_module
-from vllm_draft_quant.checkpoint.fixer import CONFIG, HF_QUANT, FixResult, compute_fix, render_json
+from vllm_draft_quant.checkpoint.facts import CheckpointFacts, load_facts, plan_from_facts
 from vllm_draft_quant.checkpoint.headers import TensorInfo, read_header
 from vllm_draft_quant.checkpoint.index import INDEX_FILE, CheckpointFiles
-from vllm_draft_quant.checkpoint.shard_io import TensorSource, same_bytes, sources_of, write_shard
-from vllm_draft_quant.checkpoint.writer import Transaction
+from vllm_draft_quant.core.evidence import classify, group_by_module
 from vllm_draft_quant.core.intent import intent_from_configs
 from vllm_draft_quant.core.names import NameMap
-from vllm_draft_quant.core.resolver import CheckpointFacts, load_facts, plan_from_facts
 from vllm_draft_quant.core.schemes import StoredFormat
 from vllm_draft_quant.errors import CheckpointError, ConfigError, MissingDraftWeightsError
+from vllm_draft_quant.repair.fixer import CONFIG, HF_QUANT, FixResult, compute_fix, render_json
+from vllm_draft_quant.repair.shard_io import TensorSource, same_bytes, sources_of, write_shard
+from vllm_draft_quant.repair.writer import Transaction
 
 __all__ = ["GRAFT_SHARD", "GraftPlan", "Unit", "apply_graft", "plan_graft"]
 

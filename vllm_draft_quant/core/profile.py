@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vllm_draft_quant.core.schemes import ModuleKind
+from vllm_draft_quant.core.schemes import Group, ModuleKind
 
 __all__ = ["DrafterProfile", "LayerRoot", "ModuleSpec"]
 
@@ -41,7 +41,7 @@ class ModuleSpec:
     runtime: str
     checkpoint: tuple[str, ...]
     kind: ModuleKind = ModuleKind.LINEAR
-    group: str = "attn"
+    group: Group = "attn"
     unless_present: tuple[str, ...] = ()
     # absolute checkpoint modules outside the draft layers that the drafter's
     # load_weights *also* routes into this module's parameters (GLM: `lm_head`

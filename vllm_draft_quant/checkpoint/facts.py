@@ -1,0 +1,91 @@
+"""What a model folder says about its drafter: configs, intent, placement, draft dtypes.
+
+`load_facts` reads ``config.json`` (and ``hf_quant_config.json``), picks the drafter
+profile and places its layers (`core.resolver.place_drafter`); `draft_dtypes` reads
+the header dtypes of the draft tensors (only the shards that hold them are opened);
+`plan_from_facts` hands both to the pure `core.resolver.resolve`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vllm_draft_quant.checkpoint.configs import load_json_object
+from vllm_draft_quant.checkpoint.index import CheckpointFiles
+from vllm_draft_quant.checkpoint.locate import locate_model
+from vllm_draft_quant.core.intent import QuantIntent, intent_from_configs
+from vllm_draft_quant.core.names import NameMap
+from vllm_draft_quant.core.overrides import Overrides
+from vllm_draft_quant.core.plan import Plan
+from vllm_draft_quant.core.profile import DrafterProfile
+from vllm_draft_quant.core.resolver import Mode, place_drafter, resolve
+from vllm_draft_quant.errors import ConfigError
+from vllm_draft_quant.profiles import profile_for_draft, profile_for_target
+
+__all__ = ["CheckpointFacts", "draft_dtypes", "load_facts", "plan_from_facts"]
+
+
+@dataclass(frozen=True)
+class CheckpointFacts:
+    """What was read from a model folder (reused by the CLI, fix and graft)."""
+
+    model_dir: Path
+    config: Mapping[str, Any]
+    text_config: Mapping[str, Any]
+    hf_quant_config: Mapping[str, Any] | None
+    intent: QuantIntent | None
+    profile: DrafterProfile
+    names: NameMap
+    files: CheckpointFiles
+
+
+def load_facts(model: str | os.PathLike[str], *, drafter: str | None = None,
+               target_layers: int | None = None) -> CheckpointFacts:
+    """Read a model folder's configs and index, and place its draft layers.
+
+    ``target_layers`` is the target model's ``num_hidden_layers``; only profiles whose
+    draft layers vLLM numbers after the target's (``hidden_layers_from="target"``,
+    EAGLE3) need it, and for them it is required.
+    """
+    model_dir = locate_model(model)
+    cfg_path = model_dir / "config.json"
+    config = load_json_object(cfg_path, what="model config")
+    if drafter is not None:
+        profile = profile_for_draft(drafter)
+    else:
+        archs = config.get("architectures")
+        if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+            raise ConfigError(f"{cfg_path}: field 'architectures' must be a list of strings, "
+                              f"found {archs!r}; fix config.json.")
+        profile = profile_for_target(archs, origin=str(cfg_path))
+    text, names = place_drafter(config, profile, origin=str(cfg_path), target_layers=target_layers)
+    hq_path = model_dir / "hf_quant_config.json"
+    hf_quant = load_json_object(hq_path, what="ModelOpt quant config", required=False)
+    qc = config.get("quantization_config", text.get("quantization_config"))
+    if qc is not None and not isinstance(qc, dict):
+        raise ConfigError(f"{cfg_path}: field 'quantization_config' must be an object, found "
+                          f"{type(qc).__name__}; fix config.json.")
+    intent = intent_from_configs(hf_quant, qc, hf_quant_origin=hq_path.name,
+                                 config_origin=cfg_path.name)
+    return CheckpointFacts(model_dir, config, text, hf_quant, intent, profile, names,
+                           CheckpointFiles(model_dir))
+
+
+def draft_dtypes(facts: CheckpointFacts) -> dict[str, str]:
+    """``{draft tensor name: safetensors dtype}`` from the headers of the shards holding them."""
+    draft = [n for n in facts.files.weight_names() if facts.names.is_draft_name(n)]
+    if not draft:
+        return {}
+    infos = facts.files.tensors(draft)
+    return {n: infos[n].dtype for n in draft}
+
+
+def plan_from_facts(facts: CheckpointFacts, *, mode: Mode = "auto",
+                    overrides: Overrides | None = None) -> Plan:
+    """The plan of ``facts``' drafter (`core.resolver.resolve` on its draft tensors)."""
+    return resolve(facts.names, facts.intent, draft_dtypes(facts), mode=mode,
+                   overrides=overrides, origin=str(facts.model_dir))
