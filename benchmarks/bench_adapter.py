@@ -3,7 +3,7 @@
 Cases that load both ways: the wildcard layout ('b': MTP all BF16, one wildcard
 exclusion per MTP root) of the factory families step3p5, qwen3_next and deepseek_v3,
 each as NVFP4 and FP8 (ModelOpt): six tiny checkpoints. Each worker process
-(``testing.harness.build_many``, one vLLM import) builds target + drafter of every case
+(``vllm_draft_quant.demo.launcher.build_many``, one vLLM import) builds target + drafter of every case
 twice: pass 1 is each folder's first drafter build in the process (with the plugin on,
 it plans the checkpoint: ~ms, then cached per process by folder and file times), pass 2
 builds the same folders again (plan cached). Processes alternate on, off, off, on,
@@ -27,9 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import _support_path  # noqa: F401 - puts tests/ on sys.path for ``support``
+from support import CheckpointSpec, write_checkpoint
+
 from vllm_draft_quant import plan
-from vllm_draft_quant.testing import CheckpointSpec, write_checkpoint
-from vllm_draft_quant.testing.harness import BuildRequest, DraftResult, build_many
+from vllm_draft_quant.demo.launcher import BuildRequest, DraftResult, build_many
 
 FAMILIES = ("step3p5", "qwen3_next", "deepseek_v3")
 SCHEMES = ("nvfp4", "fp8")

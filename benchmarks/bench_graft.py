@@ -37,10 +37,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from vllm_draft_quant.checkpoint.graft import GRAFT_SHARD
+import _support_path  # noqa: F401 - puts tests/ on sys.path for ``support``
+from support import synthetic as syn
+from support.synthetic import SyntheticSpec, write_synthetic_checkpoint
+
 from vllm_draft_quant.checkpoint.headers import read_header
-from vllm_draft_quant.testing import synthetic as syn
-from vllm_draft_quant.testing.synthetic import SyntheticSpec, write_synthetic_checkpoint
+from vllm_draft_quant.repair.graft import GRAFT_SHARD
 
 MB = 2**20
 LAYERS = 4  # target layers: 1 dense + 3 MoE, all sparse; the MTP layer is model.layers.4

@@ -19,8 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from vllm_draft_quant.core.resolver import load_facts, plan_from_facts
-from vllm_draft_quant.testing.synthetic import SyntheticSpec, write_synthetic_checkpoint
+import _support_path  # noqa: F401 - puts tests/ on sys.path for ``support``
+from support.synthetic import SyntheticSpec, write_synthetic_checkpoint
+
+from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 
 
 def _header_bytes(path: Path) -> int:

@@ -11,8 +11,15 @@ its own count under either profile.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, settings
+
+# ``tests/support`` (the checkpoint factory and the drafter build service, never
+# installed) is imported as ``support`` by every tier.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 settings.register_profile(
     "dev",
@@ -28,3 +35,16 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many drafters the session's build service built, and how many came from its cache."""
+    harness = sys.modules.get("support.harness")
+    if harness is None:
+        return
+    harness.shutdown()
+    st = harness.stats
+    if st.builds or st.cache_hits or st.isolated:
+        terminalreporter.section("drafter build service")
+        for line in st.lines():
+            terminalreporter.write_line(line)

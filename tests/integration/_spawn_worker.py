@@ -19,8 +19,8 @@ def child(vllm_config: Any, queue: Any) -> None:
     out: dict[str, Any] = {}
     try:
         from vllm_draft_quant.adapter import patches
-        from vllm_draft_quant.testing import _drafter_worker as w
-        from vllm_draft_quant.testing import cpu_shims
+        from vllm_draft_quant.demo import cpu_shims
+        from vllm_draft_quant.demo import worker as w
 
         out["hooked_before_plugins"] = bool(patches.ORIGINALS)
         from vllm.plugins import load_general_plugins
@@ -62,7 +62,7 @@ def main() -> None:
     from vllm.utils.system_utils import get_mp_context
 
     from vllm_draft_quant import plan
-    from vllm_draft_quant.testing import _drafter_worker as w
+    from vllm_draft_quant.demo import worker as w
 
     vllm_config = w._engine_config(model_dir)
     ctx = get_mp_context()

@@ -1,8 +1,9 @@
-"""Integration tier: real vLLM on the CPU platform, each build in a worker subprocess.
+"""Integration tier: real vLLM on the CPU platform, every build on the session's workers.
 
-The workers get ``VLLM_TARGET_DEVICE=cpu`` from the harness; it is also set here
-for anything a test imports in-process. ``VDQ_INTEGRATION_JOBS`` sets how many
-worker processes run at once (default: 2, capped by the CPU count).
+Builds go through ``support.harness`` (a pool of long-lived worker processes, see its
+docstring); ``VDQ_INTEGRATION_JOBS`` sets how many (default: 2, capped by the CPU
+count). ``VLLM_TARGET_DEVICE=cpu`` is also set here for anything a test imports
+in-process.
 """
 
 from __future__ import annotations
@@ -12,15 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.harness import pool_size
 
 os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def integration_jobs() -> int:
-    return max(1, int(os.environ.get("VDQ_INTEGRATION_JOBS", min(2, os.cpu_count() or 1))))
-
-
 @pytest.fixture(scope="session")
 def jobs() -> int:
-    return integration_jobs()
+    return pool_size()

@@ -1,6 +1,6 @@
 """The stock-vLLM outcome of every (family, scheme, layout) case, as data.
 
-Layouts a..g are ``vllm_draft_quant.testing.LAYOUTS`` (FINDINGS.md "Outcomes");
+Layouts a..g are ``support.factory.LAYOUTS`` (FINDINGS.md "Outcomes");
 the producer is ModelOpt. Measured on vllm 0.33.0 (CPU platform, test shims),
 with the target model loaded before the drafter as the V1 runner does. They agree
 with FINDINGS.md.
@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from vllm_draft_quant.testing import CheckpointSpec
+from support import CheckpointSpec
 
 Outcome = Literal["ok", "loud", "silent"]
 Case = tuple[str, str, str]  # (family, scheme, layout)

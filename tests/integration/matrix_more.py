@@ -1,7 +1,7 @@
 """Issue 8's cases: more drafter families and more checkpoint formats, as data.
 
 Cases are ``(family, producer, scheme, layout)``; layouts a..g are
-``vllm_draft_quant.testing.LAYOUTS`` (FINDINGS.md "Outcomes"):
+``support.factory.LAYOUTS`` (FINDINGS.md "Outcomes"):
 
 - ``FAMILY_CASES``: GLM-4.5 MoE (``Glm4MoeMTPModel``), Qwen3.5 MoE text-only and
   multimodal (``Qwen3_5MoeMTP``), MiMo (``MiMoMTPModel``), each with ModelOpt NVFP4
@@ -18,7 +18,7 @@ compressed-tensors layout g quantizes the MTP head: stock vLLM cannot load that
 (``ParallelLMHead`` is never a ``Linear`` target), the plugin can.
 
 ``STOCK_OUTCOMES_MORE`` is what stock vLLM 0.33.0 does (plugin off; CPU platform with
-the test shims of ``vllm_draft_quant/testing/cpu_shims*.py``), measured with the
+the CPU shims of ``vllm_draft_quant/demo/cpu_shims.py``), measured with the
 target model loaded first; ``Expected`` has the same meaning as in ``matrix.py``
 (``silent``: each ``(runtime prefix, checkpoint module)`` loads into a parameter of
 the wrong precision, either way round).
@@ -29,8 +29,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from matrix import OK, Expected, _loud, _silent
-
-from vllm_draft_quant.testing import CheckpointSpec
+from support import CheckpointSpec
 
 Case = tuple[str, str, str, str]  # (family, producer, scheme, layout)
 
@@ -81,375 +80,135 @@ def engine_args(family: str) -> dict[str, Any]:
     return dict(ENGINE_ARGS.get(family, {}))
 
 
+# ------------------------------------------------------------------ stock outcomes, as data
+def _row(**by_layouts: Expected) -> dict[str, Expected]:
+    """The outcome of each layout a..g of one group: ``_row(acf=X, e=Y)`` gives layouts a,
+    c and f the outcome X, e the outcome Y, every other layout ``OK``."""
+    row = dict.fromkeys(LAYOUT_KEYS, OK)
+    for layouts, expected in by_layouts.items():
+        for layout in layouts:
+            row[layout] = expected
+    return row
+
+
+def _pairs(layer: str, *modules: str, root: str = "") -> tuple[tuple[str, str], ...]:
+    """``(runtime prefix, checkpoint module)`` of each ``"runtime=checkpoint"`` module of MTP
+    layer ``layer`` (one name when both agree); ``root`` prefixes checkpoint names."""
+    out = []
+    for m in modules:
+        runtime, _, ckpt = m.partition("=")
+        out.append((f"{layer}.{runtime}", f"{root or layer}.{ckpt or runtime}"))
+    return tuple(out)
+
+
+# Qwen3.5 / Qwen3-Next: BF16 MTP in FP8 parameters (exclusion prefixes in checkpoint form)
+_QWEN_MTP_SILENT = _silent(
+    ("mtp.fc", "mtp.fc"),
+    *_pairs(
+        "mtp.layers.0",
+        "self_attn.qkv_proj=self_attn.k_proj",
+        "self_attn.o_proj",
+        "mlp.shared_expert.gate_up_proj=mlp.shared_expert.gate_proj",
+        "mlp.shared_expert.down_proj",
+        "mlp.experts=mlp.experts.0.down_proj",
+    ),
+)
+_QWEN_EXPERTS = _loud("RuntimeError", "mtp.layers.0.mlp.experts.w2_weight")
+# DeepSeek-V3 FP8 (compressed-tensors, native block): every BF16 MTP module in FP8
+_DS_MTP_SILENT = _silent(
+    *_pairs(
+        "model.layers.2",
+        "self_attn.fused_qkv_a_proj=self_attn.kv_a_proj_with_mqa",
+        "self_attn.q_b_proj",
+        "self_attn.kv_b_proj",
+        "self_attn.o_proj",
+        "mlp.shared_experts.gate_up_proj=mlp.shared_experts.gate_proj",
+        "mlp.shared_experts.down_proj",
+        "mlp.experts=mlp.experts.0.down_proj",
+    )
+)
+# GLM: the NextN head's runtime prefix is model.layers.N.head
+_GLM_HEAD_PAIR = _pairs("model.layers.2", "head=shared_head.head")
+_GLM_HEAD_SIZE = _loud("RuntimeError", "model.layers.2.shared_head.head.weight")
+_GLM_MTP_SILENT = _silent(
+    *_GLM_HEAD_PAIR,
+    *_pairs(
+        "model.layers.2",
+        "self_attn.qkv_proj=self_attn.k_proj",
+        "self_attn.o_proj",
+        "mlp.shared_experts.gate_up_proj=mlp.shared_experts.gate_proj",
+        "mlp.shared_experts.down_proj",
+        "mlp.experts=mlp.experts.0.down_proj",
+    ),
+)
+# MiMo: runtime model.layers.N, checkpoint model.mtp_layers.k
+_MIMO_ATTN = _pairs(
+    "model.layers.2",
+    "self_attn.qkv_proj=self_attn.k_proj",
+    "self_attn.o_proj",
+    root="model.mtp_layers.0",
+)
+_MIMO_MLP = _pairs(
+    "model.layers.2", "mlp.gate_up_proj=mlp.gate_proj", "mlp.down_proj", root="model.mtp_layers.0"
+)
+_MIMO_BLOCK = "model.mtp_layers.2.mtp_block"
+# Step-3.5: its MTP modules are model.layers.2.mtp_block.*
+_ST_BLOCK = "model.layers.2.mtp_block"
+_ST_KV_PLACEHOLDER = _loud("RuntimeError", f"{_ST_BLOCK}.self_attn.attn.k_zero_point")
+_DS_ROUTED_W2 = "model.layers.2.mtp_block.mlp.experts.routed_experts.w2_weight"
+_HEAD = "model.layers.2.shared_head.head"
+
+#: (family, producer, scheme) -> outcome per layout, measured (see the module docstring)
+_GROUPS: dict[tuple[str, str, str], dict[str, Expected]] = {
+    ("glm4_moe", "modelopt", "nvfp4"): _row(acdefg=_GLM_HEAD_SIZE),
+    ("glm4_moe", "modelopt", "fp8"): _row(a=_GLM_MTP_SILENT, cdef=_silent(*_GLM_HEAD_PAIR)),
+    **{
+        (qwen, "modelopt", "nvfp4"): _row(a=_QWEN_EXPERTS, g=_loud("ValueError", "fc.input_scale"))
+        for qwen in ("qwen3_5_moe", "qwen3_5_moe_vl")
+    },
+    **{
+        (qwen, "modelopt", "fp8"): _row(a=_QWEN_MTP_SILENT)
+        for qwen in ("qwen3_5_moe", "qwen3_5_moe_vl")
+    },
+    ("mimo", "modelopt", "nvfp4"): _row(
+        acbf=_loud("AssertionError", f"{_MIMO_BLOCK}.mlp.gate_up_proj"),
+        e=_loud("AssertionError", f"{_MIMO_BLOCK}.self_attn.qkv_proj"),
+    ),
+    ("mimo", "modelopt", "fp8"): _row(
+        abc=_silent(*_MIMO_ATTN, *_MIMO_MLP), e=_silent(*_MIMO_ATTN), f=_silent(*_MIMO_MLP)
+    ),
+    ("step3p5", "compressed-tensors", "nvfp4"): _row(
+        acf=_loud("KeyError", f"{_ST_BLOCK}.mlp.down_proj.weight"),
+        bd=_ST_KV_PLACEHOLDER,
+        e=_loud("KeyError", f"{_ST_BLOCK}.self_attn.qkv_proj.weight"),
+        g=_loud("KeyError", f"{_HEAD}.input_global_scale"),
+    ),
+    ("step3p5", "compressed-tensors", "fp8"): _row(
+        abcdef=_ST_KV_PLACEHOLDER, g=_loud("KeyError", f"{_HEAD}.input_scale")
+    ),
+    ("step3p5", "fp8", "fp8_block"): _row(
+        abcf=_loud("RuntimeError", f"{_ST_BLOCK}.mlp.gate_up_proj.weight_scale_inv"),
+        e=_loud("RuntimeError", f"{_ST_BLOCK}.self_attn.o_proj.weight_scale_inv"),
+    ),
+    ("step3p5", "quark", "mxfp4"): _row(
+        acf=_loud("AssertionError", f"{_ST_BLOCK}.mlp.gate_up_proj.weight"),
+        e=_loud("AssertionError", f"{_ST_BLOCK}.self_attn.qkv_proj.weight"),
+    ),
+    ("qwen3_next", "compressed-tensors", "nvfp4"): _row(a=_loud("ValueError", "fc.weight")),
+    ("qwen3_next", "compressed-tensors", "fp8"): _row(a=_QWEN_MTP_SILENT),
+    ("qwen3_next", "fp8", "fp8_block"): _row(ab=_QWEN_MTP_SILENT),
+    ("qwen3_next", "quark", "mxfp4"): _row(a=_loud("AssertionError", "fc.weight")),
+    ("deepseek_v3", "compressed-tensors", "nvfp4"): _row(
+        a=_loud("KeyError", _DS_ROUTED_W2), g=_loud("KeyError", f"{_HEAD}.input_global_scale")
+    ),
+    ("deepseek_v3", "compressed-tensors", "fp8"): _row(
+        a=_DS_MTP_SILENT, g=_loud("KeyError", f"{_HEAD}.input_scale")
+    ),
+    ("deepseek_v3", "fp8", "fp8_block"): _row(ab=_DS_MTP_SILENT),
+    ("deepseek_v3", "quark", "mxfp4"): _row(a=_loud("RuntimeError", _DS_ROUTED_W2)),
+}
 STOCK_OUTCOMES_MORE: dict[Case, Expected] = {
-    # glm4_moe / modelopt nvfp4
-    ("glm4_moe", "modelopt", "nvfp4", "a"): _loud(
-        "RuntimeError", "model.layers.2.shared_head.head.weight"
-    ),
-    ("glm4_moe", "modelopt", "nvfp4", "b"): OK,
-    ("glm4_moe", "modelopt", "nvfp4", "c"): _loud(
-        "RuntimeError", "model.layers.2.shared_head.head.weight"
-    ),
-    ("glm4_moe", "modelopt", "nvfp4", "d"): _loud(
-        "RuntimeError", "model.layers.2.shared_head.head.weight"
-    ),
-    ("glm4_moe", "modelopt", "nvfp4", "e"): _loud(
-        "RuntimeError", "model.layers.2.shared_head.head.weight"
-    ),
-    ("glm4_moe", "modelopt", "nvfp4", "f"): _loud(
-        "RuntimeError", "model.layers.2.shared_head.head.weight"
-    ),
-    ("glm4_moe", "modelopt", "nvfp4", "g"): _loud(
-        "RuntimeError", "model.layers.2.shared_head.head.weight"
-    ),
-    # glm4_moe / modelopt fp8
-    ("glm4_moe", "modelopt", "fp8", "a"): _silent(
-        ("model.layers.2.head", "model.layers.2.shared_head.head"),
-        ("model.layers.2.self_attn.qkv_proj", "model.layers.2.self_attn.k_proj"),
-        ("model.layers.2.self_attn.o_proj", "model.layers.2.self_attn.o_proj"),
-        (
-            "model.layers.2.mlp.shared_experts.gate_up_proj",
-            "model.layers.2.mlp.shared_experts.gate_proj",
-        ),
-        (
-            "model.layers.2.mlp.shared_experts.down_proj",
-            "model.layers.2.mlp.shared_experts.down_proj",
-        ),
-        ("model.layers.2.mlp.experts", "model.layers.2.mlp.experts.0.down_proj"),
-    ),
-    ("glm4_moe", "modelopt", "fp8", "b"): OK,
-    ("glm4_moe", "modelopt", "fp8", "c"): _silent(
-        ("model.layers.2.head", "model.layers.2.shared_head.head")
-    ),
-    ("glm4_moe", "modelopt", "fp8", "d"): _silent(
-        ("model.layers.2.head", "model.layers.2.shared_head.head")
-    ),
-    ("glm4_moe", "modelopt", "fp8", "e"): _silent(
-        ("model.layers.2.head", "model.layers.2.shared_head.head")
-    ),
-    ("glm4_moe", "modelopt", "fp8", "f"): _silent(
-        ("model.layers.2.head", "model.layers.2.shared_head.head")
-    ),
-    ("glm4_moe", "modelopt", "fp8", "g"): OK,
-    # qwen3_5_moe / modelopt nvfp4
-    ("qwen3_5_moe", "modelopt", "nvfp4", "a"): _loud(
-        "RuntimeError", "mtp.layers.0.mlp.experts.w2_weight"
-    ),
-    ("qwen3_5_moe", "modelopt", "nvfp4", "b"): OK,
-    ("qwen3_5_moe", "modelopt", "nvfp4", "c"): OK,
-    ("qwen3_5_moe", "modelopt", "nvfp4", "d"): OK,
-    ("qwen3_5_moe", "modelopt", "nvfp4", "e"): OK,
-    ("qwen3_5_moe", "modelopt", "nvfp4", "f"): OK,
-    ("qwen3_5_moe", "modelopt", "nvfp4", "g"): _loud("ValueError", "fc.input_scale"),
-    # qwen3_5_moe / modelopt fp8
-    ("qwen3_5_moe", "modelopt", "fp8", "a"): _silent(
-        ("mtp.fc", "mtp.fc"),
-        ("mtp.layers.0.self_attn.qkv_proj", "mtp.layers.0.self_attn.k_proj"),
-        ("mtp.layers.0.self_attn.o_proj", "mtp.layers.0.self_attn.o_proj"),
-        ("mtp.layers.0.mlp.shared_expert.gate_up_proj", "mtp.layers.0.mlp.shared_expert.gate_proj"),
-        ("mtp.layers.0.mlp.shared_expert.down_proj", "mtp.layers.0.mlp.shared_expert.down_proj"),
-        ("mtp.layers.0.mlp.experts", "mtp.layers.0.mlp.experts.0.down_proj"),
-    ),
-    ("qwen3_5_moe", "modelopt", "fp8", "b"): OK,
-    ("qwen3_5_moe", "modelopt", "fp8", "c"): OK,
-    ("qwen3_5_moe", "modelopt", "fp8", "d"): OK,
-    ("qwen3_5_moe", "modelopt", "fp8", "e"): OK,
-    ("qwen3_5_moe", "modelopt", "fp8", "f"): OK,
-    ("qwen3_5_moe", "modelopt", "fp8", "g"): OK,
-    # qwen3_5_moe_vl / modelopt nvfp4
-    ("qwen3_5_moe_vl", "modelopt", "nvfp4", "a"): _loud(
-        "RuntimeError", "mtp.layers.0.mlp.experts.w2_weight"
-    ),
-    ("qwen3_5_moe_vl", "modelopt", "nvfp4", "b"): OK,
-    ("qwen3_5_moe_vl", "modelopt", "nvfp4", "c"): OK,
-    ("qwen3_5_moe_vl", "modelopt", "nvfp4", "d"): OK,
-    ("qwen3_5_moe_vl", "modelopt", "nvfp4", "e"): OK,
-    ("qwen3_5_moe_vl", "modelopt", "nvfp4", "f"): OK,
-    ("qwen3_5_moe_vl", "modelopt", "nvfp4", "g"): _loud("ValueError", "fc.input_scale"),
-    # qwen3_5_moe_vl / modelopt fp8
-    ("qwen3_5_moe_vl", "modelopt", "fp8", "a"): _silent(
-        ("mtp.fc", "mtp.fc"),
-        ("mtp.layers.0.self_attn.qkv_proj", "mtp.layers.0.self_attn.k_proj"),
-        ("mtp.layers.0.self_attn.o_proj", "mtp.layers.0.self_attn.o_proj"),
-        ("mtp.layers.0.mlp.shared_expert.gate_up_proj", "mtp.layers.0.mlp.shared_expert.gate_proj"),
-        ("mtp.layers.0.mlp.shared_expert.down_proj", "mtp.layers.0.mlp.shared_expert.down_proj"),
-        ("mtp.layers.0.mlp.experts", "mtp.layers.0.mlp.experts.0.down_proj"),
-    ),
-    ("qwen3_5_moe_vl", "modelopt", "fp8", "b"): OK,
-    ("qwen3_5_moe_vl", "modelopt", "fp8", "c"): OK,
-    ("qwen3_5_moe_vl", "modelopt", "fp8", "d"): OK,
-    ("qwen3_5_moe_vl", "modelopt", "fp8", "e"): OK,
-    ("qwen3_5_moe_vl", "modelopt", "fp8", "f"): OK,
-    ("qwen3_5_moe_vl", "modelopt", "fp8", "g"): OK,
-    # mimo / modelopt nvfp4
-    ("mimo", "modelopt", "nvfp4", "a"): _loud(
-        "AssertionError", "model.mtp_layers.2.mtp_block.mlp.gate_up_proj"
-    ),
-    ("mimo", "modelopt", "nvfp4", "b"): _loud(
-        "AssertionError", "model.mtp_layers.2.mtp_block.mlp.gate_up_proj"
-    ),
-    ("mimo", "modelopt", "nvfp4", "c"): _loud(
-        "AssertionError", "model.mtp_layers.2.mtp_block.mlp.gate_up_proj"
-    ),
-    ("mimo", "modelopt", "nvfp4", "d"): OK,
-    ("mimo", "modelopt", "nvfp4", "e"): _loud(
-        "AssertionError", "model.mtp_layers.2.mtp_block.self_attn.qkv_proj"
-    ),
-    ("mimo", "modelopt", "nvfp4", "f"): _loud(
-        "AssertionError", "model.mtp_layers.2.mtp_block.mlp.gate_up_proj"
-    ),
-    ("mimo", "modelopt", "nvfp4", "g"): OK,
-    # mimo / modelopt fp8
-    ("mimo", "modelopt", "fp8", "a"): _silent(
-        ("model.layers.2.self_attn.qkv_proj", "model.mtp_layers.0.self_attn.k_proj"),
-        ("model.layers.2.self_attn.o_proj", "model.mtp_layers.0.self_attn.o_proj"),
-        ("model.layers.2.mlp.gate_up_proj", "model.mtp_layers.0.mlp.gate_proj"),
-        ("model.layers.2.mlp.down_proj", "model.mtp_layers.0.mlp.down_proj"),
-    ),
-    ("mimo", "modelopt", "fp8", "b"): _silent(
-        ("model.layers.2.self_attn.qkv_proj", "model.mtp_layers.0.self_attn.k_proj"),
-        ("model.layers.2.self_attn.o_proj", "model.mtp_layers.0.self_attn.o_proj"),
-        ("model.layers.2.mlp.gate_up_proj", "model.mtp_layers.0.mlp.gate_proj"),
-        ("model.layers.2.mlp.down_proj", "model.mtp_layers.0.mlp.down_proj"),
-    ),
-    ("mimo", "modelopt", "fp8", "c"): _silent(
-        ("model.layers.2.self_attn.qkv_proj", "model.mtp_layers.0.self_attn.k_proj"),
-        ("model.layers.2.self_attn.o_proj", "model.mtp_layers.0.self_attn.o_proj"),
-        ("model.layers.2.mlp.gate_up_proj", "model.mtp_layers.0.mlp.gate_proj"),
-        ("model.layers.2.mlp.down_proj", "model.mtp_layers.0.mlp.down_proj"),
-    ),
-    ("mimo", "modelopt", "fp8", "d"): OK,
-    ("mimo", "modelopt", "fp8", "e"): _silent(
-        ("model.layers.2.self_attn.qkv_proj", "model.mtp_layers.0.self_attn.k_proj"),
-        ("model.layers.2.self_attn.o_proj", "model.mtp_layers.0.self_attn.o_proj"),
-    ),
-    ("mimo", "modelopt", "fp8", "f"): _silent(
-        ("model.layers.2.mlp.gate_up_proj", "model.mtp_layers.0.mlp.gate_proj"),
-        ("model.layers.2.mlp.down_proj", "model.mtp_layers.0.mlp.down_proj"),
-    ),
-    ("mimo", "modelopt", "fp8", "g"): OK,
-    # step3p5 / compressed-tensors nvfp4
-    ("step3p5", "compressed-tensors", "nvfp4", "a"): _loud(
-        "KeyError", "model.layers.2.mtp_block.mlp.down_proj.weight"
-    ),
-    ("step3p5", "compressed-tensors", "nvfp4", "b"): _loud(
-        "RuntimeError", "model.layers.2.mtp_block.self_attn.attn.k_zero_point"
-    ),
-    ("step3p5", "compressed-tensors", "nvfp4", "c"): _loud(
-        "KeyError", "model.layers.2.mtp_block.mlp.down_proj.weight"
-    ),
-    ("step3p5", "compressed-tensors", "nvfp4", "d"): _loud(
-        "RuntimeError", "model.layers.2.mtp_block.self_attn.attn.k_zero_point"
-    ),
-    ("step3p5", "compressed-tensors", "nvfp4", "e"): _loud(
-        "KeyError", "model.layers.2.mtp_block.self_attn.qkv_proj.weight"
-    ),
-    ("step3p5", "compressed-tensors", "nvfp4", "f"): _loud(
-        "KeyError", "model.layers.2.mtp_block.mlp.down_proj.weight"
-    ),
-    ("step3p5", "compressed-tensors", "nvfp4", "g"): _loud(
-        "KeyError", "model.layers.2.shared_head.head.input_global_scale"
-    ),
-    # step3p5 / compressed-tensors fp8
-    ("step3p5", "compressed-tensors", "fp8", "a"): _loud(
-        "RuntimeError", "model.layers.2.mtp_block.self_attn.attn.k_zero_point"
-    ),
-    ("step3p5", "compressed-tensors", "fp8", "b"): _loud(
-        "RuntimeError", "model.layers.2.mtp_block.self_attn.attn.k_zero_point"
-    ),
-    ("step3p5", "compressed-tensors", "fp8", "c"): _loud(
-        "RuntimeError", "model.layers.2.mtp_block.self_attn.attn.k_zero_point"
-    ),
-    ("step3p5", "compressed-tensors", "fp8", "d"): _loud(
-        "RuntimeError", "model.layers.2.mtp_block.self_attn.attn.k_zero_point"
-    ),
-    ("step3p5", "compressed-tensors", "fp8", "e"): _loud(
-        "RuntimeError", "model.layers.2.mtp_block.self_attn.attn.k_zero_point"
-    ),
-    ("step3p5", "compressed-tensors", "fp8", "f"): _loud(
-        "RuntimeError", "model.layers.2.mtp_block.self_attn.attn.k_zero_point"
-    ),
-    ("step3p5", "compressed-tensors", "fp8", "g"): _loud(
-        "KeyError", "model.layers.2.shared_head.head.input_scale"
-    ),
-    # step3p5 / fp8 fp8_block
-    ("step3p5", "fp8", "fp8_block", "a"): _loud(
-        "RuntimeError", "model.layers.2.mtp_block.mlp.gate_up_proj.weight_scale_inv"
-    ),
-    ("step3p5", "fp8", "fp8_block", "b"): _loud(
-        "RuntimeError", "model.layers.2.mtp_block.mlp.gate_up_proj.weight_scale_inv"
-    ),
-    ("step3p5", "fp8", "fp8_block", "c"): _loud(
-        "RuntimeError", "model.layers.2.mtp_block.mlp.gate_up_proj.weight_scale_inv"
-    ),
-    ("step3p5", "fp8", "fp8_block", "d"): OK,
-    ("step3p5", "fp8", "fp8_block", "e"): _loud(
-        "RuntimeError", "model.layers.2.mtp_block.self_attn.o_proj.weight_scale_inv"
-    ),
-    ("step3p5", "fp8", "fp8_block", "f"): _loud(
-        "RuntimeError", "model.layers.2.mtp_block.mlp.gate_up_proj.weight_scale_inv"
-    ),
-    ("step3p5", "fp8", "fp8_block", "g"): OK,
-    # step3p5 / quark mxfp4
-    ("step3p5", "quark", "mxfp4", "a"): _loud(
-        "AssertionError", "model.layers.2.mtp_block.mlp.gate_up_proj.weight"
-    ),
-    ("step3p5", "quark", "mxfp4", "b"): OK,
-    ("step3p5", "quark", "mxfp4", "c"): _loud(
-        "AssertionError", "model.layers.2.mtp_block.mlp.gate_up_proj.weight"
-    ),
-    ("step3p5", "quark", "mxfp4", "d"): OK,
-    ("step3p5", "quark", "mxfp4", "e"): _loud(
-        "AssertionError", "model.layers.2.mtp_block.self_attn.qkv_proj.weight"
-    ),
-    ("step3p5", "quark", "mxfp4", "f"): _loud(
-        "AssertionError", "model.layers.2.mtp_block.mlp.gate_up_proj.weight"
-    ),
-    ("step3p5", "quark", "mxfp4", "g"): OK,
-    # qwen3_next / compressed-tensors nvfp4
-    ("qwen3_next", "compressed-tensors", "nvfp4", "a"): _loud("ValueError", "fc.weight"),
-    ("qwen3_next", "compressed-tensors", "nvfp4", "b"): OK,
-    ("qwen3_next", "compressed-tensors", "nvfp4", "c"): OK,
-    ("qwen3_next", "compressed-tensors", "nvfp4", "d"): OK,
-    ("qwen3_next", "compressed-tensors", "nvfp4", "e"): OK,
-    ("qwen3_next", "compressed-tensors", "nvfp4", "f"): OK,
-    ("qwen3_next", "compressed-tensors", "nvfp4", "g"): OK,
-    # qwen3_next / compressed-tensors fp8
-    ("qwen3_next", "compressed-tensors", "fp8", "a"): _silent(
-        ("mtp.fc", "mtp.fc"),
-        ("mtp.layers.0.self_attn.qkv_proj", "mtp.layers.0.self_attn.k_proj"),
-        ("mtp.layers.0.self_attn.o_proj", "mtp.layers.0.self_attn.o_proj"),
-        ("mtp.layers.0.mlp.shared_expert.gate_up_proj", "mtp.layers.0.mlp.shared_expert.gate_proj"),
-        ("mtp.layers.0.mlp.shared_expert.down_proj", "mtp.layers.0.mlp.shared_expert.down_proj"),
-        ("mtp.layers.0.mlp.experts", "mtp.layers.0.mlp.experts.0.down_proj"),
-    ),
-    ("qwen3_next", "compressed-tensors", "fp8", "b"): OK,
-    ("qwen3_next", "compressed-tensors", "fp8", "c"): OK,
-    ("qwen3_next", "compressed-tensors", "fp8", "d"): OK,
-    ("qwen3_next", "compressed-tensors", "fp8", "e"): OK,
-    ("qwen3_next", "compressed-tensors", "fp8", "f"): OK,
-    ("qwen3_next", "compressed-tensors", "fp8", "g"): OK,
-    # qwen3_next / fp8 fp8_block
-    ("qwen3_next", "fp8", "fp8_block", "a"): _silent(
-        ("mtp.fc", "mtp.fc"),
-        ("mtp.layers.0.self_attn.qkv_proj", "mtp.layers.0.self_attn.k_proj"),
-        ("mtp.layers.0.self_attn.o_proj", "mtp.layers.0.self_attn.o_proj"),
-        ("mtp.layers.0.mlp.shared_expert.gate_up_proj", "mtp.layers.0.mlp.shared_expert.gate_proj"),
-        ("mtp.layers.0.mlp.shared_expert.down_proj", "mtp.layers.0.mlp.shared_expert.down_proj"),
-        ("mtp.layers.0.mlp.experts", "mtp.layers.0.mlp.experts.0.down_proj"),
-    ),
-    ("qwen3_next", "fp8", "fp8_block", "b"): _silent(
-        ("mtp.fc", "mtp.fc"),
-        ("mtp.layers.0.self_attn.qkv_proj", "mtp.layers.0.self_attn.k_proj"),
-        ("mtp.layers.0.self_attn.o_proj", "mtp.layers.0.self_attn.o_proj"),
-        ("mtp.layers.0.mlp.shared_expert.gate_up_proj", "mtp.layers.0.mlp.shared_expert.gate_proj"),
-        ("mtp.layers.0.mlp.shared_expert.down_proj", "mtp.layers.0.mlp.shared_expert.down_proj"),
-        ("mtp.layers.0.mlp.experts", "mtp.layers.0.mlp.experts.0.down_proj"),
-    ),
-    ("qwen3_next", "fp8", "fp8_block", "c"): OK,
-    ("qwen3_next", "fp8", "fp8_block", "d"): OK,
-    ("qwen3_next", "fp8", "fp8_block", "e"): OK,
-    ("qwen3_next", "fp8", "fp8_block", "f"): OK,
-    ("qwen3_next", "fp8", "fp8_block", "g"): OK,
-    # qwen3_next / quark mxfp4
-    ("qwen3_next", "quark", "mxfp4", "a"): _loud("AssertionError", "fc.weight"),
-    ("qwen3_next", "quark", "mxfp4", "b"): OK,
-    ("qwen3_next", "quark", "mxfp4", "c"): OK,
-    ("qwen3_next", "quark", "mxfp4", "d"): OK,
-    ("qwen3_next", "quark", "mxfp4", "e"): OK,
-    ("qwen3_next", "quark", "mxfp4", "f"): OK,
-    ("qwen3_next", "quark", "mxfp4", "g"): OK,
-    # deepseek_v3 / compressed-tensors nvfp4
-    ("deepseek_v3", "compressed-tensors", "nvfp4", "a"): _loud(
-        "KeyError", "model.layers.2.mtp_block.mlp.experts.routed_experts.w2_weight"
-    ),
-    ("deepseek_v3", "compressed-tensors", "nvfp4", "b"): OK,
-    ("deepseek_v3", "compressed-tensors", "nvfp4", "c"): OK,
-    ("deepseek_v3", "compressed-tensors", "nvfp4", "d"): OK,
-    ("deepseek_v3", "compressed-tensors", "nvfp4", "e"): OK,
-    ("deepseek_v3", "compressed-tensors", "nvfp4", "f"): OK,
-    ("deepseek_v3", "compressed-tensors", "nvfp4", "g"): _loud(
-        "KeyError", "model.layers.2.shared_head.head.input_global_scale"
-    ),
-    # deepseek_v3 / compressed-tensors fp8
-    ("deepseek_v3", "compressed-tensors", "fp8", "a"): _silent(
-        (
-            "model.layers.2.self_attn.fused_qkv_a_proj",
-            "model.layers.2.self_attn.kv_a_proj_with_mqa",
-        ),
-        ("model.layers.2.self_attn.q_b_proj", "model.layers.2.self_attn.q_b_proj"),
-        ("model.layers.2.self_attn.kv_b_proj", "model.layers.2.self_attn.kv_b_proj"),
-        ("model.layers.2.self_attn.o_proj", "model.layers.2.self_attn.o_proj"),
-        (
-            "model.layers.2.mlp.shared_experts.gate_up_proj",
-            "model.layers.2.mlp.shared_experts.gate_proj",
-        ),
-        (
-            "model.layers.2.mlp.shared_experts.down_proj",
-            "model.layers.2.mlp.shared_experts.down_proj",
-        ),
-        ("model.layers.2.mlp.experts", "model.layers.2.mlp.experts.0.down_proj"),
-    ),
-    ("deepseek_v3", "compressed-tensors", "fp8", "b"): OK,
-    ("deepseek_v3", "compressed-tensors", "fp8", "c"): OK,
-    ("deepseek_v3", "compressed-tensors", "fp8", "d"): OK,
-    ("deepseek_v3", "compressed-tensors", "fp8", "e"): OK,
-    ("deepseek_v3", "compressed-tensors", "fp8", "f"): OK,
-    ("deepseek_v3", "compressed-tensors", "fp8", "g"): _loud(
-        "KeyError", "model.layers.2.shared_head.head.input_scale"
-    ),
-    # deepseek_v3 / fp8 fp8_block
-    ("deepseek_v3", "fp8", "fp8_block", "a"): _silent(
-        (
-            "model.layers.2.self_attn.fused_qkv_a_proj",
-            "model.layers.2.self_attn.kv_a_proj_with_mqa",
-        ),
-        ("model.layers.2.self_attn.q_b_proj", "model.layers.2.self_attn.q_b_proj"),
-        ("model.layers.2.self_attn.kv_b_proj", "model.layers.2.self_attn.kv_b_proj"),
-        ("model.layers.2.self_attn.o_proj", "model.layers.2.self_attn.o_proj"),
-        (
-            "model.layers.2.mlp.shared_experts.gate_up_proj",
-            "model.layers.2.mlp.shared_experts.gate_proj",
-        ),
-        (
-            "model.layers.2.mlp.shared_experts.down_proj",
-            "model.layers.2.mlp.shared_experts.down_proj",
-        ),
-        ("model.layers.2.mlp.experts", "model.layers.2.mlp.experts.0.down_proj"),
-    ),
-    ("deepseek_v3", "fp8", "fp8_block", "b"): _silent(
-        (
-            "model.layers.2.self_attn.fused_qkv_a_proj",
-            "model.layers.2.self_attn.kv_a_proj_with_mqa",
-        ),
-        ("model.layers.2.self_attn.q_b_proj", "model.layers.2.self_attn.q_b_proj"),
-        ("model.layers.2.self_attn.kv_b_proj", "model.layers.2.self_attn.kv_b_proj"),
-        ("model.layers.2.self_attn.o_proj", "model.layers.2.self_attn.o_proj"),
-        (
-            "model.layers.2.mlp.shared_experts.gate_up_proj",
-            "model.layers.2.mlp.shared_experts.gate_proj",
-        ),
-        (
-            "model.layers.2.mlp.shared_experts.down_proj",
-            "model.layers.2.mlp.shared_experts.down_proj",
-        ),
-        ("model.layers.2.mlp.experts", "model.layers.2.mlp.experts.0.down_proj"),
-    ),
-    ("deepseek_v3", "fp8", "fp8_block", "c"): OK,
-    ("deepseek_v3", "fp8", "fp8_block", "d"): OK,
-    ("deepseek_v3", "fp8", "fp8_block", "e"): OK,
-    ("deepseek_v3", "fp8", "fp8_block", "f"): OK,
-    ("deepseek_v3", "fp8", "fp8_block", "g"): OK,
-    # deepseek_v3 / quark mxfp4
-    ("deepseek_v3", "quark", "mxfp4", "a"): _loud(
-        "RuntimeError", "model.layers.2.mtp_block.mlp.experts.routed_experts.w2_weight"
-    ),
-    ("deepseek_v3", "quark", "mxfp4", "b"): OK,
-    ("deepseek_v3", "quark", "mxfp4", "c"): OK,
-    ("deepseek_v3", "quark", "mxfp4", "d"): OK,
-    ("deepseek_v3", "quark", "mxfp4", "e"): OK,
-    ("deepseek_v3", "quark", "mxfp4", "f"): OK,
-    ("deepseek_v3", "quark", "mxfp4", "g"): OK,
+    (*group, layout): expected for group, row in _GROUPS.items() for layout, expected in row.items()
 }
 
 assert len(FAMILY_CASES) == 56 and len(FORMAT_CASES) == 84

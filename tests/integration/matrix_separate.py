@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from vllm_draft_quant.testing import CheckpointSpec, WrittenCheckpoint, write_checkpoint
-from vllm_draft_quant.testing.eagle3 import (
+from support import CheckpointSpec, WrittenCheckpoint, write_checkpoint
+from support.eagle3 import (
     Eagle3Spec,
     LlamaTargetSpec,
     WrittenModel,

@@ -16,14 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from harness import BuildRequest, DraftResult, build_many_parallel
 from matrix import STOCK_OUTCOMES, Case, spec_for
+from support import CheckpointSpec, MtpFormats, WrittenCheckpoint, write_checkpoint
+from support.harness import BuildRequest, DraftResult, build_many_parallel
 from test_stock_repro import assert_outcome
 from values import load_checkpoint, mismatches
 
 from vllm_draft_quant import Plan, Scheme, plan
-from vllm_draft_quant.core.resolver import load_facts
-from vllm_draft_quant.testing import CheckpointSpec, MtpFormats, WrittenCheckpoint, write_checkpoint
+from vllm_draft_quant.checkpoint.facts import load_facts
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 

@@ -7,25 +7,24 @@
 - ``graft`` into a target without draft weights, then a load succeeds with the plugin
   off (the exclusions are fix's) and on, for the three families; before the graft the
   load fails.
-- ``demo`` runs end to end (when the package's harness is installed).
+- ``demo`` runs end to end (its own processes, as a user runs it).
 """
 
 from __future__ import annotations
 
-import importlib
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import BuildRequest, DraftResult, build_many_parallel
 from matrix import STOCK_OUTCOMES
+from support import CheckpointSpec, write_checkpoint
+from support.harness import BuildRequest, DraftResult, build_many_parallel
 
 from vllm_draft_quant import plan as core_plan
-from vllm_draft_quant.checkpoint.fixer import compute_fix
+from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 from vllm_draft_quant.cli.main import main
-from vllm_draft_quant.core.resolver import load_facts, plan_from_facts
-from vllm_draft_quant.testing import CheckpointSpec, write_checkpoint
+from vllm_draft_quant.repair.fixer import compute_fix
 
 # ~80 drafter builds in two module fixtures: minutes, not seconds.
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -165,10 +164,8 @@ def test_graft_then_load(family: str, grafted: dict[str, Any]) -> None:
 
 
 def test_demo(capsys: pytest.CaptureFixture[str]) -> None:
-    try:
-        importlib.import_module("vllm_draft_quant.testing.harness")
-    except ImportError as e:
-        pytest.skip(f"vllm_draft_quant.testing.harness is not installed yet ({e})")
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert "AssertionError" in out and "mtp_block.mlp.gate_up_proj" in out
+    assert "AssertionError" in out and "mtp_block.mlp.gate_up_proj" in out  # plugin off
+    on = out.split("3. With vllm-draft-quant (plugin on)", 1)[1]
+    assert "loaded; draft modules" in on and "UnquantizedLinearMethod" in on

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import BuildRequest, DraftResult, build_many_parallel
 from matrix_more import (
     CASES,
     STOCK_OUTCOMES_MORE,
@@ -37,11 +36,12 @@ from matrix_more import (
     engine_args,
     spec_for,
 )
+from support import CheckpointSpec, WrittenCheckpoint, write_checkpoint
+from support.harness import BuildRequest, DraftResult, build_many_parallel
 from values import load_checkpoint, mismatches
 
 from vllm_draft_quant import Plan, Scheme, plan
-from vllm_draft_quant.core.resolver import load_facts
-from vllm_draft_quant.testing import CheckpointSpec, WrittenCheckpoint, write_checkpoint
+from vllm_draft_quant.checkpoint.facts import load_facts
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(5400)]
 
@@ -272,6 +272,6 @@ def test_step3p5_completeness_still_enforced(tmp_path: Path) -> None:
         req, plugin=True, jobs=1, workdir=tmp_path / "off", env={"VLLM_DRAFT_QUANT": "off"}
     )[0]
     assert not off.ok and "are not in the checkpoint" in off.error_text
-    assert not on.ok and on.error_type == "DraftQuantError", on.error_text
+    assert not on.ok and on.error_type == "MissingDraftWeightsError", on.error_text
     assert "model.layers.2.mtp_block.self_attn.o_proj" in on.error_text
     assert "zero_point" not in on.error_text

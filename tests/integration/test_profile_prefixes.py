@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import BuildRequest, DraftResult, build_many_parallel
 from matrix_more import engine_args
+from support import CheckpointSpec, write_checkpoint
+from support.harness import BuildRequest, DraftResult, build_many_parallel
 
 from vllm_draft_quant import plan
 from vllm_draft_quant.profiles import PROFILES, profile_for_draft
-from vllm_draft_quant.testing import CheckpointSpec, write_checkpoint
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -49,7 +49,7 @@ def test_every_profile_has_a_family() -> None:
 def _write(root: Path, family: str) -> tuple[Path, dict[str, Any], Any]:
     """(folder vLLM is pointed at, extra EngineArgs, () -> the plan)."""
     if family == "eagle3":
-        from vllm_draft_quant.testing.eagle3 import (
+        from support.eagle3 import (
             Eagle3Spec,
             LlamaTargetSpec,
             write_eagle3_draft,

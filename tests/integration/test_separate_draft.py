@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from harness import BuildRequest, DraftResult, build_many_parallel
 from matrix_separate import CASES, STOCK, Case, Stock, Written, write_case
+from support.harness import BuildRequest, DraftResult, build_many_parallel
 from values import load_checkpoint, mismatches
 
 from vllm_draft_quant import Plan, Scheme, plan
-from vllm_draft_quant.core.resolver import CheckpointFacts, load_facts, plan_from_facts
-from vllm_draft_quant.core.speculative import draft_source
+from vllm_draft_quant.checkpoint.facts import CheckpointFacts, load_facts, plan_from_facts
+from vllm_draft_quant.checkpoint.speculative import draft_source
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 

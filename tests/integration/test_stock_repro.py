@@ -3,6 +3,12 @@
 These are the "proves the failure" half of every later fix test: each case
 asserts the loud error (type + module) or the silently wrong dtype, so a test
 fails as soon as vLLM stops failing the way the table says.
+
+Every off-mode build of the suite runs on the session's shared workers, where the
+plugin is installed and ``VLLM_DRAFT_QUANT=off`` is set for the case
+(``support/harness.py``). `test_off_mode_is_plugin_free_vllm` proves that this is stock
+vLLM: a handful of the table's cases, built again in a fresh process where no plugin
+is loaded at all, give the same outcome, modules and parameter bytes.
 """
 
 from __future__ import annotations
@@ -10,10 +16,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import BuildRequest, DraftResult, build_drafter, build_many_parallel
 from matrix import HEADLINE_EXPECTED, STOCK_OUTCOMES, Case, Expected, spec_for
-
-from vllm_draft_quant.testing import CheckpointSpec, WrittenCheckpoint, write_checkpoint
+from support import CheckpointSpec, WrittenCheckpoint, write_checkpoint
+from support.harness import (
+    NO_PLUGIN,
+    BuildRequest,
+    DraftResult,
+    build_drafter,
+    build_isolated,
+    build_many_parallel,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -77,3 +89,75 @@ def test_headline_step3p5_nvfp4_grafted_bf16_mtp(tmp_path: Path) -> None:
     assert result.raw["quantization"] == "modelopt_fp4"
     assert_outcome(HEADLINE_EXPECTED, result, ckpt)
     assert result.error_module == "model.layers.2.mtp_block.mlp.gate_up_proj.weight"
+
+
+#: two loud, two silent and one ok case of the table (both schemes, three drafters)
+PLUGIN_FREE_CASES: list[Case] = [
+    ("step3p5", "nvfp4", "a"),
+    ("qwen3_next", "nvfp4", "g"),
+    ("qwen3_next", "fp8", "a"),
+    ("deepseek_v3", "fp8", "c"),
+    ("deepseek_v3", "nvfp4", "b"),
+]
+
+
+def observed(result: DraftResult) -> dict[str, object]:
+    """Everything a build shows: outcome, error, every module's method and parameters."""
+
+    def modules(mods: dict[str, object]) -> dict[str, object]:
+        return {
+            p: (
+                m.quant_method,
+                m.layer_class,
+                {n: (x.dtype, x.shape, x.has_sentinel) for n, x in m.params.items()},
+            )
+            for p, m in mods.items()  # type: ignore[attr-defined]
+        }
+
+    raw = result.raw
+    return {
+        "ok": result.ok,
+        "error": (result.error_type, result.error_message, result.error_module),
+        "draft_architecture": raw.get("draft_architecture"),
+        "quantization": raw.get("quantization"),
+        "modules": modules(result.modules),  # type: ignore[arg-type]
+        "target_modules": modules(result.target_modules),  # type: ignore[arg-type]
+        "post_load_errors": raw.get("post_load_errors"),
+        "target_config": (
+            raw.get("target_config_before_draft"),
+            raw.get("target_config_after_draft"),
+        ),
+    }
+
+
+def test_off_mode_is_plugin_free_vllm(
+    stock: dict[Case, tuple[WrittenCheckpoint, DraftResult]], tmp_path: Path
+) -> None:
+    """The shared workers' off mode (plugin installed, ``VLLM_DRAFT_QUANT=off``) is stock
+    vLLM: the same checkpoints built where vLLM loads no plugin (``VLLM_PLUGINS`` names no
+    entry point) show the same outcome, modules, dtypes and loaded bytes."""
+    import torch
+
+    assert [STOCK_OUTCOMES[c].outcome for c in PLUGIN_FREE_CASES] == [
+        "loud",
+        "loud",
+        "silent",
+        "silent",
+        "ok",
+    ]
+    ckpts = [stock[c][0] for c in PLUGIN_FREE_CASES]
+    free = build_isolated([BuildRequest(c.path) for c in ckpts], plugin=False, workdir=tmp_path)
+    for case, alone in zip(PLUGIN_FREE_CASES, free, strict=True):
+        shared = stock[case][1]
+        assert alone.raw["plugins_env"] == NO_PLUGIN  # vLLM loaded no plugin there
+        assert shared.raw.get("worker_pid") is not None  # a shared worker built this one
+        assert observed(alone) == observed(shared), case
+        assert_outcome(STOCK_OUTCOMES[case], alone, stock[case][0])
+        if alone.ok:
+            a, b = alone.load_dump(), shared.load_dump()
+            assert a.keys() == b.keys()
+            for name in a:
+                x, y = a[name].contiguous().view(-1), b[name].contiguous().view(-1)
+                assert x.dtype == y.dtype and torch.equal(
+                    x.view(torch.uint8), y.view(torch.uint8)
+                ), name

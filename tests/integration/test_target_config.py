@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import build_drafter
-
-from vllm_draft_quant.testing import CheckpointSpec, write_checkpoint
+from support import CheckpointSpec, write_checkpoint
+from support.harness import build_drafter
 
 pytestmark = pytest.mark.integration
 

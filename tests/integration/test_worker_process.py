@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from vllm_draft_quant.testing import CheckpointSpec, write_checkpoint
-from vllm_draft_quant.testing.harness import worker_env
+from support import CheckpointSpec, write_checkpoint
+from support.harness import worker_env
 
 pytestmark = pytest.mark.integration
 

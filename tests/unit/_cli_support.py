@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import CheckpointSpec, write_checkpoint
 
 from vllm_draft_quant.cli.main import main
-from vllm_draft_quant.testing import CheckpointSpec, write_checkpoint
 
 FAMILIES = ("step3p5", "qwen3_next", "deepseek_v3")
 PRODUCERS = ("modelopt", "compressed-tensors")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from support import WrittenCheckpoint
+
 from vllm_draft_quant import Plan
 from vllm_draft_quant.core.names import module_of
 from vllm_draft_quant.profiles import profile_for_draft
-from vllm_draft_quant.testing import WrittenCheckpoint
 
 #: factory per-tensor format -> the scheme a plan must give its module
 SCHEME_OF_FORMAT = {"bf16": "unquantized", "nvfp4": "nvfp4", "fp8": "fp8",

@@ -12,12 +12,12 @@ import re
 from typing import Any
 
 from hypothesis import strategies as st
+from support import MtpFormats
 
 from vllm_draft_quant.core.names import NameMap, RuntimeModule
 from vllm_draft_quant.core.rules import GRAMMARS
 from vllm_draft_quant.core.schemes import ModuleKind
 from vllm_draft_quant.profiles import PROFILES, DrafterProfile
-from vllm_draft_quant.testing import MtpFormats
 
 __all__ = [
     "FUZZ_EXAMPLES",

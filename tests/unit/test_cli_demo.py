@@ -1,4 +1,4 @@
-"""``demo`` with a stand-in for the vLLM harness (the real run is integration tier)."""
+"""``demo`` with a stand-in for the vLLM launcher (the real run is integration tier)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from _cli_support import run_cli
+from support import CheckpointSpec, write_checkpoint
 
 from vllm_draft_quant import plan as core_plan
 from vllm_draft_quant.cli.demo import write_demo_checkpoint
@@ -23,7 +24,10 @@ class _Result:
     modules: dict[str, Any] = field(default_factory=dict)
 
 
-def _fake_harness(calls: list[tuple[Path, bool]], on_ok: bool = True) -> types.ModuleType:
+def _fake_demo(calls: list[tuple[Path, bool]], on_ok: bool = True) -> types.ModuleType:
+    """``vllm_draft_quant.demo`` with its real checkpoint writer and a stand-in launcher."""
+    from vllm_draft_quant.demo.checkpoint import write_demo_checkpoint as real_writer
+
     def build_drafter(model_dir: Path, plugin: bool) -> _Result:
         calls.append((Path(model_dir), plugin))
         assert (Path(model_dir) / "config.json").is_file()
@@ -40,15 +44,16 @@ def _fake_harness(calls: list[tuple[Path, bool]], on_ok: bool = True) -> types.M
                 params={"weight": types.SimpleNamespace(dtype="uint8", shape=(256, 64))}),
         })
 
-    mod = types.ModuleType("vllm_draft_quant.testing.harness")
+    mod = types.ModuleType("vllm_draft_quant.demo")
     mod.build_drafter = build_drafter  # type: ignore[attr-defined]
+    mod.write_demo_checkpoint = real_writer  # type: ignore[attr-defined]
     return mod
 
 
 def test_demo_shows_both_outcomes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Path, bool]] = []
-    monkeypatch.setitem(sys.modules, "vllm_draft_quant.testing.harness", _fake_harness(calls))
+    monkeypatch.setitem(sys.modules, "vllm_draft_quant.demo", _fake_demo(calls))
     code, out, _ = run_cli(capsys, "demo", "--keep", tmp_path / "demo")
     assert code == 0
     assert [p for _, p in calls] == [False, True]
@@ -63,24 +68,23 @@ def test_demo_shows_both_outcomes(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_demo_temp_folder_removed(capsys: pytest.CaptureFixture[str],
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Path, bool]] = []
-    monkeypatch.setitem(sys.modules, "vllm_draft_quant.testing.harness", _fake_harness(calls))
+    monkeypatch.setitem(sys.modules, "vllm_draft_quant.demo", _fake_demo(calls))
     assert run_cli(capsys, "demo")[0] == 0
     assert not calls[0][0].exists()
 
 
 def test_demo_fails_when_the_plugin_load_fails(capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "vllm_draft_quant.testing.harness",
-                        _fake_harness([], on_ok=False))
+    monkeypatch.setitem(sys.modules, "vllm_draft_quant.demo", _fake_demo([], on_ok=False))
     code, out, _ = run_cli(capsys, "demo")
     assert code == 1 and "failed: RuntimeError: boom" in out
 
 
-def test_demo_without_harness_is_one_line_error(capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "vllm_draft_quant.testing.harness", None)
+def test_demo_without_its_package_is_one_line_error(capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "vllm_draft_quant.demo", None)
     code, out, err = run_cli(capsys, "demo")
-    assert code == 2 and out == "" and "harness" in err and err.count("\n") == 1
+    assert code == 2 and out == "" and "vllm_draft_quant.demo" in err and err.count("\n") == 1
 
 
 def test_demo_checkpoint_is_the_reported_case(tmp_path: Path) -> None:
@@ -90,3 +94,25 @@ def test_demo_checkpoint_is_the_reported_case(tmp_path: Path) -> None:
     p = core_plan(model)
     assert p.drafter == "Step3p5MTP" and p.conflicts
     assert {m.stored for m in p.modules} == {"unquantized"}
+
+
+def test_demo_checkpoint_is_the_factory_checkpoint_byte_for_byte(tmp_path: Path) -> None:
+    """The demo's compact writer and the test factory write the same files, so what the
+    integration tier proves about that factory spec holds for the demo."""
+    demo = write_demo_checkpoint(tmp_path / "demo")
+    spec = CheckpointSpec("step3p5", "nvfp4", layout="a", sharded=True, mtp_own_shard=True)
+    factory = write_checkpoint(tmp_path / "factory", spec).path
+    names = sorted(p.name for p in demo.iterdir())
+    assert names == sorted(p.name for p in factory.iterdir())
+    assert [n for n in names if (demo / n).read_bytes() != (factory / n).read_bytes()] == []
+
+
+def test_the_demo_package_is_not_imported_by_the_cli_or_the_plugin() -> None:
+    """Only ``demo`` (inside its functions) imports ``vllm_draft_quant.demo``."""
+    import subprocess
+
+    code = ("import sys, vllm_draft_quant, vllm_draft_quant.cli.main, vllm_draft_quant.cli.demo, "
+            "vllm_draft_quant.adapter; "
+            "print(sorted(m for m in sys.modules if m.startswith('vllm_draft_quant.demo')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from _cli_support import FAMILIES, PRODUCERS, ckpt, digest, exclusions, load, pair, run_cli
-
-from vllm_draft_quant import plan as core_plan
 from vllm_draft_quant.checkpoint.fixer import compute_fix
 from vllm_draft_quant.checkpoint.graft import GRAFT_SHARD
+
+from vllm_draft_quant import plan as core_plan
 from vllm_draft_quant.checkpoint.headers import read_header
 from vllm_draft_quant.checkpoint.index import CheckpointFiles
 from vllm_draft_quant.core.resolver import load_facts, plan_from_facts
@@ -176,7 +176,7 @@ def test_family_mismatch_refused(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_shape_mismatch_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A SOURCE whose draft projection differs from TARGET's layers (after unpacking NVFP4)."""
-    from vllm_draft_quant.testing import _tensors as T
+    from vllm_draft_quant.demo import tensors as T
 
     target, source = pair(tmp_path, "step3p5")
     shard = source / "model.safetensors"

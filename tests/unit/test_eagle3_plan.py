@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.eagle3 import Eagle3Spec, write_eagle3_draft
 
 from vllm_draft_quant import ConfigError, Scheme, plan
 from vllm_draft_quant.core.names import NameMap
 from vllm_draft_quant.core.resolver import load_facts
 from vllm_draft_quant.profiles import draft_architectures, profile_for_draft, profile_for_target
-from vllm_draft_quant.testing.eagle3 import Eagle3Spec, write_eagle3_draft
 
 ARCH = "Eagle3LlamaForCausalLM"
 LAYER = ("self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj")

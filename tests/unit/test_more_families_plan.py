@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 from _plan_checks import QUANTIZABLE_KINDS, assert_plan_follows_stored_formats
+from support import LAYOUTS, CheckpointSpec, MtpFormats, write_checkpoint
 
 from vllm_draft_quant import ConflictError, Scheme, plan
 from vllm_draft_quant.adapter.weights import shadowed_modules
 from vllm_draft_quant.core.resolver import load_facts
 from vllm_draft_quant.profiles import LayerRoot, profile_for_draft, profile_for_target
-from vllm_draft_quant.testing import LAYOUTS, CheckpointSpec, MtpFormats, write_checkpoint
 
 NEW_FAMILIES = ("glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo")
 FIRST_FAMILIES = ("step3p5", "qwen3_next", "deepseek_v3")

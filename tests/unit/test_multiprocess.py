@@ -11,9 +11,9 @@ import multiprocessing as mp
 from pathlib import Path
 
 import pytest
+from support import CheckpointSpec, write_checkpoint
 
 from vllm_draft_quant import plan
-from vllm_draft_quant.testing import CheckpointSpec, write_checkpoint
 
 
 def _digest(path: str) -> str:

@@ -16,6 +16,7 @@ from _st_writer import write_safetensors
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import json_values, mtp_formats
+from support import CheckpointSpec, WrittenCheckpoint, write_checkpoint
 
 from vllm_draft_quant import (
     CheckpointError,
@@ -30,7 +31,6 @@ from vllm_draft_quant import (
     plan,
 )
 from vllm_draft_quant.core.names import module_of
-from vllm_draft_quant.testing import CheckpointSpec, WrittenCheckpoint, write_checkpoint
 
 FAMILIES = ("step3p5", "qwen3_next", "deepseek_v3")
 QUANTS = (("modelopt", "nvfp4"), ("modelopt", "fp8"), ("compressed-tensors", "nvfp4"))

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from _plan_checks import QUANTIZABLE_KINDS, assert_plan_follows_stored_formats
+from support import LAYOUTS, CheckpointSpec, MtpFormats, write_checkpoint
 
 from vllm_draft_quant import ConflictError, Scheme, plan
 from vllm_draft_quant.checkpoint import index as index_module
 from vllm_draft_quant.core.resolver import load_facts, plan_from_facts
-from vllm_draft_quant.testing import LAYOUTS, CheckpointSpec, MtpFormats, write_checkpoint
 
 FAMILIES = ("step3p5", "qwen3_next", "deepseek_v3")
 QUANTS = (("modelopt", "nvfp4"), ("modelopt", "fp8"), ("compressed-tensors", "nvfp4"))

@@ -10,9 +10,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from support import CheckpointSpec, write_checkpoint
 
 import vllm_draft_quant
-from vllm_draft_quant.testing import CheckpointSpec, write_checkpoint
 
 PURE_PACKAGES = ("vllm_draft_quant.core", "vllm_draft_quant.profiles",
                  "vllm_draft_quant.checkpoint")

@@ -11,16 +11,16 @@ import os
 from pathlib import Path
 
 import pytest
+from support.synthetic import (
+    SyntheticCheckpoint,
+    SyntheticSpec,
+    write_synthetic_checkpoint,
+)
 
 from vllm_draft_quant import Scheme
 from vllm_draft_quant.checkpoint import index as index_module
 from vllm_draft_quant.core.names import module_of
 from vllm_draft_quant.core.resolver import load_facts, plan_from_facts
-from vllm_draft_quant.testing.synthetic import (
-    SyntheticCheckpoint,
-    SyntheticSpec,
-    write_synthetic_checkpoint,
-)
 
 SCHEME_OF = {"fp8_block": Scheme.FP8_BLOCK, "nvfp4": Scheme.NVFP4, "bf16": Scheme.UNQUANTIZED}
 

@@ -8,6 +8,12 @@ from pathlib import Path
 
 import pytest
 from _cli_support import FAMILIES, ckpt, run_cli
+from support.eagle3 import (
+    Eagle3Spec,
+    LlamaTargetSpec,
+    write_eagle3_draft,
+    write_llama_target,
+)
 
 from vllm_draft_quant import (
     ConfigError,
@@ -17,12 +23,6 @@ from vllm_draft_quant import (
     plan,
 )
 from vllm_draft_quant.core.speculative import draft_source, parse_speculative_config
-from vllm_draft_quant.testing.eagle3 import (
-    Eagle3Spec,
-    LlamaTargetSpec,
-    write_eagle3_draft,
-    write_llama_target,
-)
 
 
 def _pair(tmp_path: Path, family: str, scheme: str = "nvfp4") -> tuple[Path, Path]:

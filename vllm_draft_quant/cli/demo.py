@@ -1,10 +1,10 @@
 """``demo``: the bug and the fix on a tiny Step-3.7-Flash-shaped NVFP4 checkpoint.
 
-Writes the checkpoint with the package's test factory (no download), prints its
-plan, then builds the drafter through real vLLM on the CPU twice (each in its own
-process, via `vllm_draft_quant.testing.harness.build_drafter`): with the plugin
-off, stock vLLM's error in one line; with it on, the loaded draft modules and
-their formats.
+Writes the checkpoint with `vllm_draft_quant.demo` (numpy only, no download), prints
+its plan, then builds the drafter through real vLLM on the CPU twice (each in its own
+process, via `vllm_draft_quant.demo.build_drafter`): with the plugin off, stock vLLM's
+error in one line; with it on, the loaded draft modules and their formats. The
+`vllm_draft_quant.demo` package is imported only here, inside functions.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 from vllm_draft_quant.cli.plan_cmd import render
-from vllm_draft_quant.core.resolver import load_facts, plan_from_facts
 from vllm_draft_quant.errors import DraftQuantError
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "run", "write_demo_checkpoint"]
@@ -41,42 +41,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def write_demo_checkpoint(folder: Path) -> Path:
     """The demo checkpoint: Step-3.5/3.7 NVFP4, BF16 MTP in its own shard, layout 'a'."""
-    from vllm_draft_quant.testing.factory import CheckpointSpec, write_checkpoint
+    path: Path = _demo_package().write_demo_checkpoint(folder)
+    return path
 
-    spec = CheckpointSpec("step3p5", "nvfp4", layout="a", sharded=True, mtp_own_shard=True)
-    return write_checkpoint(folder, spec).path
+
+def _demo_package() -> Any:
+    try:
+        return importlib.import_module("vllm_draft_quant.demo")
+    except ImportError as e:
+        raise DraftQuantError(
+            f"the demo needs vllm_draft_quant.demo ({e}); reinstall vllm-draft-quant"
+        ) from e
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    try:
-        build_drafter = importlib.import_module("vllm_draft_quant.testing.harness").build_drafter
-    except (ImportError, AttributeError) as e:
-        raise DraftQuantError(
-            f"the demo needs vllm_draft_quant.testing.harness ({e}); reinstall vllm-draft-quant"
-        ) from e
+    demo = _demo_package()
     if args.keep:
-        return _demo(Path(args.keep), build_drafter, out)
+        return _demo(Path(args.keep), demo, out)
     with tempfile.TemporaryDirectory(prefix="vllm-draft-quant-demo-") as tmp:
-        return _demo(Path(tmp) / "step3p7-flash-nvfp4-tiny", build_drafter, out)
+        return _demo(Path(tmp) / "step3p7-flash-nvfp4-tiny", demo, out)
 
 
-def _demo(folder: Path, build_drafter: Any, out: TextIO) -> int:
-    model = write_demo_checkpoint(folder)
+def _demo(folder: Path, demo: Any, out: TextIO) -> int:
+    model = demo.write_demo_checkpoint(folder)
     out.write(f"1. A tiny Step-3.7-Flash-shaped NVFP4 checkpoint with a grafted BF16 MTP block: "
               f"{model}\n\n")
     facts = load_facts(model)
     render(facts, plan_from_facts(facts), out)
     out.write("\n2. Stock vLLM (plugin off) loads the drafter on the CPU...\n")
     out.flush()
-    off = build_drafter(model, plugin=False)
+    off = demo.build_drafter(model, plugin=False)
     if off.ok:
         out.write("   it loaded (unexpected for this vLLM version)\n")
     else:
         out.write(f"   {off.error_type}: {_first_line(off.error_message)}\n")
     out.write("\n3. With vllm-draft-quant (plugin on)...\n")
     out.flush()
-    on = build_drafter(model, plugin=True)
+    on = demo.build_drafter(model, plugin=True)
     if not on.ok:
         out.write(f"   failed: {on.error_type}: {_first_line(on.error_message)}\n")
         return 1

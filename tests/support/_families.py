@@ -20,18 +20,33 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["FAMILIES", "Family", "Linear", "Plain"]
+from vllm_draft_quant.demo import checkpoint as _demo
+from vllm_draft_quant.demo.checkpoint import step3p5_config
+
+__all__ = [
+    "FAMILIES",
+    "Family",
+    "Linear",
+    "Plain",
+    "dense_then_moe",
+    "layer_norms",
+    "layer_stack",
+    "nextn_config",
+    "nextn_head",
+    "qk_norms",
+    "qwen_hybrid",
+]
 
 Group = Literal["attn", "mlp", "head", "eh_proj", "router", "target"]
 
-HIDDEN = 128
-VOCAB = 256
-EXPERTS = 4
-MOE_INTER = 128
-DENSE_INTER = 256
-HEADS = 4
-KV_HEADS = 2
-HEAD_DIM = 32
+# the demo's tiny sizes (its Step-3.5 checkpoint is this module's step3p5 family)
+HIDDEN, VOCAB, EXPERTS, MOE_INTER = _demo.HIDDEN, _demo.VOCAB, _demo.EXPERTS, _demo.MOE_INTER
+DENSE_INTER, HEADS, KV_HEADS, HEAD_DIM = (
+    _demo.DENSE_INTER,
+    _demo.HEADS,
+    _demo.KV_HEADS,
+    _demo.HEAD_DIM,
+)
 
 
 @dataclass(frozen=True)
@@ -108,21 +123,108 @@ def _norm(name: str, size: int, mtp: int | None) -> Plain:
     return Plain(f"{name}.weight", (size,), mtp, init="ones")
 
 
+Block = tuple[list[Linear], list[Plain]]
+StackParts = tuple[list[Linear], list[Plain], list[str], dict[tuple[int, str], str]]
+
+
+def layer_stack(
+    num_mtp: int,
+    mtp_prefix: Callable[[int, int], str],
+    layer: Callable[[int, str, int | None], Block],
+    mtp_extras: Callable[[str, int], Block],
+    *,
+    head_glob: bool = True,
+) -> StackParts:
+    """(linears, plains, MTP prefixes, group globs) of a model whose MTP layers are decoder
+    layers like its own (DeepSeek-V3, GLM-4.5 MoE, MiMo).
+
+    Two target layers ``model.layers.{i}`` and ``num_mtp`` MTP layers named
+    ``mtp_prefix(n, k)``; each is ``layer(i, prefix, k)`` (``k`` None for the target),
+    an MTP layer adds ``mtp_extras(prefix, k)``; then ``lm_head`` and ``model.norm``.
+    """
+    n = 2
+    linears: list[Linear] = []
+    plains: list[Plain] = [Plain("model.embed_tokens.weight", (VOCAB, HIDDEN), None)]
+    layers: list[tuple[str, int | None]] = [(f"model.layers.{i}", None) for i in range(n)]
+    layers += [(mtp_prefix(n, k), k) for k in range(num_mtp)]
+    prefixes = []
+    globs: dict[tuple[int, str], str] = {}
+    for i, (p, k) in enumerate(layers):
+        lin, pl = layer(i, p, k)
+        linears += lin
+        plains += pl
+        if k is not None:
+            prefixes.append(p)
+            lin, pl = mtp_extras(p, k)
+            linears += lin
+            plains += pl
+            globs[(k, "attn")] = f"{p}.self_attn*"
+            globs[(k, "mlp")] = f"{p}.mlp*"
+            if head_glob:
+                globs[(k, "head")] = f"{p}.shared_head*"
+    linears.append(Linear("lm_head", VOCAB, HIDDEN, None, "router", False))
+    plains.append(_norm("model.norm", HIDDEN, None))
+    return linears, plains, prefixes, globs
+
+
+def layer_norms(p: str, k: int | None) -> list[Plain]:
+    return [
+        _norm(f"{p}.input_layernorm", HIDDEN, k),
+        _norm(f"{p}.post_attention_layernorm", HIDDEN, k),
+    ]
+
+
+def qk_norms(p: str, k: int | None) -> list[Plain]:
+    return [
+        _norm(f"{p}.self_attn.q_norm", HEAD_DIM, k),
+        _norm(f"{p}.self_attn.k_norm", HEAD_DIM, k),
+    ]
+
+
+def dense_then_moe(i: int, p: str, k: int | None) -> Block:
+    """Layer 0 dense (``first_k_dense_replace = 1``), every other layer DeepSeek-V3's MoE
+    (routed experts, ``shared_experts``, a router with ``e_score_correction_bias``)."""
+    if i == 0:
+        return _mlp(f"{p}.mlp", DENSE_INTER, k), []
+    linears = _experts(f"{p}.mlp", k) + _mlp(f"{p}.mlp.shared_experts", MOE_INTER, k)
+    linears.append(Linear(f"{p}.mlp.gate", EXPERTS, HIDDEN, k, "router", False))
+    return linears, [
+        Plain(f"{p}.mlp.gate.e_score_correction_bias", (EXPERTS,), k, "F32", "zeros_ish")
+    ]
+
+
+def nextn_config(architecture: str, model_type: str, n: int, num_mtp: int) -> dict[str, Any]:
+    """The first keys of DeepSeek-V3's and GLM-4.5's ``config.json`` (the rest is each one's)."""
+    return {
+        "architectures": [architecture],
+        "model_type": model_type,
+        "hidden_size": HIDDEN,
+        "intermediate_size": DENSE_INTER,
+        "moe_intermediate_size": MOE_INTER,
+        "num_hidden_layers": n,
+        "num_nextn_predict_layers": num_mtp,
+    }
+
+
+def nextn_head(p: str, k: int) -> Block:
+    """DeepSeek/GLM NextN extras: ``eh_proj``, ``shared_head.{head,norm}``, ``enorm``, ``hnorm``."""
+    linears = [
+        Linear(f"{p}.eh_proj", HIDDEN, 2 * HIDDEN, k, "eh_proj", False),
+        Linear(f"{p}.shared_head.head", VOCAB, HIDDEN, k, "head"),
+    ]
+    plains = [_norm(f"{p}.{n}", HIDDEN, k) for n in ("enorm", "hnorm", "shared_head.norm")]
+    return linears, plains
+
+
 # --------------------------------------------------------------------------- Step-3.5
 def step3p5(num_mtp: int) -> Family:
     n = 2
-    total = n + num_mtp
     linears: list[Linear] = []
     plains: list[Plain] = [Plain("model.embed_tokens.weight", (VOCAB, HIDDEN), None)]
     for i in range(n):
         p = f"model.layers.{i}"
         linears += _attn_gqa(p, None, gated_q=False)
-        plains += [
-            _norm(f"{p}.input_layernorm", HIDDEN, None),
-            _norm(f"{p}.post_attention_layernorm", HIDDEN, None),
-            _norm(f"{p}.self_attn.q_norm", HEAD_DIM, None),
-            _norm(f"{p}.self_attn.k_norm", HEAD_DIM, None),
-        ]
+        plains += layer_norms(p, None) + qk_norms(p, None)
         if i == 0:
             linears += _mlp(f"{p}.mlp", DENSE_INTER, None)
         else:  # MoE layer: stacked 3-D experts, a shared expert, an FP32-able router
@@ -160,51 +262,7 @@ def step3p5(num_mtp: int) -> Family:
         globs[(k, "head")] = f"{p}.shared_head*"
     linears.append(Linear("lm_head", VOCAB, HIDDEN, None, "router", False))
     plains.append(_norm("model.norm", HIDDEN, None))
-    # Legacy hub form of Step-3.5-Flash's config.json: per-layer lists cover the
-    # target layers AND the MTP layers (num_hidden_layers + num_nextn_predict_layers).
-    # MTP layers are sliding_attention (as in Step-3.5-Flash); at least one target
-    # layer is sliding too (see FINDINGS: a full_attention MTP layer hits an
-    # IndexError in step3p5._get_num_attention_heads under transformers 5.20).
-    config: dict[str, Any] = {
-        "architectures": ["Step3p5ForCausalLM"],
-        "model_type": "step3p5",
-        "hidden_size": HIDDEN,
-        "intermediate_size": DENSE_INTER,
-        "num_hidden_layers": n,
-        "num_nextn_predict_layers": num_mtp,
-        "num_attention_heads": HEADS,
-        "num_attention_groups": KV_HEADS,
-        "head_dim": HEAD_DIM,
-        "vocab_size": VOCAB,
-        "max_position_embeddings": 4096,
-        "max_seq_len": 4096,
-        "rms_norm_eps": 1e-5,
-        "layer_types": ["full_attention"] + ["sliding_attention"] * (total - 1),
-        "sliding_window": 512,
-        "attention_other_setting": {
-            "attention_type": "sliding_attention",
-            "num_attention_heads": HEADS,
-            "num_attention_groups": KV_HEADS,
-            "head_dim": HEAD_DIM,
-        },
-        "rope_theta": [10000.0] * total,
-        "partial_rotary_factors": [1.0] * total,
-        "swiglu_limits": [0.0] * total,
-        "swiglu_limits_shared": [0.0] * total,
-        "moe_layers_enum": "1",
-        "moe_num_experts": EXPERTS,
-        "moe_top_k": 2,
-        "moe_intermediate_size": MOE_INTER,
-        "share_expert_dim": MOE_INTER,
-        "norm_expert_weight": True,
-        "need_fp32_gate": True,
-        "use_moe_router_bias": True,
-        "moe_router_activation": "sigmoid",
-        "moe_router_scaling_factor": 1.0,
-        "use_head_wise_attn_gate": False,
-        "tie_word_embeddings": False,
-        "torch_dtype": "bfloat16",
-    }
+    config = step3p5_config(n, num_mtp)  # the demo's (FINDINGS.md on per-layer lists)
     return Family(
         "step3p5",
         "Step3p5ForCausalLM",
@@ -219,8 +277,10 @@ def step3p5(num_mtp: int) -> Family:
     )
 
 
-# --------------------------------------------------------------------------- Qwen3-Next
+# ------------------------------------------------------------ Qwen3-Next and Qwen3.5 MoE
 LIN_K_HEADS, LIN_V_HEADS, LIN_HEAD_DIM, CONV_K = 2, 4, 32, 4
+QWEN_LAYER_TYPES = ["linear_attention", "full_attention"]
+LIN_KEY_DIM, LIN_VALUE_DIM = LIN_K_HEADS * LIN_HEAD_DIM, LIN_V_HEADS * LIN_HEAD_DIM
 
 
 def _qwen_moe(prefix: str, mtp: int | None) -> list[Linear]:
@@ -232,38 +292,34 @@ def _qwen_moe(prefix: str, mtp: int | None) -> list[Linear]:
     return linears
 
 
-def qwen3_next(num_mtp: int) -> Family:
-    n = 2
-    layer_types = ["linear_attention", "full_attention"]
-    key_dim, value_dim = LIN_K_HEADS * LIN_HEAD_DIM, LIN_V_HEADS * LIN_HEAD_DIM
+QwenParts = tuple[list[Linear], list[Plain], list[str], dict[tuple[int, str], str]]
+
+
+def qwen_hybrid(num_mtp: int, root: str, linear_attn: Callable[[str], list[Linear]]) -> QwenParts:
+    """(linears, plains, MTP prefixes, group globs) of a Qwen3-Next-style hybrid MoE.
+
+    Target layers under ``root`` alternate Gated-DeltaNet (``linear_attn(prefix)`` gives
+    its projections: the two families differ only there) and gated full attention, each
+    with a sparse MoE and a shared expert; MTP layers are ``mtp.layers.{k}`` with one
+    ``mtp.fc``, ``mtp.norm`` and ``mtp.pre_fc_norm_{hidden,embedding}``.
+    """
     linears: list[Linear] = []
-    plains: list[Plain] = [Plain("model.embed_tokens.weight", (VOCAB, HIDDEN), None)]
-    for i, kind in enumerate(layer_types):
-        p = f"model.layers.{i}"
-        plains += [
-            _norm(f"{p}.input_layernorm", HIDDEN, None),
-            _norm(f"{p}.post_attention_layernorm", HIDDEN, None),
-        ]
+    plains: list[Plain] = [Plain(f"{root}.embed_tokens.weight", (VOCAB, HIDDEN), None)]
+    for i, kind in enumerate(QWEN_LAYER_TYPES):
+        p = f"{root}.layers.{i}"
+        plains += layer_norms(p, None)
         if kind == "linear_attention":
             a = f"{p}.linear_attn"
-            linears += [
-                Linear(f"{a}.in_proj_qkvz", 2 * key_dim + 2 * value_dim, HIDDEN, None, "target"),
-                # kept BF16 and excluded by real exports (tiny output, see qwen_gdn_linear_attn.py)
-                Linear(f"{a}.in_proj_ba", 2 * LIN_V_HEADS, HIDDEN, None, "router", False),
-                Linear(f"{a}.out_proj", HIDDEN, value_dim, None, "target"),
-            ]
+            linears += linear_attn(a)
             plains += [
-                Plain(f"{a}.conv1d.weight", (2 * key_dim + value_dim, 1, CONV_K), None),
+                Plain(f"{a}.conv1d.weight", (2 * LIN_KEY_DIM + LIN_VALUE_DIM, 1, CONV_K), None),
                 Plain(f"{a}.A_log", (LIN_V_HEADS,), None, "F32"),
                 Plain(f"{a}.dt_bias", (LIN_V_HEADS,), None, init="ones"),
                 _norm(f"{a}.norm", LIN_HEAD_DIM, None),
             ]
         else:
             linears += _attn_gqa(p, None, gated_q=True)
-            plains += [
-                _norm(f"{p}.self_attn.q_norm", HEAD_DIM, None),
-                _norm(f"{p}.self_attn.k_norm", HEAD_DIM, None),
-            ]
+            plains += qk_norms(p, None)
         linears += _qwen_moe(p, None)
     prefixes = []
     globs: dict[tuple[int, str], str] = {}
@@ -272,12 +328,7 @@ def qwen3_next(num_mtp: int) -> Family:
         prefixes.append(p)
         linears += _attn_gqa(p, k, gated_q=True)
         linears += _qwen_moe(p, k)
-        plains += [
-            _norm(f"{p}.input_layernorm", HIDDEN, k),
-            _norm(f"{p}.post_attention_layernorm", HIDDEN, k),
-            _norm(f"{p}.self_attn.q_norm", HEAD_DIM, k),
-            _norm(f"{p}.self_attn.k_norm", HEAD_DIM, k),
-        ]
+        plains += layer_norms(p, k) + qk_norms(p, k)
         globs[(k, "attn")] = f"{p}.self_attn*"
         globs[(k, "mlp")] = f"{p}.mlp*"
         globs[(k, "head")] = "mtp.fc*"
@@ -289,7 +340,48 @@ def qwen3_next(num_mtp: int) -> Family:
             _norm("mtp.pre_fc_norm_embedding", HIDDEN, 0),
         ]
     linears.append(Linear("lm_head", VOCAB, HIDDEN, None, "router", False))
-    plains.append(_norm("model.norm", HIDDEN, None))
+    plains.append(_norm(f"{root}.norm", HIDDEN, None))
+    return linears, plains, prefixes, globs
+
+
+#: config.json keys both Qwen hybrids share, in the order each writes them
+QWEN_ATTENTION_CONFIG: dict[str, Any] = {
+    "num_attention_heads": HEADS,
+    "num_key_value_heads": KV_HEADS,
+    "head_dim": HEAD_DIM,
+    "vocab_size": VOCAB,
+    "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-6,
+}
+QWEN_LINEAR_ATTENTION_CONFIG: dict[str, Any] = {
+    "layer_types": QWEN_LAYER_TYPES,
+    "full_attention_interval": 2,
+    "linear_conv_kernel_dim": CONV_K,
+    "linear_key_head_dim": LIN_HEAD_DIM,
+    "linear_value_head_dim": LIN_HEAD_DIM,
+    "linear_num_key_heads": LIN_K_HEADS,
+    "linear_num_value_heads": LIN_V_HEADS,
+}
+QWEN_MOE_CONFIG: dict[str, Any] = {
+    "num_experts": EXPERTS,
+    "num_experts_per_tok": 2,
+    "moe_intermediate_size": MOE_INTER,
+    "shared_expert_intermediate_size": MOE_INTER,
+}
+
+
+def _qwen3_next_linear_attn(a: str) -> list[Linear]:
+    return [
+        Linear(f"{a}.in_proj_qkvz", 2 * LIN_KEY_DIM + 2 * LIN_VALUE_DIM, HIDDEN, None, "target"),
+        # kept BF16 and excluded by real exports (tiny output, see qwen_gdn_linear_attn.py)
+        Linear(f"{a}.in_proj_ba", 2 * LIN_V_HEADS, HIDDEN, None, "router", False),
+        Linear(f"{a}.out_proj", HIDDEN, LIN_VALUE_DIM, None, "target"),
+    ]
+
+
+def qwen3_next(num_mtp: int) -> Family:
+    linears, plains, prefixes, globs = qwen_hybrid(num_mtp, "model", _qwen3_next_linear_attn)
+    n = len(QWEN_LAYER_TYPES)
     config: dict[str, Any] = {
         "architectures": ["Qwen3NextForCausalLM"],
         "model_type": "qwen3_next",
@@ -297,24 +389,10 @@ def qwen3_next(num_mtp: int) -> Family:
         "intermediate_size": DENSE_INTER,
         "num_hidden_layers": n,
         "num_nextn_predict_layers": num_mtp,
-        "num_attention_heads": HEADS,
-        "num_key_value_heads": KV_HEADS,
-        "head_dim": HEAD_DIM,
-        "vocab_size": VOCAB,
-        "max_position_embeddings": 4096,
-        "rms_norm_eps": 1e-6,
-        "layer_types": layer_types,
-        "full_attention_interval": 2,
-        "linear_conv_kernel_dim": CONV_K,
-        "linear_key_head_dim": LIN_HEAD_DIM,
-        "linear_value_head_dim": LIN_HEAD_DIM,
-        "linear_num_key_heads": LIN_K_HEADS,
-        "linear_num_value_heads": LIN_V_HEADS,
+        **QWEN_ATTENTION_CONFIG,
+        **QWEN_LINEAR_ATTENTION_CONFIG,
         "decoder_sparse_step": 1,
-        "num_experts": EXPERTS,
-        "num_experts_per_tok": 2,
-        "moe_intermediate_size": MOE_INTER,
-        "shared_expert_intermediate_size": MOE_INTER,
+        **QWEN_MOE_CONFIG,
         "norm_topk_prob": True,
         "mlp_only_layers": [],
         "partial_rotary_factor": 0.25,
@@ -354,61 +432,25 @@ def _mla(prefix: str, mtp: int | None) -> tuple[list[Linear], list[Plain]]:
     return linears, plains
 
 
-def _ds_moe(prefix: str, mtp: int | None) -> tuple[list[Linear], list[Plain]]:
-    linears = _experts(f"{prefix}.mlp", mtp) + _mlp(f"{prefix}.mlp.shared_experts", MOE_INTER, mtp)
-    linears.append(Linear(f"{prefix}.mlp.gate", EXPERTS, HIDDEN, mtp, "router", False))
-    plains = [
-        Plain(f"{prefix}.mlp.gate.e_score_correction_bias", (EXPERTS,), mtp, "F32", "zeros_ish")
-    ]
-    return linears, plains
+def _ds_layer(i: int, p: str, k: int | None) -> Block:
+    attn, attn_norms = _mla(p, k)
+    mlp, mlp_plains = dense_then_moe(i, p, k)
+    return attn + mlp, attn_norms + layer_norms(p, k) + mlp_plains
+
+
+def _ds_nextn(p: str, k: int) -> Block:
+    linears, plains = nextn_head(p, k)
+    # DeepSeek-V3 repeats the embedding in each MTP layer
+    return linears, [*plains, Plain(f"{p}.embed_tokens.weight", (VOCAB, HIDDEN), k)]
 
 
 def deepseek_v3(num_mtp: int) -> Family:
     n = 2
-    linears: list[Linear] = []
-    plains: list[Plain] = [Plain("model.embed_tokens.weight", (VOCAB, HIDDEN), None)]
-    layers: list[tuple[str, int | None]] = [(f"model.layers.{i}", None) for i in range(n)]
-    layers += [(f"model.layers.{n + k}", k) for k in range(num_mtp)]
-    prefixes = []
-    globs: dict[tuple[int, str], str] = {}
-    for i, (p, k) in enumerate(layers):
-        lin, pl = _mla(p, k)
-        linears += lin
-        plains += pl
-        plains += [
-            _norm(f"{p}.input_layernorm", HIDDEN, k),
-            _norm(f"{p}.post_attention_layernorm", HIDDEN, k),
-        ]
-        if i == 0:
-            linears += _mlp(f"{p}.mlp", DENSE_INTER, k)
-        else:
-            lin, pl = _ds_moe(p, k)
-            linears += lin
-            plains += pl
-        if k is not None:
-            prefixes.append(p)
-            linears.append(Linear(f"{p}.eh_proj", HIDDEN, 2 * HIDDEN, k, "eh_proj", False))
-            linears.append(Linear(f"{p}.shared_head.head", VOCAB, HIDDEN, k, "head"))
-            plains += [
-                _norm(f"{p}.enorm", HIDDEN, k),
-                _norm(f"{p}.hnorm", HIDDEN, k),
-                _norm(f"{p}.shared_head.norm", HIDDEN, k),
-                # DeepSeek-V3 repeats the embedding in each MTP layer
-                Plain(f"{p}.embed_tokens.weight", (VOCAB, HIDDEN), k),
-            ]
-            globs[(k, "attn")] = f"{p}.self_attn*"
-            globs[(k, "mlp")] = f"{p}.mlp*"
-            globs[(k, "head")] = f"{p}.shared_head*"
-    linears.append(Linear("lm_head", VOCAB, HIDDEN, None, "router", False))
-    plains.append(_norm("model.norm", HIDDEN, None))
+    linears, plains, prefixes, globs = layer_stack(
+        num_mtp, lambda n, k: f"model.layers.{n + k}", _ds_layer, _ds_nextn
+    )
     config: dict[str, Any] = {
-        "architectures": ["DeepseekV3ForCausalLM"],
-        "model_type": "deepseek_v3",
-        "hidden_size": HIDDEN,
-        "intermediate_size": DENSE_INTER,
-        "moe_intermediate_size": MOE_INTER,
-        "num_hidden_layers": n,
-        "num_nextn_predict_layers": num_mtp,
+        **nextn_config("DeepseekV3ForCausalLM", "deepseek_v3", n, num_mtp),
         "num_attention_heads": HEADS,
         "num_key_value_heads": HEADS,
         "q_lora_rank": Q_LORA,

@@ -30,19 +30,19 @@ This module imports numpy only (no torch, no vllm).
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from vllm_draft_quant.testing import _formats_more
-from vllm_draft_quant.testing import _tensors as T
-from vllm_draft_quant.testing._families import FAMILIES as _BASE_FAMILIES
-from vllm_draft_quant.testing._families import Family, Linear, Plain
-from vllm_draft_quant.testing._families_more import MORE_FAMILIES
+from support import _formats_more
+from support._families import FAMILIES as _BASE_FAMILIES
+from support._families import Family, Linear, Plain
+from support._families_more import MORE_FAMILIES
+from vllm_draft_quant.demo import tensors as T
+from vllm_draft_quant.demo.checkpoint import modelopt_quant_configs
 
 __all__ = [
     "LAYOUTS",
@@ -239,72 +239,28 @@ class WrittenCheckpoint:
 
 
 # ----------------------------------------------------------------------------- tensors
-_FUSED_WITH_FIRST = {
-    ".k_proj": ".q_proj",
-    ".v_proj": ".q_proj",
-    ".up_proj": ".gate_proj",
-    ".kv_a_proj_with_mqa": ".q_a_proj",
-}
-
-
-def _fusion_key(name: str) -> str:
-    """The name of the first module of the fused group ``name`` belongs to."""
-    for member, first in _FUSED_WITH_FIRST.items():
-        if name.endswith(member):
-            return name[: -len(member)] + first
-    return name
-
-
 def _quant_tensors(
     lin: Linear, fmt: Format, producer: Producer, seed: int
-) -> Iterator[tuple[str, T.RawTensor]]:
+) -> list[tuple[str, T.RawTensor]]:
     lead: tuple[int, ...] = (lin.stacked_experts,) if lin.stacked_experts else ()
     # per-tensor scalars: [] for ModelOpt, [1] for compressed-tensors, [E] when stacked
     scalar: tuple[int, ...] = lead or (() if producer == "modelopt" else (1,))
-    n_scalar = lin.stacked_experts or 1
-
-    def rng(suffix: str) -> Any:
-        return T.rng_for(seed, f"{lin.name}.{suffix}")
-
-    def positive(suffix: str, lo: float, hi: float) -> T.RawTensor:
-        # activation scales and NVFP4 global weight scales are shared by the modules
-        # vLLM fuses (same input; ModelOpt and llm-compressor unify fused globals)
-        shared = suffix in (
-            "input_scale",
-            "input_global_scale",
-            "weight_scale_2",
-            "weight_global_scale",
-        )
-        key = f"{_fusion_key(lin.name) if shared else lin.name}.{suffix}"
-        return T.f32(T.rng_for(seed, key).uniform(lo, hi, size=n_scalar), scalar)
-
-    if fmt == "bf16":
-        yield f"{lin.name}.weight", T.bf16(rng("weight"), (*lead, lin.out, lin.inp))
-    elif fmt in ("fp8_block", "mxfp4"):
-        yield from _formats_more.quant_tensors(lin.name, lin.out, lin.inp, lead, fmt, seed)
-    elif fmt == "fp8":
-        yield f"{lin.name}.weight", T.e4m3_weight(rng("weight"), (*lead, lin.out, lin.inp))
-        yield f"{lin.name}.weight_scale", positive("weight_scale", 1e-3, 4e-3)
-        yield f"{lin.name}.input_scale", positive("input_scale", 1e-2, 4e-2)
-    elif producer == "modelopt":  # nvfp4
-        yield f"{lin.name}.weight", T.nvfp4_packed(rng("weight"), (*lead, lin.out, lin.inp // 2))
-        yield (
-            f"{lin.name}.weight_scale",
-            T.e4m3_positive_scales(rng("weight_scale"), (*lead, lin.out, lin.inp // 16)),
-        )
-        yield f"{lin.name}.weight_scale_2", positive("weight_scale_2", 1e-4, 4e-4)
-        yield f"{lin.name}.input_scale", positive("input_scale", 1e-3, 4e-3)
-    else:  # compressed-tensors nvfp4-pack-quantized: global scales are reciprocals
-        yield (
-            f"{lin.name}.weight_packed",
-            T.nvfp4_packed(rng("weight"), (*lead, lin.out, lin.inp // 2)),
-        )
-        yield (
-            f"{lin.name}.weight_scale",
-            T.e4m3_positive_scales(rng("weight_scale"), (*lead, lin.out, lin.inp // 16)),
-        )
-        yield f"{lin.name}.weight_global_scale", positive("weight_global_scale", 2500, 1e4)
-        yield f"{lin.name}.input_global_scale", positive("input_global_scale", 250, 1e3)
+    if fmt in ("fp8_block", "mxfp4"):
+        return list(_formats_more.quant_tensors(lin.name, lin.out, lin.inp, lead, fmt, seed))
+    if fmt != "nvfp4" or producer == "modelopt":  # BF16, FP8 (both producers), ModelOpt NVFP4
+        return T.modelopt_linear(lin.name, lin.out, lin.inp, fmt, seed, lead, scalar)
+    # compressed-tensors nvfp4-pack-quantized: global scales are reciprocals
+    name = lin.name
+    return [
+        (f"{name}.weight_packed", T.nvfp4_packed(T.rng_for(seed, f"{name}.weight"),
+                                                 (*lead, lin.out, lin.inp // 2))),
+        (f"{name}.weight_scale", T.e4m3_positive_scales(T.rng_for(seed, f"{name}.weight_scale"),
+                                                        (*lead, lin.out, lin.inp // 16))),
+        (f"{name}.weight_global_scale",
+         T.scalar_scale(seed, name, "weight_global_scale", 2500, 1e4, scalar)),
+        (f"{name}.input_global_scale",
+         T.scalar_scale(seed, name, "input_global_scale", 250, 1e3, scalar)),
+    ]
 
 
 def _plain_tensor(p: Plain, seed: int) -> T.RawTensor:
@@ -376,29 +332,7 @@ def _quant_configs(
     if spec.producer in _formats_more.MORE_PRODUCERS:
         return _formats_more.quant_config(spec.producer, exclusions), None
     if spec.producer == "modelopt":
-        algo = "NVFP4" if spec.scheme == "nvfp4" else "FP8"
-        if spec.scheme == "nvfp4":
-            w = {"dynamic": False, "num_bits": 4, "type": "float", "group_size": 16}
-        else:
-            w = {"dynamic": False, "num_bits": 8, "type": "float"}
-        producer = {"name": "modelopt", "version": "0.37.0"}
-        qc: dict[str, Any] = {
-            "config_groups": {
-                "group_0": {"input_activations": dict(w), "weights": dict(w), "targets": ["Linear"]}
-            },
-            "ignore": list(exclusions),
-            "producer": producer,
-            "quant_algo": algo,
-            "quant_method": "modelopt",
-        }
-        quantization: dict[str, Any] = {
-            "quant_algo": algo,
-            "kv_cache_quant_algo": None,
-            "exclude_modules": list(exclusions),
-        }
-        if spec.scheme == "nvfp4":
-            quantization["group_size"] = 16
-        return qc, {"producer": producer, "quantization": quantization}
+        return modelopt_quant_configs(spec.scheme, exclusions)
     if spec.scheme == "nvfp4":
         args = {
             "num_bits": 4,
@@ -450,16 +384,6 @@ def _quant_configs(
 
 
 # ------------------------------------------------------------------------------ writer
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=2)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def write_checkpoint(path: str | os.PathLike[str], spec: CheckpointSpec) -> WrittenCheckpoint:
     """Write ``spec`` into the folder ``path`` (created if needed) and describe it."""
     root = Path(path)
@@ -501,7 +425,7 @@ def write_checkpoint(path: str | os.PathLike[str], spec: CheckpointSpec) -> Writ
     if len(shards) > 1:
         total = sum(len(r[1].data) for _, rows in shards for r in rows)
         weight_map = {r[0]: fname for fname, rows in shards for r in rows}
-        _write_json(
+        T.write_json(
             root / "model.safetensors.index.json",
             {"metadata": {"total_size": total}, "weight_map": weight_map},
         )
@@ -511,12 +435,12 @@ def write_checkpoint(path: str | os.PathLike[str], spec: CheckpointSpec) -> Writ
         qc.get("ignore", qc.get("exclude", qc.get("modules_to_not_convert", [])))
     ) if spec.quantized else []
     config = {**fam.config, "quantization_config": qc} if spec.quantized else dict(fam.config)
-    _write_json(root / "config.json", config)
+    T.write_json(root / "config.json", config)
     if hf_quant is not None and spec.quantized:
-        _write_json(root / "hf_quant_config.json", hf_quant)
+        T.write_json(root / "hf_quant_config.json", hf_quant)
     for fname, text in getattr(fam, "extra_files", {}).items():  # e.g. remote-code configs
         (root / fname).write_text(text)
-    _write_json(root / "generation_config.json", {"_from_model_config": True})
+    T.write_json(root / "generation_config.json", {"_from_model_config": True})
     return WrittenCheckpoint(
         path=root,
         spec=spec,

@@ -1,14 +1,35 @@
 """Subprocess worker: build vLLM models from tiny checkpoints exactly as V1 does.
 
-Run as ``python -m vllm_draft_quant.testing._drafter_worker '<json>'`` where the JSON is::
+Two ways to run it (``VLLM_TARGET_DEVICE=cpu`` in its environment):
 
-    {"cases": [{"model_dir": ..., "mode": "draft"|"target"|"target+draft",
-                "result_path": ..., "dump_path": ... or null}, ...]}
+- one batch: ``python -m vllm_draft_quant.demo.worker '<json>'`` where the JSON is::
 
-Cases run one after another in this process (the ~15 s vLLM import is paid once)
-and each writes its own result JSON. A case that raises is recorded and the
-next case starts from fresh configs. The distributed state (world size 1, gloo,
-a free port) is created once and shared: nothing in it depends on the model.
+      {"cases": [{"model_dir": ..., "mode": "draft"|"target"|"target+draft",
+                  "result_path": ..., "dump_path": ... or null,
+                  "engine_args": {...}}, ...]}
+
+  Cases run one after another (the ~15 s vLLM import is paid once) and each writes
+  its own result JSON to ``result_path``; then the process exits. This is what
+  ``launcher.py`` (the demo) starts.
+- a service: ``python -m vllm_draft_quant.demo.worker --serve LOG_DIR`` (the test
+  suite's build service, ``tests/support/harness.py``). It imports vLLM, applies the
+  CPU shims, loads vLLM's general plugins (so vllm-draft-quant registers, with
+  ``VLLM_DRAFT_QUANT`` as the process was started with), prints one line
+  ``{"ready": true, ...}`` and then reads one JSON request per line on stdin::
+
+      {"id": ..., "case": {<as above, without result_path>}, "env": {NAME: value|null}}
+
+  For each it sets ``env`` (``null`` unsets a variable) for the duration of the case,
+  builds it with everything the case prints going to ``LOG_DIR/case-<id>.log``, and
+  answers one JSON line ``{"id": ..., "result": {...}}`` on stdout. The plugin reads
+  its settings at every drafter load (``adapter/draft_load.py:wrap_load_model``) and
+  its layer patches pass through when no drafter build is active
+  (``adapter/patches.py``), so a case with ``{"VLLM_DRAFT_QUANT": "off"}`` is built
+  exactly as stock vLLM builds it. EOF on stdin ends the process.
+
+A case that raises is recorded and the next case starts from fresh configs. The
+distributed state (world size 1, gloo, a free port) is created once and shared:
+nothing in it depends on the model.
 
 What one case does (mirroring ``v1/worker/gpu_model_runner.py:load_model`` and
 ``v1/spec_decode/llm_base_proposer.py:SpecDecodeBaseProposer._get_model``):
@@ -57,8 +78,6 @@ import time
 import traceback
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SENTINEL = -3.0e38  # vLLM initialises unloaded scales to -3.4e38 (torch.finfo(float32).min)
 
@@ -244,7 +263,7 @@ def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
     from vllm.model_executor.model_loader import get_model
     from vllm.model_executor.model_loader.utils import get_draft_load_config
 
-    from vllm_draft_quant.testing import cpu_shims
+    from vllm_draft_quant.demo import cpu_shims
 
     mode = case.get("mode", "draft")
     result: dict[str, Any] = {
@@ -334,17 +353,24 @@ def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
     return result
 
 
-def main(argv: list[str]) -> int:
-    args = json.loads(argv[1])
+def _start() -> tuple[_Observer, float]:
+    """Import vLLM, apply the CPU shims, observe every model built; the import's seconds."""
     t0 = time.perf_counter()
     import vllm  # noqa: F401 - the import is the expensive part; time it
 
-    from vllm_draft_quant.testing import cpu_shims
+    from vllm_draft_quant.demo import cpu_shims
 
     cpu_shims.apply_all()
     observer = _Observer()
     cpu_shims.BEFORE_POST_LOAD.append(observer)
-    import_s = time.perf_counter() - t0
+    return observer, time.perf_counter() - t0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1 and argv[1] == "--serve":
+        return serve(Path(argv[2]))
+    args = json.loads(argv[1])
+    observer, import_s = _start()
     for i, case in enumerate(args["cases"]):
         result = run_case(case, observer)
         result["timings"]["vllm_import"] = import_s if i == 0 else 0.0
@@ -356,6 +382,58 @@ def main(argv: list[str]) -> int:
     sys.stdout.flush()
     # gloo teardown can hang at interpreter exit (FINDINGS): skip it.
     os._exit(0)
+
+
+def _redirect(path: Path) -> None:
+    """Send this process's stdout and stderr (file descriptors 1 and 2) to ``path``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _with_env(env: dict[str, str | None]) -> dict[str, str | None]:
+    """Apply ``env`` (None unsets); return what it replaced, for the restore."""
+    saved = {k: os.environ.get(k) for k in env}
+    for k, v in env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    return saved
+
+
+def serve(log_dir: Path) -> int:
+    """The service mode (see the module docstring)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    answers = os.fdopen(os.dup(1), "w", buffering=1)  # the protocol keeps the real stdout
+    _redirect(log_dir / "worker.log")
+    observer, import_s = _start()
+    from vllm.plugins import load_general_plugins
+
+    load_general_plugins()  # once per process; cases must not be the first to load them
+    answers.write(json.dumps({"ready": True, "pid": os.getpid(), "vllm_import": import_s}) + "\n")
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        case_log = log_dir / f"case-{request['id']}.log"
+        _redirect(case_log)
+        saved = _with_env(request.get("env") or {})
+        try:
+            result = run_case(request["case"], observer)
+        finally:
+            _with_env(saved)
+            _redirect(log_dir / "worker.log")
+        result["timings"]["vllm_import"] = 0.0
+        result["plugins_env"] = os.environ.get("VLLM_PLUGINS")
+        result["worker_pid"] = os.getpid()
+        result["worker_log"] = str(case_log)
+        answers.write(json.dumps({"id": request["id"], "result": result}, default=str) + "\n")
+    answers.flush()
+    os._exit(0)  # gloo teardown can hang at interpreter exit (FINDINGS)
 
 
 if __name__ == "__main__":

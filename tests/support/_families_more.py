@@ -33,23 +33,34 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vllm_draft_quant.testing._families import (
+from support._families import (
     DENSE_INTER,
     EXPERTS,
     HEAD_DIM,
     HEADS,
     HIDDEN,
     KV_HEADS,
-    MOE_INTER,
+    LIN_KEY_DIM,
+    LIN_V_HEADS,
+    LIN_VALUE_DIM,
+    QWEN_ATTENTION_CONFIG,
+    QWEN_LAYER_TYPES,
+    QWEN_LINEAR_ATTENTION_CONFIG,
+    QWEN_MOE_CONFIG,
     VOCAB,
+    Block,
     Family,
-    Group,
     Linear,
     Plain,
     _attn_gqa,
-    _experts,
     _mlp,
     _norm,
+    dense_then_moe,
+    layer_norms,
+    layer_stack,
+    nextn_config,
+    nextn_head,
+    qwen_hybrid,
 )
 
 __all__ = ["MORE_FAMILIES", "MoreFamily"]
@@ -72,59 +83,25 @@ def _biases(linears: list[Linear], names: tuple[str, ...]) -> list[Plain]:
 
 
 # --------------------------------------------------------------------------- GLM-4.5 MoE
-def _glm_moe(prefix: str, mtp: int | None) -> tuple[list[Linear], list[Plain]]:
-    linears = _experts(f"{prefix}.mlp", mtp) + _mlp(f"{prefix}.mlp.shared_experts", MOE_INTER, mtp)
-    linears.append(Linear(f"{prefix}.mlp.gate", EXPERTS, HIDDEN, mtp, "router", False))
-    plains = [
-        Plain(f"{prefix}.mlp.gate.e_score_correction_bias", (EXPERTS,), mtp, "F32", "zeros_ish")
-    ]
-    return linears, plains
+def _gqa_with_bias(p: str, k: int | None) -> Block:
+    """Attention with q/k/v biases (GLM's ``attention_bias``, MiMo's Qwen2 body)."""
+    attn = _attn_gqa(p, k, gated_q=False)
+    return attn, _biases(attn, ("q_proj", "k_proj", "v_proj"))
+
+
+def _glm_layer(i: int, p: str, k: int | None) -> Block:
+    attn, biases = _gqa_with_bias(p, k)
+    mlp, mlp_plains = dense_then_moe(i, p, k)  # GLM's MoE block is DeepSeek-V3's
+    return attn + mlp, biases + layer_norms(p, k) + mlp_plains
 
 
 def glm4_moe(num_mtp: int) -> Family:
     n = 2
-    linears: list[Linear] = []
-    plains: list[Plain] = [Plain("model.embed_tokens.weight", (VOCAB, HIDDEN), None)]
-    layers: list[tuple[str, int | None]] = [(f"model.layers.{i}", None) for i in range(n)]
-    layers += [(f"model.layers.{n + k}", k) for k in range(num_mtp)]
-    prefixes = []
-    globs: dict[tuple[int, str], str] = {}
-    for i, (p, k) in enumerate(layers):
-        attn = _attn_gqa(p, k, gated_q=False)
-        linears += attn
-        plains += _biases(attn, ("q_proj", "k_proj", "v_proj"))
-        plains += [
-            _norm(f"{p}.input_layernorm", HIDDEN, k),
-            _norm(f"{p}.post_attention_layernorm", HIDDEN, k),
-        ]
-        if i == 0:  # first_k_dense_replace = 1
-            linears += _mlp(f"{p}.mlp", DENSE_INTER, k)
-        else:
-            lin, pl = _glm_moe(p, k)
-            linears += lin
-            plains += pl
-        if k is not None:
-            prefixes.append(p)
-            linears.append(Linear(f"{p}.eh_proj", HIDDEN, 2 * HIDDEN, k, "eh_proj", False))
-            linears.append(Linear(f"{p}.shared_head.head", VOCAB, HIDDEN, k, "head"))
-            plains += [
-                _norm(f"{p}.enorm", HIDDEN, k),
-                _norm(f"{p}.hnorm", HIDDEN, k),
-                _norm(f"{p}.shared_head.norm", HIDDEN, k),
-            ]
-            globs[(k, "attn")] = f"{p}.self_attn*"
-            globs[(k, "mlp")] = f"{p}.mlp*"
-            globs[(k, "head")] = f"{p}.shared_head*"
-    linears.append(Linear("lm_head", VOCAB, HIDDEN, None, "router", False))
-    plains.append(_norm("model.norm", HIDDEN, None))
+    linears, plains, prefixes, globs = layer_stack(
+        num_mtp, lambda n, k: f"model.layers.{n + k}", _glm_layer, nextn_head
+    )
     config: dict[str, Any] = {
-        "architectures": ["Glm4MoeForCausalLM"],
-        "model_type": "glm4_moe",
-        "hidden_size": HIDDEN,
-        "intermediate_size": DENSE_INTER,
-        "moe_intermediate_size": MOE_INTER,
-        "num_hidden_layers": n,
-        "num_nextn_predict_layers": num_mtp,
+        **nextn_config("Glm4MoeForCausalLM", "glm4_moe", n, num_mtp),
         "num_attention_heads": HEADS,
         "num_key_value_heads": KV_HEADS,
         "head_dim": HEAD_DIM,
@@ -162,42 +139,27 @@ def glm4_moe(num_mtp: int) -> Family:
 
 
 # --------------------------------------------------------------------------- Qwen3.5 MoE
-LIN_K_HEADS, LIN_V_HEADS, LIN_HEAD_DIM, CONV_K = 2, 4, 32, 4
-
-
-def _qwen_moe(prefix: str, mtp: int | None) -> list[Linear]:
-    linears = _experts(f"{prefix}.mlp", mtp) + _mlp(f"{prefix}.mlp.shared_expert", MOE_INTER, mtp)
-    linears += [
-        Linear(f"{prefix}.mlp.gate", EXPERTS, HIDDEN, mtp, "router", False),
-        Linear(f"{prefix}.mlp.shared_expert_gate", 1, HIDDEN, mtp, "router", False),
+def _qwen3_5_linear_attn(a: str) -> list[Linear]:
+    return [
+        Linear(f"{a}.in_proj_qkv", 2 * LIN_KEY_DIM + LIN_VALUE_DIM, HIDDEN, None, "target"),
+        Linear(f"{a}.in_proj_z", LIN_VALUE_DIM, HIDDEN, None, "target"),
+        # tiny outputs, kept BF16 and excluded by real exports
+        Linear(f"{a}.in_proj_b", LIN_V_HEADS, HIDDEN, None, "router", False),
+        Linear(f"{a}.in_proj_a", LIN_V_HEADS, HIDDEN, None, "router", False),
+        Linear(f"{a}.out_proj", HIDDEN, LIN_VALUE_DIM, None, "target"),
     ]
-    return linears
 
 
-def _qwen3_5_text_config(n: int, num_mtp: int, layer_types: list[str]) -> dict[str, Any]:
+def _qwen3_5_text_config(n: int, num_mtp: int) -> dict[str, Any]:
     return {
         "model_type": "qwen3_5_moe_text",
         "hidden_size": HIDDEN,
         "num_hidden_layers": n,
         "mtp_num_hidden_layers": num_mtp,
-        "num_attention_heads": HEADS,
-        "num_key_value_heads": KV_HEADS,
-        "head_dim": HEAD_DIM,
-        "vocab_size": VOCAB,
-        "max_position_embeddings": 4096,
-        "rms_norm_eps": 1e-6,
+        **QWEN_ATTENTION_CONFIG,
         "hidden_act": "silu",
-        "layer_types": layer_types,
-        "full_attention_interval": 2,
-        "linear_conv_kernel_dim": CONV_K,
-        "linear_key_head_dim": LIN_HEAD_DIM,
-        "linear_value_head_dim": LIN_HEAD_DIM,
-        "linear_num_key_heads": LIN_K_HEADS,
-        "linear_num_value_heads": LIN_V_HEADS,
-        "num_experts": EXPERTS,
-        "num_experts_per_tok": 2,
-        "moe_intermediate_size": MOE_INTER,
-        "shared_expert_intermediate_size": MOE_INTER,
+        **QWEN_LINEAR_ATTENTION_CONFIG,
+        **QWEN_MOE_CONFIG,
         "attn_output_gate": True,
         "rope_parameters": {
             "rope_type": "default",
@@ -210,66 +172,9 @@ def _qwen3_5_text_config(n: int, num_mtp: int, layer_types: list[str]) -> dict[s
 
 
 def _qwen3_5(num_mtp: int, *, root: str, name: str) -> Family:
-    n = 2
-    layer_types = ["linear_attention", "full_attention"]
-    key_dim, value_dim = LIN_K_HEADS * LIN_HEAD_DIM, LIN_V_HEADS * LIN_HEAD_DIM
-    linears: list[Linear] = []
-    plains: list[Plain] = [Plain(f"{root}.embed_tokens.weight", (VOCAB, HIDDEN), None)]
-    for i, kind in enumerate(layer_types):
-        p = f"{root}.layers.{i}"
-        plains += [
-            _norm(f"{p}.input_layernorm", HIDDEN, None),
-            _norm(f"{p}.post_attention_layernorm", HIDDEN, None),
-        ]
-        if kind == "linear_attention":
-            a = f"{p}.linear_attn"
-            linears += [
-                Linear(f"{a}.in_proj_qkv", 2 * key_dim + value_dim, HIDDEN, None, "target"),
-                Linear(f"{a}.in_proj_z", value_dim, HIDDEN, None, "target"),
-                # tiny outputs, kept BF16 and excluded by real exports
-                Linear(f"{a}.in_proj_b", LIN_V_HEADS, HIDDEN, None, "router", False),
-                Linear(f"{a}.in_proj_a", LIN_V_HEADS, HIDDEN, None, "router", False),
-                Linear(f"{a}.out_proj", HIDDEN, value_dim, None, "target"),
-            ]
-            plains += [
-                Plain(f"{a}.conv1d.weight", (2 * key_dim + value_dim, 1, CONV_K), None),
-                Plain(f"{a}.A_log", (LIN_V_HEADS,), None, "F32"),
-                Plain(f"{a}.dt_bias", (LIN_V_HEADS,), None, init="ones"),
-                _norm(f"{a}.norm", LIN_HEAD_DIM, None),
-            ]
-        else:
-            linears += _attn_gqa(p, None, gated_q=True)
-            plains += [
-                _norm(f"{p}.self_attn.q_norm", HEAD_DIM, None),
-                _norm(f"{p}.self_attn.k_norm", HEAD_DIM, None),
-            ]
-        linears += _qwen_moe(p, None)
-    prefixes = []
-    globs: dict[tuple[int, str], str] = {}
-    for k in range(num_mtp):
-        p = f"mtp.layers.{k}"
-        prefixes.append(p)
-        linears += _attn_gqa(p, k, gated_q=True)
-        linears += _qwen_moe(p, k)
-        plains += [
-            _norm(f"{p}.input_layernorm", HIDDEN, k),
-            _norm(f"{p}.post_attention_layernorm", HIDDEN, k),
-            _norm(f"{p}.self_attn.q_norm", HEAD_DIM, k),
-            _norm(f"{p}.self_attn.k_norm", HEAD_DIM, k),
-        ]
-        globs[(k, "attn")] = f"{p}.self_attn*"
-        globs[(k, "mlp")] = f"{p}.mlp*"
-        globs[(k, "head")] = "mtp.fc*"
-    if num_mtp:
-        linears.append(Linear("mtp.fc", HIDDEN, 2 * HIDDEN, 0, "head"))
-        plains += [
-            _norm("mtp.norm", HIDDEN, 0),
-            _norm("mtp.pre_fc_norm_hidden", HIDDEN, 0),
-            _norm("mtp.pre_fc_norm_embedding", HIDDEN, 0),
-        ]
-    linears.append(Linear("lm_head", VOCAB, HIDDEN, None, "router", False))
-    plains.append(_norm(f"{root}.norm", HIDDEN, None))
-    text = _qwen3_5_text_config(n, num_mtp, layer_types)
+    linears, plains, prefixes, globs = qwen_hybrid(num_mtp, root, _qwen3_5_linear_attn)
+    n = len(QWEN_LAYER_TYPES)
+    text = _qwen3_5_text_config(n, num_mtp)
     if name == "qwen3_5_moe":
         arch = "Qwen3_5MoeForCausalLM"
         config: dict[str, Any] = {"architectures": [arch], **text}
@@ -338,36 +243,24 @@ class MiMoConfig(Qwen2Config):
 '''
 
 
+def _mimo_layer(i: int, p: str, k: int | None) -> Block:
+    attn, biases = _gqa_with_bias(p, k)
+    return attn + _mlp(f"{p}.mlp", DENSE_INTER, k), biases + layer_norms(p, k)
+
+
+def _mimo_mtp(p: str, k: int) -> Block:
+    """MiMo's MTP extras: ``input_proj`` (a ``torch.nn.Linear``) and three norms; no head."""
+    norms = ("token_layernorm", "hidden_layernorm", "final_layernorm")
+    return [Linear(f"{p}.input_proj", HIDDEN, 2 * HIDDEN, k, "eh_proj", False)], [
+        _norm(f"{p}.{n}", HIDDEN, k) for n in norms
+    ]
+
+
 def mimo(num_mtp: int) -> Family:
     n = 2
-    linears: list[Linear] = []
-    plains: list[Plain] = [Plain("model.embed_tokens.weight", (VOCAB, HIDDEN), None)]
-    layers: list[tuple[str, int | None]] = [(f"model.layers.{i}", None) for i in range(n)]
-    layers += [(f"model.mtp_layers.{k}", k) for k in range(num_mtp)]
-    prefixes = []
-    globs: dict[tuple[int, str], str] = {}
-    for p, k in layers:
-        attn = _attn_gqa(p, k, gated_q=False)
-        linears += attn
-        plains += _biases(attn, ("q_proj", "k_proj", "v_proj"))
-        linears += _mlp(f"{p}.mlp", DENSE_INTER, k)
-        plains += [
-            _norm(f"{p}.input_layernorm", HIDDEN, k),
-            _norm(f"{p}.post_attention_layernorm", HIDDEN, k),
-        ]
-        if k is not None:
-            prefixes.append(p)
-            group: Group = "eh_proj"
-            linears.append(Linear(f"{p}.input_proj", HIDDEN, 2 * HIDDEN, k, group, False))
-            plains += [
-                _norm(f"{p}.token_layernorm", HIDDEN, k),
-                _norm(f"{p}.hidden_layernorm", HIDDEN, k),
-                _norm(f"{p}.final_layernorm", HIDDEN, k),
-            ]
-            globs[(k, "attn")] = f"{p}.self_attn*"
-            globs[(k, "mlp")] = f"{p}.mlp*"
-    linears.append(Linear("lm_head", VOCAB, HIDDEN, None, "router", False))
-    plains.append(_norm("model.norm", HIDDEN, None))
+    linears, plains, prefixes, globs = layer_stack(
+        num_mtp, lambda n, k: f"model.mtp_layers.{k}", _mimo_layer, _mimo_mtp, head_glob=False
+    )
     config: dict[str, Any] = {
         "architectures": ["MiMoForCausalLM"],
         "model_type": "mimo",

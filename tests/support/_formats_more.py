@@ -38,7 +38,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from vllm_draft_quant.testing import _tensors as T
+from vllm_draft_quant.demo import tensors as T
 
 __all__ = [
     "BLOCK",

@@ -25,7 +25,6 @@ stored tensors tell). A declared config excludes its BF16 modules by checkpoint 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,9 +33,10 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from vllm_draft_quant.testing import _tensors as T
-from vllm_draft_quant.testing._families import Linear, Plain
-from vllm_draft_quant.testing.factory import Format, TensorInfo, _plain_tensor, _quant_tensors
+from support._families import Linear, Plain
+from support.factory import Format, TensorInfo, _plain_tensor, _quant_tensors
+from vllm_draft_quant.demo import tensors as T
+from vllm_draft_quant.demo.checkpoint import modelopt_quant_configs
 
 __all__ = [
     "Eagle3Spec",
@@ -147,40 +147,6 @@ def _llama_config(num_layers: int, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _modelopt_configs(scheme: str, exclusions: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(config.json quantization_config, hf_quant_config.json), as ModelOpt 0.37 writes them."""
-    algo = "NVFP4" if scheme == "nvfp4" else "FP8"
-    w: dict[str, Any] = {"dynamic": False, "num_bits": 8, "type": "float"}
-    if scheme == "nvfp4":
-        w = {"dynamic": False, "num_bits": 4, "type": "float", "group_size": 16}
-    producer = {"name": "modelopt", "version": "0.37.0"}
-    qc = {
-        "config_groups": {
-            "group_0": {"input_activations": dict(w), "weights": dict(w), "targets": ["Linear"]}
-        },
-        "ignore": list(exclusions),
-        "producer": producer,
-        "quant_algo": algo,
-        "quant_method": "modelopt",
-    }
-    quantization: dict[str, Any] = {
-        "quant_algo": algo,
-        "kv_cache_quant_algo": None,
-        "exclude_modules": list(exclusions),
-    }
-    if scheme == "nvfp4":
-        quantization["group_size"] = 16
-    return qc, {"producer": producer, "quantization": quantization}
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
-
-
 def _write(
     root: Path,
     linears: Sequence[tuple[Linear, Format]],
@@ -200,7 +166,7 @@ def _write(
         rows.append((name, t, name, "bf16"))
     rows.sort(key=lambda r: r[0])
     T.write_safetensors(root / "model.safetensors", [(r[0], r[1]) for r in rows], {"format": "pt"})
-    _write_json(root / "generation_config.json", {"_from_model_config": True})
+    T.write_json(root / "generation_config.json", {"_from_model_config": True})
     return {
         name: TensorInfo(t.dtype, t.shape, "model.safetensors", module, fmt, draft)
         for name, t, module, fmt in rows
@@ -238,10 +204,10 @@ def write_llama_target(path: str | os.PathLike[str], spec: LlamaTargetSpec) -> W
     exclusions: list[str] = []
     if spec.scheme != "bf16":
         exclusions = ["lm_head"]
-        qc, hf_quant = _modelopt_configs(spec.scheme, exclusions)
+        qc, hf_quant = modelopt_quant_configs(spec.scheme, exclusions)
         config["quantization_config"] = qc
-        _write_json(root / "hf_quant_config.json", hf_quant)
-    _write_json(root / "config.json", config)
+        T.write_json(root / "hf_quant_config.json", hf_quant)
+    T.write_json(root / "config.json", config)
     return WrittenModel(
         root, tensors, {lin.name: f for lin, f in linears}, exclusions, config, hf_quant
     )
@@ -299,14 +265,14 @@ def write_eagle3_draft(path: str | os.PathLike[str], spec: Eagle3Spec) -> Writte
     hf_quant = None
     schemes = spec.schemes()
     if schemes and spec.quant_config != "none":
-        qc, hq = _modelopt_configs(schemes.pop(), exclusions)
+        qc, hq = modelopt_quant_configs(schemes.pop(), exclusions)
         config["quantization_config"] = qc
         if spec.quant_config == "hf_quant_config":
             hf_quant = hq
-            _write_json(root / "hf_quant_config.json", hq)
+            T.write_json(root / "hf_quant_config.json", hq)
     else:
         exclusions = []
-    _write_json(root / "config.json", config)
+    T.write_json(root / "config.json", config)
     return WrittenModel(
         root, tensors, {lin.name: f for lin, f in linears}, exclusions, config, hf_quant
     )

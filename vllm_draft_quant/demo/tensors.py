@@ -1,5 +1,8 @@
 """Raw tensor encodings and a minimal safetensors writer (numpy only, no torch).
 
+Used by the demo's checkpoint (``checkpoint.py``) and by the test suite's checkpoint
+factory (``tests/support``), so both encode a tensor the same way.
+
 A safetensors file is an 8-byte little-endian header length, a UTF-8 JSON header
 (``{name: {"dtype", "shape", "data_offsets"}, "__metadata__": {...}}``) and the
 concatenated tensor bytes. numpy has no bfloat16 or float8 dtype, so every tensor
@@ -27,8 +30,12 @@ __all__ = [
     "e4m3_positive_scales",
     "e4m3_weight",
     "f32",
+    "fusion_key",
+    "modelopt_linear",
     "nvfp4_packed",
     "rng_for",
+    "scalar_scale",
+    "write_json",
     "write_safetensors",
 ]
 
@@ -100,6 +107,88 @@ def nvfp4_packed(rng: np.random.Generator, shape: tuple[int, ...]) -> RawTensor:
     """Two E2M1 codes per byte (every 4-bit code is a finite value): U8 [..., in/2]."""
     n = int(np.prod(shape, dtype=np.int64))
     return RawTensor("U8", shape, rng.integers(0, 256, size=n, dtype=np.uint8).tobytes())
+
+
+_FUSED_WITH_FIRST = {
+    ".k_proj": ".q_proj",
+    ".v_proj": ".q_proj",
+    ".up_proj": ".gate_proj",
+    ".kv_a_proj_with_mqa": ".q_a_proj",
+}
+# activation scales and NVFP4 global weight scales are shared by the modules vLLM
+# fuses (same input; ModelOpt and llm-compressor unify fused globals)
+_SHARED_BY_FUSED = ("input_scale", "input_global_scale", "weight_scale_2", "weight_global_scale")
+
+
+def fusion_key(name: str) -> str:
+    """The name of the first module of the fused group ``name`` belongs to."""
+    for member, first in _FUSED_WITH_FIRST.items():
+        if name.endswith(member):
+            return name[: -len(member)] + first
+    return name
+
+
+def scalar_scale(
+    seed: int, name: str, suffix: str, lo: float, hi: float, shape: tuple[int, ...]
+) -> RawTensor:
+    """A positive per-tensor scale (``shape`` ``()``, ``(1,)`` or ``(E,)`` when stacked)
+    of linear ``name``; the scales fused modules share are drawn once per fused group."""
+    key = f"{fusion_key(name) if suffix in _SHARED_BY_FUSED else name}.{suffix}"
+    n = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    return f32(rng_for(seed, key).uniform(lo, hi, size=n), shape)
+
+
+def modelopt_linear(
+    name: str,
+    out: int,
+    inp: int,
+    fmt: str,
+    seed: int,
+    lead: tuple[int, ...] = (),
+    scalar: tuple[int, ...] | None = None,
+) -> list[tuple[str, RawTensor]]:
+    """The tensors of linear ``name`` [*lead, out, inp] as a ModelOpt export stores them:
+    ``bf16``, ``fp8`` (per-tensor) or ``nvfp4``; ``lead`` is ``(E,)`` for stacked experts.
+    Per-tensor scales have shape ``scalar`` (default ``lead``: ``[]``, or ``[E]`` when
+    stacked; compressed-tensors' FP8 stores the same tensors with ``[1]``)."""
+    scalar = lead if scalar is None else scalar
+
+    def rng(suffix: str) -> np.random.Generator:
+        return rng_for(seed, f"{name}.{suffix}")
+
+    if fmt == "bf16":
+        return [(f"{name}.weight", bf16(rng("weight"), (*lead, out, inp)))]
+    if fmt == "fp8":
+        return [
+            (f"{name}.weight", e4m3_weight(rng("weight"), (*lead, out, inp))),
+            (f"{name}.weight_scale", scalar_scale(seed, name, "weight_scale", 1e-3, 4e-3, scalar)),
+            (f"{name}.input_scale", scalar_scale(seed, name, "input_scale", 1e-2, 4e-2, scalar)),
+        ]
+    if fmt == "nvfp4":
+        return [
+            (f"{name}.weight", nvfp4_packed(rng("weight"), (*lead, out, inp // 2))),
+            (
+                f"{name}.weight_scale",
+                e4m3_positive_scales(rng("weight_scale"), (*lead, out, inp // 16)),
+            ),
+            (
+                f"{name}.weight_scale_2",
+                scalar_scale(seed, name, "weight_scale_2", 1e-4, 4e-4, scalar),
+            ),
+            (f"{name}.input_scale", scalar_scale(seed, name, "input_scale", 1e-3, 4e-3, scalar)),
+        ]
+    raise ValueError(f"{name}: ModelOpt format {fmt!r} is not one of bf16, fp8, nvfp4")
+
+
+def write_json(path: Path, obj: object) -> None:
+    """``obj`` as indented JSON, written atomically (temporary file, fsync, rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=2)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def write_safetensors(

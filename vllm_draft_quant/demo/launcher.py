@@ -1,11 +1,13 @@
 """Build real vLLM drafters (and targets) from tiny checkpoints, on CPU, out of process.
 
-Each call starts ``_drafter_worker`` in a fresh Python (``VLLM_TARGET_DEVICE=cpu``)
-and reads back one JSON result per case. ``build_many`` runs a list of cases in
-one process, paying vLLM's import (~10-30 s) once; a case that raises does not
-affect the next one (fresh configs, shared world-size-1 distributed state). A
-worker that outlives ``timeout`` is killed; cases without a result come back
-with ``error_type="WorkerTimeout"`` / ``"WorkerDied"``.
+`build_many` starts ``worker.py`` in a fresh Python (``VLLM_TARGET_DEVICE=cpu``) and
+reads back one JSON result per case; the cases run in that one process, paying vLLM's
+import (~10-30 s) once; a case that raises does not affect the next one (fresh
+configs, shared world-size-1 distributed state). A worker that outlives ``timeout``
+is killed; cases without a result come back with ``error_type="WorkerTimeout"`` /
+``"WorkerDied"``. The demo calls `build_drafter` twice; the test suite runs the same
+worker as a long-lived service instead (``tests/support/harness.py``) and uses this
+module's result types.
 
 ``plugin=False`` disables vllm-draft-quant entirely: ``VLLM_PLUGINS`` is set to a
 name that matches no entry point (``vllm/plugins/__init__.py:load_plugins_by_group``
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-WORKER_MODULE = "vllm_draft_quant.testing._drafter_worker"
+WORKER_MODULE = "vllm_draft_quant.demo.worker"
 NO_PLUGIN = "vllm_draft_quant_disabled"  # matches no vllm.general_plugins entry point
 QUANTIZED_DTYPES = ("float8_e4m3fn", "uint8")
 
@@ -145,19 +147,10 @@ def worker_env(plugin: bool, env: Mapping[str, str] | None = None) -> dict[str, 
     return out
 
 
-def _missing(req: BuildRequest, error_type: str, message: str) -> DraftResult:
-    return DraftResult(
-        Path(req.model_dir),
-        False,
-        error_type,
-        message,
-        None,
-        None,
-        {},
-        {},
-        None,
-        {"ok": False, "error_type": error_type, "error_message": message},
-    )
+def missing_result(req: BuildRequest, error_type: str, message: str) -> DraftResult:
+    """The result of a case the worker never answered (``WorkerDied``/``WorkerTimeout``)."""
+    raw = {"ok": False, "error_type": error_type, "error_message": message}
+    return result_from_raw(req.model_dir, raw)
 
 
 def build_many(
@@ -177,7 +170,7 @@ def build_many(
         timeout = 300.0 + 60.0 * len(requests)
     work = Path(workdir or tempfile.mkdtemp(prefix="vdq-harness-"))
     work.mkdir(parents=True, exist_ok=True)
-    cases = []
+    cases: list[dict[str, Any]] = []
     for i, req in enumerate(requests):
         cases.append(
             {
@@ -211,29 +204,34 @@ def build_many(
         path = Path(case["result_path"])
         if not path.exists():
             if died is None:
-                results.append(_missing(req, "WorkerTimeout", f"killed after {timeout:.0f} s"))
+                results.append(
+                    missing_result(req, "WorkerTimeout", f"killed after {timeout:.0f} s")
+                )
             else:
                 tail = log_path.read_text(errors="replace")[-2000:]
-                results.append(_missing(req, "WorkerDied", f"exit {proc.returncode}: {tail}"))
+                results.append(missing_result(req, "WorkerDied", f"exit {proc.returncode}: {tail}"))
             continue
         raw = json.loads(path.read_text())
         raw["worker_log"] = str(log_path)
         raw["worker_elapsed"] = elapsed
-        results.append(
-            DraftResult(
-                model_dir=Path(req.model_dir),
-                ok=bool(raw["ok"]),
-                error_type=raw.get("error_type"),
-                error_message=raw.get("error_message"),
-                error_module=raw.get("error_module"),
-                post_load_error=raw.get("post_load_error"),
-                modules=_modules(raw.get("modules") or {}),
-                target_modules=_modules(raw.get("target_modules") or {}),
-                dump_path=Path(raw["dump_path"]) if raw.get("dump_path") else None,
-                raw=raw,
-            )
-        )
+        results.append(result_from_raw(req.model_dir, raw))
     return results
+
+
+def result_from_raw(model_dir: str | os.PathLike[str], raw: dict[str, Any]) -> DraftResult:
+    """The DraftResult of one worker result JSON (``raw``), for the case of ``model_dir``."""
+    return DraftResult(
+        model_dir=Path(model_dir),
+        ok=bool(raw["ok"]),
+        error_type=raw.get("error_type"),
+        error_message=raw.get("error_message"),
+        error_module=raw.get("error_module"),
+        post_load_error=raw.get("post_load_error"),
+        modules=_modules(raw.get("modules") or {}),
+        target_modules=_modules(raw.get("target_modules") or {}),
+        dump_path=Path(raw["dump_path"]) if raw.get("dump_path") else None,
+        raw=raw,
+    )
 
 
 def build_drafter(
@@ -258,52 +256,3 @@ def build_drafter(
         timeout=timeout,
         workdir=workdir,
     )[0]
-
-
-def build_target(
-    model_dir: str | os.PathLike[str],
-    *,
-    plugin: bool,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 600,
-    workdir: Path | None = None,
-) -> DraftResult:
-    """Build only the target model (same loader path); see ``DraftResult.target_modules``."""
-    return build_many(
-        [BuildRequest(Path(model_dir), "target", dump=False)],
-        plugin=plugin,
-        env=env,
-        timeout=timeout,
-        workdir=workdir,
-    )[0]
-
-
-def build_many_parallel(
-    requests: Sequence[BuildRequest],
-    *,
-    plugin: bool,
-    jobs: int = 2,
-    env: Mapping[str, str] | None = None,
-    timeout: float | None = None,
-    workdir: Path | None = None,
-) -> list[DraftResult]:
-    """``build_many`` split into ``jobs`` contiguous chunks run concurrently; order kept."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    jobs = max(1, min(jobs, len(requests)))
-    size = -(-len(requests) // jobs)
-    chunks = [list(requests[i : i + size]) for i in range(0, len(requests), size)]
-    root = Path(workdir or tempfile.mkdtemp(prefix="vdq-harness-"))
-    with ThreadPoolExecutor(len(chunks)) as pool:
-        futures = [
-            pool.submit(
-                build_many,
-                chunk,
-                plugin=plugin,
-                env=env,
-                timeout=timeout,
-                workdir=root / f"job-{i}",
-            )
-            for i, chunk in enumerate(chunks)
-        ]
-        return [r for f in futures for r in f.result()]
