@@ -18,10 +18,12 @@ from vllm_draft_quant.errors import (
     CheckpointError,
     ConfigError,
     ConflictError,
+    DraftLoadError,
     DraftQuantError,
     FolderBusyError,
     MissingDraftWeightsError,
     UnknownDrafterError,
+    UnsupportedSchemeError,
     UnsupportedVllmError,
 )
 
@@ -30,6 +32,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "ConflictError",
+    "DraftLoadError",
     "DraftQuantError",
     "FolderBusyError",
     "MissingDraftWeightsError",
@@ -39,6 +42,7 @@ __all__ = [
     "Scheme",
     "StoredFormat",
     "UnknownDrafterError",
+    "UnsupportedSchemeError",
     "UnsupportedVllmError",
     "__version__",
     "load_overrides",

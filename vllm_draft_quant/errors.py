@@ -9,6 +9,8 @@ Every error the package raises on purpose is a subclass of `DraftQuantError`::
     ├── ConfigError              config.json / hf_quant_config.json / an override file is malformed
     ├── UnknownDrafterError      no drafter profile for this architecture
     ├── ConflictError            config and stored tensors disagree (raised in strict mode)
+    ├── UnsupportedSchemeError   a draft module's stored scheme cannot be built by vLLM
+    ├── DraftLoadError           vLLM built or loaded the drafter otherwise than planned
     └── UnsupportedVllmError     the installed vLLM is outside the supported range
 
 Messages name the file, the tensor or field, the value found, and the fix.
@@ -21,10 +23,12 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "ConflictError",
+    "DraftLoadError",
     "DraftQuantError",
     "FolderBusyError",
     "MissingDraftWeightsError",
     "UnknownDrafterError",
+    "UnsupportedSchemeError",
     "UnsupportedVllmError",
 ]
 
@@ -55,6 +59,15 @@ class UnknownDrafterError(DraftQuantError):
 
 class ConflictError(DraftQuantError):
     """The checkpoint's config and its stored tensors disagree (strict mode)."""
+
+
+class UnsupportedSchemeError(DraftQuantError):
+    """A draft module is stored in a scheme (or a mix) the adapter cannot build in vLLM."""
+
+
+class DraftLoadError(DraftQuantError):
+    """The drafter vLLM built or loaded does not match the plan (never-built modules,
+    parameters in the wrong precision, scales that were never loaded)."""
 
 
 class UnsupportedVllmError(DraftQuantError):

@@ -102,14 +102,14 @@ def test_p5_step3p5_completeness_check_still_rejects_kv_placeholders() -> None:
 @pytest.mark.parametrize(
     ("module", "qualname"),
     [
-        ("vllm.model_executor.models.qwen3_next_mtp", "Qwen3NextMultiTokenPredictor.__init__"),
-        ("vllm.model_executor.models.qwen3_5_mtp", "Qwen3_5MultiTokenPredictor.__init__"),
+        ("vllm.model_executor.models.qwen3_next_mtp", "Qwen3NextMultiTokenPredictor"),
+        ("vllm.model_executor.models.qwen3_5_mtp", "Qwen3_5MultiTokenPredictor"),
     ],
 )
 def test_mtp_fc_still_forced_unquantized_under_modelopt_fp4(module: str, qualname: str) -> None:
     """P2 overrides this hard-code when the checkpoint stores ``mtp.fc`` NVFP4."""
-    src = _source(module, qualname)
-    assert '"modelopt_fp4"' in src, (
+    src = _source(module, qualname)  # the class: its __init__ is wrapped by torch.compile support
+    assert 'get_name() == "modelopt_fp4"' in src, (
         f"{qualname} no longer forces mtp.fc unquantized under modelopt_fp4: drop that "
         "quirk from the profile's stock behaviour"
     )

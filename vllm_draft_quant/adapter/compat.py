@@ -182,3 +182,82 @@ def own_quant_config(model_config: Any, load_config: Any) -> Any:
     from vllm.config import VllmConfig
 
     return VllmConfig.get_quantization_config(model_config, load_config)
+
+
+# ------------------------------------------------------------------ vLLM's names
+# Every vLLM module, class and attribute the adapter touches, so a vLLM bump is
+# re-checked here (and by tests/integration/test_upstream_compat.py) and nowhere else.
+
+#: the module that defines the model loader P1 wraps (patched right after it is imported)
+LOADER_MODULE = "vllm.model_executor.model_loader.base_loader"
+
+
+def patch_targets() -> dict[str, tuple[Any, str]]:
+    """Ledger key -> (owner, attribute) of every function the patch ledger wraps."""
+    from vllm.model_executor.layers.fused_moe.routed_experts import RoutedExperts
+    from vllm.model_executor.layers.linear import LinearBase
+    from vllm.model_executor.layers.vocab_parallel_embedding import VocabParallelEmbedding
+    from vllm.model_executor.model_loader.base_loader import BaseModelLoader
+
+    return {
+        "P1 BaseModelLoader.load_model": (BaseModelLoader, "load_model"),
+        "P2 LinearBase.__init__": (LinearBase, "__init__"),
+        "P3 VocabParallelEmbedding.__init__": (VocabParallelEmbedding, "__init__"),
+        "P4 RoutedExperts._get_quant_method": (RoutedExperts, "_get_quant_method"),
+    }
+
+
+def logger() -> Any:
+    """vLLM's logger for this plugin (vLLM's handlers, format and VLLM_LOGGING_LEVEL)."""
+    from vllm.logger import init_logger
+
+    return init_logger("vllm.draft_quant")
+
+
+def mtp_completeness_check_disabled() -> Any:
+    """vLLM's scoped switch that turns off an MTP drafter's own completeness check
+    (``model_loader/mtp_validation.py:disable_mtp_completeness_check``)."""
+    from vllm.model_executor.model_loader.mtp_validation import disable_mtp_completeness_check
+
+    return disable_mtp_completeness_check()
+
+
+def architectures(model_config: Any) -> list[str]:
+    """The architectures vLLM resolved for a ``ModelConfig`` (the draft's, for a drafter)."""
+    archs = getattr(model_config, "architectures", None) or getattr(
+        getattr(model_config, "hf_config", None), "architectures", None) or []
+    return [str(a) for a in archs]
+
+
+def model_source(model_config: Any) -> tuple[str, str | None]:
+    """(model path or repo id, revision) a ``ModelConfig`` loads from."""
+    return str(model_config.model), getattr(model_config, "revision", None)
+
+
+def download(loader: Any, model_config: Any) -> None:
+    """vLLM's own download step (a no-op when the model is already in the cache)."""
+    loader.download_model(model_config)
+
+
+def target_source(vllm_config: Any) -> tuple[str, str | None] | None:
+    """(model, revision) of the target model of a speculative config, if any."""
+    spec = getattr(vllm_config, "speculative_config", None)
+    tmc = getattr(spec, "target_model_config", None)
+    model = getattr(tmc, "model_weights", None) or getattr(tmc, "model", None)
+    return (str(model), getattr(tmc, "revision", None)) if model else None
+
+
+def target_num_layers(vllm_config: Any) -> int:
+    """The target's layer count, where vLLM numbers EAGLE3 layers from
+    (``llama_eagle3.py``: ``start_layer_id``)."""
+    return int(vllm_config.model_config.get_total_num_hidden_layers())
+
+
+def module_prefix(module: Any) -> str | None:
+    """The prefix vLLM resolved a layer's quant method with: ``prefix`` for linears and
+    embeddings, ``layer_name`` for routed experts and attention."""
+    for attr in ("prefix", "layer_name"):
+        p = getattr(module, attr, None)
+        if isinstance(p, str) and p:
+            return p
+    return None

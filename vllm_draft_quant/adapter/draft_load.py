@@ -8,18 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vllm_draft_quant.adapter import context, settings
+from vllm_draft_quant.adapter import compat, context, settings
 from vllm_draft_quant.core.plan import Plan
+from vllm_draft_quant.core.resolver import Mode
 from vllm_draft_quant.core.schemes import Scheme
-from vllm_draft_quant.errors import DraftQuantError
+from vllm_draft_quant.errors import DraftLoadError, UnsupportedSchemeError
 from vllm_draft_quant.profiles import draft_architectures
-
-
-def _logger() -> Any:
-    from vllm.logger import init_logger
-
-    # Under vLLM's "vllm" logger so vLLM's handlers and format apply.
-    return init_logger("vllm.draft_quant")
 
 
 _DRAFTERS = draft_architectures()  # profile architectures and their aliases
@@ -27,34 +21,30 @@ _PLANS: dict[tuple[Any, ...], Plan] = {}
 
 
 def draft_architecture(model_config: Any) -> str | None:
-    archs = getattr(model_config, "architectures", None) or getattr(
-        getattr(model_config, "hf_config", None), "architectures", None) or []
-    for a in archs:
+    for a in compat.architectures(model_config):
         if a in _DRAFTERS:
-            return str(a)
+            return a
     return None
 
 
 def _model_dir(loader: Any, model_config: Any) -> Path:
     from vllm_draft_quant.checkpoint.locate import locate_model
 
-    model = str(model_config.model)
+    model, revision = compat.model_source(model_config)
     if not os.path.isdir(model):
-        loader.download_model(model_config)  # vLLM's own: a no-op when already cached
-    return locate_model(model, getattr(model_config, "revision", None))
+        compat.download(loader, model_config)
+    return locate_model(model, revision)
 
 
 def _target_dir(vllm_config: Any) -> Path | None:
     """The target model's folder, when vLLM's configs say (None if it cannot be located)."""
     from vllm_draft_quant.checkpoint.locate import locate_model
 
-    spec = getattr(vllm_config, "speculative_config", None)
-    tmc = getattr(spec, "target_model_config", None)
-    model = getattr(tmc, "model_weights", None) or getattr(tmc, "model", None)
-    if not model:
+    source = compat.target_source(vllm_config)
+    if source is None:
         return None
     try:
-        return locate_model(str(model), getattr(tmc, "revision", None))
+        return locate_model(*source)
     except Exception:  # not a folder nor cached: then it cannot be the draft's folder
         return None
 
@@ -81,7 +71,7 @@ def plan_for(model_dir: Path, arch: str, st: settings.Settings,
     )
     key = (str(model_dir.resolve()), arch, st.mode, st.overrides, stamp, target_layers)
     if key not in _PLANS:
-        mode = "strict" if st.mode == "strict" else "auto"
+        mode: Mode = "strict" if st.mode == "strict" else "auto"
         _PLANS[key] = plan(model_dir, mode=mode, overrides=st.overrides, drafter=arch,
                            target_layers=target_layers)
     return _PLANS[key]
@@ -123,18 +113,18 @@ def wrap_load_model(orig: Callable[..., Any],
 def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_config: Any,
                 prefix: str, arch: str, st: settings.Settings,
                 before_draft: Callable[[], Any]) -> Any:
-    from vllm_draft_quant.adapter import compat, verify, weights
+    from vllm_draft_quant.adapter import verify, weights
     from vllm_draft_quant.profiles import profile_for_draft
 
-    log = _logger()
+    log = compat.logger()
     draft_dir = _model_dir(loader, model_config)  # the *draft's* folder, whatever the target's
     target_layers = None
     if profile_for_draft(arch).hidden_layers_from == "target":  # as llama_eagle3 counts
-        target_layers = int(vllm_config.model_config.get_total_num_hidden_layers())
+        target_layers = compat.target_num_layers(vllm_config)
     plan = plan_for(draft_dir, arch, st, target_layers)
     unknown = [m.module for m in plan.modules if m.scheme is Scheme.UNKNOWN]
     if unknown:
-        raise DraftQuantError(
+        raise UnsupportedSchemeError(
             f"{plan.drafter}: cannot build {len(unknown)} draft module(s) whose stored format "
             f"is unknown or mixed: {unknown[:5]}; see `vllm-draft-quant plan {model_config.model}`"
             " and add an override or re-export those tensors."
@@ -162,7 +152,7 @@ def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_c
                      plan.drafter, len(dropped), dropped[:4])
         found = verify.problems(model, build)
         if found:
-            raise DraftQuantError(
+            raise DraftLoadError(
                 f"{plan.drafter}: {len(found)} draft parameter(s) did not load as planned: "
                 + "; ".join(found[:8]) + (" ..." if len(found) > 8 else "")
                 + ". Run `vllm-draft-quant plan` on the checkpoint and report this with its output."
@@ -183,7 +173,7 @@ def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_c
         msg = (f"{plan.drafter}: {len(unseen)} planned module(s) were never built by vLLM "
                f"(profile out of date for this vLLM?): {unseen[:5]}")
         if st.mode == "strict":
-            raise DraftQuantError(msg)
+            raise DraftLoadError(msg)
         log.warning("%s", msg)
     origin = f"; weights and plan from the separate draft checkpoint {draft_dir}" if separate else ""
     log.info("vllm-draft-quant %s%s", _summary(plan, build), origin)

@@ -55,7 +55,7 @@ P5 the drafter's ``load_weights`` (instance attribute, ``adapter/weights.py``)
          ``DrafterProfile.checks_completeness``: the drafter loads under vLLM's
          own scoped switch ``disable_mtp_completeness_check()``, and the same check
          is redone with the attention layers' KV-cache parameters optional; any
-         other missing parameter is one ``DraftQuantError`` naming them.
+         other missing parameter is one ``MissingDraftWeightsError`` naming them.
    upstream: glm4_moe_mtp.py ``if name == "lm_head.weight"`` rename;
          step3p5_mtp.py ``optional_params`` (numel()==1 KV scales only).
    remove when: GLM's drafter prefers the NextN head and Step-3.5's check knows
@@ -71,7 +71,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from vllm_draft_quant.adapter import context
+from vllm_draft_quant.adapter import compat, context
+from vllm_draft_quant.adapter.draft_load import wrap_load_model
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def _arg_swapper(func: Callable[..., Any]) -> Callable[..., tuple[Any, Any, Any]
                 args = (*args[:qi], new_qc, *args[qi + 1:])
         return prefix, qc, (args, kwargs)
 
-    return access  # type: ignore[return-value]
+    return access
 
 
 def _constructor_patch(orig: Callable[..., Any]) -> Callable[..., Any]:
@@ -115,13 +116,12 @@ def _constructor_patch(orig: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(orig)
     def __init__(*args: Any, **kwargs: Any) -> None:
         build = context.current()
-        if build is None:
-            return orig(*args, **kwargs)
-        prefix, qc, _ = access(args, kwargs)
-        changed, new_qc = build.config_for_layer(prefix, qc)
-        if changed:
-            _, _, (args, kwargs) = access(args, kwargs, new_qc)
-        return orig(*args, **kwargs)
+        if build is not None:
+            prefix, qc, _ = access(args, kwargs)
+            changed, new_qc = build.config_for_layer(prefix, qc)
+            if changed:
+                _, _, (args, kwargs) = access(args, kwargs, new_qc)
+        orig(*args, **kwargs)
 
     return __init__
 
@@ -140,50 +140,33 @@ def _experts_patch(orig: Callable[..., Any]) -> Callable[..., Any]:
     return _get_quant_method
 
 
+def _install_key(key: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> bool:
+    owner, attr = compat.patch_targets()[key]
+    return _install(owner, attr, key, make)
+
+
 def apply_layer_patches() -> int:
     """P2-P4. Returns how many were newly applied (0 on a second call)."""
-    from vllm.model_executor.layers.fused_moe.routed_experts import RoutedExperts
-    from vllm.model_executor.layers.linear import LinearBase
-    from vllm.model_executor.layers.vocab_parallel_embedding import VocabParallelEmbedding
-
-    n = _install(LinearBase, "__init__", "P2 LinearBase.__init__", _constructor_patch)
-    n += _install(VocabParallelEmbedding, "__init__", "P3 VocabParallelEmbedding.__init__",
-                  _constructor_patch)
-    n += _install(RoutedExperts, "_get_quant_method", "P4 RoutedExperts._get_quant_method",
-                  _experts_patch)
-    return n
+    return sum((
+        _install_key("P2 LinearBase.__init__", _constructor_patch),
+        _install_key("P3 VocabParallelEmbedding.__init__", _constructor_patch),
+        _install_key("P4 RoutedExperts._get_quant_method", _experts_patch),
+    ))
 
 
 def apply_loader_patch() -> int:
     """P1. Returns 1 if newly applied, 0 if it already was."""
-    from vllm.model_executor.model_loader.base_loader import BaseModelLoader
-
-    from vllm_draft_quant.adapter.draft_load import wrap_load_model
-
-    return int(_install(BaseModelLoader, "load_model", "P1 BaseModelLoader.load_model",
-                        lambda orig: wrap_load_model(orig, before_draft=apply_layer_patches)))
+    return int(_install_key("P1 BaseModelLoader.load_model",
+                            lambda orig: wrap_load_model(orig, before_draft=apply_layer_patches)))
 
 
 def remove_all() -> None:
     """Restore every original (tests use this; vLLM never needs it)."""
-    from vllm.model_executor.layers.fused_moe.routed_experts import RoutedExperts
-    from vllm.model_executor.layers.linear import LinearBase
-    from vllm.model_executor.layers.vocab_parallel_embedding import VocabParallelEmbedding
-    from vllm.model_executor.model_loader.base_loader import BaseModelLoader
-
-    owners = {
-        "P1 BaseModelLoader.load_model": (BaseModelLoader, "load_model"),
-        "P2 LinearBase.__init__": (LinearBase, "__init__"),
-        "P3 VocabParallelEmbedding.__init__": (VocabParallelEmbedding, "__init__"),
-        "P4 RoutedExperts._get_quant_method": (RoutedExperts, "_get_quant_method"),
-    }
+    owners = compat.patch_targets()
     for key, orig in list(ORIGINALS.items()):
         owner, attr = owners[key]
         setattr(owner, attr, orig)
         del ORIGINALS[key]
-
-
-_LOADER_MODULE = "vllm.model_executor.model_loader.base_loader"
 
 
 class _AfterImport:
@@ -194,7 +177,7 @@ class _AfterImport:
     """
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != _LOADER_MODULE:
+        if name != compat.LOADER_MODULE:
             return None
         import importlib.machinery
         import sys
@@ -220,7 +203,7 @@ def apply_loader_patch_lazily() -> None:
     """Apply P1 now if vLLM's loader is imported, else right after it is."""
     import sys
 
-    if _LOADER_MODULE in sys.modules:
+    if compat.LOADER_MODULE in sys.modules:
         apply_loader_patch()
     elif not any(isinstance(f, _AfterImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _AfterImport())

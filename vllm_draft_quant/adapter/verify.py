@@ -8,18 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from vllm_draft_quant.adapter import compat
 from vllm_draft_quant.adapter.context import DraftBuild
 from vllm_draft_quant.core.schemes import Scheme
 
 _QUANT_DTYPES = ("float8_e4m3fn", "float8_e5m2", "uint8", "int8", "int32", "float4_e2m1fn_x2")
-
-
-def module_prefix(module: Any) -> str | None:
-    p = getattr(module, "prefix", None)
-    if isinstance(p, str) and p:
-        return p
-    p = getattr(module, "layer_name", None)
-    return p if isinstance(p, str) and p else None
 
 
 def problems(model: Any, build: DraftBuild) -> list[str]:
@@ -29,7 +22,7 @@ def problems(model: Any, build: DraftBuild) -> list[str]:
     sentinel = torch.finfo(torch.float32).min
     out: list[str] = []
     for _, module in model.named_modules():
-        prefix = module_prefix(module)
+        prefix = compat.module_prefix(module)
         d = build.decisions.get(prefix) if prefix else None
         qm = getattr(module, "quant_method", None)
         if d is None or qm is None:

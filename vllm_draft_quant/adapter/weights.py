@@ -20,7 +20,7 @@ Two drafters' own ``load_weights`` defeat the precision the plan chose:
   (``model_loader/mtp_validation.py``) and the same check is redone here, with every
   parameter of an attention layer's KV-cache method counted as optional when the
   checkpoint has no tensor for it. Anything else missing still fails, as one
-  `DraftQuantError` naming the parameters and the upstream cause.
+  `MissingDraftWeightsError` naming the parameters and the upstream cause.
 
 Both act on the model *instance* (an instance attribute shadows
 ``model.load_weights`` for the duration of the load and is deleted afterwards);
@@ -33,9 +33,10 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from vllm_draft_quant.adapter import compat
 from vllm_draft_quant.core.names import module_of
 from vllm_draft_quant.core.plan import Plan
-from vllm_draft_quant.errors import DraftQuantError
+from vllm_draft_quant.errors import MissingDraftWeightsError
 from vllm_draft_quant.profiles import DrafterProfile
 
 __all__ = ["shadowed_modules", "weight_stream"]
@@ -110,11 +111,7 @@ def weight_stream(model: Any, profile: DrafterProfile, plan: Plan) -> Iterator[l
         stream = filtered(weights) if drop else weights
         if not check:
             return original(stream)
-        from vllm.model_executor.model_loader.mtp_validation import (
-            disable_mtp_completeness_check,
-        )
-
-        with disable_mtp_completeness_check():
+        with compat.mtp_completeness_check_disabled():
             loaded = original(stream)
         if isinstance(loaded, set):
             _check_complete(model, loaded, plan)
@@ -132,7 +129,7 @@ def _check_complete(model: Any, loaded: set[str], plan: Plan) -> None:
     params = {n for n, _ in model.named_parameters()}
     missing = sorted(params - loaded - _kv_placeholders(model))
     if missing:
-        raise DraftQuantError(
+        raise MissingDraftWeightsError(
             f"{plan.drafter}: {len(missing)} draft parameter(s) are not in the checkpoint and "
             f"would keep their random initialisation: {missing[:5]}"
             + (" ..." if len(missing) > 5 else "")
