@@ -15,7 +15,6 @@ from vllm_draft_quant.core.schemes import Scheme
 from vllm_draft_quant.errors import DraftLoadError, UnsupportedSchemeError
 from vllm_draft_quant.profiles import draft_architectures
 
-
 _DRAFTERS = draft_architectures()  # profile architectures and their aliases
 _PLANS: dict[tuple[Any, ...], Plan] = {}
 
