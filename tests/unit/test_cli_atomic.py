@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from _cli_support import ckpt, digest, pair, run_cli
 
-from vllm_draft_quant.checkpoint import writer
+from vllm_draft_quant.repair import writer
 
 
 class _Injector:

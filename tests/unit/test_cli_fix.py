@@ -210,7 +210,7 @@ def test_partially_excluded_fused_module(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_diff_marks_missing_final_newline() -> None:
-    from vllm_draft_quant.checkpoint.fixer import unified_diff
+    from vllm_draft_quant.repair.fixer import unified_diff
 
     diff = unified_diff("c.json", '{\n  "a": 1\n}', '{\n  "a": 2\n}')
     assert diff.endswith("\n }\n\\ No newline at end of file\n")

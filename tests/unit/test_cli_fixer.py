@@ -1,6 +1,6 @@
 """`fixer.compute_fix` over every layout: truthful for the resolver and for stock vLLM.
 
-The stock model (`checkpoint.stock`) was checked against real vLLM 0.33.0 on the same
+The stock model (`repair.stock`) was checked against real vLLM 0.33.0 on the same
 84 cases (tests/integration/test_cli_load.py): after the fix every ModelOpt case loads
 correctly except Qwen3-Next NVFP4 layout g, which `stock_limits` reports.
 """
@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from _cli_support import FAMILIES, PRODUCERS, ckpt
 
-from vllm_draft_quant.checkpoint.fixer import CONFIG, HF_QUANT, compute_fix
-from vllm_draft_quant.checkpoint.stock import stock_quantizes
-from vllm_draft_quant.core.resolver import load_facts, plan_from_facts
+from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 from vllm_draft_quant.core.schemes import ModuleKind, Scheme
+from vllm_draft_quant.repair.fixer import CONFIG, HF_QUANT, compute_fix
+from vllm_draft_quant.repair.stock import stock_quantizes
 
 LAYOUTS = "abcdefg"
 

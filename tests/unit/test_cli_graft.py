@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from _cli_support import FAMILIES, PRODUCERS, ckpt, digest, exclusions, load, pair, run_cli
-from vllm_draft_quant.checkpoint.fixer import compute_fix
-from vllm_draft_quant.checkpoint.graft import GRAFT_SHARD
 
 from vllm_draft_quant import plan as core_plan
+from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 from vllm_draft_quant.checkpoint.headers import read_header
 from vllm_draft_quant.checkpoint.index import CheckpointFiles
-from vllm_draft_quant.core.resolver import load_facts, plan_from_facts
+from vllm_draft_quant.repair.fixer import compute_fix
+from vllm_draft_quant.repair.graft import GRAFT_SHARD
 
 
 def _tensor_bytes(folder: Path, name: str) -> bytes:

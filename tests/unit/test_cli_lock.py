@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from _cli_support import ckpt, digest, pair, run_cli
 
-from vllm_draft_quant.checkpoint.writer import LOCK_NAME, FolderBusyError, FolderLock
+from vllm_draft_quant.repair.writer import LOCK_NAME, FolderBusyError, FolderLock
 
 _HOLDER = """
 import sys, time
-from vllm_draft_quant.checkpoint.writer import FolderLock
+from vllm_draft_quant.repair.writer import FolderLock
 lock = FolderLock(sys.argv[1]); lock.acquire()
 print("locked", flush=True)
 sys.stdin.readline()

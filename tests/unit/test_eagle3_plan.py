@@ -15,8 +15,8 @@ import pytest
 from support.eagle3 import Eagle3Spec, write_eagle3_draft
 
 from vllm_draft_quant import ConfigError, Scheme, plan
+from vllm_draft_quant.checkpoint.facts import load_facts
 from vllm_draft_quant.core.names import NameMap
-from vllm_draft_quant.core.resolver import load_facts
 from vllm_draft_quant.profiles import draft_architectures, profile_for_draft, profile_for_target
 
 ARCH = "Eagle3LlamaForCausalLM"

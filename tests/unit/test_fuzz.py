@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import FUZZ_EXAMPLES, json_values
 
+from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 from vllm_draft_quant.core.intent import intent_from_configs
 from vllm_draft_quant.core.overrides import Overrides
-from vllm_draft_quant.core.resolver import load_facts, plan_from_facts
 from vllm_draft_quant.errors import DraftQuantError
 
 pytestmark = pytest.mark.fuzz

@@ -21,7 +21,7 @@ from support import LAYOUTS, CheckpointSpec, MtpFormats, write_checkpoint
 
 from vllm_draft_quant import ConflictError, Scheme, plan
 from vllm_draft_quant.adapter.weights import shadowed_modules
-from vllm_draft_quant.core.resolver import load_facts
+from vllm_draft_quant.checkpoint.facts import load_facts
 from vllm_draft_quant.profiles import LayerRoot, profile_for_draft, profile_for_target
 
 NEW_FAMILIES = ("glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo")

@@ -17,7 +17,7 @@ from support import LAYOUTS, CheckpointSpec, MtpFormats, write_checkpoint
 
 from vllm_draft_quant import ConflictError, Scheme, plan
 from vllm_draft_quant.checkpoint import index as index_module
-from vllm_draft_quant.core.resolver import load_facts, plan_from_facts
+from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 
 FAMILIES = ("step3p5", "qwen3_next", "deepseek_v3")
 QUANTS = (("modelopt", "nvfp4"), ("modelopt", "fp8"), ("compressed-tensors", "nvfp4"))

@@ -101,7 +101,7 @@ def test_star_import_gives_exactly_all() -> None:
 
 
 def test_public_api_objects() -> None:
-    from vllm_draft_quant.core.resolver import plan
+    from vllm_draft_quant.checkpoint.planner import plan
 
     assert vllm_draft_quant.plan is plan
     assert issubclass(vllm_draft_quant.ConflictError, vllm_draft_quant.DraftQuantError)

@@ -19,8 +19,8 @@ from support.synthetic import (
 
 from vllm_draft_quant import Scheme
 from vllm_draft_quant.checkpoint import index as index_module
+from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 from vllm_draft_quant.core.names import module_of
-from vllm_draft_quant.core.resolver import load_facts, plan_from_facts
 
 SCHEME_OF = {"fp8_block": Scheme.FP8_BLOCK, "nvfp4": Scheme.NVFP4, "bf16": Scheme.UNQUANTIZED}
 

@@ -22,7 +22,7 @@ from vllm_draft_quant import (
     UnknownDrafterError,
     plan,
 )
-from vllm_draft_quant.core.speculative import draft_source, parse_speculative_config
+from vllm_draft_quant.checkpoint.speculative import draft_source, parse_speculative_config
 
 
 def _pair(tmp_path: Path, family: str, scheme: str = "nvfp4") -> tuple[Path, Path]:
