@@ -1,7 +1,7 @@
 """Everything that depends on the vLLM version lives here.
 
-- ``SUPPORTED``: the vLLM range this release is tested against (keep it equal
-  to the ``vllm`` requirement in ``pyproject.toml``).
+- ``SUPPORTED``: the vLLM range this release is tested against
+  (`core.vllm_range.SUPPORTED_VLLM`, equal to ``pyproject.toml``'s requirement).
 - How to read a quant config's scheme, clear its exclusions, and build a
   config for a scheme the checkpoint's own config does not describe.
 
@@ -16,11 +16,10 @@ import copy
 from typing import Any
 
 from vllm_draft_quant.core.schemes import Scheme
+from vllm_draft_quant.core.vllm_range import SUPPORTED_VLLM, bounds
 from vllm_draft_quant.errors import DraftQuantError, UnsupportedVllmError
 
-SUPPORTED_MIN = (0, 33, 0)
-SUPPORTED_BELOW = (0, 34, 0)
-SUPPORTED = ">=0.33.0,<0.34"
+SUPPORTED = SUPPORTED_VLLM  # the one constant lives in core (fix's stock model reads it too)
 
 
 def vllm_version() -> str:
@@ -42,7 +41,8 @@ def check_supported(version: str | None = None) -> str | None:
         rel = _parse(v)
     except Exception:
         return f"cannot parse the vLLM version {v!r}"
-    if SUPPORTED_MIN <= rel < SUPPORTED_BELOW:
+    low, below = bounds()
+    if low <= rel < below:
         return None
     return (f"vllm {v} is outside the range vllm-draft-quant supports ({SUPPORTED}); "
             "draft layers load as stock vLLM loads them. Install a matching "
