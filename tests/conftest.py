@@ -1,11 +1,17 @@
-"""Shared test configuration: hypothesis settings profiles.
+"""Shared test configuration: ``tests/`` on ``sys.path``, hypothesis profiles, and the
+drafter build service's session summary.
 
-``dev`` (the default) keeps the property tests quick while editing; ``ci`` runs
-more examples with no per-example deadline (shared CI machines are slow and
-noisy). Select one with ``HYPOTHESIS_PROFILE=ci`` (the default when ``CI`` is set,
-as in ``.ci/run``) or hypothesis'
-own ``--hypothesis-profile ci``. A test that sets ``max_examples`` itself keeps
-its own count under either profile.
+Hypothesis: ``dev`` (the default) keeps the property tests quick while editing; ``ci``
+runs more examples with no per-example deadline (shared CI machines are slow and noisy).
+Select one with ``HYPOTHESIS_PROFILE=ci`` (the default when ``CI`` is set) or
+hypothesis' own ``--hypothesis-profile ci``. A test that sets ``max_examples`` itself
+keeps its own count under either profile.
+
+The ``fuzz``-marked tests run ``VDQ_FUZZ_EXAMPLES`` examples each
+(``tests/unit/strategies.py:FUZZ_EXAMPLES``). Unless it is set, the profile decides:
+``FUZZ_EXAMPLES_BY_PROFILE`` (sized so that the README's one test command, every tier,
+stays within 10 minutes on a 2-core machine); ``.ci/run`` sets both variables
+explicitly. A deep run: ``VDQ_FUZZ_EXAMPLES=10000 pytest -m fuzz``.
 """
 
 from __future__ import annotations
@@ -34,7 +40,12 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
+settings.load_profile(PROFILE)
+
+#: examples per fuzz test when ``VDQ_FUZZ_EXAMPLES`` is not set
+FUZZ_EXAMPLES_BY_PROFILE = {"dev": 200, "ci": 500}
+os.environ.setdefault("VDQ_FUZZ_EXAMPLES", str(FUZZ_EXAMPLES_BY_PROFILE.get(PROFILE, 200)))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

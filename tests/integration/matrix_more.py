@@ -21,7 +21,9 @@ compressed-tensors layout g quantizes the MTP head: stock vLLM cannot load that
 the CPU shims of ``vllm_draft_quant/demo/cpu_shims.py``), measured with the
 target model loaded first; ``Expected`` has the same meaning as in ``matrix.py``
 (``silent``: each ``(runtime prefix, checkpoint module)`` loads into a parameter of
-the wrong precision, either way round).
+the wrong precision, either way round). It is generated from ``_GROUPS``: one row per
+(family, producer, scheme) giving the layouts that do not load correctly
+(``_row(acf=X)``: layouts a, c and f fail as X, the others are ``ok``).
 """
 
 from __future__ import annotations
