@@ -24,6 +24,8 @@ from typing import Any, Literal, cast
 
 from support import CheckpointSpec
 
+from vllm_draft_quant import Scheme
+
 Outcome = Literal["ok", "loud", "silent"]
 Case = tuple[str, str, str]  # (family, scheme, layout)
 
@@ -140,3 +142,28 @@ def expected_with_plugin(case: Case) -> Expected:
     """What the plugin must achieve on ``case``: every drafter loads correctly."""
     del case
     return OK
+
+
+#: what a correct load looks like, per stored scheme: the quant method's class name
+#: starts with one of these, and the weight parameters have this dtype
+SCHEME_METHODS = {
+    Scheme.UNQUANTIZED: ("Unquantized",),
+    Scheme.NVFP4: ("ModelOptLinearMethod", "ModelOptNvFp4FusedMoE", "CompressedTensors"),
+    Scheme.FP8: ("ModelOptLinearMethod", "ModelOptFp8MoEMethod", "CompressedTensors"),
+    Scheme.FP8_BLOCK: ("Fp8LinearMethod", "Fp8MoEMethod"),
+    Scheme.MXFP4: ("QuarkLinearMethod", "QuarkOCP_MX_MoEMethod"),
+}
+SCHEME_WEIGHT_DTYPE = {
+    Scheme.UNQUANTIZED: "bfloat16",
+    Scheme.NVFP4: "uint8",
+    Scheme.FP8: "float8_e4m3fn",
+    Scheme.FP8_BLOCK: "float8_e4m3fn",
+    Scheme.MXFP4: "uint8",
+}
+
+
+def assert_loud(expected: Expected, result: Any) -> None:
+    """``result`` (a DraftResult) failed the way ``expected`` (a ``loud`` outcome) says."""
+    assert not result.ok, f"expected {expected.error_type}, but the drafter loaded"
+    assert result.error_type == expected.error_type, result.error_text
+    assert expected.match and expected.match in result.error_text, result.error_text

@@ -16,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from matrix import STOCK_OUTCOMES, Case, spec_for
+from matrix import SCHEME_METHODS, SCHEME_WEIGHT_DTYPE, STOCK_OUTCOMES, Case, spec_for
 from support import CheckpointSpec, MtpFormats, WrittenCheckpoint, write_checkpoint
 from support.harness import BuildRequest, DraftResult, build_many_parallel
 from test_stock_repro import assert_outcome
 from values import load_checkpoint, mismatches
 
-from vllm_draft_quant import Plan, Scheme, plan
+from vllm_draft_quant import Plan, plan
 from vllm_draft_quant.checkpoint.facts import load_facts
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
@@ -53,18 +53,6 @@ EXTRAS: dict[str, CheckpointSpec] = {
     ),
 }
 IDS = ["-".join(c) for c in CASES] + sorted(EXTRAS)
-
-_SCHEME_METHODS = {
-    Scheme.UNQUANTIZED: ("Unquantized",),
-    Scheme.NVFP4: ("ModelOptLinearMethod", "ModelOptNvFp4FusedMoE", "CompressedTensors"),
-    Scheme.FP8: ("ModelOptLinearMethod", "ModelOptFp8MoEMethod", "CompressedTensors"),
-}
-_SCHEME_WEIGHT_DTYPE = {
-    Scheme.UNQUANTIZED: "bfloat16",
-    Scheme.NVFP4: "uint8",
-    Scheme.FP8: "float8_e4m3fn",
-}
-
 
 @dataclass
 class Built:
@@ -99,13 +87,13 @@ def test_loads_in_stored_precision(key: str, built: dict[str, Built]) -> None:
             continue
         m = b.on.modules.get(d.module)
         assert m is not None, f"{d.module} planned but vLLM built no such layer"
-        assert m.quant_method and m.quant_method.startswith(_SCHEME_METHODS[d.scheme]), (
+        assert m.quant_method and m.quant_method.startswith(SCHEME_METHODS[d.scheme]), (
             d.module,
             d.scheme,
             m.quant_method,
         )
         weights = [p for n, p in m.params.items() if n.endswith("weight") and "scale" not in n]
-        assert weights and all(p.dtype == _SCHEME_WEIGHT_DTYPE[d.scheme] for p in weights), (
+        assert weights and all(p.dtype == SCHEME_WEIGHT_DTYPE[d.scheme] for p in weights), (
             d.module,
             d.scheme,
             {n: p.dtype for n, p in m.params.items()},

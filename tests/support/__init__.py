@@ -9,32 +9,7 @@
 Nothing here downloads anything.
 """
 
-from support.factory import (
-    LAYOUTS,
-    CheckpointSpec,
-    ExclusionMode,
-    FamilyName,
-    Format,
-    Layout,
-    MtpFormats,
-    Producer,
-    Scheme,
-    TensorInfo,
-    WrittenCheckpoint,
-    write_checkpoint,
-)
+from support import factory
+from support.factory import *  # noqa: F403 - the factory's public names are the package's
 
-__all__ = [
-    "LAYOUTS",
-    "CheckpointSpec",
-    "ExclusionMode",
-    "FamilyName",
-    "Format",
-    "Layout",
-    "MtpFormats",
-    "Producer",
-    "Scheme",
-    "TensorInfo",
-    "WrittenCheckpoint",
-    "write_checkpoint",
-]
+__all__ = list(factory.__all__)

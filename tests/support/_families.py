@@ -91,6 +91,33 @@ class Family:
     # glob per (layer k, group); "head" of Qwen3-Next is the global mtp.fc
     group_globs: dict[tuple[int, str], str] = field(default_factory=dict)
 
+    @classmethod
+    def of(
+        cls,
+        name: str,
+        architecture: str,
+        num_mtp_layers: int,
+        config: dict[str, Any],
+        parts: tuple[list[Linear], list[Plain], list[str], dict[tuple[int, str], str]],
+        mtp_root_glob: str | None,
+        **extra: Any,
+    ) -> Family:
+        """A family of two target layers from its (linears, plains, MTP prefixes, globs)."""
+        linears, plains, prefixes, globs = parts
+        return cls(
+            name,
+            architecture,
+            2,
+            num_mtp_layers,
+            config,
+            tuple(linears),
+            tuple(plains),
+            tuple(prefixes),
+            mtp_root_glob,
+            globs,
+            **extra,
+        )
+
 
 def _attn_gqa(prefix: str, mtp: int | None, *, gated_q: bool) -> list[Linear]:
     group: Group = "attn" if mtp is not None else "target"
@@ -263,17 +290,8 @@ def step3p5(num_mtp: int) -> Family:
     linears.append(Linear("lm_head", VOCAB, HIDDEN, None, "router", False))
     plains.append(_norm("model.norm", HIDDEN, None))
     config = step3p5_config(n, num_mtp)  # the demo's (FINDINGS.md on per-layer lists)
-    return Family(
-        "step3p5",
-        "Step3p5ForCausalLM",
-        n,
-        num_mtp,
-        config,
-        tuple(linears),
-        tuple(plains),
-        tuple(prefixes),
-        None,
-        globs,
+    return Family.of(
+        "step3p5", "Step3p5ForCausalLM", num_mtp, config, (linears, plains, prefixes, globs), None
     )
 
 
@@ -400,17 +418,13 @@ def qwen3_next(num_mtp: int) -> Family:
         "tie_word_embeddings": False,
         "torch_dtype": "bfloat16",
     }
-    return Family(
+    return Family.of(
         "qwen3_next",
         "Qwen3NextForCausalLM",
-        n,
         num_mtp,
         config,
-        tuple(linears),
-        tuple(plains),
-        tuple(prefixes),
+        (linears, plains, prefixes, globs),
         "mtp*",
-        globs,
     )
 
 
@@ -476,17 +490,13 @@ def deepseek_v3(num_mtp: int) -> Family:
         "tie_word_embeddings": False,
         "torch_dtype": "bfloat16",
     }
-    return Family(
+    return Family.of(
         "deepseek_v3",
         "DeepseekV3ForCausalLM",
-        n,
         num_mtp,
         config,
-        tuple(linears),
-        tuple(plains),
-        tuple(prefixes),
+        (linears, plains, prefixes, globs),
         None,
-        globs,
     )
 
 

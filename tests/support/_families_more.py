@@ -124,17 +124,8 @@ def glm4_moe(num_mtp: int) -> Family:
         "tie_word_embeddings": False,
         "torch_dtype": "bfloat16",
     }
-    return Family(
-        "glm4_moe",
-        "Glm4MoeForCausalLM",
-        n,
-        num_mtp,
-        config,
-        tuple(linears),
-        tuple(plains),
-        tuple(prefixes),
-        None,
-        globs,
+    return Family.of(
+        "glm4_moe", "Glm4MoeForCausalLM", num_mtp, config, (linears, plains, prefixes, globs), None
     )
 
 
@@ -205,18 +196,7 @@ def _qwen3_5(num_mtp: int, *, root: str, name: str) -> Family:
             "tie_word_embeddings": False,
             "torch_dtype": "bfloat16",
         }
-    return Family(
-        name,
-        arch,
-        n,
-        num_mtp,
-        config,
-        tuple(linears),
-        tuple(plains),
-        tuple(prefixes),
-        "mtp*",
-        globs,
-    )
+    return Family.of(name, arch, num_mtp, config, (linears, plains, prefixes, globs), "mtp*")
 
 
 def qwen3_5_moe(num_mtp: int) -> Family:
@@ -281,17 +261,13 @@ def mimo(num_mtp: int) -> Family:
         "tie_word_embeddings": False,
         "torch_dtype": "bfloat16",
     }
-    return MoreFamily(
+    return MoreFamily.of(
         "mimo",
         "MiMoForCausalLM",
-        n,
         num_mtp,
         config,
-        tuple(linears),
-        tuple(plains),
-        tuple(prefixes),
+        (linears, plains, prefixes, globs),
         "model.mtp_layers*",
-        globs,
         extra_files={"configuration_mimo.py": CONFIGURATION_MIMO},
     )
 

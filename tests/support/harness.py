@@ -111,10 +111,17 @@ class Stats:
     worker_starts: int = 0
     worker_failures: int = 0  # WorkerDied / WorkerTimeout
     seconds: dict[str, float] = field(default_factory=dict)  # per worker stage, summed
+    # per draft architecture: [builds, seconds building targets, seconds in total]
+    by_drafter: dict[str, list[float]] = field(default_factory=dict)
 
-    def add_timings(self, timings: Mapping[str, float]) -> None:
+    def add_timings(self, raw: Mapping[str, Any]) -> None:
+        timings = raw.get("timings") or {}
         for stage, s in timings.items():
             self.seconds[stage] = self.seconds.get(stage, 0.0) + float(s)
+        row = self.by_drafter.setdefault(str(raw.get("draft_architecture")), [0, 0.0, 0.0])
+        row[0] += 1
+        row[1] += float(timings.get("target", 0.0))
+        row[2] += float(timings.get("total", 0.0))
 
     def lines(self) -> list[str]:
         requests = self.builds + self.cache_hits
@@ -126,6 +133,8 @@ class Stats:
         if self.seconds:
             parts = ", ".join(f"{k} {v:.0f} s" for k, v in sorted(self.seconds.items()))
             out.append(f"worker time per stage (summed over builds): {parts}")
+        for arch, (n, target, total) in sorted(self.by_drafter.items()):
+            out.append(f"  {arch}: {n:.0f} builds, {total:.0f} s, of which targets {target:.0f} s")
         return out
 
 
@@ -391,7 +400,7 @@ def _submit(req: BuildRequest, env: dict[str, str | None], work: Path,
                 if _CACHE.get(key) is not None and _CACHE[key].future is f:
                     del _CACHE[key]
         elif isinstance(raw, dict):
-            stats.add_timings(raw.get("timings") or {})
+            stats.add_timings(raw)
 
     future.add_done_callback(forget_failures)
     _POOL.submit(_Job(req_id, case, env, timeout, future))

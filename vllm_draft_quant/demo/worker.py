@@ -145,26 +145,18 @@ def _quant_modules(model: Any) -> dict[str, Any]:
 
 
 def _quant_config_info(model: Any) -> list[dict[str, Any]]:
+    """Every distinct quant config object the model's modules hold."""
     seen: dict[int, dict[str, Any]] = {}
     for module in model.modules():
         qc = getattr(module, "quant_config", None)
         if qc is None or id(qc) in seen or not hasattr(qc, "get_name"):
             continue
-        info: dict[str, Any] = {"class": type(qc).__name__, "name": str(qc.get_name())}
-        for attr in ("exclude_modules", "ignore"):
-            if isinstance(getattr(qc, attr, None), list):
-                info[attr] = list(getattr(qc, attr))
-        pmm = getattr(qc, "packed_modules_mapping", None)
-        if isinstance(pmm, dict):
-            info["packed_modules_mapping"] = {k: list(v) for k, v in pmm.items()}
-        seen[id(qc)] = info
+        seen[id(qc)] = {**_describe_config(qc), "name": str(qc.get_name())}
     return list(seen.values())
 
 
-def _describe_config(qc: Any) -> dict[str, Any] | None:
-    """The target's quant config object: what a drafter build must not change."""
-    if qc is None:
-        return None
+def _describe_config(qc: Any) -> dict[str, Any]:
+    """A quant config object's class, exclusion lists and packed-module mapping."""
     info: dict[str, Any] = {"class": type(qc).__name__}
     for attr in ("exclude_modules", "ignore"):
         if isinstance(getattr(qc, attr, None), list):
@@ -173,6 +165,12 @@ def _describe_config(qc: Any) -> dict[str, Any] | None:
     if isinstance(pmm, dict):
         info["packed_modules_mapping"] = {k: list(v) for k, v in pmm.items()}
     return info
+
+
+def _target_config(vllm_config: Any) -> dict[str, Any] | None:
+    """The target's quant config object: what a drafter build must not change."""
+    qc = vllm_config.quant_config
+    return None if qc is None else _describe_config(qc)
 
 
 def _dump(model: Any, path: str) -> None:
@@ -304,7 +302,7 @@ def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
                     observer.snapshots[-1][1] if observer.snapshots else _quant_modules(target)
                 )
                 result["target_quant_configs"] = _quant_config_info(target)
-                result["target_config_before_draft"] = _describe_config(vllm_config.quant_config)
+                result["target_config_before_draft"] = _target_config(vllm_config)
                 result["target_post_load_errors"] = list(cpu_shims.POST_LOAD_ERRORS)
                 cpu_shims.POST_LOAD_ERRORS.clear()
                 observer.snapshots.clear()
@@ -328,7 +326,7 @@ def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
                     observer.snapshots[-1][1] if observer.snapshots else (_quant_modules(draft))
                 )
                 result["draft_quant_configs"] = _quant_config_info(draft)
-                result["target_config_after_draft"] = _describe_config(vllm_config.quant_config)
+                result["target_config_after_draft"] = _target_config(vllm_config)
                 result["dump_path"] = observer.dump_path
                 result["timings"]["draft"] = time.perf_counter() - t2
         result["ok"] = True
