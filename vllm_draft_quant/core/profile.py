@@ -8,7 +8,10 @@ A profile describes one vLLM draft architecture (``Step3p5MTP``, ...):
   checkpoint module(s) whose tensors it loads (several for a fused module, in
   vLLM's shard order), and its kind (only ``plain`` modules cannot carry a
   quant method);
-- modules outside the draft layers that the drafter builds (``globals``).
+- modules outside the draft layers that the drafter builds (``globals``);
+- what stock vLLM (no plugin) does with the drafter's quant config
+  (``stock``: `StockBehaviour`), so ``fix`` can write exclusions stock vLLM follows
+  and say what it still cannot load.
 
 Names use two placeholders: ``{n}`` for a draft layer's index in the
 namespace the root says (global: ``num_hidden_layers + k``; local: ``k``) and
@@ -19,9 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vllm_draft_quant.core.schemes import Group, ModuleKind
+from vllm_draft_quant.core.schemes import Group, ModuleKind, Scheme
 
-__all__ = ["DrafterProfile", "LayerRoot", "ModuleSpec"]
+__all__ = ["DrafterProfile", "LayerRoot", "ModuleSpec", "StockBehaviour", "StockLimit"]
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,9 @@ class ModuleSpec:
     group: Group = "attn"
     unless_present: tuple[str, ...] = ()
     # absolute checkpoint modules outside the draft layers that the drafter's
-    # load_weights *also* routes into this module's parameters (GLM: `lm_head`
-    # into draft layer 0's NextN head); the adapter drops their tensors from the
+    # load_weights *also* routes into this module's parameters of the first draft
+    # layer (GLM: `lm_head` into draft layer 0's NextN head; stock vLLM keeps
+    # whichever it reads last); the adapter drops their tensors from the
     # drafter's weight stream when the draft layer has its own.
     also_fed_by: tuple[str, ...] = ()
 
@@ -80,6 +84,45 @@ class LayerRoot:
 
 
 @dataclass(frozen=True)
+class StockLimit:
+    """A checkpoint stock vLLM cannot load whatever its exclusion lists say.
+
+    ``text`` completes the sentence "stock vLLM <version> ..." in ``fix``'s report.
+    """
+
+    text: str
+    producer: str | None = None  # only checkpoints of this producer; None: every one
+
+
+@dataclass(frozen=True)
+class StockBehaviour:
+    """What stock vLLM (no plugin) does with this drafter's quant config.
+
+    Read off the drafter's code in the supported vLLM (each profile cites the
+    functions) and checked on real builds (``tests/integration``); ``repair.stock``
+    models vLLM's matchers and reads these facts.
+    """
+
+    # which config object the drafter builds its layers with: "target" (the target
+    # model's, ``vllm_config.quant_config``, after the target's construction changed
+    # it) or "draft" (a fresh parse of the draft checkpoint's own, get_draft_quant_config)
+    quant_config: str
+    # whether that object has a packed-module mapping when the drafter's layers are
+    # built, so exact shard names (``q_proj``, ``k_proj``, ``v_proj``) exclude a fused
+    # module (``qkv_proj``); a fresh parse has none
+    packed_exclusions: bool
+    # (producer, scheme, runtime prefix) the drafter builds unquantized whatever the
+    # config says (Qwen3-Next's ``mtp.fc`` under ``modelopt_fp4``)
+    always_unquantized: tuple[tuple[str, Scheme, str], ...] = ()
+    limits: tuple[StockLimit, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.quant_config not in ("target", "draft"):
+            raise ValueError("StockBehaviour.quant_config must be 'target' or 'draft', "
+                             f"got {self.quant_config!r}")
+
+
+@dataclass(frozen=True)
 class DrafterProfile:
     """Everything the resolver needs to know about one vLLM drafter."""
 
@@ -108,6 +151,9 @@ class DrafterProfile:
     checkpoint_renames: tuple[tuple[str, str], ...] = ()
     notes: str = ""
     families: tuple[str, ...] = field(default=())
+    # what stock vLLM does with the drafter's quant config; None: no record (``fix``
+    # then says it cannot tell whether stock vLLM follows its entries)
+    stock: StockBehaviour | None = None
 
     def __post_init__(self) -> None:
         if self.hidden_layers_from not in ("draft", "target"):

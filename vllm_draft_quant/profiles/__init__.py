@@ -1,21 +1,67 @@
-"""Drafter profiles: the registry and the schema. Profiles are data (families.py)."""
+"""Drafter profiles: the registry. One module per drafter family, each holding data only.
+
+A family module (``step3p5.py``, ``glm4_moe.py``, ...) defines its profile(s) and a
+``PROFILES`` tuple; `FAMILY_MODULES` below lists the modules, and every lookup reads
+the profiles they collect. Blocks several families share live in ``_fragments.py``;
+the schema is ``vllm_draft_quant.core.profile``. See ``README.md`` beside this file.
+"""
 
 from __future__ import annotations
 
-from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, ModuleSpec
+from collections import Counter
+from types import ModuleType
+
+from vllm_draft_quant.core.profile import (
+    DrafterProfile,
+    LayerRoot,
+    ModuleSpec,
+    StockBehaviour,
+    StockLimit,
+)
 from vllm_draft_quant.errors import UnknownDrafterError
-from vllm_draft_quant.profiles.families import PROFILES
+from vllm_draft_quant.profiles import (
+    deepseek,
+    eagle3_llama,
+    glm4_moe,
+    mimo,
+    qwen3_5_moe,
+    qwen3_next,
+    step3p5,
+)
 
 __all__ = [
+    "FAMILY_MODULES",
     "PROFILES",
     "DrafterProfile",
     "LayerRoot",
     "ModuleSpec",
+    "StockBehaviour",
+    "StockLimit",
     "draft_architectures",
     "profile_for_draft",
     "profile_for_target",
 ]
 
+#: every family module, in the order their profiles are listed
+FAMILY_MODULES: tuple[ModuleType, ...] = (
+    step3p5, qwen3_next, deepseek, glm4_moe, qwen3_5_moe, mimo, eagle3_llama,
+)
+PROFILES: tuple[DrafterProfile, ...] = tuple(
+    p for module in FAMILY_MODULES for p in module.PROFILES
+)
+
+
+def _check_unique(kind: str, names: list[str]) -> None:
+    """Each name belongs to one profile: two families claiming one is a data error."""
+    twice = sorted(n for n, count in Counter(names).items() if count > 1)
+    if twice:
+        raise ValueError(f"drafter profiles: {kind} {twice} are claimed by more than one "
+                         "profile; each name belongs to one family module")
+
+
+_check_unique("draft architectures", [n for p in PROFILES
+                                      for n in (p.architecture, *p.architecture_aliases)])
+_check_unique("target architectures", [t for p in PROFILES for t in p.target_architectures])
 _BY_DRAFT = {p.architecture: p for p in PROFILES}
 _BY_ALIAS = {a: p for p in PROFILES for a in p.architecture_aliases}
 _BY_TARGET = {t: p for p in PROFILES for t in p.target_architectures}

@@ -38,7 +38,7 @@ from vllm_draft_quant.core.plan import ModuleDecision, Plan
 from vllm_draft_quant.core.rules import RuleSet, make_rules
 from vllm_draft_quant.core.schemes import Scheme, StoredFormat
 from vllm_draft_quant.errors import ConfigError
-from vllm_draft_quant.repair.stock import STOCK_DRAFTERS, VLLM_VERSION, stock_quantizes
+from vllm_draft_quant.repair.stock import VLLM_VERSION, stock_quantizes
 
 __all__ = ["ExclusionList", "FixResult", "compute_fix", "render_json", "unified_diff"]
 
@@ -160,6 +160,7 @@ class _Context:
         self.facts, self.plan, self.producer, self.scheme = facts, plan, producer, scheme
         self.nm = facts.names
         self._quantized_modules: set[str] | None = None
+        self._stored: dict[str, StoredFormat] | None = None
         self.flagged: set[str] = set()  # modules already reported as still untruthful
 
     def runtime(self, d: ModuleDecision) -> RuntimeModule | None:
@@ -174,8 +175,8 @@ class _Context:
 
     def stock(self, d: ModuleDecision, entries: Sequence[str]) -> bool | None:
         return stock_quantizes(
-            producer=self.producer, scheme=self.scheme, architecture=self.facts.profile.architecture,
-            profile=self.facts.profile, prefix=d.module, kind=d.kind, entries=entries)
+            producer=self.producer, scheme=self.scheme, profile=self.facts.profile,
+            prefix=d.module, kind=d.kind, entries=entries)
 
     def ours(self, d: ModuleDecision, entries: Sequence[str]) -> bool:
         """Does our grammar exclude the whole module with these entries?"""
@@ -186,17 +187,23 @@ class _Context:
         return rules.matches(d.module, kind) or (bool(names) and all(
             rules.matches(n, kind) for n in names))
 
-    def quantized_modules(self) -> set[str]:
-        """Checkpoint and runtime names of every module stored quantized (any layer)."""
-        if self._quantized_modules is None:
+    def checkpoint_modules(self) -> dict[str, StoredFormat]:
+        """Every checkpoint module (any layer) and the format its tensors are stored in."""
+        if self._stored is None:
             files = self.facts.files
             names = files.weight_names()
             infos = files.tensors(names)
-            out: set[str] = set()
-            for module, tensors in group_by_module(names).items():
-                fmt = classify(module, {t: infos[t].dtype for t in tensors}).format
-                if fmt is not StoredFormat.UNQUANTIZED:
-                    out.add(module)
+            self._stored = {
+                module: classify(module, {t: infos[t].dtype for t in tensors}).format
+                for module, tensors in group_by_module(names).items()
+            }
+        return self._stored
+
+    def quantized_modules(self) -> set[str]:
+        """Checkpoint and runtime names of every module stored quantized (any layer)."""
+        if self._quantized_modules is None:
+            out = {m for m, fmt in self.checkpoint_modules().items()
+                   if fmt is not StoredFormat.UNQUANTIZED}
             out |= {d.module for d in self.plan.modules if self.wants_quantized(d)}
             self._quantized_modules = out
         return self._quantized_modules
@@ -354,15 +361,19 @@ def _verify(ctx: _Context, res: FixResult, objects: Mapping[str, Mapping[str, An
 
 # ----------------------------------------------------------------------- stock limits
 def stock_limits(ctx: _Context, entries: Sequence[str]) -> list[str]:
-    """Why stock vLLM still cannot load this drafter correctly, even with ``entries``."""
-    arch = ctx.facts.profile.architecture
+    """Why stock vLLM still cannot load this drafter correctly, even with ``entries``.
+
+    The drafter's own limits are profile data (``DrafterProfile.stock``); a profile
+    without them gets an honest "no record" instead of a guess.
+    """
+    profile = ctx.facts.profile
     head = f"stock vLLM {VLLM_VERSION}"
-    out: list[str] = []
-    if arch not in STOCK_DRAFTERS:
-        return [f"{head}: no record of how {arch} reads exclusions; try the plugin"]
-    if arch == "Step3p5MTP" and ctx.producer == "compressed-tensors":
-        out.append(f"{head} cannot load any compressed-tensors Step-3.5 checkpoint (its KV-cache "
-                   "method adds placeholder parameters the completeness check reports missing)")
+    if profile.stock is None:
+        return [f"{head}: no record of how {profile.architecture} reads exclusions; "
+                "try the plugin"]
+    out = [f"{head} {limit.text}" for limit in profile.stock.limits
+           if limit.producer in (None, ctx.producer)]
+    out += _double_fed(ctx, head)
     for d in ctx.plan.modules:
         if d.module in ctx.flagged:
             continue
@@ -382,6 +393,31 @@ def stock_limits(ctx: _Context, entries: Sequence[str]) -> list[str]:
         elif stored.scheme is not ctx.scheme:
             out.append(f"{head} builds {d.module} as {ctx.scheme} (the config's scheme) but it "
                        f"is stored {stored}")
+    return out
+
+
+def _double_fed(ctx: _Context, head: str) -> list[str]:
+    """Modules the drafter's ``load_weights`` also feeds from outside its layers
+    (``ModuleSpec.also_fed_by``, first draft layer): stock vLLM writes the feeder's
+    ``weight`` into the same parameter, so a feeder stored differently either fails
+    the load (another shape) or leaves whichever tensor vLLM reads last."""
+    out: list[str] = []
+    present = ctx.checkpoint_modules()
+    files = ctx.facts.files
+    for d in ctx.plan.modules:
+        rm = ctx.runtime(d)
+        if rm is None or (rm.layer is not None and rm.layer.k != 0) or d.module in ctx.flagged:
+            continue
+        own = [t for t in d.checkpoint_tensors if t.endswith(".weight")]
+        for feeder in rm.spec.also_fed_by:
+            fmt = present.get(feeder)
+            if fmt is None or fmt is d.stored or not own:
+                continue  # no ``weight`` of its own (``weight_packed``): reported below
+            shapes = {t.shape for t in files.tensors([f"{feeder}.weight", own[0]]).values()}
+            what = ("the load fails (the weights differ in shape)" if len(shapes) > 1
+                    else "it keeps whichever of the two weights it reads last")
+            out.append(f"{head} also loads {feeder} (stored {fmt}) into {d.module} (stored "
+                       f"{d.stored}): {what}")
     return out
 
 

@@ -10,12 +10,15 @@ should_ignore_layer``, ``compressed_tensors_moe.py:get_moe_method``):
   the draft's quant config has a packed-module mapping), for experts any
   entry containing the prefix, then substring containment, then ``fnmatch``.
 - compressed-tensors: exact name or ``re:`` (``re.match``) on the runtime
-  prefix, a fused prefix by all its shards; experts by expert 0's
+  prefix, else a fused prefix by all its shards; experts by expert 0's
   ``gate/up/down_proj``; ``ParallelLMHead`` is never a ``Linear`` target.
 
-Per drafter (`STOCK_DRAFTERS`): whether exclusions see a packed-module mapping
-(Step3p5MTP parses a fresh config without one), and modules the drafter always
-builds unquantized whatever the config says.
+What differs per drafter (whether exclusions see a packed-module mapping, modules
+it always builds unquantized, what it cannot load at all) is profile data:
+``DrafterProfile.stock`` (`vllm_draft_quant.core.profile.StockBehaviour`), written in
+the family's file under ``vllm_draft_quant/profiles/``. A profile without it gets
+the cautious reading (no packed mapping, nothing forced) and ``fix`` says it has no
+record of that drafter.
 """
 
 from __future__ import annotations
@@ -23,37 +26,22 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from vllm_draft_quant.core.schemes import ModuleKind, Scheme
-from vllm_draft_quant.profiles import DrafterProfile
+from vllm_draft_quant.profiles import DrafterProfile, StockBehaviour
 
-__all__ = ["STOCK_DRAFTERS", "StockDrafter", "packed_mapping", "stock_quantizes"]
+__all__ = ["VLLM_VERSION", "packed_mapping", "stock_behaviour", "stock_quantizes"]
 
 VLLM_VERSION = "0.33.0"
 
-
-@dataclass(frozen=True)
-class StockDrafter:
-    """What stock vLLM does with one drafter's quant config."""
-
-    packed_exclusions: bool  # exact shard names exclude a fused module
-    # (producer, scheme, runtime prefix) the drafter builds unquantized whatever the config says
-    always_unquantized: tuple[tuple[str, Scheme, str], ...] = ()
+#: no record: read exclusions as strictly as vLLM ever does (exact shard names do not
+#: exclude a fused module) and force nothing
+_UNKNOWN = StockBehaviour(quant_config="target", packed_exclusions=False)
 
 
-STOCK_DRAFTERS: Mapping[str, StockDrafter] = {
-    # step3p5_mtp.py: get_draft_quant_config() parses a fresh config, no mapping.
-    "Step3p5MTP": StockDrafter(packed_exclusions=False),
-    # qwen3_next_mtp.py: the drafter's own packed_modules_mapping; mtp.fc hard-coded
-    # unquantized under modelopt_fp4.
-    "Qwen3NextMTP": StockDrafter(packed_exclusions=True,
-                                 always_unquantized=(("modelopt", Scheme.NVFP4, "mtp.fc"),)),
-    # deepseek_mtp.py: shares the target's quant config and its packed mapping.
-    "DeepSeekMTPModel": StockDrafter(packed_exclusions=True),
-}
-
-_UNKNOWN = StockDrafter(packed_exclusions=False)
+def stock_behaviour(profile: DrafterProfile) -> StockBehaviour:
+    """The profile's stock-vLLM facts, or the cautious reading when it has none."""
+    return profile.stock if profile.stock is not None else _UNKNOWN
 
 
 def packed_mapping(profile: DrafterProfile) -> dict[str, list[str]]:
@@ -101,6 +89,10 @@ def _ct_match(name: str, entry: str) -> bool:
 
 
 def _ct_ignored(prefix: str, entries: Sequence[str], packed: Mapping[str, list[str]]) -> bool | None:
+    """vLLM's ``should_ignore_layer`` (``config_utils.py:find_matching_patterns``): an
+    entry naming the prefix itself wins; else every shard of a fused prefix must match."""
+    if any(_ct_match(prefix, e) for e in entries):
+        return True
     proj = prefix.rsplit(".", 1)[-1]
     names = [prefix.replace(proj, s) for s in packed[proj]] if proj in packed else [prefix]
     hits = {any(_ct_match(n, e) for e in entries) for n in names}
@@ -111,16 +103,24 @@ def stock_quantizes(
     *,
     producer: str,
     scheme: Scheme,
-    architecture: str,
     profile: DrafterProfile,
     prefix: str,
     kind: ModuleKind,
     entries: Sequence[str],
+    architecture: str | None = None,
 ) -> bool | None:
-    """Would stock vLLM build this draft module quantized? None: vLLM raises instead."""
+    """Would stock vLLM build this draft module quantized? None: vLLM raises instead.
+
+    The drafter's facts come from ``profile.stock``; ``architecture``, if given, must
+    name that profile (callers from before the facts moved into the profile pass it).
+    """
+    if architecture is not None and architecture != profile.architecture and \
+            architecture not in profile.architecture_aliases:
+        raise ValueError(f"stock_quantizes: architecture {architecture!r} is not the "
+                         f"profile's ({profile.architecture!r})")
     if not kind.quantizable:
         return False
-    drafter = STOCK_DRAFTERS.get(architecture, _UNKNOWN)
+    drafter = stock_behaviour(profile)
     if (producer, scheme, prefix) in drafter.always_unquantized:
         return False
     packed = packed_mapping(profile) if drafter.packed_exclusions else {}

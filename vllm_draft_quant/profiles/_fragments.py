@@ -1,0 +1,81 @@
+"""Module blocks several drafter families share, as small functions returning specs.
+
+Each returns `ModuleSpec` tuples in vLLM's shard order; a family file splices them
+into its ``modules`` (``(*attention(), *gated_mlp("mlp"), ...)``). ``runtime``
+defaults to the checkpoint name; pass it where the drafter builds the module under
+another prefix (Step-3.5's ``mtp_block.``).
+"""
+
+from __future__ import annotations
+
+from vllm_draft_quant.core.profile import ModuleSpec
+from vllm_draft_quant.core.schemes import ModuleKind, Scheme
+
+__all__ = [
+    "MODELOPT_FP4_FC_UNQUANTIZED",
+    "attention",
+    "gated_mlp",
+    "nextn_head",
+    "qwen_sparse_moe",
+    "routed_experts",
+]
+
+
+def attention(runtime: str = "self_attn") -> tuple[ModuleSpec, ...]:
+    """``self_attn``: q/k/v fused into ``qkv_proj`` (stacked_params_mapping), ``o_proj``."""
+    return (
+        ModuleSpec(f"{runtime}.qkv_proj",
+                   ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
+        ModuleSpec(f"{runtime}.o_proj", ("self_attn.o_proj",)),
+    )
+
+
+def gated_mlp(checkpoint: str, runtime: str | None = None) -> tuple[ModuleSpec, ...]:
+    """A gated MLP (dense, or a shared expert): gate/up fused into ``gate_up_proj``."""
+    rt = checkpoint if runtime is None else runtime
+    return (
+        ModuleSpec(f"{rt}.gate_up_proj", (f"{checkpoint}.gate_proj", f"{checkpoint}.up_proj"),
+                   group="mlp"),
+        ModuleSpec(f"{rt}.down_proj", (f"{checkpoint}.down_proj",), group="mlp"),
+    )
+
+
+def routed_experts(block: str = "mlp") -> tuple[ModuleSpec, ...]:
+    """The router (a vLLM layer built without a quant config) and per-expert tensors
+    ``{block}.experts.{e}.*`` loaded through ``fused_moe_make_expert_params_mapping``."""
+    return (
+        ModuleSpec(f"{block}.gate", (f"{block}.gate",), ModuleKind.FIXED, group="mlp"),
+        ModuleSpec(f"{block}.experts",
+                   tuple(f"{block}.experts.{{e}}.{p}" for p in ("gate_proj", "up_proj", "down_proj")),
+                   ModuleKind.EXPERTS, group="mlp"),
+    )
+
+
+def qwen_sparse_moe() -> tuple[ModuleSpec, ...]:
+    """Qwen3NextSparseMoeBlock (Qwen3-Next, Qwen3.5 MoE): the routed experts, one gated
+    shared expert and its gate (a router-like layer built without a quant config)."""
+    return (
+        *routed_experts("mlp"),
+        *gated_mlp("mlp.shared_expert"),
+        ModuleSpec("mlp.shared_expert_gate", ("mlp.shared_expert_gate",), ModuleKind.FIXED,
+                   group="mlp"),
+    )
+
+
+def nextn_head(also_fed_by: tuple[str, ...] = ()) -> tuple[ModuleSpec, ...]:
+    """A NextN layer's head and input projection: ``SharedHead`` builds its
+    ``ParallelLMHead`` with prefix ``<layer>.head`` (checkpoint ``shared_head.head``);
+    ``eh_proj`` is a plain ``torch.nn.Linear``."""
+    return (
+        ModuleSpec("head", ("shared_head.head",), ModuleKind.LM_HEAD, group="head",
+                   also_fed_by=also_fed_by),
+        ModuleSpec("eh_proj", ("eh_proj",), ModuleKind.PLAIN, group="head"),
+    )
+
+
+#: Qwen MTP drafters build ``mtp.fc`` with no quant config when the target's config is
+#: ``modelopt_fp4`` (Qwen3NextMultiTokenPredictor / Qwen3_5MultiTokenPredictor.__init__:
+#: ``fc_quant = None if quant_config.get_name() == "modelopt_fp4"``).
+MODELOPT_FP4_FC_UNQUANTIZED: tuple[tuple[str, Scheme, str], ...] = (
+    ("modelopt", Scheme.NVFP4, "mtp.fc"),
+)
