@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ast
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from vllm_draft_quant.core.vllm_range import SUPPORTED_VLLM, bounds, measured_on
 
