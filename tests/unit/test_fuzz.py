@@ -28,11 +28,13 @@ _FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None,
 
 _KEYS = ["quantization", "quant_algo", "exclude_modules", "ignore", "quant_method",
          "config_groups", "targets", "weights", "num_bits", "type", "format", "quantized_layers",
+         "strategy", "group_size", "symmetric",
          "global_quant_config", "exclude", "modules_to_not_convert", "weight_block_size",
          "architectures", "num_hidden_layers", "num_nextn_predict_layers", "text_config",
          "quantization_config", "modules", "version"]
 _VALUES = ["NVFP4", "FP8", "MIXED_PRECISION", "modelopt", "compressed-tensors", "quark", "fp8",
-           "Linear", "re:.*", "re:(", "*", "model.layers.2*", "float", "int",
+           "Linear", "re:.*", "re:(", "*", "model.layers.2*", "float", "int", "group",
+           "tensor_group",
            "DeepseekV3ForCausalLM", "Step3p5ForCausalLM", "Qwen3NextForCausalLM"]
 # JSON shaped like the configs: their keys and values, nested, mixed with arbitrary JSON.
 config_like = st.recursive(

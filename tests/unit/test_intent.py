@@ -25,7 +25,7 @@ from vllm_draft_quant.errors import ConfigError, DraftQuantError
 from vllm_draft_quant.profiles import profile_for_draft
 
 N_EXPERTS = 4
-NVFP4_W = {"num_bits": 4, "type": "float", "group_size": 16}
+NVFP4_W = {"num_bits": 4, "type": "float", "strategy": "tensor_group", "group_size": 16}
 
 
 # ------------------------------------------------------------------ builders

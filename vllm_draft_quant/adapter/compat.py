@@ -3,7 +3,9 @@
 - ``SUPPORTED``: the vLLM range this release is tested against
   (`core.vllm_range.SUPPORTED_VLLM`, equal to ``pyproject.toml``'s requirement).
 - How to read a quant config's scheme, clear its exclusions, and build a
-  config for a scheme the checkpoint's own config does not describe.
+  config for a scheme the checkpoint's own config does not describe: which
+  scheme and which config are the quant formats' answers (`core.formats`);
+  this module reads and builds vLLM's objects.
 
 To support a new vLLM minor: read the ledger in ``patches.py``, re-check each
 patched signature, run the integration tier, then widen ``SUPPORTED`` and the
@@ -13,11 +15,14 @@ pyproject range together (CONTRIBUTING.md, "Bumping vLLM").
 from __future__ import annotations
 
 import copy
+import enum
+from collections.abc import Mapping
 from typing import Any
 
+from vllm_draft_quant.core import formats
 from vllm_draft_quant.core.schemes import Scheme
 from vllm_draft_quant.core.vllm_range import SUPPORTED_VLLM, bounds
-from vllm_draft_quant.errors import DraftQuantError, UnsupportedVllmError
+from vllm_draft_quant.errors import UnsupportedSchemeError, UnsupportedVllmError
 
 SUPPORTED = SUPPORTED_VLLM  # the one constant lives in core (fix's stock model reads it too)
 
@@ -56,49 +61,33 @@ def require_supported(version: str | None = None) -> None:
 
 
 def scheme_of(config: Any) -> Scheme | None:
-    """The scheme a vLLM quant config quantizes with, when it has one."""
+    """The scheme a vLLM quant config quantizes with, when it has one.
+
+    The answer is the config's quant format's (`core.formats`: ``runtime_scheme``);
+    this function only reads the attributes the format names off vLLM's object.
+    """
     if config is None:
         return Scheme.UNQUANTIZED
     name = config.get_name()
-    if name == "modelopt_fp4":
-        return Scheme.NVFP4
-    if name == "modelopt":
-        return Scheme.FP8
-    if name == "fp8":
-        return Scheme.FP8_BLOCK if getattr(config, "weight_block_size", None) else Scheme.FP8
-    if name == "compressed-tensors":
-        return _ct_scheme(config)
-    if name == "quark":
-        return _quark_scheme(config)
-    return None
-
-
-def _quark_scheme(config: Any) -> Scheme | None:
-    """Quark: the global weight dtype (per-layer configs are not forced)."""
-    qc = getattr(config, "quant_config", None)
-    glob = qc.get("global_quant_config") if isinstance(qc, dict) else None
-    weight = glob.get("weight") if isinstance(glob, dict) else None
-    if not isinstance(weight, dict) or qc.get("layer_quant_config"):
+    fmt = formats.for_vllm_name(name)
+    if fmt is None:
         return None
-    dtype = str(weight.get("dtype", "")).lower()
-    return {"fp4": Scheme.MXFP4, "mxfp4": Scheme.MXFP4}.get(dtype)
+    return fmt.runtime_scheme(name, {a: _plain(getattr(config, a, None)) for a in fmt.runtime_attrs})
 
 
-def _ct_scheme(config: Any) -> Scheme | None:
-    schemes = set()
-    for spec in getattr(config, "target_scheme_map", {}).values():
-        w = spec.get("weights") if isinstance(spec, dict) else None
-        if w is None:
-            continue
-        bits, typ = getattr(w, "num_bits", None), str(getattr(w, "type", ""))
-        strategy = str(getattr(w, "strategy", ""))
-        if typ.endswith("float") and bits == 4:
-            schemes.add(Scheme.NVFP4)
-        elif typ.endswith("float") and bits == 8:
-            schemes.add(Scheme.FP8_BLOCK if strategy.endswith("block") else Scheme.FP8)
-        elif typ.endswith("int") and bits == 4:
-            schemes.add(Scheme.INT4)
-    return schemes.pop() if len(schemes) == 1 else None
+def _plain(value: Any) -> Any:
+    """``value`` with vLLM's objects turned into plain data: enums into their values,
+    pydantic models (compressed-tensors' ``QuantizationArgs``) into dicts of their fields."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    fields = getattr(type(value), "model_fields", None)
+    if isinstance(fields, Mapping):
+        return {k: _plain(getattr(value, k, None)) for k in fields}
+    return value
 
 
 def _without_exclusions(config: Any) -> Any:
@@ -128,27 +117,17 @@ def _without_exclusions(config: Any) -> Any:
 
 
 def _build(scheme: Scheme) -> Any:
-    if scheme is Scheme.NVFP4:
-        from vllm.model_executor.layers.quantization.modelopt import ModelOptNvFp4Config
+    """The vLLM config the registry builds for ``scheme`` (`core.formats.vllm_config_for`)."""
+    spec = formats.vllm_config_for(scheme)
+    if spec is None:
+        raise UnsupportedSchemeError(
+            f"the checkpoint stores a draft module as {scheme}, but its quant config describes "
+            "another scheme and vllm-draft-quant cannot build a vLLM config for "
+            f"{scheme} on its own; add an override for that module or re-export the draft layers."
+        )
+    from vllm.model_executor.layers.quantization import get_quantization_config
 
-        return ModelOptNvFp4Config.from_config({"quantization": {
-            "quant_algo": "NVFP4", "group_size": 16, "kv_cache_quant_algo": None,
-            "exclude_modules": []}})
-    if scheme is Scheme.FP8:
-        from vllm.model_executor.layers.quantization.modelopt import ModelOptFp8Config
-
-        return ModelOptFp8Config.from_config({"quantization": {
-            "quant_algo": "FP8", "kv_cache_quant_algo": None, "exclude_modules": []}})
-    if scheme is Scheme.FP8_BLOCK:
-        from vllm.model_executor.layers.quantization.fp8 import Fp8Config
-
-        return Fp8Config.from_config({"quant_method": "fp8", "activation_scheme": "dynamic",
-                                      "weight_block_size": [128, 128]})
-    raise DraftQuantError(
-        f"the checkpoint stores a draft module as {scheme}, but its quant config describes "
-        "another scheme and vllm-draft-quant cannot build a vLLM config for "
-        f"{scheme} on its own; add an override for that module or re-export the draft layers."
-    )
+    return get_quantization_config(spec.method).from_config(copy.deepcopy(dict(spec.config)))
 
 
 def config_for(scheme: Scheme, base: Any) -> Any:

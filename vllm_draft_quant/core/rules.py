@@ -31,13 +31,15 @@ import fnmatch
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from vllm_draft_quant.core.schemes import ModuleKind
 from vllm_draft_quant.errors import ConfigError
 
-__all__ = ["GRAMMARS", "Rule", "RuleSet"]
+__all__ = ["GRAMMARS", "Grammar", "Rule", "RuleSet"]
 
-GRAMMARS = ("modelopt", "compressed-tensors", "quark", "substring", "exact")
+Grammar = Literal["modelopt", "compressed-tensors", "quark", "substring", "exact"]
+GRAMMARS: tuple[Grammar, ...] = get_args(Grammar)
 
 # Class names a compressed-tensors/Quark rule may use, and the module kinds they cover.
 _CLASS_KINDS: dict[str, frozenset[ModuleKind]] = {
@@ -110,7 +112,7 @@ def _matcher(rule: Rule):  # type: ignore[no-untyped-def]
     return lambda name, kind: name == text
 
 
-def make_rules(entries: object, *, grammar: str, origin: str) -> tuple[Rule, ...]:
+def make_rules(entries: object, *, grammar: Grammar, origin: str) -> tuple[Rule, ...]:
     """Parse a list of rule strings from a config field, with a clear error on bad types."""
     if entries is None:
         return ()

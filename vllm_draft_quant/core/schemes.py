@@ -41,7 +41,7 @@ class StoredFormat(str, enum.Enum):
     MODELOPT_FP8 = "modelopt-fp8"  # also compressed-tensors float-quantized
     FP8_BLOCK = "fp8-block"  # weight_scale_inv (DeepSeek native)
     CT_NVFP4 = "compressed-tensors-nvfp4"
-    MXFP4 = "mxfp4"
+    MXFP4 = "mxfp4"  # Quark, compressed-tensors mxfp4-pack-quantized
     INT4 = "int4"  # GPTQ / AWQ / compressed-tensors pack-quantized
     UNKNOWN = "unknown"
 
@@ -51,6 +51,11 @@ class StoredFormat(str, enum.Enum):
     @property
     def scheme(self) -> Scheme:
         return _FORMAT_TO_SCHEME[self]
+
+    @property
+    def two_per_byte(self) -> bool:
+        """4-bit floats packed two a byte along the last dimension (its width is half)."""
+        return self in _TWO_PER_BYTE
 
 
 _FORMAT_TO_SCHEME = {
@@ -63,6 +68,8 @@ _FORMAT_TO_SCHEME = {
     StoredFormat.INT4: Scheme.INT4,
     StoredFormat.UNKNOWN: Scheme.UNKNOWN,
 }
+
+_TWO_PER_BYTE = frozenset({StoredFormat.MODELOPT_NVFP4, StoredFormat.CT_NVFP4, StoredFormat.MXFP4})
 
 
 class ModuleKind(str, enum.Enum):

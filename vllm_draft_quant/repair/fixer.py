@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vllm_draft_quant.checkpoint.facts import CheckpointFacts
+from vllm_draft_quant.core import formats
 from vllm_draft_quant.core.evidence import classify, group_by_module
 from vllm_draft_quant.core.intent import intent_from_configs
 from vllm_draft_quant.core.names import RuntimeModule, module_of
 from vllm_draft_quant.core.plan import ModuleDecision, Plan
-from vllm_draft_quant.core.rules import RuleSet, make_rules
+from vllm_draft_quant.core.rules import Grammar, RuleSet, make_rules
 from vllm_draft_quant.core.schemes import Scheme, StoredFormat
 from vllm_draft_quant.errors import ConfigError
 from vllm_draft_quant.repair.stock import VLLM_VERSION, stock_quantizes
@@ -137,11 +138,19 @@ def _read_list(objects: Mapping[str, Mapping[str, Any]], file: str, path: tuple[
 
 
 # ---------------------------------------------------------------------------- matching
+def _grammar(producer: str) -> Grammar:
+    """The grammar ``fix`` writes for ``producer`` (its quant format's ``fix_grammar``)."""
+    grammar = formats.fix_grammar(producer)
+    if grammar is None:
+        raise ConfigError(f"fix writes no exclusion lists for {producer} configs")
+    return grammar
+
+
 def _entry_hits(producer: str, entry: str) -> Callable[[str], bool]:
     """Does ``entry`` exclude a name, in our grammar *or* in vLLM's looser reading?"""
-    grammar = "modelopt" if producer == "modelopt" else "compressed-tensors"
+    grammar = _grammar(producer)
     rule = make_rules([entry], grammar=grammar, origin="fix")[0]
-    if producer == "modelopt":
+    if grammar == "modelopt":
         return lambda n: rule.matches(n) or entry in n or fnmatch.fnmatch(n, entry)
     if entry.startswith("re:"):
         pat = re.compile(entry[3:])
@@ -180,8 +189,7 @@ class _Context:
 
     def ours(self, d: ModuleDecision, entries: Sequence[str]) -> bool:
         """Does our grammar exclude the whole module with these entries?"""
-        grammar = "modelopt" if self.producer == "modelopt" else "compressed-tensors"
-        rules = RuleSet(make_rules(list(entries), grammar=grammar, origin="fix"))
+        rules = RuleSet(make_rules(list(entries), grammar=_grammar(self.producer), origin="fix"))
         kind = d.kind
         names = _names(d)
         return rules.matches(d.module, kind) or (bool(names) and all(
@@ -223,8 +231,8 @@ def compute_fix(facts: CheckpointFacts, plan: Plan) -> FixResult:
         res.notes.append("the checkpoint has no quantization config: nothing to exclude")
         return res
     producer = intent.producer
-    if producer not in ("modelopt", "compressed-tensors") or intent.per_module:
-        kind = "MIXED_PRECISION ModelOpt" if intent.per_module else producer
+    if formats.fix_grammar(producer) is None or intent.per_module:
+        kind = "MIXED_PRECISION ModelOpt" if intent.per_module else intent.method
         raise ConfigError(
             f"{facts.model_dir}: fix writes ModelOpt and compressed-tensors exclusion lists; "
             f"this checkpoint's config is {kind} ({intent.origin}); edit it by hand, or load "
@@ -279,8 +287,7 @@ def _wrong_entries(ctx: _Context, entries: list[str], res: FixResult) -> set[str
 
 
 def _any_hit(ctx: _Context, d: ModuleDecision, entries: list[str]) -> bool:
-    grammar = "modelopt" if ctx.producer == "modelopt" else "compressed-tensors"
-    rules = RuleSet(make_rules(entries, grammar=grammar, origin="fix"))
+    rules = RuleSet(make_rules(entries, grammar=_grammar(ctx.producer), origin="fix"))
     kind = d.kind
     return any(rules.matches(n, kind) for n in (d.module, *_names(d)))
 

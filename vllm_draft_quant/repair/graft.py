@@ -45,7 +45,7 @@ from vllm_draft_quant.repair.writer import Transaction
 __all__ = ["GRAFT_SHARD", "GraftPlan", "Unit", "apply_graft", "plan_graft"]
 
 GRAFT_SHARD = "model-mtp-graft.safetensors"
-_PACKED = {StoredFormat.MODELOPT_NVFP4, StoredFormat.CT_NVFP4, StoredFormat.MXFP4}
+_PACKED = frozenset(f for f in StoredFormat if f.two_per_byte)
 _NEW_FILE_STYLE = '{\n  "": 0\n}\n'  # how render_json should format a file we create
 _IN_LAYER = re.compile(r"(?:.*\.)?layers\.\d+\.(.+)\Z")
 

@@ -27,6 +27,7 @@ import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 
+from vllm_draft_quant.core import formats
 from vllm_draft_quant.core.schemes import ModuleKind, Scheme
 from vllm_draft_quant.profiles import DrafterProfile, StockBehaviour
 
@@ -124,9 +125,10 @@ def stock_quantizes(
     if (producer, scheme, prefix) in drafter.always_unquantized:
         return False
     packed = packed_mapping(profile) if drafter.packed_exclusions else {}
-    if producer == "modelopt":
+    grammar = formats.fix_grammar(producer)  # the lists fix writes are read by this matcher
+    if grammar == "modelopt":
         excluded = _modelopt_excluded(prefix, entries, packed)
-    elif producer == "compressed-tensors":
+    elif grammar == "compressed-tensors":
         if kind is ModuleKind.LM_HEAD:
             return False
         if kind is ModuleKind.EXPERTS:

@@ -1,0 +1,68 @@
+"""AMD Quark exports.
+
+Config: ``quantization_config`` with ``quant_method`` ``quark``: the global
+weight dtype in ``global_quant_config.weight.dtype``, exclusions in ``exclude``
+(exact names, globs, ``re:`` regexes). Stored MXFP4: ``weight`` U8 (two values
+a byte) + ``weight_scale`` U8/E8M0. vLLM: ``quark``, whose ``quant_config`` is
+the config dict; LM heads are quantized unless excluded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from vllm_draft_quant.core.formats.base import E8M0_DTYPES, ConfigReading, Params, QuantFormat
+from vllm_draft_quant.core.rules import RuleSet, make_rules
+from vllm_draft_quant.core.schemes import Scheme, StoredFormat
+from vllm_draft_quant.errors import ConfigError
+
+__all__ = ["FORMAT"]
+
+_DTYPES = {"fp4": Scheme.MXFP4, "mxfp4": Scheme.MXFP4, "fp8_e4m3": Scheme.FP8,
+           "int4": Scheme.INT4, "uint4": Scheme.INT4}
+
+
+def _weight_scheme(global_config: object) -> Scheme | None:
+    """The global weight dtype's scheme; None when the config names no weight dtype."""
+    weight = global_config.get("weight") if isinstance(global_config, dict) else None
+    if not isinstance(weight, dict):
+        return None
+    return _DTYPES.get(str(weight.get("dtype", "")).lower(), Scheme.UNKNOWN)
+
+
+def _parse(q: Mapping[str, Any], origin: str) -> ConfigReading:
+    g = q.get("global_quant_config")
+    if g is not None and not isinstance(g, dict):
+        raise ConfigError(f"{origin}.global_quant_config: expected an object (with 'weight'), "
+                          f"found {type(g).__name__}; re-export or fix the field.")
+    rules = make_rules(q.get("exclude"), grammar="quark", origin=f"{origin}.exclude")
+    return ConfigReading(_weight_scheme(g) or Scheme.UNKNOWN, RuleSet(rules))
+
+
+def _classify(p: Params) -> StoredFormat | None:
+    if p.get("weight") == "U8" and p.get("weight_scale") in E8M0_DTYPES:
+        return StoredFormat.MXFP4
+    return None
+
+
+def _runtime_scheme(name: str, attrs: Mapping[str, Any]) -> Scheme | None:
+    """The global weight scheme, when no per-layer config may override it. Only MXFP4 is
+    rebuilt from a Quark config (the one the integration tier loads); for the others the
+    adapter builds a config of its own."""
+    qc = attrs.get("quant_config")
+    if not isinstance(qc, Mapping) or qc.get("layer_quant_config"):
+        return None
+    scheme = _weight_scheme(qc.get("global_quant_config"))
+    return scheme if scheme is Scheme.MXFP4 else None
+
+
+FORMAT = QuantFormat(
+    name="quark",
+    quant_methods=("quark",),
+    parse=_parse,
+    classify=_classify,
+    vllm_names=("quark",),
+    runtime_attrs=("quant_config",),
+    runtime_scheme=_runtime_scheme,
+)

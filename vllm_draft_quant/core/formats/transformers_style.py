@@ -1,0 +1,51 @@
+"""Configs in transformers' style: GPTQ, AWQ, MXFP4, and any ``quant_method`` no other format reads.
+
+Exclusions: ``modules_to_not_convert`` (substring containment, as transformers
+checks it) and vLLM's ``ignored_layers`` (exact names). vLLM quantizes no LM
+head under ``gptq``, ``awq`` or ``mxfp4``. Stored GPTQ/AWQ INT4: ``qweight``
+with ``scales`` or ``qzeros``. A method outside the registry (``bitsandbytes``,
+``torchao``, ...) is read as ``other``: its exclusions count, its scheme is
+``unknown``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from vllm_draft_quant.core.formats.base import ConfigReading, Params, QuantFormat
+from vllm_draft_quant.core.rules import Rule, RuleSet, make_rules
+from vllm_draft_quant.core.schemes import Scheme, StoredFormat
+
+__all__ = ["AWQ", "GPTQ", "MXFP4", "OTHER", "not_converted"]
+
+
+def not_converted(q: Mapping[str, Any], origin: str) -> tuple[Rule, ...]:
+    """The rules of ``modules_to_not_convert`` and ``ignored_layers``."""
+    rules = make_rules(q.get("modules_to_not_convert"), grammar="substring",
+                       origin=f"{origin}.modules_to_not_convert")
+    return rules + make_rules(q.get("ignored_layers"), grammar="exact",
+                              origin=f"{origin}.ignored_layers")
+
+
+def _parser(scheme: Scheme) -> Callable[[Mapping[str, Any], str], ConfigReading]:
+    def parse(q: Mapping[str, Any], origin: str) -> ConfigReading:
+        return ConfigReading(scheme, RuleSet(not_converted(q, origin)))
+
+    return parse
+
+
+def _classify_int4(p: Params) -> StoredFormat | None:
+    if "qweight" in p and ("scales" in p or "qzeros" in p):
+        return StoredFormat.INT4
+    return None
+
+
+GPTQ = QuantFormat(name="gptq", quant_methods=("gptq",), parse=_parser(Scheme.INT4),
+                   classify=_classify_int4, quantizes_lm_heads=False)
+AWQ = QuantFormat(name="awq", quant_methods=("awq",), parse=_parser(Scheme.INT4),
+                  classify=_classify_int4, quantizes_lm_heads=False)
+MXFP4 = QuantFormat(name="mxfp4", quant_methods=("mxfp4",), parse=_parser(Scheme.MXFP4),
+                    quantizes_lm_heads=False)
+#: the fallback for a ``quant_method`` no format in the registry reads
+OTHER = QuantFormat(name="other", quant_methods=(), parse=_parser(Scheme.UNKNOWN))
