@@ -29,11 +29,12 @@ from collections.abc import Mapping, Sequence
 
 from vllm_draft_quant.core import formats
 from vllm_draft_quant.core.schemes import ModuleKind, Scheme
+from vllm_draft_quant.core.vllm_range import measured_on
 from vllm_draft_quant.profiles import DrafterProfile, StockBehaviour
 
 __all__ = ["VLLM_VERSION", "packed_mapping", "stock_behaviour", "stock_quantizes"]
 
-VLLM_VERSION = "0.33.0"
+VLLM_VERSION = measured_on()  # the release the stock behaviour was measured on
 
 #: no record: read exclusions as strictly as vLLM ever does (exact shard names do not
 #: exclude a fused module) and force nothing
