@@ -78,18 +78,25 @@ class QuantFormat:
     """One quant format: every fact the core, ``fix`` and the adapter need about it."""
 
     name: Producer
-    #: ``quantization_config.quant_method`` values it parses (lower case; ``x*``: prefix)
-    quant_methods: tuple[str, ...]
     parse: Callable[[Mapping[str, Any], str], ConfigReading]
+    #: ``quantization_config.quant_method`` values it parses (lower case; ``x*``: prefix);
+    #: empty: its own name
+    quant_methods: tuple[str, ...] = ()
     classify: Callable[[Params], StoredFormat | None] = _claims_nothing
     quantizes_lm_heads: bool = True
     fix_grammar: Grammar | None = None
     builds: Mapping[Scheme, VllmConfigSpec] = field(default_factory=dict)
-    #: ``QuantizationConfig.get_name()`` values of the vLLM configs it reads back
+    #: ``QuantizationConfig.get_name()`` values of the vLLM configs it reads back;
+    #: empty: its own name
     vllm_names: tuple[str, ...] = ()
     #: attributes of those configs ``runtime_scheme`` is given, as plain values
     runtime_attrs: tuple[str, ...] = ()
     runtime_scheme: Callable[[str, Mapping[str, Any]], Scheme | None] = _reads_nothing
+
+    def __post_init__(self) -> None:
+        for attr in ("quant_methods", "vllm_names"):
+            if not getattr(self, attr):
+                object.__setattr__(self, attr, (self.name,))
 
     def reads_method(self, method: str) -> bool:
         return any(method.startswith(m[:-1]) if m.endswith("*") else method == m

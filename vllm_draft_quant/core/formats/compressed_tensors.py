@@ -126,11 +126,9 @@ def _runtime_scheme(name: str, attrs: Mapping[str, Any]) -> Scheme | None:
 
 FORMAT = QuantFormat(
     name="compressed-tensors",
-    quant_methods=("compressed-tensors",),
     parse=_parse,
     classify=_classify,
     fix_grammar="compressed-tensors",
-    vllm_names=("compressed-tensors",),
     runtime_attrs=("target_scheme_map",),
     runtime_scheme=_runtime_scheme,
 )

@@ -47,13 +47,11 @@ def _runtime_scheme(name: str, attrs: Mapping[str, Any]) -> Scheme | None:
 
 FORMAT = QuantFormat(
     name="fp8",
-    quant_methods=("fp8",),
     parse=_parse,
     classify=_classify,
     quantizes_lm_heads=False,
     builds={Scheme.FP8_BLOCK: VllmConfigSpec("fp8", {
         "quant_method": "fp8", "activation_scheme": "dynamic", "weight_block_size": [128, 128]})},
-    vllm_names=("fp8",),
     runtime_attrs=("weight_block_size",),
     runtime_scheme=_runtime_scheme,
 )

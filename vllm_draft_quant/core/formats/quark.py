@@ -59,10 +59,8 @@ def _runtime_scheme(name: str, attrs: Mapping[str, Any]) -> Scheme | None:
 
 FORMAT = QuantFormat(
     name="quark",
-    quant_methods=("quark",),
     parse=_parse,
     classify=_classify,
-    vllm_names=("quark",),
     runtime_attrs=("quant_config",),
     runtime_scheme=_runtime_scheme,
 )

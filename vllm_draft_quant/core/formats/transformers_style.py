@@ -41,11 +41,11 @@ def _classify_int4(p: Params) -> StoredFormat | None:
     return None
 
 
-GPTQ = QuantFormat(name="gptq", quant_methods=("gptq",), parse=_parser(Scheme.INT4),
+GPTQ = QuantFormat(name="gptq", parse=_parser(Scheme.INT4),
                    classify=_classify_int4, quantizes_lm_heads=False)
-AWQ = QuantFormat(name="awq", quant_methods=("awq",), parse=_parser(Scheme.INT4),
+AWQ = QuantFormat(name="awq", parse=_parser(Scheme.INT4),
                   classify=_classify_int4, quantizes_lm_heads=False)
-MXFP4 = QuantFormat(name="mxfp4", quant_methods=("mxfp4",), parse=_parser(Scheme.MXFP4),
+MXFP4 = QuantFormat(name="mxfp4", parse=_parser(Scheme.MXFP4),
                     quantizes_lm_heads=False)
 #: the fallback for a ``quant_method`` no format in the registry reads
-OTHER = QuantFormat(name="other", quant_methods=(), parse=_parser(Scheme.UNKNOWN))
+OTHER = QuantFormat(name="other", parse=_parser(Scheme.UNKNOWN))
