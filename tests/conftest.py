@@ -48,6 +48,20 @@ FUZZ_EXAMPLES_BY_PROFILE = {"dev": 200, "ci": 500}
 os.environ.setdefault("VDQ_FUZZ_EXAMPLES", str(FUZZ_EXAMPLES_BY_PROFILE.get(PROFILE, 200)))
 
 
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    """Run order: the unit tier, then the integration modules that start their own vLLM
+    processes, then those whose builds were queued right after collection
+    (``EARLY_BUILDS``, ``tests/integration/conftest.py``): the build workers work through
+    that queue while the tests before them run, so both cores stay busy."""
+
+    def order(item: Any) -> int:
+        if "/integration/" not in str(getattr(item, "path", "")):
+            return 0
+        return 2 if hasattr(getattr(item, "module", None), "EARLY_BUILDS") else 1
+
+    items.sort(key=order)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """How many drafters the session's build service built, and how many came from its cache."""
     harness = sys.modules.get("support.harness")

@@ -13,12 +13,14 @@ For each case, built through vLLM's own draft path on the CPU platform:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from matrix import SCHEME_METHODS, SCHEME_WEIGHT_DTYPE, STOCK_OUTCOMES, Case, spec_for
 from support import CheckpointSpec, MtpFormats, WrittenCheckpoint, write_checkpoint
-from support.harness import BuildRequest, DraftResult, build_many_parallel
+from support.harness import BuildRequest, DraftResult, early, submit_many
 from test_stock_repro import assert_outcome
 from values import load_checkpoint, mismatches
 
@@ -54,6 +56,7 @@ EXTRAS: dict[str, CheckpointSpec] = {
 }
 IDS = ["-".join(c) for c in CASES] + sorted(EXTRAS)
 
+
 @dataclass
 class Built:
     ckpt: WrittenCheckpoint
@@ -62,19 +65,30 @@ class Built:
     off: DraftResult
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, jobs: int) -> dict[str, Built]:
-    root = tmp_path_factory.mktemp("adapter")
+def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[str, Built]]:
+    """Write every case's checkpoint and queue its builds, plugin on and off."""
     specs = {"-".join(c): spec_for(c) for c in CASES} | EXTRAS
     ckpts = {k: write_checkpoint(root / k, s) for k, s in specs.items()}
     reqs = [BuildRequest(c.path) for c in ckpts.values()]
-    on = build_many_parallel(reqs, plugin=True, jobs=jobs, workdir=root / "on")
-    off = build_many_parallel(
-        reqs, plugin=True, jobs=jobs, workdir=root / "off", env={"VLLM_DRAFT_QUANT": "off"}
-    )
-    return {
-        k: Built(c, plan(c.path), a, b) for (k, c), a, b in zip(ckpts.items(), on, off, strict=True)
+    on = submit_many(reqs, plugin=True, workdir=root / "on")
+    off = submit_many(reqs, plugin=True, workdir=root / "off", env={"VLLM_DRAFT_QUANT": "off"})
+    return lambda: {
+        k: Built(c, plan(c.path), a, b)
+        for (k, c), a, b in zip(ckpts.items(), on(), off(), strict=True)
     }
+
+
+EARLY_BUILDS = {"built": start_built}  # started right after collection (conftest.py)
+
+
+@pytest.fixture(scope="module")
+def built(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Built]:
+    return early(
+        f"{__name__}:built",
+        lambda: start_built(request.session, tmp_path_factory.mktemp("adapter")),
+    )
 
 
 @pytest.mark.parametrize("key", IDS)

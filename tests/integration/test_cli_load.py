@@ -7,19 +7,19 @@
 - ``graft`` into a target without draft weights, then a load succeeds with the plugin
   off (the exclusions are fix's) and on, for the three families; before the graft the
   load fails.
-- ``demo`` runs end to end (its own processes, as a user runs it).
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from matrix import STOCK_OUTCOMES
 from support import CheckpointSpec, write_checkpoint
-from support.harness import BuildRequest, DraftResult, build_many_parallel
+from support.harness import BuildRequest, DraftResult, early, submit_many
 
 from vllm_draft_quant import plan as core_plan
 from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
@@ -41,8 +41,10 @@ CASES += [
 ALL_BF16 = "abc"
 # Hand-written exclusions: only one shard of a fused module excluded (stock vLLM raises
 # "some but not all shards"); fix adds the fused runtime name.
-EXTRA = {("qwen3_next", "modelopt", "nvfp4", "a-partial"): ("mtp.layers.0.self_attn.q_proj",),
-         ("deepseek_v3", "modelopt", "fp8", "a-partial"): ("model.layers.2.self_attn.q_a_proj",)}
+EXTRA = {
+    ("qwen3_next", "modelopt", "nvfp4", "a-partial"): ("mtp.layers.0.self_attn.q_proj",),
+    ("deepseek_v3", "modelopt", "fp8", "a-partial"): ("model.layers.2.self_attn.q_a_proj",),
+}
 CASES += sorted(EXTRA)
 
 
@@ -67,17 +69,20 @@ def _fails_on_stock(case: tuple[str, ...]) -> bool:
     return producer == "modelopt" and STOCK_OUTCOMES[(family, scheme, layout)].outcome != "ok"
 
 
-@pytest.fixture(scope="module")
-def fixed(tmp_path_factory: pytest.TempPathFactory, jobs: int) -> dict[tuple[str, ...], Any]:
+def start_fixed(session: pytest.Session, root: Path) -> Callable[[], dict[tuple[str, ...], Any]]:
     """Per case: (before, after, stock limits, result before or None, result after)."""
-    root = tmp_path_factory.mktemp("fix")
     requests, meta, slots = [], {}, {}
     for case in CASES:
         family, producer, scheme, layout = case
         before = write_checkpoint(
             root / ("-".join(case) + "-before"),
-            CheckpointSpec(family, scheme, producer=producer,  # type: ignore[arg-type]
-                           layout=layout[0], exclusions=EXTRA.get(case)),
+            CheckpointSpec(
+                family,
+                scheme,
+                producer=producer,  # type: ignore[arg-type]
+                layout=layout[0],
+                exclusions=EXTRA.get(case),
+            ),
         ).path
         after = root / ("-".join(case) + "-after")
         shutil.copytree(before, after)
@@ -89,15 +94,29 @@ def fixed(tmp_path_factory: pytest.TempPathFactory, jobs: int) -> dict[tuple[str
             requests.append(BuildRequest(before, dump=False))
         slots[(case, "after")] = len(requests)
         requests.append(BuildRequest(after, dump=False))
-    results = build_many_parallel(requests, plugin=False, jobs=jobs, workdir=root / "work")
-    return {
-        case: (
-            *meta[case],
-            results[slots[(case, "before")]] if (case, "before") in slots else None,
-            results[slots[(case, "after")]],
-        )
-        for case in CASES
-    }
+    submitted = submit_many(requests, plugin=False, workdir=root / "work")
+
+    def finish() -> dict[tuple[str, ...], Any]:
+        results = submitted()
+        return {
+            case: (
+                *meta[case],
+                results[slots[(case, "before")]] if (case, "before") in slots else None,
+                results[slots[(case, "after")]],
+            )
+            for case in CASES
+        }
+
+    return finish
+
+
+@pytest.fixture(scope="module")
+def fixed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[tuple[str, ...], Any]:
+    return early(
+        f"{__name__}:fixed", lambda: start_fixed(request.session, tmp_path_factory.mktemp("fix"))
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
@@ -124,9 +143,8 @@ def test_all_bf16_layouts_fixed(
         assert correct(r_after, after) == []
 
 
-@pytest.fixture(scope="module")
-def grafted(tmp_path_factory: pytest.TempPathFactory, jobs: int) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("graft")
+def start_grafted(session: pytest.Session, root: Path) -> Callable[[], dict[str, Any]]:
+    """Per family: (before, after, stock before, stock after, plugin after)."""
     out: dict[str, Any] = {}
     requests = []
     for family in FAMILIES:
@@ -142,11 +160,30 @@ def grafted(tmp_path_factory: pytest.TempPathFactory, jobs: int) -> dict[str, An
         assert main(["graft", str(after), "--from", str(source)]) == 0
         out[family] = [before, after]
         requests += [BuildRequest(before, dump=False), BuildRequest(after, dump=False)]
-    off = build_many_parallel(requests, plugin=False, jobs=jobs, workdir=root / "off")
-    on = build_many_parallel(requests[1::2], plugin=True, jobs=jobs, workdir=root / "on")
-    for i, family in enumerate(FAMILIES):
-        out[family] += [off[2 * i], off[2 * i + 1], on[i]]
-    return out
+    off = submit_many(requests, plugin=False, workdir=root / "off")
+    on = submit_many(requests[1::2], plugin=True, workdir=root / "on")
+
+    def finish() -> dict[str, Any]:
+        r_off, r_on = off(), on()
+        return {
+            family: [*out[family], r_off[2 * i], r_off[2 * i + 1], r_on[i]]
+            for i, family in enumerate(FAMILIES)
+        }
+
+    return finish
+
+
+EARLY_BUILDS = {"fixed": start_fixed, "grafted": start_grafted}  # see conftest.py
+
+
+@pytest.fixture(scope="module")
+def grafted(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    return early(
+        f"{__name__}:grafted",
+        lambda: start_grafted(request.session, tmp_path_factory.mktemp("graft")),
+    )
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -161,11 +198,3 @@ def test_graft_then_load(family: str, grafted: dict[str, Any]) -> None:
         for p, m in r_on.modules.items()
         if p in {d.module for d in core_plan(after).modules}
     )
-
-
-def test_demo(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"]) == 0
-    out = capsys.readouterr().out
-    assert "AssertionError" in out and "mtp_block.mlp.gate_up_proj" in out  # plugin off
-    on = out.split("3. With vllm-draft-quant (plugin on)", 1)[1]
-    assert "loaded; draft modules" in on and "UnquantizedLinearMethod" in on

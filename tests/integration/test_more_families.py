@@ -23,6 +23,8 @@ Step-3.5's completeness check) on checkpoints shaped to expose them.
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from matrix_more import (
     spec_for,
 )
 from support import CheckpointSpec, WrittenCheckpoint, write_checkpoint
-from support.harness import BuildRequest, DraftResult, build_many_parallel
+from support.harness import BuildRequest, DraftResult, early, submit_many
 from values import load_checkpoint, mismatches
 
 from vllm_draft_quant import Plan, plan
@@ -57,34 +59,42 @@ class Built:
     off: DraftResult
 
 
-def _selected(request: pytest.FixtureRequest) -> list[Case]:
+def _selected(session: pytest.Session) -> list[Case]:
     """The cases of this module's tests that this session runs (``-k`` aware)."""
     wanted: set[Case] = set()
-    for item in request.session.items:
+    for item in session.items:
+        if getattr(item, "module", None) is not sys.modules[__name__]:
+            continue
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if item.module is request.module and "case" in params:
+        if "case" in params:
             wanted.add(params["case"])
-        if item.module is request.module and item.name.startswith("test_matrix_score"):
+        if item.name.startswith("test_matrix_score"):
             wanted.update(CASES)
     return [c for c in CASES if c in wanted]
 
 
+def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[Case, Built]]:
+    """Write the selected cases' checkpoints and queue their builds, plugin on and off."""
+    ckpts = {c: write_checkpoint(root / case_id(c), spec_for(c)) for c in _selected(session)}
+    reqs = [BuildRequest(ck.path, engine_args=engine_args(c[0])) for c, ck in ckpts.items()]
+    on = submit_many(reqs, plugin=True, workdir=root / "on")
+    off = submit_many(reqs, plugin=True, workdir=root / "off", env={"VLLM_DRAFT_QUANT": "off"})
+    return lambda: {
+        c: Built(ck, plan(ck.path), a, b)
+        for (c, ck), a, b in zip(ckpts.items(), on(), off(), strict=True)
+    }
+
+
+EARLY_BUILDS = {"built": start_built}  # started right after collection (conftest.py)
+
+
 @pytest.fixture(scope="module")
 def built(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, jobs: int
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[Case, Built]:
-    root = tmp_path_factory.mktemp("more")
-    cases = _selected(request)
-    ckpts = {c: write_checkpoint(root / case_id(c), spec_for(c)) for c in cases}
-    reqs = [BuildRequest(ck.path, engine_args=engine_args(c[0])) for c, ck in ckpts.items()]
-    on = build_many_parallel(reqs, plugin=True, jobs=jobs, workdir=root / "on")
-    off = build_many_parallel(
-        reqs, plugin=True, jobs=jobs, workdir=root / "off", env={"VLLM_DRAFT_QUANT": "off"}
+    return early(
+        f"{__name__}:built", lambda: start_built(request.session, tmp_path_factory.mktemp("more"))
     )
-    return {
-        c: Built(ck, plan(ck.path), a, b)
-        for (c, ck), a, b in zip(ckpts.items(), on, off, strict=True)
-    }
 
 
 def _weights(params: dict[str, Any]) -> list[Any]:
@@ -220,7 +230,7 @@ def _drop_module(ckpt: Path, module: str) -> None:
             save_file(kept, str(f), metadata={"format": "pt"})
 
 
-def test_glm_nextn_head_wins_over_a_later_lm_head(tmp_path: Path, jobs: int) -> None:
+def test_glm_nextn_head_wins_over_a_later_lm_head(tmp_path: Path) -> None:
     """BF16 NextN head, the target's ``lm_head.weight`` read *after* it (its own last
     shard): stock vLLM loads without error but the draft head silently holds
     ``lm_head``; with the plugin it holds ``model.layers.2.shared_head.head``."""
@@ -229,10 +239,11 @@ def test_glm_nextn_head_wins_over_a_later_lm_head(tmp_path: Path, jobs: int) -> 
     ckpt = write_checkpoint(tmp_path / "m", spec)
     _move_tensor_last(ckpt.path, "lm_head.weight", "model-zz-lm-head.safetensors")
     req = [BuildRequest(ckpt.path)]
-    on = build_many_parallel(req, plugin=True, jobs=1, workdir=tmp_path / "on")[0]
-    off = build_many_parallel(
-        req, plugin=True, jobs=1, workdir=tmp_path / "off", env={"VLLM_DRAFT_QUANT": "off"}
-    )[0]
+    on_, off_ = (
+        submit_many(req, plugin=True, workdir=tmp_path / "on"),
+        submit_many(req, plugin=True, workdir=tmp_path / "off", env={"VLLM_DRAFT_QUANT": "off"}),
+    )
+    on, off = on_()[0], off_()[0]
     tensors = load_checkpoint(ckpt.path)
     nextn, lm_head = tensors["model.layers.2.shared_head.head.weight"], tensors["lm_head.weight"]
     key = "model.layers.2.shared_head.head.weight"
@@ -252,10 +263,11 @@ def test_step3p5_completeness_still_enforced(tmp_path: Path) -> None:
     ckpt = write_checkpoint(tmp_path / "m", spec)
     _drop_module(ckpt.path, "model.layers.2.self_attn.o_proj")
     req = [BuildRequest(ckpt.path)]
-    on = build_many_parallel(req, plugin=True, jobs=1, workdir=tmp_path / "on")[0]
-    off = build_many_parallel(
-        req, plugin=True, jobs=1, workdir=tmp_path / "off", env={"VLLM_DRAFT_QUANT": "off"}
-    )[0]
+    on_, off_ = (
+        submit_many(req, plugin=True, workdir=tmp_path / "on"),
+        submit_many(req, plugin=True, workdir=tmp_path / "off", env={"VLLM_DRAFT_QUANT": "off"}),
+    )
+    on, off = on_()[0], off_()[0]
     assert not off.ok and "are not in the checkpoint" in off.error_text
     assert not on.ok and on.error_type == "MissingDraftWeightsError", on.error_text
     assert "model.layers.2.mtp_block.self_attn.o_proj" in on.error_text

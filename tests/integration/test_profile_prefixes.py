@@ -13,13 +13,14 @@ profile's (or one of its aliases). This is the test that tells which profile dri
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from matrix_more import engine_args
 from support import CheckpointSpec, write_checkpoint
-from support.harness import BuildRequest, DraftResult, build_many_parallel
+from support.harness import BuildRequest, DraftResult, early, submit_many
 
 from vllm_draft_quant import plan
 from vllm_draft_quant.profiles import PROFILES, profile_for_draft
@@ -74,15 +75,27 @@ def _write(root: Path, family: str) -> tuple[Path, dict[str, Any], Any]:
     return ckpt.path, engine_args(family), lambda: plan(ckpt.path)
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, jobs: int) -> dict[tuple[str, str], Any]:
-    root = tmp_path_factory.mktemp("prefixes")
+def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[tuple[str, str], Any]]:
+    """Write a checkpoint per profile and queue its build with the plugin."""
     written = {case: _write(root, case[1]) for case in CASES if case[1] != "?"}
     reqs = [
         BuildRequest(path, dump=False, engine_args=extra) for path, extra, _ in written.values()
     ]
-    results = build_many_parallel(reqs, plugin=True, jobs=jobs, workdir=root / "work")
-    return {k: (w[2], r) for (k, w), r in zip(written.items(), results, strict=True)}
+    results = submit_many(reqs, plugin=True, workdir=root / "work")
+    return lambda: {k: (w[2], r) for (k, w), r in zip(written.items(), results(), strict=True)}
+
+
+EARLY_BUILDS = {"built": start_built}  # started right after collection (conftest.py)
+
+
+@pytest.fixture(scope="module")
+def built(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[tuple[str, str], Any]:
+    return early(
+        f"{__name__}:built",
+        lambda: start_built(request.session, tmp_path_factory.mktemp("prefixes")),
+    )
 
 
 @pytest.mark.parametrize(("architecture", "family"), CASES, ids=[f"{a}-{f}" for a, f in CASES])

@@ -1,6 +1,7 @@
 """The vllm.general_plugins entry point: cheap, re-entrant, never raising, version-aware.
 
-Each check runs in a fresh interpreter: patches are process-global.
+Each check runs in a fresh interpreter: patches are process-global. The interpreters
+are started right after collection, beside the build workers; each test reads its own.
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
 
 import pytest
+from support.harness import early, run_aside
 
 pytestmark = pytest.mark.integration
 
 
-def _run(code: str, **env: str) -> dict:
+def _run(code: str, env: dict[str, str]) -> dict[str, Any]:
     full_env = {k: v for k, v in os.environ.items() if k != "VLLM_DRAFT_QUANT"}
     full_env.update(VLLM_TARGET_DEVICE="cpu", **env)
     out = subprocess.run(
@@ -24,18 +30,14 @@ def _run(code: str, **env: str) -> dict:
         text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
-def test_entry_point_is_declared_for_vllm():
-    from importlib.metadata import entry_points
-
-    eps = entry_points(group="vllm.general_plugins")
-    assert any(ep.value == "vllm_draft_quant.adapter:register" for ep in eps)
-
-
-def test_register_is_lazy_and_reentrant():
-    r = _run("""
+#: each check's script and environment: a fresh interpreter each
+SCRIPTS: dict[str, tuple[str, dict[str, str]]] = {
+    "register_is_lazy_and_reentrant": (
+        """
         import json, sys
         from vllm_draft_quant.adapter import register, patches
         register(); register()
@@ -44,14 +46,11 @@ def test_register_is_lazy_and_reentrant():
         register()
         print(json.dumps({"lazy": lazy, "originals": sorted(patches.ORIGINALS),
                           "marked": getattr(BaseModelLoader.load_model, patches._MARK, None)}))
-    """)
-    assert r["lazy"], "register() imported vLLM's model loader eagerly"
-    assert r["originals"] == ["P1 BaseModelLoader.load_model"]
-    assert r["marked"] == "P1 BaseModelLoader.load_model"
-
-
-def test_layer_patches_are_idempotent_and_keep_originals():
-    r = _run("""
+    """,
+        {},
+    ),
+    "layer_patches_are_idempotent_and_keep_originals": (
+        """
         import json
         from vllm_draft_quant.adapter import patches
         from vllm.model_executor.layers.linear import LinearBase
@@ -62,23 +61,21 @@ def test_layer_patches_are_idempotent_and_keep_originals():
         patches.remove_all()
         print(json.dumps({"first": first, "second": second,
                           "restored": LinearBase.__init__ is orig, "changed": wrapped is not orig}))
-    """)
-    assert r == {"first": 3, "second": 0, "restored": True, "changed": True}
-
-
-def test_off_mode_installs_nothing():
-    r = _run("""
+    """,
+        {},
+    ),
+    "off_mode_installs_nothing": (
+        """
         import json
         from vllm_draft_quant.adapter import register, patches
         from vllm.model_executor.model_loader.base_loader import BaseModelLoader
         register()
         print(json.dumps({"originals": sorted(patches.ORIGINALS)}))
-    """, VLLM_DRAFT_QUANT="off")
-    assert r["originals"] == []
-
-
-def test_unsupported_vllm_warns_once_and_stands_aside():
-    r = _run("""
+    """,
+        {"VLLM_DRAFT_QUANT": "off"},
+    ),
+    "unsupported_vllm_warns_once_and_stands_aside": (
+        """
         import json, logging
         records = []
         class H(logging.Handler):
@@ -89,13 +86,11 @@ def test_unsupported_vllm_warns_once_and_stands_aside():
         register(); register()
         from vllm.model_executor.model_loader.base_loader import BaseModelLoader
         print(json.dumps({"originals": sorted(patches.ORIGINALS), "warnings": records}))
-    """)
-    assert r["originals"] == []
-    assert len(r["warnings"]) == 1 and "0.40.1" in r["warnings"][0]
-
-
-def test_unsupported_vllm_in_strict_mode_is_a_clear_error():
-    r = _run("""
+    """,
+        {},
+    ),
+    "unsupported_vllm_in_strict_mode_is_a_clear_error": (
+        """
         import json
         from vllm_draft_quant.adapter import register, compat
         from vllm_draft_quant.errors import UnsupportedVllmError
@@ -104,15 +99,73 @@ def test_unsupported_vllm_in_strict_mode_is_a_clear_error():
             register(); print(json.dumps({"raised": None}))
         except UnsupportedVllmError as e:
             print(json.dumps({"raised": str(e)}))
-    """, VLLM_DRAFT_QUANT="strict")
-    assert r["raised"] and "0.32.9" in r["raised"] and ">=0.33.0,<0.34" in r["raised"]
-
-
-def test_bad_mode_value_never_takes_vllm_down():
-    r = _run("""
+    """,
+        {"VLLM_DRAFT_QUANT": "strict"},
+    ),
+    "bad_mode_value_never_takes_vllm_down": (
+        """
         import json
         from vllm_draft_quant.adapter import register, patches
         register()
         print(json.dumps({"originals": sorted(patches.ORIGINALS)}))
-    """, VLLM_DRAFT_QUANT="sometimes")
+    """,
+        {"VLLM_DRAFT_QUANT": "sometimes"},
+    ),
+}
+Runs = dict[str, "Future[dict[str, Any]]"]
+
+
+def start_runs(session: pytest.Session, root: Path) -> Callable[[], Runs]:
+    """Start every script beside the build workers (``support.harness.run_aside``)."""
+    runs = {key: run_aside(_run, code, env) for key, (code, env) in SCRIPTS.items()}
+    return lambda: runs
+
+
+EARLY_BUILDS = {"runs": start_runs}  # started right after collection (conftest.py)
+
+
+@pytest.fixture(scope="module")
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    return early(
+        f"{__name__}:runs", lambda: start_runs(request.session, tmp_path_factory.mktemp("register"))
+    )
+
+
+def test_entry_point_is_declared_for_vllm():
+    from importlib.metadata import entry_points
+
+    eps = entry_points(group="vllm.general_plugins")
+    assert any(ep.value == "vllm_draft_quant.adapter:register" for ep in eps)
+
+
+def test_register_is_lazy_and_reentrant(runs: Runs) -> None:
+    r = runs["register_is_lazy_and_reentrant"].result()
+    assert r["lazy"], "register() imported vLLM's model loader eagerly"
+    assert r["originals"] == ["P1 BaseModelLoader.load_model"]
+    assert r["marked"] == "P1 BaseModelLoader.load_model"
+
+
+def test_layer_patches_are_idempotent_and_keep_originals(runs: Runs) -> None:
+    r = runs["layer_patches_are_idempotent_and_keep_originals"].result()
+    assert r == {"first": 3, "second": 0, "restored": True, "changed": True}
+
+
+def test_off_mode_installs_nothing(runs: Runs) -> None:
+    r = runs["off_mode_installs_nothing"].result()
+    assert r["originals"] == []
+
+
+def test_unsupported_vllm_warns_once_and_stands_aside(runs: Runs) -> None:
+    r = runs["unsupported_vllm_warns_once_and_stands_aside"].result()
+    assert r["originals"] == []
+    assert len(r["warnings"]) == 1 and "0.40.1" in r["warnings"][0]
+
+
+def test_unsupported_vllm_in_strict_mode_is_a_clear_error(runs: Runs) -> None:
+    r = runs["unsupported_vllm_in_strict_mode_is_a_clear_error"].result()
+    assert r["raised"] and "0.32.9" in r["raised"] and ">=0.33.0,<0.34" in r["raised"]
+
+
+def test_bad_mode_value_never_takes_vllm_down(runs: Runs) -> None:
+    r = runs["bad_mode_value_never_takes_vllm_down"].result()
     assert r["originals"] == []

@@ -18,12 +18,14 @@ vLLM is given), built on the CPU platform with the plugin and without it (stock)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from matrix_separate import CASES, STOCK, Case, Stock, Written, write_case
-from support.harness import BuildRequest, DraftResult, build_many_parallel
+from support.harness import BuildRequest, DraftResult, early, submit_many
 from values import load_checkpoint, mismatches
 
 from vllm_draft_quant import Plan, Scheme, plan
@@ -101,9 +103,8 @@ def _request(target: Written, spec: dict[str, Any] | None) -> BuildRequest:
     return BuildRequest(target.path, engine_args={"speculative_config": spec} if spec else None)
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, jobs: int) -> dict[str, Built]:
-    root = tmp_path_factory.mktemp("separate")
+def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[str, Built]]:
+    """Write every case's folders and queue its builds, plugin on and off."""
     written = {k: write_case(CASES[k], root / "ckpt") for k in KEYS}
     # (key, explicit?) in build order: every MoE case (with the same-folder cases again
     # without "model") before the dense EAGLE3 ones, see KEYS
@@ -117,19 +118,36 @@ def built(tmp_path_factory: pytest.TempPathFactory, jobs: int) -> dict[str, Buil
         )
         for k, explicit in order
     ]
-    on = build_many_parallel(reqs, plugin=True, jobs=jobs, workdir=root / "on")
-    off = build_many_parallel(reqs, plugin=False, jobs=jobs, workdir=root / "off")
-    results = {o: (a, b) for o, a, b in zip(order, on, off, strict=True)}
-    out: dict[str, Built] = {}
-    for k in KEYS:
-        target, draft, spec = written[k]
-        src = draft_source(target.path, spec)
-        facts = load_facts(src.draft_dir, drafter=src.drafter, target_layers=src.target_layers)
-        a, b = results[(k, True)]
-        out[k] = Built(CASES[k], target, draft, spec, facts, plan_from_facts(facts), a, b)
-        if (k, False) in results:
-            out[k].implicit_on, out[k].implicit_off = results[(k, False)]
-    return out
+    on = submit_many(reqs, plugin=True, workdir=root / "on")
+    off = submit_many(reqs, plugin=False, workdir=root / "off")
+
+    def finish() -> dict[str, Built]:
+        results = {o: (a, b) for o, a, b in zip(order, on(), off(), strict=True)}
+        out: dict[str, Built] = {}
+        for k in KEYS:
+            target, draft, spec = written[k]
+            src = draft_source(target.path, spec)
+            facts = load_facts(src.draft_dir, drafter=src.drafter, target_layers=src.target_layers)
+            a, b = results[(k, True)]
+            out[k] = Built(CASES[k], target, draft, spec, facts, plan_from_facts(facts), a, b)
+            if (k, False) in results:
+                out[k].implicit_on, out[k].implicit_off = results[(k, False)]
+        return out
+
+    return finish
+
+
+EARLY_BUILDS = {"built": start_built}  # started right after collection (conftest.py)
+
+
+@pytest.fixture(scope="module")
+def built(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Built]:
+    return early(
+        f"{__name__}:built",
+        lambda: start_built(request.session, tmp_path_factory.mktemp("separate")),
+    )
 
 
 @pytest.mark.parametrize("key", KEYS)

@@ -13,7 +13,10 @@ is loaded at all, give the same outcome, modules and parameter bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 from matrix import HEADLINE_EXPECTED, STOCK_OUTCOMES, Case, Expected, assert_loud, spec_for
@@ -24,7 +27,9 @@ from support.harness import (
     DraftResult,
     build_drafter,
     build_isolated,
-    build_many_parallel,
+    early,
+    run_aside,
+    submit_many,
 )
 
 pytestmark = pytest.mark.integration
@@ -49,25 +54,30 @@ def assert_outcome(expected: Expected, result: DraftResult, ckpt: WrittenCheckpo
         assert ckpt.stored_format(ckpt_module) == "bf16", ckpt_module
 
 
-@pytest.fixture(scope="module")
-def stock(
-    tmp_path_factory: pytest.TempPathFactory, jobs: int
-) -> dict[Case, tuple[WrittenCheckpoint, DraftResult]]:
-    root = tmp_path_factory.mktemp("stock")
+Stock = dict[Case, tuple[WrittenCheckpoint, DraftResult]]
+
+
+def start_stock(session: pytest.Session, root: Path) -> Callable[[], Stock]:
+    """Write every case's checkpoint and queue its build with the plugin off."""
     ckpts = {case: write_checkpoint(root / "-".join(case), spec_for(case)) for case in CASES}
-    results = build_many_parallel(
-        [BuildRequest(c.path) for c in ckpts.values()],
-        plugin=False,
-        jobs=jobs,
-        workdir=root / "work",
+    results = submit_many(
+        [BuildRequest(c.path) for c in ckpts.values()], plugin=False, workdir=root / "work"
     )
-    return {case: (ckpts[case], r) for case, r in zip(ckpts, results, strict=True)}
+    return lambda: {case: (ckpts[case], r) for case, r in zip(ckpts, results(), strict=True)}
+
+
+EARLY_BUILDS = {"stock": start_stock}  # started right after collection (conftest.py)
+
+
+@pytest.fixture(scope="module")
+def stock(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Stock:
+    return early(
+        f"{__name__}:stock", lambda: start_stock(request.session, tmp_path_factory.mktemp("stock"))
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
-def test_stock_outcome(
-    case: Case, stock: dict[Case, tuple[WrittenCheckpoint, DraftResult]]
-) -> None:
+def test_stock_outcome(case: Case, stock: Stock) -> None:
     ckpt, result = stock[case]
     assert_outcome(STOCK_OUTCOMES[case], result, ckpt)
 
@@ -99,6 +109,29 @@ PLUGIN_FREE_CASES: list[Case] = [
 ]
 
 
+def start_plugin_free(session: pytest.Session, root: Path) -> Callable[[], Future[Any]]:
+    """Build ``PLUGIN_FREE_CASES`` in a fresh process that loads no plugin, beside the workers."""
+    reqs = [
+        BuildRequest(write_checkpoint(root / "-".join(c), spec_for(c)).path)
+        for c in PLUGIN_FREE_CASES
+    ]
+    run = run_aside(build_isolated, reqs, plugin=False, workdir=root / "work")
+    return lambda: run
+
+
+EARLY_BUILDS["plugin_free"] = start_plugin_free
+
+
+@pytest.fixture(scope="module")
+def plugin_free(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Future[Any]:
+    return early(
+        f"{__name__}:plugin_free",
+        lambda: start_plugin_free(request.session, tmp_path_factory.mktemp("plugin-free")),
+    )
+
+
 def observed(result: DraftResult) -> dict[str, object]:
     """Everything a build shows: outcome, error, every module's method and parameters."""
 
@@ -113,9 +146,10 @@ def observed(result: DraftResult) -> dict[str, object]:
         }
 
     raw = result.raw
+    message = (result.error_message or "").replace(str(result.model_dir), "<model>")
     return {
         "ok": result.ok,
-        "error": (result.error_type, result.error_message, result.error_module),
+        "error": (result.error_type, message, result.error_module),
         "draft_architecture": raw.get("draft_architecture"),
         "quantization": raw.get("quantization"),
         "modules": modules(result.modules),  # type: ignore[arg-type]
@@ -128,9 +162,7 @@ def observed(result: DraftResult) -> dict[str, object]:
     }
 
 
-def test_off_mode_is_plugin_free_vllm(
-    stock: dict[Case, tuple[WrittenCheckpoint, DraftResult]], tmp_path: Path
-) -> None:
+def test_off_mode_is_plugin_free_vllm(stock: Stock, plugin_free: Future[Any]) -> None:
     """The shared workers' off mode (plugin installed, ``VLLM_DRAFT_QUANT=off``) is stock
     vLLM: the same checkpoints built where vLLM loads no plugin (``VLLM_PLUGINS`` names no
     entry point) show the same outcome, modules, dtypes and loaded bytes."""
@@ -143,8 +175,7 @@ def test_off_mode_is_plugin_free_vllm(
         "silent",
         "ok",
     ]
-    ckpts = [stock[c][0] for c in PLUGIN_FREE_CASES]
-    free = build_isolated([BuildRequest(c.path) for c in ckpts], plugin=False, workdir=tmp_path)
+    free = plugin_free.result()  # the same checkpoints, byte for byte, in their own folders
     for case, alone in zip(PLUGIN_FREE_CASES, free, strict=True):
         shared = stock[case][1]
         assert alone.raw["plugins_env"] == NO_PLUGIN  # vLLM loaded no plugin there

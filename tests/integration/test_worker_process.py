@@ -5,21 +5,50 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 from support import CheckpointSpec, write_checkpoint
-from support.harness import worker_env
+from support.harness import early, run_aside, worker_env
 
 pytestmark = pytest.mark.integration
 
 
-def test_spawned_worker_loads_the_drafter_with_the_same_plan(tmp_path: Path) -> None:
-    ckpt = write_checkpoint(tmp_path / "ckpt", CheckpointSpec("step3p5", "nvfp4", layout="a"))
-    out = subprocess.run(
+def start_spawned(
+    session: pytest.Session, root: Path
+) -> Callable[[], Future[subprocess.CompletedProcess[str]]]:
+    """Run ``_spawn_worker.py`` on a Step-3.5 checkpoint, beside the build workers."""
+    ckpt = write_checkpoint(root / "ckpt", CheckpointSpec("step3p5", "nvfp4", layout="a"))
+    run = run_aside(
+        subprocess.run,
         [sys.executable, str(Path(__file__).with_name("_spawn_worker.py")), str(ckpt.path)],
-        env=worker_env(plugin=True), capture_output=True, text=True, timeout=900,
+        env=worker_env(plugin=True),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
+    return lambda: run
+
+
+EARLY_BUILDS = {"spawned": start_spawned}  # started right after collection (conftest.py)
+
+
+@pytest.fixture(scope="module")
+def spawned(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Future[subprocess.CompletedProcess[str]]:
+    return early(
+        f"{__name__}:spawned",
+        lambda: start_spawned(request.session, tmp_path_factory.mktemp("spawn")),
+    )
+
+
+def test_spawned_worker_loads_the_drafter_with_the_same_plan(
+    spawned: Future[subprocess.CompletedProcess[str]],
+) -> None:
+    out = spawned.result()
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["start_method"] == "spawn"

@@ -49,8 +49,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -83,9 +83,13 @@ __all__ = [
     "build_many",
     "build_many_parallel",
     "build_target",
+    "early",
     "pool_size",
+    "run_aside",
     "shutdown",
+    "start_early",
     "stats",
+    "submit_many",
     "worker_env",
 ]
 
@@ -264,16 +268,20 @@ class _Job:
 
 
 class _Pool:
-    """``pool_size()`` workers taking jobs from one queue (started on the first job)."""
+    """``pool_size()`` workers taking jobs from one queue (started on the first job).
+
+    A build someone waits for now goes before the ones `start_early` queued ahead of
+    their tests (priority 0, then 1; first come, first served within each)."""
 
     def __init__(self) -> None:
-        self.jobs: queue.Queue[_Job | None] = queue.Queue()
+        self.jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
+        self.order = itertools.count()
         self.workers: list[_Worker] = []
         self.threads: list[threading.Thread] = []
         self.lock = threading.Lock()
         self.log_root = Path(tempfile.mkdtemp(prefix="vdq-build-service-"))
 
-    def submit(self, job: _Job) -> None:
+    def submit(self, job: _Job, priority: int) -> None:
         with self.lock:
             if not self.threads:
                 for n in range(pool_size()):
@@ -282,10 +290,10 @@ class _Pool:
                     self.workers.append(worker)
                     self.threads.append(thread)
                     thread.start()
-        self.jobs.put(job)
+        self.jobs.put((priority, next(self.order), job))
 
     def _serve(self, worker: _Worker) -> None:
-        while (job := self.jobs.get()) is not None:
+        while (job := self.jobs.get()[2]) is not None:
             try:
                 job.future.set_result(worker.run(job.req_id, job.case, job.env, job.timeout))
             except BaseException as e:  # never leave a caller waiting
@@ -295,7 +303,7 @@ class _Pool:
     def shutdown(self) -> None:
         with self.lock:
             for _ in self.threads:
-                self.jobs.put(None)
+                self.jobs.put((9, next(self.order), None))
             for thread in self.threads:
                 thread.join(timeout=30)
             for worker in self.workers:
@@ -403,11 +411,48 @@ def _submit(req: BuildRequest, env: dict[str, str | None], work: Path,
             stats.add_timings(raw)
 
     future.add_done_callback(forget_failures)
-    _POOL.submit(_Job(req_id, case, env, timeout, future))
+    _POOL.submit(_Job(req_id, case, env, timeout, future), 1 if _STARTING_EARLY else 0)
     return future, False
 
 
 # ---------------------------------------------------------------------------- the API
+def submit_many(
+    requests: Sequence[BuildRequest],
+    *,
+    plugin: bool,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    workdir: Path | None = None,
+) -> Callable[[], list[DraftResult]]:
+    """Queue ``requests`` on the shared workers and return at once; calling the returned
+    function waits for them and gives one DraftResult each, in order (see `build_many`)."""
+    work = Path(workdir or tempfile.mkdtemp(prefix="vdq-harness-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if any(name not in PER_CASE_ENV for name in (env or {})):
+        stats.isolated += len(requests)
+        results = build_isolated(requests, plugin=plugin, env=env, workdir=work)
+        return lambda: results
+    case_env = _case_env(plugin, env)
+    t0 = time.perf_counter()
+    submitted = [_submit(req, case_env, work, timeout or CASE_TIMEOUT) for req in requests]
+
+    def collect() -> list[DraftResult]:
+        results = []
+        for req, (future, hit) in zip(requests, submitted, strict=True):
+            error, raw = future.result()
+            if error is not None:
+                results.append(missing_result(req, error, str(raw)))
+                continue
+            assert isinstance(raw, dict)
+            raw = copy.deepcopy(raw)
+            raw["cache_hit"] = hit
+            raw["worker_elapsed"] = time.perf_counter() - t0
+            results.append(result_from_raw(req.model_dir, raw))
+        return results
+
+    return collect
+
+
 def build_many(
     requests: Sequence[BuildRequest],
     *,
@@ -422,26 +467,43 @@ def build_many(
     ``workdir`` (default: a new temporary folder). ``env`` may set the plugin's own
     variables; any other variable sends the whole batch to a fresh process.
     """
-    work = Path(workdir or tempfile.mkdtemp(prefix="vdq-harness-"))
-    work.mkdir(parents=True, exist_ok=True)
-    if any(name not in PER_CASE_ENV for name in (env or {})):
-        stats.isolated += len(requests)
-        return build_isolated(requests, plugin=plugin, env=env, workdir=work)
-    case_env = _case_env(plugin, env)
-    t0 = time.perf_counter()
-    submitted = [_submit(req, case_env, work, timeout or CASE_TIMEOUT) for req in requests]
-    results = []
-    for req, (future, hit) in zip(requests, submitted, strict=True):
-        error, raw = future.result()
-        if error is not None:
-            results.append(missing_result(req, error, str(raw)))
-            continue
-        assert isinstance(raw, dict)
-        raw = copy.deepcopy(raw)
-        raw["cache_hit"] = hit
-        raw["worker_elapsed"] = time.perf_counter() - t0
-        results.append(result_from_raw(req.model_dir, raw))
-    return results
+    return submit_many(requests, plugin=plugin, env=env, timeout=timeout, workdir=workdir)()
+
+
+# ------------------------------------------------------------------- builds started early
+_EARLY: dict[str, Callable[[], Any]] = {}
+_STARTING_EARLY = False  # set while start_early runs: its builds queue behind on-demand ones
+
+
+def start_early(key: str, start: Callable[[], Callable[[], Any]]) -> None:
+    """Run ``start`` now (it writes checkpoints and queues their builds with `submit_many`)
+    and keep what it returns for `early` (``tests/integration/conftest.py`` does this for
+    every selected module, right after collection, so the workers never wait for pytest)."""
+    global _STARTING_EARLY
+    _STARTING_EARLY = True
+    try:
+        _EARLY[key] = start()
+    finally:
+        _STARTING_EARLY = False
+
+
+_ASIDE: list[ThreadPoolExecutor] = []
+
+
+def run_aside(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+    """Run ``fn`` (a test's own fresh vLLM process: the plugin-free build, the demo, the
+    entry-point checks) on one of two threads beside the build workers; the test calls
+    ``.result()`` (which re-raises what ``fn`` raised)."""
+    if not _ASIDE:
+        _ASIDE.append(ThreadPoolExecutor(2, thread_name_prefix="vdq-aside"))
+    return _ASIDE[0].submit(fn, *args, **kwargs)
+
+
+def early(key: str, start: Callable[[], Callable[[], Any]]) -> Any:
+    """The value of the builds `start_early` started under ``key``, else start them now;
+    either way wait for them and return what ``start``'s function returns."""
+    finish = _EARLY.pop(key, None) or start()
+    return finish()
 
 
 def build_many_parallel(
