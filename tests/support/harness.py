@@ -39,6 +39,7 @@ import atexit
 import contextlib
 import copy
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -162,8 +163,9 @@ def _tail(path: Path, n: int = 2000) -> str:
 class _Worker:
     """One ``worker.py --serve`` process, restarted after it dies or times out."""
 
-    def __init__(self, n: int, log_root: Path) -> None:
+    def __init__(self, n: int, log_root: Path, command: Sequence[str]) -> None:
         self.n = n
+        self.command = list(command)  # started with the log folder as last argument
         self.log_root = log_root
         self.generation = 0
         self.proc: subprocess.Popen[str] | None = None
@@ -179,7 +181,7 @@ class _Worker:
             env.pop(name, None)
         with open(self.log_dir / "stderr.log", "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", WORKER_MODULE, "--serve", str(self.log_dir)],
+                [*self.command, str(self.log_dir)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -251,6 +253,8 @@ class _Worker:
             self.kill()
             return "WorkerTimeout", f"killed after {timeout:.0f} s: {_tail(case_log)}"
         if not isinstance(answer, dict):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)  # its exit status, for the message
             message = self._log_tail(case_log)
             self.kill()
             return "WorkerDied", message
@@ -273,7 +277,9 @@ class _Pool:
     A build someone waits for now goes before the ones `start_early` queued ahead of
     their tests (priority 0, then 1; first come, first served within each)."""
 
-    def __init__(self) -> None:
+    def __init__(self, command: Sequence[str] | None = None, size: int | None = None) -> None:
+        self.command = list(command or [sys.executable, "-m", WORKER_MODULE, "--serve"])
+        self.size = size
         self.jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
         self.order = itertools.count()
         self.workers: list[_Worker] = []
@@ -284,8 +290,8 @@ class _Pool:
     def submit(self, job: _Job, priority: int) -> None:
         with self.lock:
             if not self.threads:
-                for n in range(pool_size()):
-                    worker = _Worker(n, self.log_root)
+                for n in range(self.size or pool_size()):
+                    worker = _Worker(n, self.log_root, self.command)
                     thread = threading.Thread(target=self._serve, args=(worker,), daemon=True)
                     self.workers.append(worker)
                     self.threads.append(thread)
@@ -481,8 +487,10 @@ def start_early(key: str, start: Callable[[], Callable[[], Any]]) -> None:
     every selected module, right after collection, so the workers never wait for pytest)."""
     global _STARTING_EARLY
     _STARTING_EARLY = True
+    out = io.StringIO()  # what the CLI commands print (pytest captures nothing yet)
     try:
-        _EARLY[key] = start()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            _EARLY[key] = start()
     finally:
         _STARTING_EARLY = False
 
