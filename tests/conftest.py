@@ -49,10 +49,11 @@ os.environ.setdefault("VDQ_FUZZ_EXAMPLES", str(FUZZ_EXAMPLES_BY_PROFILE.get(PROF
 
 
 def pytest_collection_modifyitems(items: list[Any]) -> None:
-    """Run order: the unit tier, then the integration modules that start their own vLLM
-    processes, then those whose builds were queued right after collection
-    (``EARLY_BUILDS``, ``tests/integration/conftest.py``): the build workers work through
-    that queue while the tests before them run, so both cores stay busy."""
+    """Run order: the unit tier, then the integration modules with nothing started early
+    (vLLM imported in-process, a few builds on demand), then those whose builds and fresh
+    processes were started right after collection (``EARLY_BUILDS``,
+    ``tests/integration/conftest.py``): the workers get through that queue while the
+    tests before them run, so both cores stay busy."""
 
     def order(item: Any) -> int:
         if "/integration/" not in str(getattr(item, "path", "")):

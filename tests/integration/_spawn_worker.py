@@ -38,11 +38,12 @@ def child(vllm_config: Any, queue: Any) -> None:
             w._ensure_distributed(vllm_config)
             _, draft_cfg = w._draft_vllm_config(vllm_config)
             spec = vllm_config.speculative_config
-            draft = get_model(vllm_config=draft_cfg, model_config=spec.draft_model_config,
-                              load_config=get_draft_load_config(draft_cfg))
-        out["modules"] = {
-            p: m["quant_method"] for p, m in w._quant_modules(draft).items()
-        }
+            draft = get_model(
+                vllm_config=draft_cfg,
+                model_config=spec.draft_model_config,
+                load_config=get_draft_load_config(draft_cfg),
+            )
+        out["modules"] = {p: m["quant_method"] for p, m in w._quant_modules(draft).items()}
         from vllm_draft_quant.adapter import draft_load
 
         out["plan_digests"] = [p.digest() for p in draft_load._PLANS.values()]
@@ -72,8 +73,9 @@ def main() -> None:
     result = queue.get(timeout=600)
     proc.join(timeout=60)
     result["start_method"] = ctx.get_start_method()
-    result["parent_digest"] = plan(model_dir, drafter=vllm_config.speculative_config
-                                   .draft_model_config.architectures[0]).digest()
+    result["parent_digest"] = plan(
+        model_dir, drafter=vllm_config.speculative_config.draft_model_config.architectures[0]
+    ).digest()
     print(json.dumps(result))
     sys.stdout.flush()
     os._exit(0)

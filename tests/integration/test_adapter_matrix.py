@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from matrix import SCHEME_METHODS, SCHEME_WEIGHT_DTYPE, STOCK_OUTCOMES, Case, spec_for
 from support import CheckpointSpec, MtpFormats, WrittenCheckpoint, write_checkpoint
-from support.harness import BuildRequest, DraftResult, early, submit_many
+from support.harness import BuildRequest, DraftResult, early_fixture, submit_many
 from test_stock_repro import assert_outcome
 from values import load_checkpoint, mismatches
 
@@ -78,17 +78,7 @@ def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[str, B
     }
 
 
-EARLY_BUILDS = {"built": start_built}  # started right after collection (conftest.py)
-
-
-@pytest.fixture(scope="module")
-def built(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Built]:
-    return early(
-        f"{__name__}:built",
-        lambda: start_built(request.session, tmp_path_factory.mktemp("adapter")),
-    )
+built = early_fixture(start_built)
 
 
 @pytest.mark.parametrize("key", IDS)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from matrix import STOCK_OUTCOMES
 from support import CheckpointSpec, write_checkpoint
-from support.harness import BuildRequest, DraftResult, early, submit_many
+from support.harness import BuildRequest, DraftResult, early_fixture, submit_many
 
 from vllm_draft_quant import plan as core_plan
 from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
@@ -110,13 +110,7 @@ def start_fixed(session: pytest.Session, root: Path) -> Callable[[], dict[tuple[
     return finish
 
 
-@pytest.fixture(scope="module")
-def fixed(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> dict[tuple[str, ...], Any]:
-    return early(
-        f"{__name__}:fixed", lambda: start_fixed(request.session, tmp_path_factory.mktemp("fix"))
-    )
+fixed = early_fixture(start_fixed)
 
 
 @pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
@@ -173,17 +167,7 @@ def start_grafted(session: pytest.Session, root: Path) -> Callable[[], dict[str,
     return finish
 
 
-EARLY_BUILDS = {"fixed": start_fixed, "grafted": start_grafted}  # see conftest.py
-
-
-@pytest.fixture(scope="module")
-def grafted(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Any]:
-    return early(
-        f"{__name__}:grafted",
-        lambda: start_grafted(request.session, tmp_path_factory.mktemp("graft")),
-    )
+grafted = early_fixture(start_grafted)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

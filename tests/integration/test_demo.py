@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
-from support.harness import early, run_aside
+from support.harness import early_fixture, run_aside
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,16 +27,7 @@ def start_demo(
     return lambda: run
 
 
-EARLY_BUILDS = {"demo": start_demo}  # started right after collection (conftest.py)
-
-
-@pytest.fixture(scope="module")
-def demo(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Future[subprocess.CompletedProcess[str]]:
-    return early(
-        f"{__name__}:demo", lambda: start_demo(request.session, tmp_path_factory.mktemp("demo"))
-    )
+demo = early_fixture(start_demo)
 
 
 def test_demo(demo: Future[subprocess.CompletedProcess[str]]) -> None:

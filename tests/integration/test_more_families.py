@@ -40,7 +40,7 @@ from matrix_more import (
     spec_for,
 )
 from support import CheckpointSpec, WrittenCheckpoint, write_checkpoint
-from support.harness import BuildRequest, DraftResult, early, submit_many
+from support.harness import BuildRequest, DraftResult, early_fixture, submit_many
 from values import load_checkpoint, mismatches
 
 from vllm_draft_quant import Plan, plan
@@ -85,16 +85,7 @@ def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[Case, 
     }
 
 
-EARLY_BUILDS = {"built": start_built}  # started right after collection (conftest.py)
-
-
-@pytest.fixture(scope="module")
-def built(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> dict[Case, Built]:
-    return early(
-        f"{__name__}:built", lambda: start_built(request.session, tmp_path_factory.mktemp("more"))
-    )
+built = early_fixture(start_built)
 
 
 def _weights(params: dict[str, Any]) -> list[Any]:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from matrix_more import engine_args
 from support import CheckpointSpec, write_checkpoint
-from support.harness import BuildRequest, DraftResult, early, submit_many
+from support.harness import BuildRequest, DraftResult, early_fixture, submit_many
 
 from vllm_draft_quant import plan
 from vllm_draft_quant.profiles import PROFILES, profile_for_draft
@@ -85,17 +85,7 @@ def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[tuple[
     return lambda: {k: (w[2], r) for (k, w), r in zip(written.items(), results(), strict=True)}
 
 
-EARLY_BUILDS = {"built": start_built}  # started right after collection (conftest.py)
-
-
-@pytest.fixture(scope="module")
-def built(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> dict[tuple[str, str], Any]:
-    return early(
-        f"{__name__}:built",
-        lambda: start_built(request.session, tmp_path_factory.mktemp("prefixes")),
-    )
+built = early_fixture(start_built)
 
 
 @pytest.mark.parametrize(("architecture", "family"), CASES, ids=[f"{a}-{f}" for a, f in CASES])

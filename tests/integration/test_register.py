@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.harness import early, run_aside
+from support.harness import early_fixture, run_aside
 
 pytestmark = pytest.mark.integration
 
@@ -26,8 +26,11 @@ def _run(code: str, env: dict[str, str]) -> dict[str, Any]:
     full_env = {k: v for k, v in os.environ.items() if k != "VLLM_DRAFT_QUANT"}
     full_env.update(VLLM_TARGET_DEVICE="cpu", **env)
     out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], env=full_env, capture_output=True,
-        text=True, timeout=300,
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -121,14 +124,7 @@ def start_runs(session: pytest.Session, root: Path) -> Callable[[], Runs]:
     return lambda: runs
 
 
-EARLY_BUILDS = {"runs": start_runs}  # started right after collection (conftest.py)
-
-
-@pytest.fixture(scope="module")
-def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    return early(
-        f"{__name__}:runs", lambda: start_runs(request.session, tmp_path_factory.mktemp("register"))
-    )
+runs = early_fixture(start_runs)
 
 
 def test_entry_point_is_declared_for_vllm():

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from matrix_separate import CASES, STOCK, Case, Stock, Written, write_case
-from support.harness import BuildRequest, DraftResult, early, submit_many
+from support.harness import BuildRequest, DraftResult, early_fixture, submit_many
 from values import load_checkpoint, mismatches
 
 from vllm_draft_quant import Plan, Scheme, plan
@@ -137,17 +137,7 @@ def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[str, B
     return finish
 
 
-EARLY_BUILDS = {"built": start_built}  # started right after collection (conftest.py)
-
-
-@pytest.fixture(scope="module")
-def built(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Built]:
-    return early(
-        f"{__name__}:built",
-        lambda: start_built(request.session, tmp_path_factory.mktemp("separate")),
-    )
+built = early_fixture(start_built)
 
 
 @pytest.mark.parametrize("key", KEYS)

@@ -27,7 +27,7 @@ from support.harness import (
     DraftResult,
     build_drafter,
     build_isolated,
-    early,
+    early_fixture,
     run_aside,
     submit_many,
 )
@@ -66,14 +66,7 @@ def start_stock(session: pytest.Session, root: Path) -> Callable[[], Stock]:
     return lambda: {case: (ckpts[case], r) for case, r in zip(ckpts, results(), strict=True)}
 
 
-EARLY_BUILDS = {"stock": start_stock}  # started right after collection (conftest.py)
-
-
-@pytest.fixture(scope="module")
-def stock(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Stock:
-    return early(
-        f"{__name__}:stock", lambda: start_stock(request.session, tmp_path_factory.mktemp("stock"))
-    )
+stock = early_fixture(start_stock)
 
 
 @pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
@@ -119,17 +112,7 @@ def start_plugin_free(session: pytest.Session, root: Path) -> Callable[[], Futur
     return lambda: run
 
 
-EARLY_BUILDS["plugin_free"] = start_plugin_free
-
-
-@pytest.fixture(scope="module")
-def plugin_free(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Future[Any]:
-    return early(
-        f"{__name__}:plugin_free",
-        lambda: start_plugin_free(request.session, tmp_path_factory.mktemp("plugin-free")),
-    )
+plugin_free = early_fixture(start_plugin_free)
 
 
 def observed(result: DraftResult) -> dict[str, object]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from support import CheckpointSpec, write_checkpoint
-from support.harness import early, run_aside, worker_env
+from support.harness import early_fixture, run_aside, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -32,17 +32,7 @@ def start_spawned(
     return lambda: run
 
 
-EARLY_BUILDS = {"spawned": start_spawned}  # started right after collection (conftest.py)
-
-
-@pytest.fixture(scope="module")
-def spawned(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Future[subprocess.CompletedProcess[str]]:
-    return early(
-        f"{__name__}:spawned",
-        lambda: start_spawned(request.session, tmp_path_factory.mktemp("spawn")),
-    )
+spawned = early_fixture(start_spawned)
 
 
 def test_spawned_worker_loads_the_drafter_with_the_same_plan(

@@ -85,6 +85,7 @@ __all__ = [
     "build_many_parallel",
     "build_target",
     "early",
+    "early_fixture",
     "pool_size",
     "run_aside",
     "shutdown",
@@ -493,6 +494,34 @@ def start_early(key: str, start: Callable[[], Callable[[], Any]]) -> None:
             _EARLY[key] = start()
     finally:
         _STARTING_EARLY = False
+
+
+Start = Callable[[Any, Path], Callable[[], Any]]
+
+
+def early_fixture(start: Start) -> Any:
+    """A module-scoped fixture, named like ``start`` without ``start_``, whose value is
+    what the function ``start(session, root)`` returns gives; ``start`` writes the
+    checkpoints under ``root`` and queues their builds (`submit_many`). It is listed in
+    its module's ``EARLY_BUILDS``, so ``tests/integration/conftest.py`` starts it right
+    after collection; the fixture takes those builds (`early`) or starts them itself::
+
+        def start_built(session, root): ...  # -> () -> value
+        built = early_fixture(start_built)
+    """
+    import pytest
+
+    name = start.__name__.removeprefix("start_")
+    module = start.__module__
+    vars(sys.modules[module]).setdefault("EARLY_BUILDS", {})[name] = start
+
+    @pytest.fixture(scope="module", name=name)
+    def fixture(request: Any, tmp_path_factory: Any) -> Any:
+        return early(
+            f"{module}:{name}", lambda: start(request.session, tmp_path_factory.mktemp(name))
+        )
+
+    return fixture
 
 
 _ASIDE: list[ThreadPoolExecutor] = []
