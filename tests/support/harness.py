@@ -69,7 +69,7 @@ from vllm_draft_quant.demo.launcher import (
     result_from_raw,
     worker_env,
 )
-from vllm_draft_quant.demo.launcher import build_many as build_isolated
+from vllm_draft_quant.demo.launcher import build_many as _build_in_fresh_process
 
 __all__ = [
     "NO_PLUGIN",
@@ -423,6 +423,13 @@ def _submit(req: BuildRequest, env: dict[str, str | None], work: Path,
 
 
 # ---------------------------------------------------------------------------- the API
+def build_isolated(requests: Sequence[BuildRequest], **kwargs: Any) -> list[DraftResult]:
+    """``requests`` in one fresh worker process of their own, as the demo builds (with
+    ``plugin=False`` no plugin is loaded there at all); never cached."""
+    stats.isolated += len(requests)
+    return _build_in_fresh_process(requests, **kwargs)
+
+
 def submit_many(
     requests: Sequence[BuildRequest],
     *,
@@ -436,7 +443,6 @@ def submit_many(
     work = Path(workdir or tempfile.mkdtemp(prefix="vdq-harness-"))
     work.mkdir(parents=True, exist_ok=True)
     if any(name not in PER_CASE_ENV for name in (env or {})):
-        stats.isolated += len(requests)
         results = build_isolated(requests, plugin=plugin, env=env, workdir=work)
         return lambda: results
     case_env = _case_env(plugin, env)
