@@ -1,6 +1,6 @@
 """Planning a DeepSeek-V3-scale checkpoint opens only the shards that hold draft tensors.
 
-The checkpoint is synthetic (`vllm_draft_quant.testing.synthetic`): 61 target
+The checkpoint is synthetic (`tests/support/synthetic.py`): 61 target
 layers + 1 MTP layer, 256 experts, ~92k tensor names over 163 shards, real
 headers and sparse data (~690 GB apparent, a few MB on disk).
 """
