@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from support import CheckpointSpec, write_checkpoint
 
+from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 from vllm_draft_quant.cli.main import main
+from vllm_draft_quant.repair.fixer import CONFIG, HF_QUANT, compute_fix
 
 FAMILIES = ("step3p5", "qwen3_next", "deepseek_v3")
 PRODUCERS = ("modelopt", "compressed-tensors")
@@ -75,3 +77,17 @@ def load(path: Path) -> Any:
 
 def exclusions(folder: Path) -> list[str]:
     return list(load(folder / "config.json")["quantization_config"]["ignore"])
+
+
+def fix_in_place(model: Path) -> list[str]:
+    """Apply `compute_fix`'s new configs to ``model`` (as ``fix --write`` would, minus the
+    transaction); check nothing is left untruthful; return what stock vLLM still cannot do."""
+    facts = load_facts(model)
+    res = compute_fix(facts, plan_from_facts(facts))
+    objects = {CONFIG: facts.config}
+    if facts.hf_quant_config is not None:
+        objects[HF_QUANT] = facts.hf_quant_config
+    for name, obj in res.new_objects(objects).items():
+        (model / name).write_text(json.dumps(obj, indent=2))
+    assert res.remaining == []
+    return res.stock_limits

@@ -8,30 +8,17 @@ correctly except Qwen3-Next NVFP4 layout g, which `stock_limits` reports.
 from __future__ import annotations
 
 import fnmatch
-import json
 from pathlib import Path
 
 import pytest
-from _cli_support import FAMILIES, PRODUCERS, ckpt
+from _cli_support import FAMILIES, PRODUCERS, ckpt, fix_in_place
 
 from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 from vllm_draft_quant.core.schemes import ModuleKind, Scheme
-from vllm_draft_quant.repair.fixer import CONFIG, HF_QUANT, compute_fix
+from vllm_draft_quant.repair.fixer import compute_fix
 from vllm_draft_quant.repair.stock import stock_quantizes
 
 LAYOUTS = "abcdefg"
-
-
-def _fix(model: Path) -> list[str]:
-    facts = load_facts(model)
-    res = compute_fix(facts, plan_from_facts(facts))
-    objects = {CONFIG: facts.config}
-    if facts.hf_quant_config is not None:
-        objects[HF_QUANT] = facts.hf_quant_config
-    for name, obj in res.new_objects(objects).items():
-        (model / name).write_text(json.dumps(obj, indent=2))
-    assert res.remaining == []
-    return res.stock_limits
 
 
 def _expected_limits(family: str, producer: str, scheme: str, layout: str) -> set[str]:
@@ -52,7 +39,7 @@ def _expected_limits(family: str, producer: str, scheme: str, layout: str) -> se
 def test_fix_is_truthful(family: str, producer: str, scheme: str, layout: str,
                          tmp_path: Path) -> None:
     model = ckpt(tmp_path / "m", family, scheme, producer=producer, layout=layout)
-    limits = _fix(model)
+    limits = fix_in_place(model)
     expected = _expected_limits(family, producer, scheme, layout)
     assert len(limits) == len(expected), limits
     for word in expected:
@@ -72,7 +59,7 @@ def test_fix_is_truthful(family: str, producer: str, scheme: str, layout: str,
         if kind is ModuleKind.LM_HEAD and producer == "compressed-tensors":
             continue
         assert q == (d.stored != "unquantized"), d.module
-    assert _fix(model) == limits  # a second fix changes nothing
+    assert fix_in_place(model) == limits  # a second fix changes nothing
     assert compute_fix(facts, plan).changed is False
 
 

@@ -10,16 +10,15 @@ is shown to report GLM, Qwen3.5 and MiMo limits instead of "no record".
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import pytest
-from _cli_support import ckpt
+from _cli_support import ckpt, fix_in_place
 
 from vllm_draft_quant import profiles
 from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 from vllm_draft_quant.core.schemes import Scheme, StoredFormat
-from vllm_draft_quant.repair.fixer import CONFIG, HF_QUANT, compute_fix
+from vllm_draft_quant.repair.fixer import compute_fix
 from vllm_draft_quant.repair.stock import stock_quantizes
 
 NEW_FAMILIES = ("glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo")
@@ -96,18 +95,6 @@ def test_stock_model_agrees_with_measured_outcomes(family: str, scheme: str,
             assert bool(wrong) == measured_wrong, (layout, wrong)
 
 
-def _fix_limits(model: Path) -> list[str]:
-    facts = load_facts(model)
-    res = compute_fix(facts, plan_from_facts(facts))
-    objects = {CONFIG: facts.config}
-    if facts.hf_quant_config is not None:
-        objects[HF_QUANT] = facts.hf_quant_config
-    for name, obj in res.new_objects(objects).items():
-        (model / name).write_text(json.dumps(obj, indent=2))
-    assert res.remaining == []
-    return res.stock_limits
-
-
 def _expected(family: str, producer: str, scheme: str, layout: str) -> set[str]:
     if layout != "g":
         return set()
@@ -131,7 +118,7 @@ def test_fix_knows_stock_matching_for_more_families(family: str, producer: str,
         for layout in LAYOUTS:
             model = ckpt(tmp_path / f"{scheme}-{layout}", family, scheme, producer=producer,
                          layout=layout)
-            limits = _fix_limits(model)
+            limits = fix_in_place(model)
             assert not any("no record" in x for x in limits), limits
             expected = _expected(family, producer, scheme, layout)
             assert len(limits) == len(expected), (scheme, layout, limits)
@@ -139,7 +126,7 @@ def test_fix_knows_stock_matching_for_more_families(family: str, producer: str,
                 assert any(words in x for x in limits), (scheme, layout, limits)
             if producer == "modelopt" and not limits:
                 assert _wrong_modules(model, scheme) == [], (scheme, layout)
-            assert _fix_limits(model) == limits  # a second fix changes nothing
+            assert fix_in_place(model) == limits  # a second fix changes nothing
 
 
 def test_a_profile_without_stock_facts_still_says_no_record(tmp_path: Path) -> None:
