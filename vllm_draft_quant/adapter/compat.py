@@ -1,15 +1,16 @@
 """Everything that depends on the vLLM version lives here.
 
-- ``SUPPORTED``: the vLLM range this release is tested against
-  (`core.vllm_range.SUPPORTED_VLLM`, equal to ``pyproject.toml``'s requirement).
+- `check_supported`: whether the installed vLLM is in the range this release is
+  tested against (`core.vllm_range.SUPPORTED_VLLM`, the one constant).
 - How to read a quant config's scheme, clear its exclusions, and build a
   config for a scheme the checkpoint's own config does not describe: which
   scheme and which config are the quant formats' answers (`core.formats`);
   this module reads and builds vLLM's objects.
 
-To support a new vLLM minor: read the ledger in ``patches.py``, re-check each
-patched signature, run the integration tier, then widen ``SUPPORTED`` and the
-pyproject range together (CONTRIBUTING.md, "Bumping vLLM").
+To support a new vLLM minor: run ``tests/integration/test_upstream_compat.py`` (it
+re-checks every patched signature and upstream cause), then the integration tier,
+then widen ``SUPPORTED_VLLM`` and the pyproject range together (CONTRIBUTING.md,
+"Bumping the supported vLLM range").
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from vllm_draft_quant.core import formats
 from vllm_draft_quant.core.schemes import Scheme
 from vllm_draft_quant.core.vllm_range import SUPPORTED_VLLM, bounds
 from vllm_draft_quant.errors import UnsupportedSchemeError, UnsupportedVllmError
-
-SUPPORTED = SUPPORTED_VLLM  # the one constant lives in core (fix's stock model reads it too)
 
 
 def vllm_version() -> str:
@@ -49,7 +48,7 @@ def check_supported(version: str | None = None) -> str | None:
     low, below = bounds()
     if low <= rel < below:
         return None
-    return (f"vllm {v} is outside the range vllm-draft-quant supports ({SUPPORTED}); "
+    return (f"vllm {v} is outside the range vllm-draft-quant supports ({SUPPORTED_VLLM}); "
             "draft layers load as stock vLLM loads them. Install a matching "
             "vllm-draft-quant release.")
 
