@@ -44,20 +44,23 @@ LIMIT_NOT_MODULE = {("glm4_moe", "nvfp4", "g")}
 def test_every_family_records_its_stock_behaviour() -> None:
     by_arch = {p.architecture: p.stock for p in profiles.PROFILES}
     assert all(s is not None for s in by_arch.values()), by_arch
-    # FINDINGS.md "Drafter classes": Step-3.5 and EAGLE3 parse the draft's own config
+    # FINDINGS.md "Drafter classes": Step-3.5, Qwen4Exp and the EAGLE3 drafters parse the
+    # draft's own config
     draft_parsers = {a for a, s in by_arch.items() if s is not None and s.quant_config == "draft"}
-    assert draft_parsers == {"Step3p5MTP", "Eagle3LlamaForCausalLM"}
-    # a fresh parse has no packed-module mapping; the target's object keeps one
+    assert draft_parsers == {"Step3p5MTP", "Eagle3LlamaForCausalLM", "Qwen4ExpMTP",
+                             "Eagle3Qwen3ForCausalLM", "Eagle3DeepseekV2ForCausalLM"}
+    # a fresh parse has no packed-module mapping; the target's object keeps one; Qwen4Exp
+    # puts its own on its fresh parse (qwen4_exp/nvidia/mtp.py:_make_draft_vllm_config)
     assert all(s is not None and s.packed_exclusions == (s.quant_config == "target")
-               for s in by_arch.values())
+               for a, s in by_arch.items() if a != "Qwen4ExpMTP")
     forced = {a for a, s in by_arch.items() if s is not None and s.always_unquantized}
-    assert forced == {"Qwen3NextMTP", "Qwen3_5MoeMTP"}
+    assert forced == {"Qwen3NextMTP", "Qwen3_5MoeMTP", "Qwen3_5MTP"}
 
 
 def test_registry_collects_one_module_per_family() -> None:
     assert tuple(p for m in profiles.FAMILY_MODULES for p in m.PROFILES) == profiles.PROFILES
     assert len(profiles.PROFILES) == len(profiles.FAMILY_MODULES)
-    assert len(profiles.PROFILES) == 7
+    assert len(profiles.PROFILES) == 17
     with pytest.raises(ValueError, match="claimed by more than one"):
         profiles._check_unique("target architectures", ["A", "B", "A"])
 
