@@ -200,6 +200,17 @@ def mtp_completeness_check_disabled() -> Any:
     return disable_mtp_completeness_check()
 
 
+def nvfp4_reference_dequant() -> Any:
+    """vLLM's reference NVFP4 dequantization (``quantization/utils/
+    nvfp4_emulation_utils.py:dequantize_to_dtype``: fp4 values x block scale x global
+    scale), used to load a plain layer a checkpoint stores NVFP4 (``adapter/dequant.py``)."""
+    from vllm.model_executor.layers.quantization.utils.nvfp4_emulation_utils import (
+        dequantize_to_dtype,
+    )
+
+    return dequantize_to_dtype
+
+
 def architectures(model_config: Any) -> list[str]:
     """The architectures vLLM resolved for a ``ModelConfig`` (the draft's, for a drafter)."""
     archs = getattr(model_config, "architectures", None) or getattr(
