@@ -37,13 +37,29 @@ FAMILY_OF = {
     "Qwen3_5MoeMTP": ("qwen3_5_moe", "qwen3_5_moe_vl"),
     "MiMoMTPModel": ("mimo",),
     "Eagle3LlamaForCausalLM": ("eagle3",),
+    "DeepseekV32MTPModel": ("glm5",),
+    "Qwen3_5MTP": ("qwen3_5",),
+    "Glm4MoeLiteMTPModel": ("glm4_moe_lite",),
 }
-CASES = [(p.architecture, f) for p in PROFILES for f in FAMILY_OF.get(p.architecture, ("?",))]
+#: profiles built nowhere here, and why; each is checked against the drafter's source
+#: by tests/unit/test_new_profiles.py instead
+STATIC_ONLY = {
+    "DeepSeekV4MTPModel": "vLLM 0.33.0 has no CPU implementation (deepseek_v4/cpu/mtp.py "
+                          "raises NotImplementedError)",
+    "MiMoV2MTPModel": "no tiny MiMo-V2 factory checkpoint yet",
+    "Qwen4ExpMTP": "no tiny Qwen4Exp factory checkpoint yet (hyper-connection tensors)",
+    "Eagle3Qwen3ForCausalLM": "no tiny EAGLE3-Qwen3 draft checkpoint yet",
+    "Eagle3DeepseekV2ForCausalLM": "no tiny EAGLE3-DeepSeek draft checkpoint yet",
+    "EagleMiniCPMForCausalLM": "no tiny EAGLE-MiniCPM draft checkpoint yet",
+    "EagleDeepSeekMTPModel": "no tiny EAGLE-DeepSeek draft checkpoint yet",
+}
+CASES = [(p.architecture, f) for p in PROFILES if p.architecture not in STATIC_ONLY
+         for f in FAMILY_OF.get(p.architecture, ("?",))]
 _RECORDED = ("linear", "experts", "lm_head")
 
 
 def test_every_profile_has_a_family() -> None:
-    missing = sorted({p.architecture for p in PROFILES} - set(FAMILY_OF))
+    missing = sorted({p.architecture for p in PROFILES} - set(FAMILY_OF) - set(STATIC_ONLY))
     assert not missing, f"profiles without a checkpoint here (add one to FAMILY_OF): {missing}"
 
 

@@ -343,7 +343,24 @@ def glm5(num_mtp: int) -> Family:
     )
 
 
+# --------------------------------------------------------------------------- GLM-4.7-Flash
+def glm4_moe_lite(num_mtp: int) -> Family:
+    """GLM-4.7-Flash (``Glm4MoeLiteForCausalLM``): DeepSeek-V3's tensor names (MLA with
+    ``q_a_proj``, DeepSeek MoE, NextN head); vLLM gives it ``Glm4MoeLiteMTPModel``."""
+    linears, plains, prefixes, globs = layer_stack(
+        num_mtp, lambda n, k: f"model.layers.{n + k}", _ds._ds_layer, _ds._ds_nextn
+    )
+    config = dict(_ds.deepseek_v3(num_mtp).config)
+    for key in ("moe_layer_freq", "scoring_func", "topk_method"):
+        config.pop(key, None)
+    config.update({"architectures": ["Glm4MoeLiteForCausalLM"], "model_type": "glm4_moe_lite",
+                   "hidden_act": "silu"})
+    return Family.of("glm4_moe_lite", "Glm4MoeLiteForCausalLM", num_mtp, config,
+                     (linears, plains, prefixes, globs), None)
+
+
 MORE_FAMILIES: dict[str, Callable[[int], Family]] = {
+    "glm4_moe_lite": glm4_moe_lite,
     "glm5": glm5,
     "qwen3_5": qwen3_5,
     "glm4_moe": glm4_moe,

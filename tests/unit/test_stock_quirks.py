@@ -21,7 +21,7 @@ from vllm_draft_quant.core.schemes import Scheme, StoredFormat
 from vllm_draft_quant.repair.fixer import compute_fix
 from vllm_draft_quant.repair.stock import stock_quantizes
 
-NEW_FAMILIES = ("glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo")
+NEW_FAMILIES = ("glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo", "glm5", "qwen3_5")
 LAYOUTS = "abcdefg"
 
 #: ModelOpt layouts stock vLLM 0.33.0 did not load correctly before any fix
@@ -35,6 +35,10 @@ MEASURED_WRONG = {
     ("qwen3_5_moe_vl", "fp8"): "a",
     ("mimo", "nvfp4"): "abcef",
     ("mimo", "fp8"): "abcef",
+    ("glm5", "nvfp4"): "acdef",
+    ("glm5", "fp8"): "acdef",
+    ("qwen3_5", "nvfp4"): "ag",
+    ("qwen3_5", "fp8"): "a",
 }
 #: wrong for a reason no exclusion list changes: GLM's NextN head is also fed the
 #: target's BF16 lm_head (size mismatch against the NVFP4 head)
