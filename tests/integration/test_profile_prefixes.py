@@ -40,6 +40,7 @@ FAMILY_OF = {
     "DeepseekV32MTPModel": ("glm5",),
     "Qwen3_5MTP": ("qwen3_5",),
     "Glm4MoeLiteMTPModel": ("glm4_moe_lite",),
+    "Eagle3Qwen3ForCausalLM": ("eagle3_qwen3",),
 }
 #: profiles built nowhere here, and why; each is checked against the drafter's source
 #: by tests/unit/test_new_profiles.py instead
@@ -48,7 +49,6 @@ STATIC_ONLY = {
                           "raises NotImplementedError)",
     "MiMoV2MTPModel": "no tiny MiMo-V2 factory checkpoint yet",
     "Qwen4ExpMTP": "no tiny Qwen4Exp factory checkpoint yet (hyper-connection tensors)",
-    "Eagle3Qwen3ForCausalLM": "no tiny EAGLE3-Qwen3 draft checkpoint yet",
     "Eagle3DeepseekV2ForCausalLM": "no tiny EAGLE3-DeepSeek draft checkpoint yet",
     "EagleMiniCPMForCausalLM": "no tiny EAGLE-MiniCPM draft checkpoint yet",
     "EagleDeepSeekMTPModel": "no tiny EAGLE-DeepSeek draft checkpoint yet",
@@ -65,7 +65,7 @@ def test_every_profile_has_a_family() -> None:
 
 def _write(root: Path, family: str) -> tuple[Path, dict[str, Any], Any]:
     """(folder vLLM is pointed at, extra EngineArgs, () -> the plan)."""
-    if family == "eagle3":
+    if family in ("eagle3", "eagle3_qwen3"):
         from support.eagle3 import (
             Eagle3Spec,
             LlamaTargetSpec,
@@ -73,16 +73,19 @@ def _write(root: Path, family: str) -> tuple[Path, dict[str, Any], Any]:
             write_llama_target,
         )
 
-        target = write_llama_target(root / "llama", LlamaTargetSpec("nvfp4"))
+        fam = "qwen3" if family == "eagle3_qwen3" else "llama"
+        target = write_llama_target(root / f"{fam}-target", LlamaTargetSpec("nvfp4", family=fam))
         draft = write_eagle3_draft(
-            root / "eagle3", Eagle3Spec(attn="nvfp4", mlp="nvfp4", fc="nvfp4", lm_head="nvfp4")
+            root / f"{fam}-eagle3",
+            Eagle3Spec(attn="nvfp4", mlp="nvfp4", fc="nvfp4", lm_head="nvfp4", family=fam),
         )
+        arch = "Eagle3Qwen3ForCausalLM" if fam == "qwen3" else "Eagle3LlamaForCausalLM"
         spec = {"method": "eagle3", "model": str(draft.path), "num_speculative_tokens": 1}
         n_target = target.config["num_hidden_layers"]
         return (
             target.path,
             {"speculative_config": spec},
-            lambda: plan(draft.path, drafter="Eagle3LlamaForCausalLM", target_layers=n_target),
+            lambda: plan(draft.path, drafter=arch, target_layers=n_target),
         )
     ckpt = write_checkpoint(
         root / family,

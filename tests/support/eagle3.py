@@ -49,6 +49,10 @@ __all__ = [
 ]
 
 EagleFormat = Literal["bf16", "nvfp4", "fp8"]
+#: "llama": LlamaForCausalLM target, LlamaForCausalLMEagle3 draft; "qwen3" (issue 13):
+#: Qwen3ForCausalLM target (q/k norms), Eagle3Qwen3ForCausalLM draft
+#: (``qwen3_eagle3.py``: the same layout plus the draft layer's q/k norms)
+EagleFamily = Literal["llama", "qwen3"]
 QuantConfigPlace = Literal["hf_quant_config", "config_json", "none"]
 
 HIDDEN, INTER, VOCAB, DRAFT_VOCAB = 128, 256, 256, 128
@@ -70,6 +74,7 @@ class LlamaTargetSpec:
     scheme: EagleFormat = "bf16"
     num_hidden_layers: int = 2
     seed: int = 0
+    family: EagleFamily = "llama"
 
     def __post_init__(self) -> None:
         if self.scheme not in get_args(EagleFormat):
@@ -87,6 +92,7 @@ class Eagle3Spec:
     quant_config: QuantConfigPlace = "hf_quant_config"
     embed_tokens: bool = False  # most EAGLE3 exports share the target's embedding
     seed: int = 0
+    family: EagleFamily = "llama"
 
     def __post_init__(self) -> None:
         for g in _GROUPS:
@@ -122,6 +128,18 @@ class WrittenModel:
         if name in self.tensors:
             return self.tensors[name].format
         return self.module_formats[name]
+
+
+#: family -> (target config keys, draft config keys) that differ from Llama's
+_QWEN3: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "llama": ({}, {"architectures": ["LlamaForCausalLMEagle3"]}),
+    "qwen3": ({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3"},
+              {"architectures": ["Eagle3Qwen3ForCausalLM"], "model_type": "qwen3"}),
+}
+
+
+def _qk_norms(attn: str, mtp: int | None) -> list[Plain]:
+    return [Plain(f"{attn}.{n}.weight", (HEAD_DIM,), mtp, init="ones") for n in ("q_norm", "k_norm")]
 
 
 def _llama_config(num_layers: int, **extra: Any) -> dict[str, Any]:
@@ -197,9 +215,11 @@ def write_llama_target(path: str | os.PathLike[str], spec: LlamaTargetSpec) -> W
             Plain(f"{p}.input_layernorm.weight", (HIDDEN,), None, init="ones"),
             Plain(f"{p}.post_attention_layernorm.weight", (HIDDEN,), None, init="ones"),
         ]
+        if spec.family == "qwen3":
+            plains += _qk_norms(f"{p}.self_attn", None)
     linears.append((Linear("lm_head", VOCAB, HIDDEN, None, "router", False), "bf16"))
     tensors = _write(root, linears, plains, [], spec.seed, draft=False)
-    config = _llama_config(spec.num_hidden_layers)
+    config = _llama_config(spec.num_hidden_layers, **_QWEN3[spec.family][0])
     hf_quant = None
     exclusions: list[str] = []
     if spec.scheme != "bf16":
@@ -245,6 +265,8 @@ def write_eagle3_draft(path: str | os.PathLike[str], spec: Eagle3Spec) -> Writte
         for n in ("input_layernorm", "hidden_norm", "post_attention_layernorm")
     ]
     plains.append(Plain("norm.weight", (HIDDEN,), 0, init="ones"))
+    if spec.family == "qwen3":
+        plains += _qk_norms(f"{m}.self_attn", 0)
     if spec.embed_tokens:
         plains.append(Plain("embed_tokens.weight", (VOCAB, HIDDEN), 0))
     # d2t[i]: offset from draft token i to its target id; t2d: which target ids the draft has
@@ -258,9 +280,7 @@ def write_eagle3_draft(path: str | os.PathLike[str], spec: Eagle3Spec) -> Writte
         ("t2d", _ExactTensor("BOOL", (VOCAB,), t2d.tobytes())),
     ]
     tensors = _write(root, linears, plains, extra, spec.seed, draft=True)
-    config = _llama_config(
-        1, architectures=["LlamaForCausalLMEagle3"], draft_vocab_size=DRAFT_VOCAB
-    )
+    config = _llama_config(1, **{**_QWEN3[spec.family][1], "draft_vocab_size": DRAFT_VOCAB})
     exclusions = [lin.name for lin, f in linears if f == "bf16"]
     hf_quant = None
     schemes = spec.schemes()
