@@ -5,8 +5,9 @@ Cases are ``(family, producer, scheme, layout)``; layouts a..g are
 
 - ``FAMILY_CASES``: GLM-4.5 MoE (``Glm4MoeMTPModel``), Qwen3.5 MoE text-only and
   multimodal (``Qwen3_5MoeMTP``), MiMo (``MiMoMTPModel``), and (issue 13) GLM-5
-  (``DeepseekV32MTPModel``, built with CPU shim 6) and dense Qwen3.5 (``Qwen3_5MTP``),
-  each with ModelOpt NVFP4 and FP8: 6 x 2 x 7 = 84.
+  (``DeepseekV32MTPModel``, built with CPU shim 6), dense Qwen3.5 (``Qwen3_5MTP``) and
+  GLM-4.7-Flash (``Glm4MoeLiteMTPModel``), each with ModelOpt NVFP4 and FP8:
+  7 x 2 x 7 = 98.
 - ``FORMAT_CASES``: Step-3.5, Qwen3-Next and DeepSeek-V3 with compressed-tensors
   NVFP4 (``nvfp4-pack-quantized``) and FP8 (``float-quantized``) -- ``ignore`` absent
   (a), ``re:`` (b) and exact (c-g) --, DeepSeek-native FP8 block (``weight_scale_inv``,
@@ -36,7 +37,9 @@ from support import CheckpointSpec
 
 Case = tuple[str, str, str, str]  # (family, producer, scheme, layout)
 
-NEW_FAMILIES = ("glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo", "glm5", "qwen3_5")
+NEW_FAMILIES = (
+    "glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo", "glm5", "qwen3_5", "glm4_moe_lite"
+)
 FIRST_FAMILIES = ("step3p5", "qwen3_next", "deepseek_v3")
 FORMATS = (
     ("compressed-tensors", "nvfp4"),
@@ -170,6 +173,7 @@ _GLM5_MTP_SILENT = _silent(
         "mlp.experts=mlp.experts.0.down_proj",
     ),
 )
+_GLM47_MTP_SILENT = _silent(*(w for w in _GLM5_MTP_SILENT.wrong if "indexer" not in w[0]))
 # dense Qwen3.5: BF16 MTP in FP8 parameters
 _QWEN_DENSE_MTP_SILENT = _silent(
     ("mtp.fc", "mtp.fc"),
@@ -213,6 +217,12 @@ _GROUPS: dict[tuple[str, str, str], dict[str, Expected]] = {
         cdef=_loud("RuntimeError", "model.layers.2.shared_head.head.weight"),
     ),
     ("glm5", "modelopt", "fp8"): _row(a=_GLM5_MTP_SILENT, cdef=_silent(*_GLM_HEAD_PAIR)),
+    # GLM-4.7-Flash: DeepSeek-V3's layer (MLA, MoE) and head prefix
+    ("glm4_moe_lite", "modelopt", "nvfp4"): _row(
+        a=_loud("RuntimeError", _DS_ROUTED_W2),
+        cdef=_loud("RuntimeError", "model.layers.2.shared_head.head.weight"),
+    ),
+    ("glm4_moe_lite", "modelopt", "fp8"): _row(a=_GLM47_MTP_SILENT, cdef=_silent(*_GLM_HEAD_PAIR)),
     ("qwen3_5", "modelopt", "nvfp4"): _row(
         a=_loud("AssertionError", "layers.0.mlp.gate_up_proj"),
         g=_loud("ValueError", "fc.input_scale"),
@@ -252,5 +262,5 @@ STOCK_OUTCOMES_MORE: dict[Case, Expected] = {
     (*group, layout): expected for group, row in _GROUPS.items() for layout, expected in row.items()
 }
 
-assert len(FAMILY_CASES) == 84 and len(FORMAT_CASES) == 84
+assert len(FAMILY_CASES) == 98 and len(FORMAT_CASES) == 84
 assert sorted(STOCK_OUTCOMES_MORE) == sorted(CASES)

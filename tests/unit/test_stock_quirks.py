@@ -21,7 +21,8 @@ from vllm_draft_quant.core.schemes import Scheme, StoredFormat
 from vllm_draft_quant.repair.fixer import compute_fix
 from vllm_draft_quant.repair.stock import stock_quantizes
 
-NEW_FAMILIES = ("glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo", "glm5", "qwen3_5")
+NEW_FAMILIES = ("glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo", "glm5", "qwen3_5",
+                "glm4_moe_lite")
 LAYOUTS = "abcdefg"
 
 #: ModelOpt layouts stock vLLM 0.33.0 did not load correctly before any fix
@@ -39,6 +40,8 @@ MEASURED_WRONG = {
     ("glm5", "fp8"): "acdef",
     ("qwen3_5", "nvfp4"): "ag",
     ("qwen3_5", "fp8"): "a",
+    ("glm4_moe_lite", "nvfp4"): "acdef",
+    ("glm4_moe_lite", "fp8"): "acdef",
 }
 #: wrong for a reason no exclusion list changes: GLM's NextN head is also fed the
 #: target's BF16 lm_head (size mismatch against the NVFP4 head)

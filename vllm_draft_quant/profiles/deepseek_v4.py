@@ -51,7 +51,7 @@ DEEPSEEK_V4_MTP = DrafterProfile(
     # DeepSeekV4MultiTokenPredictorLayer.__init__ builds with vllm_config.quant_config,
     # the target's object (DeepSeek-V4's own quant config, deepseek_v4/quant_config.py).
     stock=StockBehaviour(quant_config="target", packed_exclusions=True),
-    notes="no CPU implementation in vLLM 0.33.0 (deepseek_v4/cpu/mtp.py raises "
+    notes="no CPU implementation in vLLM (deepseek_v4/cpu/mtp.py raises "
           "NotImplementedError); profile checked against the drafter's code only",
 )
 
