@@ -36,10 +36,12 @@ CASES: tuple[tuple[str, str, str, str], ...] = (
     ("deepseek_v3", "modelopt", "fp8", "d"),
     ("glm4_moe", "modelopt", "fp8", "d"),
     ("deepseek_v3", "compressed-tensors", "nvfp4", "d"),
+    ("deepseek_v3", "compressed-tensors", "fp8", "d"),
+    ("glm5", "modelopt", "nvfp4", "d"),
 )
 IMPOSSIBLE = ("deepseek_v3", "quark", "mxfp4", "d")
 PLAIN = {"mimo": "model.mtp_layers.0.input_proj", "deepseek_v3": "model.layers.2.eh_proj",
-         "glm4_moe": "model.layers.2.eh_proj"}
+         "glm4_moe": "model.layers.2.eh_proj", "glm5": "model.layers.2.eh_proj"}
 ENGINE = {"mimo": {"trust_remote_code": True}}
 _E2M1 = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 

@@ -37,7 +37,7 @@ FAMILY_OF = {
     "Qwen3_5MoeMTP": ("qwen3_5_moe", "qwen3_5_moe_vl"),
     "MiMoMTPModel": ("mimo",),
     "Eagle3LlamaForCausalLM": ("eagle3",),
-    "DeepseekV32MTPModel": ("glm5",),
+    "DeepseekV32MTPModel": ("glm5", "deepseek_v32"),
     "Qwen3_5MTP": ("qwen3_5",),
     "Glm4MoeLiteMTPModel": ("glm4_moe_lite",),
     "Eagle3Qwen3ForCausalLM": ("eagle3_qwen3",),

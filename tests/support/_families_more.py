@@ -323,14 +323,24 @@ def glm5(num_mtp: int) -> Family:
     """GLM-5.x (``GlmMoeDsaForCausalLM``, model type ``glm_moe_dsa``): DeepSeek-V3's layers
     (MLA, DeepSeek MoE, NextN head) plus the DSA indexer; vLLM gives it the draft
     architecture ``DeepseekV32MTPModel``."""
+    return _dsa("glm5", "GlmMoeDsaForCausalLM", "glm_moe_dsa", num_mtp)
+
+
+def deepseek_v32(num_mtp: int) -> Family:
+    """DeepSeek-V3.2 (``DeepseekV32ForCausalLM``, model type ``deepseek_v32``): the same
+    tensors as GLM-5; vLLM gives it ``DeepseekV32MTPModel`` too."""
+    return _dsa("deepseek_v32", "DeepseekV32ForCausalLM", "deepseek_v32", num_mtp)
+
+
+def _dsa(name: str, arch: str, model_type: str, num_mtp: int) -> Family:
     n = 2
     linears, plains, prefixes, globs = layer_stack(
         num_mtp, lambda n, k: f"model.layers.{n + k}", _glm5_layer, _ds._ds_nextn
     )
     config = dict(_ds.deepseek_v3(num_mtp).config)
     config.update({
-        "architectures": ["GlmMoeDsaForCausalLM"],
-        "model_type": "glm_moe_dsa",
+        "architectures": [arch],
+        "model_type": model_type,
         "num_hidden_layers": n,
         "index_topk": INDEX_TOPK,
         "index_head_dim": INDEX_HEAD_DIM,
@@ -338,9 +348,7 @@ def glm5(num_mtp: int) -> Family:
         "head_dim": _ds.ROPE,
         "hidden_act": "silu",
     })
-    return Family.of(
-        "glm5", "GlmMoeDsaForCausalLM", num_mtp, config, (linears, plains, prefixes, globs), None
-    )
+    return Family.of(name, arch, num_mtp, config, (linears, plains, prefixes, globs), None)
 
 
 # --------------------------------------------------------------------------- GLM-4.7-Flash
@@ -362,6 +370,7 @@ def glm4_moe_lite(num_mtp: int) -> Family:
 MORE_FAMILIES: dict[str, Callable[[int], Family]] = {
     "glm4_moe_lite": glm4_moe_lite,
     "glm5": glm5,
+    "deepseek_v32": deepseek_v32,
     "qwen3_5": qwen3_5,
     "glm4_moe": glm4_moe,
     "mimo": mimo,

@@ -136,6 +136,17 @@ def test_every_checkpoint_module_is_read_by_the_drafter(arch: str) -> None:
             assert leaf in text, f"{arch}: its code never names checkpoint module {leaf!r}"
 
 
+def test_deepseek_v32_target_plans_with_the_v32_drafter(tmp_path: Path) -> None:
+    from support import CheckpointSpec, write_checkpoint
+
+    from vllm_draft_quant import plan
+
+    write_checkpoint(tmp_path, CheckpointSpec("deepseek_v32", "fp8", layout="g"))
+    p = plan(tmp_path, mode="strict")
+    assert p.drafter == "DeepseekV32MTPModel"
+    assert p.decision("model.layers.2.self_attn.indexer.wq_b") is not None
+
+
 def test_glm5_indexer_and_deepseek_v4_names() -> None:
     v32 = NameMap(profiles.profile_for_draft("DeepseekV32MTPModel"), num_hidden_layers=78,
                   num_draft_layers=1)
