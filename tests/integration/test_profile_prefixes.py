@@ -41,6 +41,7 @@ FAMILY_OF = {
     "Qwen3_5MTP": ("qwen3_5",),
     "Glm4MoeLiteMTPModel": ("glm4_moe_lite",),
     "Eagle3Qwen3ForCausalLM": ("eagle3_qwen3",),
+    "Eagle3DeepseekV2ForCausalLM": ("eagle3_deepseek",),
 }
 #: profiles built nowhere here, and why; each is checked against the drafter's source
 #: by tests/unit/test_new_profiles.py instead
@@ -49,7 +50,6 @@ STATIC_ONLY = {
                           "raises NotImplementedError)",
     "MiMoV2MTPModel": "no tiny MiMo-V2 factory checkpoint yet",
     "Qwen4ExpMTP": "no tiny Qwen4Exp factory checkpoint yet (hyper-connection tensors)",
-    "Eagle3DeepseekV2ForCausalLM": "no tiny EAGLE3-DeepSeek draft checkpoint yet",
     "EagleMiniCPMForCausalLM": "no tiny EAGLE-MiniCPM draft checkpoint yet",
     "EagleDeepSeekMTPModel": "no tiny EAGLE-DeepSeek draft checkpoint yet",
 }
@@ -65,6 +65,21 @@ def test_every_profile_has_a_family() -> None:
 
 def _write(root: Path, family: str) -> tuple[Path, dict[str, Any], Any]:
     """(folder vLLM is pointed at, extra EngineArgs, () -> the plan)."""
+    if family == "eagle3_deepseek":
+        from support.eagle3 import Eagle3Spec, write_eagle3_deepseek_draft
+
+        target = write_checkpoint(root / "ds-target", CheckpointSpec(
+            "deepseek_v3", "nvfp4", layout="a", with_mtp=False))
+        draft = write_eagle3_deepseek_draft(
+            root / "ds-eagle3", Eagle3Spec(attn="nvfp4", mlp="nvfp4", fc="nvfp4"))
+        spec = {"method": "eagle3", "model": str(draft.path), "num_speculative_tokens": 1}
+        n_target = target.config["num_hidden_layers"]
+        return (
+            target.path,
+            {"speculative_config": spec},
+            lambda: plan(draft.path, drafter="Eagle3DeepseekV2ForCausalLM",
+                         target_layers=n_target),
+        )
     if family in ("eagle3", "eagle3_qwen3"):
         from support.eagle3 import (
             Eagle3Spec,

@@ -44,6 +44,7 @@ __all__ = [
     "LlamaTargetSpec",
     "QuantConfigPlace",
     "WrittenModel",
+    "write_eagle3_deepseek_draft",
     "write_eagle3_draft",
     "write_llama_target",
 ]
@@ -281,6 +282,77 @@ def write_eagle3_draft(path: str | os.PathLike[str], spec: Eagle3Spec) -> Writte
     ]
     tensors = _write(root, linears, plains, extra, spec.seed, draft=True)
     config = _llama_config(1, **{**_QWEN3[spec.family][1], "draft_vocab_size": DRAFT_VOCAB})
+    exclusions = [lin.name for lin, f in linears if f == "bf16"]
+    hf_quant = None
+    schemes = spec.schemes()
+    if schemes and spec.quant_config != "none":
+        qc, hq = modelopt_quant_configs(schemes.pop(), exclusions)
+        config["quantization_config"] = qc
+        if spec.quant_config == "hf_quant_config":
+            hf_quant = hq
+            T.write_json(root / "hf_quant_config.json", hq)
+    else:
+        exclusions = []
+    T.write_json(root / "config.json", config)
+    return WrittenModel(
+        root, tensors, {lin.name: f for lin, f in linears}, exclusions, config, hf_quant
+    )
+
+
+def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) -> WrittenModel:
+    """A tiny EAGLE3 draft for a DeepSeek-V3 target (``support.factory``'s ``deepseek_v3``
+    family, same hidden size and vocabulary): ``Eagle3DeepseekV3ForCausalLM``
+    (``deepseek_eagle3.py``), one ``midlayer`` with DeepSeek's MLA whose ``q_a_proj`` and
+    ``kv_a_proj_with_mqa`` read ``2 * hidden``, a dense MLP, ``fc`` and ``lm_head``.
+    ``spec.lm_head`` must be "bf16": vLLM builds this drafter's head without a quant
+    config."""
+    from support import _families as F
+
+    if spec.lm_head != "bf16":
+        raise ValueError("Eagle3DeepseekV2ForCausalLM builds lm_head unquantized: keep it bf16")
+    root = Path(path)
+    m = "midlayer"
+    a = f"{m}.self_attn"
+    groups = {
+        "attn": [
+            (f"{a}.q_a_proj", F.Q_LORA, 2 * HIDDEN),
+            (f"{a}.q_b_proj", F.HEADS * (F.NOPE + F.ROPE), F.Q_LORA),
+            (f"{a}.kv_a_proj_with_mqa", F.KV_LORA + F.ROPE, 2 * HIDDEN),
+            (f"{a}.kv_b_proj", F.HEADS * (F.NOPE + F.V_DIM), F.KV_LORA),
+            (f"{a}.o_proj", HIDDEN, F.HEADS * F.V_DIM),
+        ],
+        "mlp": [
+            (f"{m}.mlp.gate_proj", INTER, HIDDEN),
+            (f"{m}.mlp.up_proj", INTER, HIDDEN),
+            (f"{m}.mlp.down_proj", HIDDEN, INTER),
+        ],
+        "fc": [("fc", HIDDEN, 3 * HIDDEN)],
+        "lm_head": [("lm_head", DRAFT_VOCAB, HIDDEN)],
+    }
+    linears = [
+        (Linear(name, out, inp, 0, "head" if g in ("fc", "lm_head") else g),  # type: ignore[arg-type]
+         spec.of(g))
+        for g, mods in groups.items()
+        for name, out, inp in mods
+    ]
+    plains = [
+        Plain(f"{m}.{n}.weight", (HIDDEN,), 0, init="ones")
+        for n in ("input_layernorm", "hidden_norm", "post_attention_layernorm")
+    ]
+    plains += [Plain(f"{a}.q_a_layernorm.weight", (F.Q_LORA,), 0, init="ones"),
+               Plain(f"{a}.kv_a_layernorm.weight", (F.KV_LORA,), 0, init="ones"),
+               Plain("norm.weight", (HIDDEN,), 0, init="ones")]
+    rng = T.rng_for(spec.seed, "d2t")
+    ids = np.sort(rng.choice(VOCAB, size=DRAFT_VOCAB, replace=False)).astype("<i8")
+    extra: list[tuple[str, T.RawTensor]] = [
+        ("d2t", _ExactTensor("I64", (DRAFT_VOCAB,),
+                             (ids - np.arange(DRAFT_VOCAB, dtype="<i8")).tobytes())),
+    ]
+    tensors = _write(root, linears, plains, extra, spec.seed, draft=True)
+    config = dict(F.deepseek_v3(1).config)
+    config.update({"architectures": ["Eagle3DeepseekV3ForCausalLM"], "num_hidden_layers": 1,
+                   "num_nextn_predict_layers": 0, "intermediate_size": INTER,
+                   "draft_vocab_size": DRAFT_VOCAB})
     exclusions = [lin.name for lin, f in linears if f == "bf16"]
     hf_quant = None
     schemes = spec.schemes()
