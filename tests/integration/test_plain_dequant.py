@@ -38,6 +38,7 @@ CASES: tuple[tuple[str, str, str, str], ...] = (
     ("deepseek_v3", "compressed-tensors", "nvfp4", "d"),
     ("deepseek_v3", "compressed-tensors", "fp8", "d"),
     ("glm5", "modelopt", "nvfp4", "d"),
+    ("deepseek_v3", "fp8", "fp8_block", "d"),  # DeepSeek-native FP8 blocks
 )
 IMPOSSIBLE = ("deepseek_v3", "quark", "mxfp4", "d")
 PLAIN = {"mimo": "model.mtp_layers.0.input_proj", "deepseek_v3": "model.layers.2.eh_proj",
@@ -82,6 +83,13 @@ def _expected(ckpt: WrittenCheckpoint, module: str, producer: str, scheme: str) 
     import torch
 
     t = load_checkpoint(ckpt.path)
+    if scheme == "fp8_block":
+        from support._formats_more import BLOCK
+
+        s = t[f"{module}.weight_scale_inv"].float()
+        s = s.repeat_interleave(BLOCK[0], 0).repeat_interleave(BLOCK[1], 1)
+        w = t[f"{module}.weight"].to(torch.float32)
+        return w * s[: w.shape[0], : w.shape[1]]
     if scheme == "fp8":
         return t[f"{module}.weight"].to(torch.float32) * t[f"{module}.weight_scale"].float()
     if producer == "modelopt":

@@ -3,7 +3,7 @@
 MiMo's ``input_proj`` and the NextN ``eh_proj`` are ``torch.nn.Linear`` in vLLM. Stored
 FP8 or NVFP4 (ModelOpt, compressed-tensors) they get the decision ``dequantize`` (no
 conflict: the tensors are loaded, as BF16); stored in a format the adapter cannot
-dequantize (Quark MXFP4, DeepSeek FP8 block) the plan records a conflict naming it, and
+dequantize (Quark MXFP4) the plan records a conflict naming it, and
 ``strict`` refuses.
 """
 
@@ -22,7 +22,9 @@ PLAIN = {"mimo": "model.layers.2.input_proj", "deepseek_v3": "model.layers.2.eh_
 
 @pytest.mark.parametrize("family", sorted(PLAIN))
 @pytest.mark.parametrize(("producer", "scheme"), [("modelopt", "nvfp4"), ("modelopt", "fp8"),
-                                                  ("compressed-tensors", "nvfp4")])
+                                                  ("compressed-tensors", "nvfp4"),
+                                                  ("compressed-tensors", "fp8"),
+                                                  ("fp8", "fp8_block")])
 def test_plain_layer_stored_quantized_is_dequantized(tmp_path: Path, family: str,
                                                      producer: str, scheme: str) -> None:
     write_checkpoint(tmp_path, CheckpointSpec(family, scheme, producer, layout="d",  # type: ignore[arg-type]
@@ -31,7 +33,7 @@ def test_plain_layer_stored_quantized_is_dequantized(tmp_path: Path, family: str
     d = p.decision(PLAIN[family])
     assert d is not None and d.source == "dequantize" and d.scheme is Scheme.UNQUANTIZED
     assert "dequantized exactly" in d.reason and p.conflicts == ()
-    assert "weight_scale" in " ".join(d.checkpoint_tensors)
+    assert "scale" in " ".join(d.checkpoint_tensors)
 
 
 def test_plain_layer_in_a_format_without_dequantization_is_a_conflict(tmp_path: Path) -> None:

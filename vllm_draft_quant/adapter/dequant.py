@@ -10,7 +10,9 @@ vLLM dies on the first scale tensor ("There is no module or parameter named
 one unquantized ``weight`` the layer has, exactly:
 
 - FP8 (ModelOpt per-tensor, compressed-tensors per-tensor or per-channel):
-  ``weight.float() * weight_scale`` (broadcast over rows);
+  ``weight.float() * weight_scale`` (broadcast over rows); DeepSeek-native FP8 blocks:
+  each ``weight_block_size`` block times its ``weight_scale_inv`` entry (the block size
+  is the quant config's; without one, the load stops with an error naming the module);
 - NVFP4 (ModelOpt: ``weight``, ``weight_scale`` per 16 inputs, ``weight_scale_2``;
   compressed-tensors: ``weight_packed``, ``weight_scale``, ``weight_global_scale``, the
   reciprocal of ModelOpt's): vLLM's own reference dequantization
@@ -34,6 +36,7 @@ _NEEDS: dict[StoredFormat, frozenset[str]] = {
     StoredFormat.MODELOPT_FP8: frozenset({"weight", "weight_scale"}),
     StoredFormat.MODELOPT_NVFP4: frozenset({"weight", "weight_scale", "weight_scale_2"}),
     StoredFormat.CT_NVFP4: frozenset({"weight_packed", "weight_scale", "weight_global_scale"}),
+    StoredFormat.FP8_BLOCK: frozenset({"weight", "weight_scale_inv"}),
 }
 #: every suffix a quantized linear may store besides the weight: not passed to the layer
 AUX = frozenset({"weight", "weight_packed", "weight_scale", "weight_scale_2",
@@ -45,10 +48,23 @@ def needed(fmt: StoredFormat) -> frozenset[str]:
     return _NEEDS[fmt]
 
 
-def dequantize(fmt: StoredFormat, parts: dict[str, Any]) -> Any:
-    """The float32 weight ``[out, in]`` the stored ``parts`` (suffix -> tensor) encode."""
+def dequantize(fmt: StoredFormat, parts: dict[str, Any],
+               block: tuple[int, int] | None = None) -> Any:
+    """The float32 weight ``[out, in]`` the stored ``parts`` (suffix -> tensor) encode;
+    ``block``: the FP8 block size (rows, columns) of ``FP8_BLOCK`` tensors."""
     import torch
 
+    if fmt is StoredFormat.FP8_BLOCK:
+        if block is None:
+            raise ValueError("the quant config gives no weight_block_size")
+        w = parts["weight"].to(torch.float32)
+        s = parts["weight_scale_inv"].to(torch.float32)
+        rows, cols = block
+        if s.shape != (-(-w.shape[0] // rows), -(-w.shape[1] // cols)):
+            raise ValueError(f"weight_scale_inv {tuple(s.shape)} does not tile weight "
+                             f"{tuple(w.shape)} in {rows}x{cols} blocks")
+        full = s.repeat_interleave(rows, 0).repeat_interleave(cols, 1)
+        return w * full[: w.shape[0], : w.shape[1]]
     if fmt is StoredFormat.MODELOPT_FP8:
         w = parts["weight"].to(torch.float32)
         s = parts["weight_scale"].to(torch.float32)

@@ -160,7 +160,8 @@ def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_c
     profile = profile_for_draft(arch)
 
     def checked_load_weights(model: Any, mc: Any) -> Any:
-        with weights.weight_stream(model, profile, plan) as dropped:  # P5
+        with weights.weight_stream(model, profile, plan,
+                                   compat.weight_block_size(private)) as dropped:  # P5
             result = load_weights(model, mc)
         if dropped:
             log.info("vllm-draft-quant %s: did not pass %d tensor(s) to the drafter (its "

@@ -89,8 +89,9 @@ def dequantized_modules(plan: Plan) -> dict[str, ModuleDecision]:
 class _Dequantizer:
     """Collects a plain module's stored tensors; yields its weight once all are read."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, block: tuple[int, int] | None = None) -> None:
         self.plan = plan
+        self.block = block
         self.modules = dequantized_modules(plan)
         self.parts: dict[str, dict[str, Any]] = {}
         self.done: set[str] = set()
@@ -109,7 +110,12 @@ class _Dequantizer:
             return True, None
         self.done.add(module)
         del self.parts[module]
-        return True, (f"{module}.weight", dequant.dequantize(d.stored, parts))
+        try:
+            weight = dequant.dequantize(d.stored, parts, self.block)
+        except ValueError as e:
+            raise DraftLoadError(f"{self.plan.drafter}: cannot dequantize {module} "
+                                 f"({d.stored}): {e}") from None
+        return True, (f"{module}.weight", weight)
 
     def finish(self) -> None:
         pending = {m: sorted(dequant.needed(self.modules[m].stored) - p.keys())
@@ -134,14 +140,15 @@ def _kv_placeholders(model: Any) -> set[str]:
 
 
 @contextlib.contextmanager
-def weight_stream(model: Any, profile: DrafterProfile, plan: Plan) -> Iterator[list[str]]:
+def weight_stream(model: Any, profile: DrafterProfile, plan: Plan,
+                  block: tuple[int, int] | None = None) -> Iterator[list[str]]:
     """While active, ``model.load_weights`` reads the filtered stream (P5).
 
     Yields the list of dropped tensor names (filled while loading).
     """
     drop = shadowed_modules(profile, plan)
     check = profile.checks_completeness
-    deq = _Dequantizer(plan)
+    deq = _Dequantizer(plan, block)
     dropped: list[str] = []
     if not drop and not check and not deq.modules:
         yield dropped

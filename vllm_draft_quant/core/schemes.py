@@ -70,10 +70,10 @@ _FORMAT_TO_SCHEME = {
 }
 
 #: stored formats whose tensors the adapter can dequantize exactly into a plain layer's
-#: unquantized weight (``adapter/dequant.py``: FP8 weight x scale; NVFP4 with vLLM's own
-#: reference dequantization)
+#: unquantized weight (``adapter/dequant.py``: FP8 weight x scale, per tensor, channel or
+#: block; NVFP4 with vLLM's own reference dequantization)
 DEQUANTIZABLE = frozenset({StoredFormat.MODELOPT_FP8, StoredFormat.MODELOPT_NVFP4,
-                           StoredFormat.CT_NVFP4})
+                           StoredFormat.CT_NVFP4, StoredFormat.FP8_BLOCK})
 
 _TWO_PER_BYTE = frozenset({StoredFormat.MODELOPT_NVFP4, StoredFormat.CT_NVFP4, StoredFormat.MXFP4})
 
