@@ -301,7 +301,7 @@ def write_eagle3_draft(path: str | os.PathLike[str], spec: Eagle3Spec) -> Writte
 
 def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) -> WrittenModel:
     """A tiny EAGLE3 draft for a DeepSeek-V3 target (``support.factory``'s ``deepseek_v3``
-    family, same hidden size and vocabulary): ``Eagle3DeepseekV3ForCausalLM``
+    family, same hidden size and vocabulary): ``Eagle3DeepseekV2ForCausalLM``
     (``deepseek_eagle3.py``), one ``midlayer`` with DeepSeek's MLA whose ``q_a_proj`` and
     ``kv_a_proj_with_mqa`` read ``2 * hidden``, a dense MLP, ``fc`` and ``lm_head``.
     ``spec.lm_head`` must be "bf16": vLLM builds this drafter's head without a quant
@@ -350,7 +350,10 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
     ]
     tensors = _write(root, linears, plains, extra, spec.seed, draft=True)
     config = dict(F.deepseek_v3(1).config)
-    config.update({"architectures": ["Eagle3DeepseekV3ForCausalLM"], "num_hidden_layers": 1,
+    # model type deepseek_v2: config/speculative.py turns a "deepseek_v3" draft config
+    # into DeepSeek's MTP drafter ("Eagle3DeepSeekMTPModel", which does not exist)
+    config.update({"architectures": ["Eagle3DeepseekV2ForCausalLM"], "model_type": "deepseek_v2",
+                   "num_hidden_layers": 1,
                    "num_nextn_predict_layers": 0, "intermediate_size": INTER,
                    "draft_vocab_size": DRAFT_VOCAB})
     exclusions = [lin.name for lin, f in linears if f == "bf16"]
