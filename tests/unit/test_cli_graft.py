@@ -73,7 +73,7 @@ def test_single_file_target_gets_an_index(tmp_path: Path, capsys: pytest.Capture
     target, source = pair(tmp_path, "step3p5")
     assert not (target / "model.safetensors.index.json").exists()
     code, out, _ = run_cli(capsys, "graft", target, "--from", source)
-    assert code == 0 and "create model.safetensors.index.json" in out
+    assert code == 0 and "created model.safetensors.index.json" in out
     index = load(target / "model.safetensors.index.json")
     names = read_header(target / "model.safetensors").tensors
     assert {n: "model.safetensors" for n in names}.items() <= index["weight_map"].items()
@@ -133,7 +133,7 @@ def test_refuses_different_existing_tensors_without_force(tmp_path: Path,
     assert digest(target) == before
     code, out, err = run_cli(capsys, "graft", target, "--from", source, "--force")
     assert code == 0, err
-    assert "delete shard holding only replaced tensors: model-mtp.safetensors" in out
+    assert "deleted shard holding only replaced tensors: model-mtp.safetensors" in out
     assert not (target / "model-mtp.safetensors").exists()
     p = core_plan(target)
     assert p.conflicts == () and {m.scheme.value for m in p.modules} == {"unquantized"}
@@ -148,7 +148,7 @@ def test_force_rewrites_a_mixed_shard(tmp_path: Path, capsys: pytest.CaptureFixt
     kept = {n: _tensor_bytes(target, n) for n in target_only}
     code, out, err = run_cli(capsys, "graft", target, "--from", source, "--force")
     assert code == 0, err
-    assert "rewrite shard without the replaced tensors: model.safetensors" in out
+    assert "rewrote shard without the replaced tensors: model.safetensors" in out
     assert {n: _tensor_bytes(target, n) for n in target_only} == kept
     assert set(read_header(target / "model.safetensors").tensors) == set(target_only)
     assert core_plan(target).conflicts == ()
