@@ -72,12 +72,14 @@ def load_facts(model: str | os.PathLike[str], *, drafter: str | None = None,
     intent = intent_from_configs(hf_quant, qc, hf_quant_origin=hq_path.name,
                                  config_origin=cfg_path.name)
     return CheckpointFacts(model_dir, config, text, hf_quant, intent, profile, names,
-                           CheckpointFiles(model_dir))
+                           CheckpointFiles(model_dir, lazy=True))
 
 
 def draft_dtypes(facts: CheckpointFacts) -> dict[str, str]:
     """``{draft tensor name: safetensors dtype}`` from the headers of the shards holding them."""
-    draft = [n for n in facts.files.weight_names() if facts.names.is_draft_name(n)]
+    nm = facts.names
+    draft = nm.draft_names(facts.files.names_with(nm.candidate_prefixes,
+                                                  nm.candidate_substrings))
     if not draft:
         return {}
     infos = facts.files.tensors(draft)
