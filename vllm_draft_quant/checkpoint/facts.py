@@ -12,19 +12,21 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vllm_draft_quant.checkpoint.configs import load_json_object
 from vllm_draft_quant.checkpoint.index import CheckpointFiles
 from vllm_draft_quant.checkpoint.locate import locate_model
 from vllm_draft_quant.core.intent import QuantIntent, intent_from_configs
 from vllm_draft_quant.core.names import NameMap
-from vllm_draft_quant.core.overrides import Overrides
 from vllm_draft_quant.core.plan import Plan
 from vllm_draft_quant.core.profile import DrafterProfile
 from vllm_draft_quant.core.resolver import Mode, place_drafter, resolve
 from vllm_draft_quant.errors import ConfigError
 from vllm_draft_quant.profiles import profile_for_draft, profile_for_target
+
+if TYPE_CHECKING:
+    from vllm_draft_quant.core.overrides import Overrides
 
 __all__ = ["CheckpointFacts", "draft_dtypes", "load_facts", "plan_from_facts"]
 

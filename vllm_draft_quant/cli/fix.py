@@ -5,19 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
-from vllm_draft_quant.checkpoint.locate import locate_model
-from vllm_draft_quant.repair.fixer import (
-    CONFIG,
-    HF_QUANT,
-    FixResult,
-    compute_fix,
-    render_json,
-    unified_diff,
-)
-from vllm_draft_quant.repair.writer import FolderLock, Transaction
+if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
+    from vllm_draft_quant.repair.fixer import FixResult
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "report_fix", "run"]
 
@@ -43,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _texts(model_dir: Path, res: FixResult, objects: dict[str, Any]) -> dict[str, tuple[str, str]]:
     """{file: (old text, new text)} for each file the fix changes."""
+    from vllm_draft_quant.repair.fixer import render_json
+
     out = {}
     for name, obj in res.new_objects(objects).items():
         old = (model_dir / name).read_text(encoding="utf-8-sig")
@@ -51,6 +44,10 @@ def _texts(model_dir: Path, res: FixResult, objects: dict[str, Any]) -> dict[str
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from vllm_draft_quant.checkpoint.locate import locate_model
+    from vllm_draft_quant.repair.fixer import HF_QUANT, unified_diff
+    from vllm_draft_quant.repair.writer import FolderLock, Transaction
+
     out = out or sys.stdout
     model_dir = locate_model(args.model)
     if not args.write:
@@ -75,6 +72,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def _compute(model_dir: Path) -> tuple[FixResult, dict[str, tuple[str, str]]]:
+    from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
+    from vllm_draft_quant.repair.fixer import CONFIG, HF_QUANT, compute_fix
+
     facts = load_facts(model_dir)
     res = compute_fix(facts, plan_from_facts(facts))
     objects: dict[str, Any] = {CONFIG: facts.config}

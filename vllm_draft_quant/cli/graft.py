@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from vllm_draft_quant.checkpoint.index import INDEX_FILE
-from vllm_draft_quant.checkpoint.locate import locate_model
 from vllm_draft_quant.cli._output import Progress
 from vllm_draft_quant.cli.fix import report_fix
-from vllm_draft_quant.repair.fixer import unified_diff
-from vllm_draft_quant.repair.graft import GraftPlan, apply_graft, plan_graft
-from vllm_draft_quant.repair.writer import FolderLock
+
+if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
+    from vllm_draft_quant.repair.graft import GraftPlan
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "parse_layers", "run"]
 
@@ -60,24 +58,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from vllm_draft_quant.checkpoint.locate import locate_model
+    from vllm_draft_quant.repair.graft import apply_graft, plan_graft
+    from vllm_draft_quant.repair.writer import FolderLock
+
     out = out or sys.stdout
     target = locate_model(args.target)
+
+    def comparing(total: int) -> Progress:
+        return Progress(total, "comparing the draft tensors TARGET already has",
+                        done_verb="compared")
+
     if args.dry_run:
-        plan = plan_graft(target, args.source, layers=args.layers, force=args.force)
+        plan = plan_graft(target, args.source, layers=args.layers, force=args.force,
+                          compare_progress=comparing)
         describe(plan, out, dry_run=True)
         return 0
     with FolderLock(target):
-        plan = plan_graft(target, args.source, layers=args.layers, force=args.force)
+        plan = plan_graft(target, args.source, layers=args.layers, force=args.force,
+                          compare_progress=comparing)
         describe(plan, out, dry_run=False)
         if plan.changed:
-            with Progress(plan.bytes_to_write, "grafting") as progress:
+            out.flush()
+            with Progress(plan.bytes_to_write, "copying draft tensors",
+                          done_verb="copied") as progress:
                 apply_graft(plan, progress=progress)
+            # reported only now that the transaction is committed
+            if plan.fix is not None:
+                report_fix(plan.fix, out, written=True, hint="")
             out.write(f"grafted into {plan.target}\n")
     return 0
 
 
 def describe(plan: GraftPlan, out: TextIO, *, dry_run: bool) -> None:
     """What the graft copies, skips or replaces, and how the JSON files change."""
+    from vllm_draft_quant.checkpoint.index import INDEX_FILE
+    from vllm_draft_quant.repair.fixer import unified_diff
+
     for u in plan.units:
         size = sum(t.nbytes for t in u.source) / 2**20
         what = {"copy": f"copy {len(u.source)} tensors ({size:.1f} MiB)",
@@ -103,7 +120,7 @@ def describe(plan: GraftPlan, out: TextIO, *, dry_run: bool) -> None:
         for name, text in plan.texts().items():
             if name != INDEX_FILE:
                 out.write(unified_diff(name, plan.originals.get(name, ""), text))
-    if plan.fix is not None:
-        report_fix(plan.fix, out, written=not dry_run, hint="")
+    if plan.fix is not None and dry_run:  # a real run reports it once it is written
+        report_fix(plan.fix, out, written=False, hint="")
     if dry_run:
         out.write("dry run: nothing was written\n")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from vllm_draft_quant.checkpoint.facts import CheckpointFacts, load_facts, plan_from_facts
-from vllm_draft_quant.checkpoint.overrides_file import load_overrides
-from vllm_draft_quant.checkpoint.speculative import DraftSource, draft_source
 from vllm_draft_quant.cli._output import highlight
-from vllm_draft_quant.core.plan import ModuleDecision, Plan
+
+if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
+    from vllm_draft_quant.checkpoint.facts import CheckpointFacts
+    from vllm_draft_quant.checkpoint.speculative import DraftSource
+    from vllm_draft_quant.core.plan import ModuleDecision, Plan
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "render", "run"]
 
@@ -53,6 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
+    from vllm_draft_quant.checkpoint.overrides_file import load_overrides
+    from vllm_draft_quant.checkpoint.speculative import draft_source
+
     out = out or sys.stdout
     overrides = load_overrides(args.overrides) if args.overrides else None
     source: DraftSource | None = None
