@@ -128,9 +128,10 @@ def _reference(tmp_path: Path, make: Callable[[Path], list[Any]], capsys: Any) -
     return digest(Path(argv[1]))
 
 
+@pytest.mark.usefixtures("copy_mode")  # the in-kernel copy path and the plain one
 @pytest.mark.parametrize("point", POINTS)
 def test_graft_faults(point: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                      capsys: pytest.CaptureFixture[str], copy_mode: str) -> None:
+                      capsys: pytest.CaptureFixture[str]) -> None:
     def make(root: Path) -> list[Any]:
         target, source = pair(root, "step3p5", truncate=True, sharded=True)
         return ["graft", target, "--from", source]
@@ -143,10 +144,11 @@ def test_graft_faults(point: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert expected != pristine
 
 
+@pytest.mark.usefixtures("copy_mode")
 @pytest.mark.parametrize("point", ["replace", "replace-interrupt", "fsync-enospc", "link",
                                    "write-enospc"])
 def test_graft_force_faults(point: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                            capsys: pytest.CaptureFixture[str], copy_mode: str) -> None:
+                            capsys: pytest.CaptureFixture[str]) -> None:
     """Replacing a quantized MTP block: a shard deleted, another rewritten, all undone."""
     def make(root: Path) -> list[Any]:
         source = ckpt(root / "source", "qwen3_next", layout="a")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from pathlib import Path
 
 import pytest
 from _cli_support import FAMILIES, PRODUCERS, ckpt, digest, exclusions, load, run_cli
 
 from vllm_draft_quant import plan as core_plan
+from vllm_draft_quant.checkpoint.facts import load_facts
 
 # What fix adds to a ModelOpt config, per family and all-BF16 layout (FINDINGS.md):
 # Step-3.5 exact checkpoint names never match its runtime prefixes -> layer wildcard;
@@ -73,16 +75,45 @@ def test_write_keeps_bak_then_idempotent(family: str, producer: str, tmp_path: P
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_compressed_tensors_entries_are_exact_names(family: str, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_compressed_tensors_whole_layer_is_one_pattern(family: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A BF16 draft layer in a compressed-tensors export: one ``re:`` entry (on the layer's
+    checkpoint and runtime roots), not one exact name per module and expert."""
     model = ckpt(tmp_path / "m", family, producer="compressed-tensors", layout="a")
+    before = exclusions(model)
     run_cli(capsys, "fix", model, "--write")
-    new = exclusions(model)
-    assert not any("*" in e or e.startswith("re:") for e in new)
+    added = [e for e in exclusions(model) if e not in before]
+    facts = load_facts(model)
+    patterns = [e for e in added if e.startswith("re:")]
+    assert len(patterns) == len(facts.names.layers) == 1
+    assert [e for e in added if not e.startswith("re:")] == (
+        ["mtp.fc"] if family == "qwen3_next" else [])
+    layer = facts.names.layers[0]
+    assert re.match(patterns[0][3:], layer.checkpoint_root + ".x")
+    assert re.match(patterns[0][3:], layer.runtime_root + ".x")
+    assert not re.match(patterns[0][3:], layer.checkpoint_root + "0.x")  # not layer 20, 200
     for m in core_plan(model).modules:
-        if m.kind != "plain" and m.kind != "fixed":
+        if m.kind not in ("plain", "fixed"):
             for t in m.checkpoint_tensors:
-                assert t.rsplit(".", 1)[0] in new
+                assert any(re.match(p[3:], t) for p in patterns) or \
+                    t.rsplit(".", 1)[0] in added
+
+
+@pytest.mark.parametrize("family", ["qwen3_next", "deepseek_v3", "glm4_moe"])
+def test_compressed_tensors_experts_are_one_pattern(family: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Quantized attention, BF16 MLP not excluded: every expert by one ``re:`` entry (was
+    one exact name per expert and projection: ~500 lines per layer for GLM-4.6)."""
+    model = ckpt(tmp_path / "m", family, producer="compressed-tensors", layout="f",
+                 exclusions=())
+    code, out, _ = run_cli(capsys, "fix", model, "--write")
+    assert code == 0, out
+    added = exclusions(model)
+    experts = [e for e in added if "experts" in e and not e.endswith("_proj")]
+    assert len(experts) == 1 and experts[0].startswith("re:") and experts[0].endswith(r"experts\.")
+    assert not any(re.search(r"experts\.\d", e) for e in added)
+    assert "builds every draft module in its stored precision" in out
+    assert core_plan(model).conflicts == ()
 
 
 def test_wrong_exact_entry_removed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

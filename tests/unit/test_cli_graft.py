@@ -26,7 +26,6 @@ from vllm_draft_quant.checkpoint.index import CheckpointFiles
 from vllm_draft_quant.repair.fixer import compute_fix
 from vllm_draft_quant.repair.graft import GRAFT_SHARD
 
-
 #: every graft here runs on the in-kernel copy path and on the plain one
 pytestmark = pytest.mark.usefixtures("copy_mode")
 
@@ -296,3 +295,37 @@ def test_changes_are_reported_after_they_are_made(tmp_path: Path,
     assert code == 0
     assert out.index("exclusion added") > out.index("new shard:")
     assert out.rstrip().endswith(f"grafted into {target}")
+
+
+@pytest.mark.parametrize("family", ["glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo"])
+def test_graft_every_mtp_family(family: str, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Every MTP family the plugin plans, beyond the first three: copied byte for byte,
+    planned without conflicts, the exclusions fix would write, idempotent."""
+    target, source = pair(tmp_path, family, sharded=True)
+    code, out, err = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 0, err
+    grafted = _draft_names(target)
+    assert grafted and grafted == _draft_names(source)
+    for name in grafted:
+        assert _tensor_bytes(target, name) == _tensor_bytes(source, name)
+    assert core_plan(target, mode="strict").conflicts == ()
+    facts = load_facts(target)
+    assert not compute_fix(facts, plan_from_facts(facts)).changed
+    after = digest(target)
+    code, out, _ = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 0 and "already grafted, nothing to change" in out
+    assert digest(target) == after
+
+
+def test_graft_refuses_a_separate_draft_model_clearly(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from support.eagle3 import Eagle3Spec, write_eagle3_draft
+
+    bf16 = write_eagle3_draft(tmp_path / "bf16", Eagle3Spec()).path
+    fp8 = write_eagle3_draft(tmp_path / "fp8", Eagle3Spec(attn="fp8", mlp="fp8")).path
+    before = digest(fp8)
+    code, _, err = run_cli(capsys, "graft", fp8, "--from", bf16)
+    assert code == 2 and err.count("\n") == 1
+    assert "Eagle3LlamaForCausalLM is a separate draft model" in err
+    assert "--speculative-config" in err and digest(fp8) == before

@@ -94,7 +94,7 @@ def test_interrupt_exit_130(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     def interrupt(*a: object, **k: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("vllm_draft_quant.cli.plan_cmd.plan_from_facts", interrupt)
+    monkeypatch.setattr("vllm_draft_quant.checkpoint.facts.plan_from_facts", interrupt)
     code, _, err = run_cli(capsys, "plan", model)
     assert code == 130 and "interrupted" in err
 

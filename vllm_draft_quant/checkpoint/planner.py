@@ -43,7 +43,7 @@ def plan(
     """
     if mode not in ("auto", "strict"):
         raise ConfigError(f"mode must be 'auto' or 'strict', got {mode!r}")
-    if overrides is not None and not isinstance(overrides, Overrides):
+    if isinstance(overrides, (str, os.PathLike)):  # else an Overrides or None
         overrides = load_overrides(overrides)
     if speculative_config is not None:
         src = draft_source(model, speculative_config)

@@ -19,10 +19,17 @@ ignore) that make the quantization config match the stored draft tensors, in for
 stock vLLM also follows. Without --write, print a unified diff (exit code 1 if a
 change is pending); with --write, rewrite hf_quant_config.json and config.json
 atomically and keep a .bak of each. Also says which layouts stock vLLM still cannot
-load even with a truthful config (then you need the plugin)."""
+load even with a truthful config (then you need the plugin).
+
+With --speculative-config (the same JSON as vLLM's flag), MODEL is the target and
+the configs fixed are those of the checkpoint the drafter loads from: the folder
+named by "model" when it is another one (an EAGLE3 draft, MTP layers in a separate
+checkpoint), whose own quantization config vLLM reads for the draft."""
 EXAMPLES = """\
   vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4            # show the diff
-  vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4 --write    # apply it (keeps .bak)"""
+  vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4 --write    # apply it (keeps .bak)
+  vllm-draft-quant fix /models/Llama-3.1-8B-Instruct --write \\
+      --speculative-config '{"method": "eagle3", "model": "/models/EAGLE3-NVFP4"}'"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="model folder, or a Hugging Face repo id in the local cache")
     p.add_argument("--write", action="store_true",
                    help="rewrite the config files (atomically, keeping a .bak)")
+    p.add_argument("--speculative-config", metavar="JSON",
+                   help="vLLM's speculative config (same JSON as its flag); MODEL is then the "
+                        "target and the draft checkpoint it names is the one fixed")
 
 
 def _texts(model_dir: Path, res: FixResult, objects: dict[str, Any]) -> dict[str, tuple[str, str]]:
@@ -49,15 +59,26 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from vllm_draft_quant.repair.writer import FolderLock, Transaction
 
     out = out or sys.stdout
-    model_dir = locate_model(args.model)
+    drafter: str | None = None
+    target_layers: int | None = None
+    if getattr(args, "speculative_config", None) is not None:
+        from vllm_draft_quant.checkpoint.speculative import draft_source
+
+        src = draft_source(args.model, args.speculative_config)
+        model_dir, drafter, target_layers = src.draft_dir, src.drafter, src.target_layers
+        if src.separate:
+            out.write(f"the drafter loads from {model_dir} (speculative_config.model), with "
+                      "that checkpoint's own quantization config: fixing it\n")
+    else:
+        model_dir = locate_model(args.model)
     if not args.write:
-        res, texts = _compute(model_dir)
+        res, texts = _compute(model_dir, drafter, target_layers)
         for name, (old, new) in texts.items():
             out.write(unified_diff(name, old, new))
         report_fix(res, out, written=False)
         return 1 if res.changed or res.remaining else 0
     with FolderLock(model_dir):
-        res, texts = _compute(model_dir)
+        res, texts = _compute(model_dir, drafter, target_layers)
         if texts:
             with Transaction(model_dir) as tx:
                 for name in texts:
@@ -71,11 +92,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 1 if res.remaining else 0
 
 
-def _compute(model_dir: Path) -> tuple[FixResult, dict[str, tuple[str, str]]]:
+def _compute(model_dir: Path, drafter: str | None = None, target_layers: int | None = None
+             ) -> tuple[FixResult, dict[str, tuple[str, str]]]:
     from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
     from vllm_draft_quant.repair.fixer import CONFIG, HF_QUANT, compute_fix
 
-    facts = load_facts(model_dir)
+    facts = load_facts(model_dir, drafter=drafter, target_layers=target_layers)
     res = compute_fix(facts, plan_from_facts(facts))
     objects: dict[str, Any] = {CONFIG: facts.config}
     if facts.hf_quant_config is not None:

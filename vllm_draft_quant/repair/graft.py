@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, ContextManager, Literal
+from typing import Any, BinaryIO, Literal
 
 from vllm_draft_quant.checkpoint.configs import load_json_object
 from vllm_draft_quant.checkpoint.facts import CheckpointFacts, load_facts, plan_from_facts
@@ -47,7 +47,7 @@ __all__ = ["GRAFT_SHARD", "GraftPlan", "Unit", "apply_graft", "plan_graft"]
 
 GRAFT_SHARD = "model-mtp-graft.safetensors"
 #: total bytes -> a context manager that is told the bytes compared so far
-CompareProgress = Callable[[int], ContextManager[Callable[[int], None]]]
+CompareProgress = Callable[[int], contextlib.AbstractContextManager[Callable[[int], None]]]
 _PACKED = frozenset(f for f in StoredFormat if f.two_per_byte)
 _NEW_FILE_STYLE = '{\n  "": 0\n}\n'  # how render_json should format a file we create
 _IN_LAYER = re.compile(r"(?:.*\.)?layers\.\d+\.(.+)\Z")
@@ -143,6 +143,7 @@ def plan_graft(target: str | Path, source: str | Path, *, layers: str | Sequence
     Reads headers, and the bytes of draft tensors TARGET already has (to tell an
     identical rerun from a different layer); ``compare_progress(total bytes)`` gives the
     context manager that is told the bytes compared (``cli._output.Progress``)."""
+    _refuse_separate_drafters(Path(target), Path(source))
     ft, fs = load_facts(target), load_facts(source)
     if ft.model_dir.resolve() == fs.model_dir.resolve():
         raise ConfigError(f"{ft.model_dir}: TARGET and SOURCE are the same folder; pass the "
@@ -167,6 +168,31 @@ def plan_graft(target: str | Path, source: str | Path, *, layers: str | Sequence
         for u in units:
             _decide(u, ft, fs, force, progress)
     return _assemble(ft, fs, units)
+
+
+def _refuse_separate_drafters(*folders: Path) -> None:
+    """graft completes a model's own draft layers; a separate draft model (EAGLE3) is a
+    whole checkpoint of its own, which vLLM loads through ``--speculative-config``."""
+    from vllm_draft_quant.checkpoint.locate import locate_model
+    from vllm_draft_quant.checkpoint.speculative import _architectures
+    from vllm_draft_quant.errors import DraftQuantError
+    from vllm_draft_quant.profiles import profile_for_target
+
+    for folder in folders:
+        try:
+            model_dir = locate_model(folder)
+            profile = profile_for_target(_architectures(model_dir), origin=str(model_dir))
+        except DraftQuantError:
+            continue  # load_facts says what is wrong with it
+        if profile.hidden_layers_from == "target":
+            raise ConfigError(
+                f"{model_dir}: {profile.architecture} is a separate draft model (all of it is "
+                "the drafter), not a model whose draft layers an export dropped; graft copies "
+                "MTP/NextN layers into such a model. Use the unquantized draft as it is: "
+                "vLLM's --speculative-config '{\"method\": \"eagle3\", \"model\": "
+                "\"<draft folder>\"}' (check it with 'vllm-draft-quant plan TARGET "
+                "--speculative-config ...'), or 'fix TARGET --speculative-config ...' for a "
+                "quantized draft whose config is wrong")
 
 
 def _units(ft: CheckpointFacts, fs: CheckpointFacts, layers: str | Sequence[int]) -> list[Unit]:
@@ -198,6 +224,8 @@ def _units(ft: CheckpointFacts, fs: CheckpointFacts, layers: str | Sequence[int]
     if ns is not None:
         container = fs.profile.root.checkpoint.split("{n}", 1)[0]
         shared = [n for n in _under(src_names, ns + ".") if not n.startswith(container)]
+        if any(_IN_LAYER.match(n) for n in shared):
+            shared = []  # the target's layers live there too (MiMo's model.mtp_layers)
         if shared:
             existing = [n for n in _under(tgt_names, ns + ".") if not n.startswith(container)]
             units.append(Unit(f"shared draft tensors {ns}.*", ns + ".",
