@@ -351,7 +351,7 @@ def test_a_broken_index_fails_the_same_lazily(tmp_path: Path) -> None:
     write_checkpoint(tmp_path, SHARDS)
     write_index(tmp_path, '{"weight_map": {"model.layers.1.mlp.weight": ')
     lazy = CheckpointFiles(tmp_path, lazy=True)  # not parsed yet
-    with pytest.raises(CheckpointError, match="not valid JSON|JSON"):
+    with pytest.raises(CheckpointError, match="JSON"):
         lazy.names_with(("model.layers.1",))
 
 
