@@ -246,3 +246,34 @@ def test_diff_marks_missing_final_newline() -> None:
     diff = unified_diff("c.json", '{\n  "a": 1\n}', '{\n  "a": 2\n}')
     assert diff.endswith("\n }\n\\ No newline at end of file\n")
     assert diff.count("\\ No newline at end of file") == 1
+
+
+def test_fix_speculative_config_fixes_the_draft_checkpoint(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    """An EAGLE3 draft (planned with its target's layer count) whose config does not
+    exclude its BF16 fc and lm_head: fixed in the draft's folder; the target untouched."""
+    from support.eagle3 import Eagle3Spec, LlamaTargetSpec, write_eagle3_draft, write_llama_target
+
+    target = write_llama_target(tmp_path / "llama", LlamaTargetSpec("nvfp4")).path
+    draft = write_eagle3_draft(tmp_path / "eagle3", Eagle3Spec(attn="fp8", mlp="fp8")).path
+    for name, path in (("config.json", ("quantization_config", "ignore")),
+                       ("hf_quant_config.json", ("quantization", "exclude_modules"))):
+        obj = load(draft / name)
+        obj[path[0]][path[1]] = []
+        (draft / name).write_text(json.dumps(obj, indent=2))
+    spec = json.dumps({"method": "eagle3", "model": str(draft)})
+    code, _, err = run_cli(capsys, "fix", draft)
+    assert code == 2 and "--speculative-config" in err  # alone it cannot be placed
+    before_target = digest(target)
+    code, out, _ = run_cli(capsys, "fix", target, "--speculative-config", spec, "--write")
+    assert code == 0, out
+    assert f"the drafter loads from {draft}" in out
+    assert "exclusion added: fc" in out and "exclusion added: lm_head" in out
+    assert "builds every draft module in its stored precision" in out
+    assert load(draft / "hf_quant_config.json")["quantization"]["exclude_modules"] == [
+        "fc", "lm_head"]
+    assert digest(target) == before_target
+    code, out, _ = run_cli(capsys, "fix", target, "--speculative-config", spec)
+    assert code == 0 and "nothing to change" in out
+    assert core_plan(target, speculative_config=spec).conflicts == ()
