@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
     from vllm_draft_quant.repair.fixer import FixResult
 
-__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "report_fix", "run"]
+__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "note", "report_fix", "run"]
 
 HELP = "make the config's exclusions tell the truth about the draft tensors"
 DESCRIPTION = """\
@@ -18,7 +18,8 @@ Compute the exclusion entries (ModelOpt exclude_modules/ignore, compressed-tenso
 ignore) that make the quantization config match the stored draft tensors, in forms
 stock vLLM also follows. Without --write, print a unified diff (exit code 1 if a
 change is pending); with --write, rewrite hf_quant_config.json and config.json
-atomically and keep a .bak of each. Also says which layouts stock vLLM still cannot
+atomically and keep a .bak of each (config.json.bak, or config.json.bak.1, ... when a
+.bak exists: an existing one is never overwritten). Also says which layouts stock vLLM still cannot
 load even with a truthful config (then you need the plugin).
 
 With --speculative-config (the same JSON as vLLM's flag), MODEL is the target and
@@ -56,7 +57,7 @@ def _texts(model_dir: Path, res: FixResult, objects: dict[str, Any]) -> dict[str
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from vllm_draft_quant.checkpoint.locate import locate_model
     from vllm_draft_quant.repair.fixer import HF_QUANT, unified_diff
-    from vllm_draft_quant.repair.writer import FolderLock, Transaction
+    from vllm_draft_quant.repair.writer import FolderLock, Transaction, settle
 
     out = out or sys.stdout
     drafter: str | None = None
@@ -72,24 +73,36 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     else:
         model_dir = locate_model(args.model)
     if not args.write:
+        note(settle(model_dir))
         res, texts = _compute(model_dir, drafter, target_layers)
         for name, (old, new) in texts.items():
             out.write(unified_diff(name, old, new))
         report_fix(res, out, written=False)
         return 1 if res.changed or res.remaining else 0
-    with FolderLock(model_dir):
+    with FolderLock(model_dir) as lock:
+        note(lock.notes)
         res, texts = _compute(model_dir, drafter, target_layers)
         if texts:
+            backups: dict[str, str | None] = {}
             with Transaction(model_dir) as tx:
                 for name in texts:
-                    tx.backup(name)
+                    backups[name] = tx.backup(name)
                 for name in sorted(texts, key=lambda n: n != HF_QUANT):
                     tx.write_bytes(name, texts[name][1].encode("utf-8"))
                 tx.commit()
             for name in texts:
-                out.write(f"wrote {model_dir / name} (previous version: {name}.bak)\n")
+                bak = backups[name]
+                kept = f"; the existing {name}.bak was kept" if bak != f"{name}.bak" else ""
+                out.write(f"wrote {model_dir / name} (previous version: {bak}{kept})\n")
     report_fix(res, out, written=True)
     return 1 if res.remaining else 0
+
+
+def note(lines: list[str]) -> None:
+    """Notes on what a run found and repaired first (an interrupted commit rolled back,
+    leftover temporaries removed), on stderr so stdout stays the command's own output."""
+    for line in lines:
+        sys.stderr.write(f"note: {line}\n")
 
 
 def _compute(model_dir: Path, drafter: str | None = None, target_layers: int | None = None

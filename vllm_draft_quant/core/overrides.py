@@ -23,7 +23,10 @@ from vllm_draft_quant.errors import ConfigError
 if TYPE_CHECKING:
     from vllm_draft_quant.core.overrides_model import Overrides
 
-__all__ = ["Overrides", "parse_overrides"]
+__all__ = ["ENV_OVERRIDES", "Overrides", "parse_overrides"]
+
+#: the environment variable naming the overrides file (read in every vLLM process)
+ENV_OVERRIDES = "VLLM_DRAFT_QUANT_OVERRIDES"
 
 
 def __getattr__(name: str) -> Any:
