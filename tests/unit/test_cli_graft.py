@@ -442,7 +442,12 @@ def test_graft_output_comes_after_the_fact(tmp_path: Path, monkeypatch: pytest.M
                 with open(shard, "r+b") as f:
                     f.truncate(read_header(shard).bytes_read + 16)
 
+    from vllm_draft_quant.repair import shard_io
+
     monkeypatch.setattr(graft_cli, "Progress", Shrinks)
+    # the copy reports progress per step; small steps so the third comes mid-copy
+    monkeypatch.setattr(shard_io, "CHUNK", 256)
+    monkeypatch.setattr(shard_io, "KERNEL_STEP", 256)
     code, out, err = run_cli(capsys, "graft", target, "--from", source)
     assert code == 2
     assert out == "", out  # nothing claimed
