@@ -140,6 +140,18 @@ def test_kill_sweep_graft(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert r["journal_seen"] == r["rolled_back"] > 0
 
 
+@pytest.mark.slow
+def test_kill_sweep_graft_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--force replacing a quantized MTP block: one shard deleted, one rewritten."""
+    def make(root: Path) -> list[str]:
+        source = ckpt(root / "source", "qwen3_next", layout="a")
+        target = ckpt(root / "target", "qwen3_next", layout="g", sharded=True)
+        return ["graft", str(target), "--from", str(source), "--force"]
+
+    r = _sweep(make, tmp_path, capsys)
+    assert r["journal_seen"] == r["rolled_back"] > 0
+
+
 def test_kill_during_recovery_then_rerun(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                          ) -> None:
     """The recovery itself killed (at each of its undo steps) is finished by the next run."""
