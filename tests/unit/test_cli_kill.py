@@ -112,6 +112,9 @@ def _sweep(make: Callable[[Path], list[str]], tmp_path: Path,
         code, _, err = run_cli(capsys, *argv)
         assert code in (0, 1), (at, err)
         assert digest(folder) == expected, at  # no lock, journal or temporaries left
+    # the journal is on disk exactly from its rename to its removal
+    between = {"journal-written", "before-rename", "linked", "after-rename", "renames-synced"}
+    assert results["journal_seen"] == sum(1 for p, _ in points if p in between)
     return results
 
 
