@@ -112,6 +112,9 @@ def _sweep(make: Callable[[Path], list[str]], tmp_path: Path,
         code, _, err = run_cli(capsys, *argv)
         assert code in (0, 1), (at, err)
         assert digest(folder) == expected, at  # no lock, journal or temporaries left
+    # the journal is on disk exactly from its rename to its removal
+    between = {"journal-written", "before-rename", "linked", "after-rename", "renames-synced"}
+    assert results["journal_seen"] == sum(1 for p, _ in points if p in between)
     return results
 
 
@@ -137,6 +140,18 @@ def test_kill_sweep_graft(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
     r = _sweep(make, tmp_path, capsys)
     assert sum(1 for p, _ in r["points"] if p == "after-rename") == 7
+    assert r["journal_seen"] == r["rolled_back"] > 0
+
+
+@pytest.mark.slow
+def test_kill_sweep_graft_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--force replacing a quantized MTP block: one shard deleted, one rewritten."""
+    def make(root: Path) -> list[str]:
+        source = ckpt(root / "source", "qwen3_next", layout="a")
+        target = ckpt(root / "target", "qwen3_next", layout="g", sharded=True)
+        return ["graft", str(target), "--from", str(source), "--force"]
+
+    r = _sweep(make, tmp_path, capsys)
     assert r["journal_seen"] == r["rolled_back"] > 0
 
 

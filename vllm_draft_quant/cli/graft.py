@@ -22,9 +22,11 @@ quantized export that dropped them): a new shard model-mtp-graft.safetensors str
 with bounded memory, an updated (or new) model.safetensors.index.json, the draft
 layers' entries of config.json's per-layer lists restored from SOURCE when TARGET's
 were truncated, and the same exclusions 'fix' would write. Hidden size, vocabulary,
-layer indices and tensor shapes must agree. Draft tensors TARGET already has are left
+layer indices and tensor shapes must agree (every tensor written is also checked
+against the shapes TARGET's config implies). Draft tensors TARGET already has are left
 alone when identical and refused otherwise (unless --force). All or nothing: on any
-failure TARGET is left byte-identical; a second run changes nothing."""
+failure TARGET is left byte-identical, and what was done is printed only once it is
+done; a second run changes nothing."""
 EXAMPLES = """\
   vllm-draft-quant graft /models/Step-3.7-Flash-NVFP4 --from /models/Step-3.7-Flash --dry-run
   vllm-draft-quant graft /models/Step-3.7-Flash-NVFP4 --from stepfun-ai/Step-3.7-Flash
@@ -66,6 +68,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     layers = parse_layers(args.layers)
     target = locate_model(args.target)
+    note(settle(locate_model(args.source)))  # SOURCE is only read, but never half-committed
 
     def comparing(total: int) -> Progress:
         return Progress(total, "comparing the draft tensors TARGET already has",
