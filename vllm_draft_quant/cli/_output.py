@@ -1,14 +1,48 @@
-"""Small terminal helpers shared by the subcommands: highlighting and a progress bar."""
+"""Small helpers shared by the subcommands: highlighting, a progress bar, the JSON
+envelope (`json_document`) and the installed versions (read from package metadata,
+never by importing vllm or torch)."""
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
-from collections.abc import Callable
+import textwrap
+from collections.abc import Callable, Mapping
+from importlib import metadata
 from typing import Any, TextIO
 
-__all__ = ["Progress", "highlight", "use_color"]
+from vllm_draft_quant._version import __version__
+from vllm_draft_quant.core.plan import PLAN_SCHEMA_VERSION
+
+__all__ = ["Progress", "dist_version", "highlight", "json_document", "use_color", "wrap"]
+
+WIDTH = 100  # every line the CLI prints fits 100 columns (paths and names excepted)
+
+
+def dist_version(name: str) -> str | None:
+    """An installed distribution's version from its metadata (None if not installed)."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def json_document(kind: str, body: Mapping[str, Any]) -> str:
+    """``body`` as the JSON a ``--json`` command prints: its own keys first, then
+    ``kind`` (plan/fix/graft), ``schema_version`` and the tool and vLLM versions."""
+    doc = {**body, "kind": kind, "schema_version": PLAN_SCHEMA_VERSION,
+           "tool": "vllm-draft-quant", "tool_version": __version__,
+           "vllm_version": dist_version("vllm")}
+    return json.dumps(doc, indent=2)
+
+
+def wrap(text: str, indent: str = "", subsequent: str | None = None) -> str:
+    """``text`` wrapped to `WIDTH` columns (long paths stay whole)."""
+    return textwrap.fill(text, WIDTH, initial_indent=indent,
+                         subsequent_indent=indent if subsequent is None else subsequent,
+                         break_long_words=False, break_on_hyphens=False)
 
 
 def use_color(stream: TextIO) -> bool:
