@@ -53,7 +53,8 @@ def locate_model(model: str | os.PathLike[str], revision: str | None = None,
 
     where = cache_dir or constants.HF_HUB_CACHE
     try:
-        folder = snapshot_download(text, revision=revision, cache_dir=cache_dir,
+        folder = snapshot_download(text, revision=revision,
+                                   cache_dir=None if cache_dir is None else str(cache_dir),
                                    local_files_only=True)
     except Exception as e:  # huggingface_hub's LocalEntryNotFoundError, bad revision, ...
         raise CheckpointError(

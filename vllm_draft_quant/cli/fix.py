@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
-from vllm_draft_quant.checkpoint.locate import locate_model
+from vllm_draft_quant.cli._model_args import add_model_options, refuse_hub_snapshot
+from vllm_draft_quant.cli._model_args import model_dir as model_dir_of
+from vllm_draft_quant.cli._output import json_document
 from vllm_draft_quant.repair.fixer import (
     CONFIG,
     HF_QUANT,
@@ -19,7 +21,7 @@ from vllm_draft_quant.repair.fixer import (
 )
 from vllm_draft_quant.repair.writer import FolderLock, Transaction
 
-__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "report_fix", "run"]
+__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "fix_json", "report_fix", "run"]
 
 HELP = "make the config's exclusions tell the truth about the draft tensors"
 DESCRIPTION = """\
@@ -28,17 +30,35 @@ ignore) that make the quantization config match the stored draft tensors, in for
 stock vLLM also follows. Without --write, print a unified diff (exit code 1 if a
 change is pending); with --write, rewrite hf_quant_config.json and config.json
 atomically and keep a .bak of each. Also says which layouts stock vLLM still cannot
-load even with a truthful config (then you need the plugin)."""
+load even with a truthful config (then you need the plugin).
+
+--write refuses a snapshot of the Hugging Face cache (its files are links into the
+shared blob store): it names the 'hf download --local-dir' command that makes a local
+copy to fix instead. The diff (without --write) works anywhere."""
 EXAMPLES = """\
   vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4            # show the diff
-  vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4 --write    # apply it (keeps .bak)"""
+  vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4 --write    # apply it (keeps .bak)
+  vllm-draft-quant fix ./ckpt --json                           # the same as JSON"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL",
                    help="model folder, or a Hugging Face repo id in the local cache")
+    add_model_options(p)
     p.add_argument("--write", action="store_true",
                    help="rewrite the config files (atomically, keeping a .bak)")
+    p.add_argument("--json", action="store_true",
+                   help="print what changes (or changed) as JSON instead of a diff")
+
+
+def fix_json(model_dir: Path, res: FixResult, texts: dict[str, tuple[str, str]], *,
+             written: bool) -> dict[str, Any]:
+    """The ``fix --json`` body (README "JSON output")."""
+    return {"model": str(model_dir), "producer": res.producer, "changed": res.changed,
+            "written": sorted(texts) if written else [], "added": list(res.added),
+            "removed": list(res.removed), "notes": list(res.notes),
+            "remaining": list(res.remaining), "stock_limits": list(res.stock_limits),
+            "diff": {name: unified_diff(name, old, new) for name, (old, new) in texts.items()}}
 
 
 def _texts(model_dir: Path, res: FixResult, objects: dict[str, Any]) -> dict[str, tuple[str, str]]:
@@ -52,13 +72,18 @@ def _texts(model_dir: Path, res: FixResult, objects: dict[str, Any]) -> dict[str
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    model_dir = locate_model(args.model)
+    model_dir = model_dir_of(args)
+    as_json = getattr(args, "json", False)
     if not args.write:
         res, texts = _compute(model_dir)
+        if as_json:
+            out.write(json_document("fix", fix_json(model_dir, res, texts, written=False)) + "\n")
+            return 1 if res.changed or res.remaining else 0
         for name, (old, new) in texts.items():
             out.write(unified_diff(name, old, new))
         report_fix(res, out, written=False)
         return 1 if res.changed or res.remaining else 0
+    refuse_hub_snapshot(model_dir, "fix --write")
     with FolderLock(model_dir):
         res, texts = _compute(model_dir)
         if texts:
@@ -68,8 +93,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 for name in sorted(texts, key=lambda n: n != HF_QUANT):
                     tx.write_bytes(name, texts[name][1].encode("utf-8"))
                 tx.commit()
-            for name in texts:
-                out.write(f"wrote {model_dir / name} (previous version: {name}.bak)\n")
+            if not as_json:
+                for name in texts:
+                    out.write(f"wrote {model_dir / name} (previous version: {name}.bak)\n")
+    if as_json:
+        out.write(json_document("fix", fix_json(model_dir, res, texts, written=True)) + "\n")
+        return 1 if res.remaining else 0
     report_fix(res, out, written=True)
     return 1 if res.remaining else 0
 

@@ -114,7 +114,7 @@ def _origin(source: DraftSource) -> str:
     """Where the drafter's weights are read from, as the header says it."""
     if source.separate:
         return (f"draft weights from {source.draft_dir} (speculative_config.model), not from "
-                f"the target {source.target_dir}: planned from that checkpoint's own "
+                f"the target {source.target_dir}:\n  planned from that checkpoint's own "
                 "tensors and config; the target's quantization config is not used for it")
     return f"draft weights from the target's own folder {source.target_dir}"
 
@@ -144,16 +144,17 @@ def render(facts: CheckpointFacts, plan: Plan, out: TextIO,
     numbers, per_module = _causes(plan)
     out.write(f"{plan.drafter} draft plan ({plan.mode} mode): {facts.model_dir}\n")
     if source is not None:
-        out.write(wrap(_origin(source), "", "  ") + "\n")
+        out.write(_origin(source) + "\n")
     for line in _layer_lines(facts, plan):
         out.write(line + "\n")
     heads: tuple[str, ...] = ("LAYER", "MODULE", "STORED", "DECIDED", "SOURCE")
     label = "draft" if source is not None and source.separate else "target"
     if source is not None:
         heads += ("FROM",)
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for d in plan.modules:
-        row = ("-" if d.layer is None else str(d.layer), _short(facts, d), d.stored_label,
+        row: tuple[str, ...] = ("-" if d.layer is None else str(d.layer), _short(facts, d),
+               d.stored_label,
                d.decided_label, d.source)
         rows.append(row + ((_files(facts, d, label),) if source is not None else ()))
     if rows:
@@ -180,7 +181,7 @@ def render(facts: CheckpointFacts, plan: Plan, out: TextIO,
         out.write(highlight(wrap(f"warning: {w}", "", "  "), out, code="1;33") + "\n")
     out.write("\n" + plan.summary() + "\n")
     if plan.conflicts and facts.profile.hidden_layers_from == "draft":  # fix knows MTP folders
-        out.write(wrap(_fix_hint(facts.model_dir)) + "\n")
+        out.write(_fix_hint(facts.model_dir) + "\n")
 
 
 def _write_causes(plan: Plan, numbers: dict[str, int], out: TextIO) -> None:
@@ -206,7 +207,8 @@ def _write_causes(plan: Plan, numbers: dict[str, int], out: TextIO) -> None:
 def _fix_hint(folder: Path) -> str:
     if is_hub_snapshot(folder):
         return ("To make the config truthful, fix a local copy (the cache snapshot stays as "
-                f"downloaded): {local_copy_command(folder)}, then vllm-draft-quant fix on it. "
-                "With the plugin installed, vLLM already follows the stored tensors.")
-    return (f"To make the config truthful: vllm-draft-quant fix {folder} (with the plugin "
-            "installed, vLLM already follows the stored tensors)")
+                f"downloaded):\n  {local_copy_command(folder)}\n  then: vllm-draft-quant fix "
+                "<that folder> --write\n(with the plugin installed, vLLM already follows the "
+                "stored tensors)")
+    return (f"To make the config truthful: vllm-draft-quant fix {folder}\n"
+            "(with the plugin installed, vLLM already follows the stored tensors)")

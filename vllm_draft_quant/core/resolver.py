@@ -268,7 +268,7 @@ def strict_error(plan: Plan, origin: str) -> str:
     """The one-line strict-mode error: how many conflicts, the first, where to see all."""
     first = plan.conflicts[0]
     cause = first.cause or first.message
-    cause = cause if len(cause) <= 140 else cause[:137] + "..."
-    more = f" (and {len(plan.conflicts) - 1} more)" if len(plan.conflicts) > 1 else ""
-    return (f"{origin}: {len(plan.conflicts)} conflict(s) in strict mode, first {first.module}: "
-            f"{cause}{more}; see: vllm-draft-quant plan {origin}")
+    cause = cause if len(cause) <= 90 else cause[:87] + "..."
+    more = f"; and {len(plan.conflicts) - 1} more" if len(plan.conflicts) > 1 else ""
+    return (f"{origin}: {len(plan.conflicts)} conflict(s) in strict mode ({first.module}: "
+            f"{cause}{more}); see: vllm-draft-quant plan {origin}")
