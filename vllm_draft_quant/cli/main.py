@@ -91,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         raw = merge_dotted(raw)
     except DraftQuantError as e:
-        parser.error(str(e))
+        _report(e, False)
+        return EXIT_BAD_INPUT
     args = parser.parse_args(raw)
     if args.command is None:
         parser.print_help()

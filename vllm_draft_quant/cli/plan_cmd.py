@@ -179,7 +179,7 @@ def render(facts: CheckpointFacts, plan: Plan, out: TextIO,
     _write_causes(plan, numbers, out)
     for w in plan.warnings:
         out.write(highlight(wrap(f"warning: {w}", "", "  "), out, code="1;33") + "\n")
-    out.write("\n" + plan.summary() + "\n")
+    out.write("\n" + wrap(plan.summary(), "", "  ") + "\n")
     if plan.conflicts and facts.profile.hidden_layers_from == "draft":  # fix knows MTP folders
         out.write(_fix_hint(facts.model_dir) + "\n")
 
