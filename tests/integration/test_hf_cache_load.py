@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.harness import BuildRequest, DraftResult, build_isolated, early_fixture, run_aside
@@ -52,37 +53,45 @@ def _log(result: DraftResult) -> str:
 Built = dict[str, DraftResult]
 
 
+def _request(target: Path, **engine_args: Any) -> BuildRequest:
+    """The target from its folder, the drafter from REPO (``speculative_config.model``):
+    vLLM's loader resolves the repo id (its ``download_dir``, the cache variables)."""
+    spec = {"method": "mtp", "num_speculative_tokens": 1, "model": REPO}
+    return BuildRequest(target, "draft", dump=False,
+                        engine_args={"speculative_config": spec, **engine_args})
+
+
 def start_built(session: pytest.Session, root: Path) -> Callable[[], Built]:
     src = write_demo_checkpoint(root / "src")
-    download_dir = root / "download-dir"
+    # vLLM reads a repo id's configs through the default cache and its weights through
+    # --download-dir: the default cache holds what vLLM's config loading fetched
+    configs_only = root / "configs-only"
+    configs_only.mkdir()
+    for name in ("config.json", "hf_quant_config.json"):
+        shutil.copy(src / name, configs_only / name)
+    default_cache, download_dir, legacy = root / "hub", root / "download-dir", root / "legacy"
+    hub_cache(default_cache, configs_only)
     hub_cache(download_dir, src)
-    legacy = root / "legacy-cache"
     hub_cache(legacy, src)
-    empty = root / "empty-cache"
-    empty.mkdir()
     overrides = root / "overrides.json"
     overrides.write_text(json.dumps({"version": 1, "modules": {"model.layers.2.no_such": "fp8"}}))
-    offline = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(empty)}
-    strict_env = {"fail_on_environ_validation": True}
-    by_download_dir = BuildRequest(Path(REPO), "draft", dump=False,
-                                   engine_args={"download_dir": str(download_dir), **strict_env})
-    by_default_cache = BuildRequest(Path(REPO), "draft", dump=False, engine_args=strict_env)
+    offline = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(default_cache)}
+    by_download_dir = _request(src, download_dir=str(download_dir),
+                               fail_on_environ_validation=True)
     jobs: dict[str, Future[list[DraftResult]]] = {
         # plugin on, --download-dir, the plugin's variables set, vLLM strict about variables
         "download_dir": run_aside(
             build_isolated, [by_download_dir], plugin=True, workdir=root / "w1",
-            env={**offline, "VLLM_DRAFT_QUANT": "auto", "VLLM_DRAFT_QUANT_OVERRIDES": str(overrides),
-                 "VLLM_LOGGING_LEVEL": "INFO"}),
-        # plugin on, the cache named by the legacy variable huggingface_hub and vLLM read
+            env={**offline, "VLLM_DRAFT_QUANT": "auto",
+                 "VLLM_DRAFT_QUANT_OVERRIDES": str(overrides), "VLLM_LOGGING_LEVEL": "INFO"}),
+        # plugin on, the whole repo in the cache the legacy variable names
         "legacy_cache": run_aside(
-            build_isolated, [by_default_cache], plugin=True, workdir=root / "w2",
+            build_isolated, [_request(src)], plugin=True, workdir=root / "w2",
             env={"HF_HUB_OFFLINE": "1", "HUGGINGFACE_HUB_CACHE": str(legacy),
                  "VLLM_LOGGING_LEVEL": "WARNING"}),
-        # stock vLLM (no plugin loaded): the same cache, and VLLM_DRAFT_QUANT set
+        # stock vLLM (no plugin loaded): the same folders, and VLLM_DRAFT_QUANT set
         "stock": run_aside(
-            build_isolated, [BuildRequest(Path(REPO), "draft", dump=False,
-                                          engine_args={"download_dir": str(download_dir)}),
-                             by_download_dir],
+            build_isolated, [_request(src, download_dir=str(download_dir)), by_download_dir],
             plugin=False, workdir=root / "w3", env=offline),
     }
 
@@ -137,7 +146,7 @@ def test_logs_through_vllm_logger(built: Built) -> None:
     same format (auto mode); VLLM_LOGGING_LEVEL=WARNING hides the INFO line."""
     log = _log(built["download_dir"]).splitlines()
     info = [line for line in log if "vllm-draft-quant Step3p5MTP:" in line]
-    assert len(info) == 1 and info[0].startswith("INFO") and "[draft_load.py:" in info[0], info
+    assert len(info) == 1 and " INFO " in info[0] and "[draft_load.py:" in info[0], info
     warn = [line for line in log if "matches no draft module" in line]
-    assert warn and warn[0].startswith("WARNING") and "'model.layers.2.no_such'" in warn[0]
+    assert warn and " WARNING " in warn[0] and "'model.layers.2.no_such'" in warn[0]
     assert not any("vllm-draft-quant Step3p5MTP:" in line for line in _log(built["legacy_cache"]).splitlines())
