@@ -145,8 +145,9 @@ def test_logs_through_vllm_logger(built: Built) -> None:
     """One INFO summary line in vLLM's format; the unmatched override is a WARNING in the
     same format (auto mode); VLLM_LOGGING_LEVEL=WARNING hides the INFO line."""
     log = _log(built["download_dir"]).splitlines()
-    info = [line for line in log if "vllm-draft-quant Step3p5MTP:" in line]
-    assert len(info) == 1 and " INFO " in info[0] and "[draft_load.py:" in info[0], info
+    info = [line for line in log if " INFO " in line and "vllm-draft-quant Step3p5MTP:" in line]
+    assert len(info) == 1 and "[draft_load.py:" in info[0], info
     warn = [line for line in log if "matches no draft module" in line]
     assert warn and " WARNING " in warn[0] and "'model.layers.2.no_such'" in warn[0]
-    assert not any("vllm-draft-quant Step3p5MTP:" in line for line in _log(built["legacy_cache"]).splitlines())
+    quiet = _log(built["legacy_cache"]).splitlines()
+    assert not any("vllm-draft-quant Step3p5MTP:" in line for line in quiet)

@@ -126,7 +126,7 @@ def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_c
     for m in plan.modules:
         log.debug("draft module %s -> %s (%s: %s)", m.module, m.scheme, m.source, m.reason)
     for w in plan.warnings:
-        log.warning("vllm-draft-quant %s: %s", plan.drafter, w)
+        log.warning("vllm-draft-quant: %s", w)
     target_config = vllm_config.quant_config
     separate = separate_draft(vllm_config, draft_dir, loader)
     # A draft from its own checkpoint is built on that checkpoint's config (as vLLM's
