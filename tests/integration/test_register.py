@@ -40,7 +40,9 @@ def _run(code: str, env: dict[str, str]) -> dict[str, Any]:
 #: register() with vLLM's log handler writing into a buffer (vLLM logs to stdout)
 _LOGGED = """
     import io, json, logging
-    import vllm.logger  # vLLM's logging configuration, as in every vLLM process
+    from vllm.config.logging import LoggingConfig
+    from vllm.logger import configure_logging
+    configure_logging(LoggingConfig())  # what vLLM's entry points do before plugins load
     buf = io.StringIO()
     for h in logging.getLogger("vllm").handlers:
         h.setStream(buf)
@@ -49,7 +51,8 @@ _LOGGED = """
     from vllm import envs
     known = [v for v in ("VLLM_DRAFT_QUANT", "VLLM_DRAFT_QUANT_OVERRIDES")
              if v in envs.environment_variables]
-    print(json.dumps({"log": buf.getvalue(), "known": known}))
+    print(json.dumps({"log": buf.getvalue(), "known": known,
+                      "handlers": len(logging.getLogger("vllm").handlers)}))
 """
 
 #: each check's script and environment: a fresh interpreter each
@@ -191,8 +194,9 @@ def test_bad_mode_value_never_takes_vllm_down(runs: Runs) -> None:
 def test_warnings_go_through_vllm_logger(runs: Runs) -> None:
     """The "disabled" warning went to a plain Python logger: no vLLM prefix, deaf to
     VLLM_LOGGING_LEVEL."""
-    log = runs["warning_in_vllm_format"].result()["log"]
-    line = next(x for x in log.splitlines() if "vllm-draft-quant disabled" in x)
+    r = runs["warning_in_vllm_format"].result()
+    assert r["handlers"], "vLLM's logging configuration installed no handler"
+    line = next(x for x in r["log"].splitlines() if "vllm-draft-quant disabled" in x)
     assert "WARNING" in line and "[__init__.py:" in line and "'sometimes'" in line
     assert runs["warning_follows_vllm_logging_level"].result()["log"] == ""
 

@@ -31,7 +31,11 @@ __all__ = ["PLAN_SCHEMA_VERSION", "Conflict", "ModuleDecision", "Plan", "Source"
 #: checkpoint_file, cause, handled, warnings)
 PLAN_SCHEMA_VERSION = 2
 
-Source = Literal["evidence", "exclude-rule", "override", "default"]
+#: why a module got its scheme; ``dequantize``: vLLM builds it as a layer that cannot
+#: hold quantized weights (``torch.nn.Linear``, or a vLLM layer built without a quant
+#: config) but the checkpoint stores it quantized, so its stored tensors are
+#: dequantized exactly into the layer's unquantized weight while the drafter loads
+Source = Literal["evidence", "exclude-rule", "override", "default", "dequantize"]
 
 
 class _Frozen(BaseModel):
