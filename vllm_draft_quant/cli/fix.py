@@ -21,11 +21,8 @@ from vllm_draft_quant.repair.fixer import (
 )
 from vllm_draft_quant.repair.writer import FolderLock, Transaction, settle
 
-<<<<<<< HEAD
-__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "fix_json", "report_fix", "run"]
-=======
-__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "note", "report_fix", "run"]
->>>>>>> main
+__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "fix_json", "note", "report_fix",
+           "run"]
 
 HELP = "make the config's exclusions tell the truth about the draft tensors"
 DESCRIPTION = """\
@@ -33,18 +30,13 @@ Compute the exclusion entries (ModelOpt exclude_modules/ignore, compressed-tenso
 ignore) that make the quantization config match the stored draft tensors, in forms
 stock vLLM also follows. Without --write, print a unified diff (exit code 1 if a
 change is pending); with --write, rewrite hf_quant_config.json and config.json
-<<<<<<< HEAD
-atomically and keep a .bak of each. Also says which layouts stock vLLM still cannot
-load even with a truthful config (then you need the plugin).
+atomically and keep a .bak of each (config.json.bak, or config.json.bak.1, ... when a
+.bak exists: an existing one is never overwritten). Also says which layouts stock vLLM
+still cannot load even with a truthful config (then you need the plugin).
 
 --write refuses a snapshot of the Hugging Face cache (its files are links into the
 shared blob store): it names the 'hf download --local-dir' command that makes a local
 copy to fix instead. The diff (without --write) works anywhere."""
-=======
-atomically and keep a .bak of each (config.json.bak, or config.json.bak.1, ... when a
-.bak exists: an existing one is never overwritten). Also says which layouts stock vLLM still cannot
-load even with a truthful config (then you need the plugin)."""
->>>>>>> main
 EXAMPLES = """\
   vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4            # show the diff
   vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4 --write    # apply it (keeps .bak)
@@ -94,13 +86,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             out.write(unified_diff(name, old, new))
         report_fix(res, out, written=False)
         return 1 if res.changed or res.remaining else 0
-<<<<<<< HEAD
     refuse_hub_snapshot(model_dir, "fix --write")
-    with FolderLock(model_dir):
-=======
     with FolderLock(model_dir) as lock:
         note(lock.notes)
->>>>>>> main
         res, texts = _compute(model_dir)
         if texts:
             backups: dict[str, str | None] = {}
@@ -110,19 +98,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 for name in sorted(texts, key=lambda n: n != HF_QUANT):
                     tx.write_bytes(name, texts[name][1].encode("utf-8"))
                 tx.commit()
-<<<<<<< HEAD
             if not as_json:
                 for name in texts:
-                    out.write(f"wrote {model_dir / name} (previous version: {name}.bak)\n")
+                    bak = backups[name]
+                    kept = f"; the existing {name}.bak was kept" if bak != f"{name}.bak" else ""
+                    out.write(f"wrote {model_dir / name} (previous version: {bak}{kept})\n")
     if as_json:
         out.write(json_document("fix", fix_json(model_dir, res, texts, written=True)) + "\n")
         return 1 if res.remaining else 0
-=======
-            for name in texts:
-                bak = backups[name]
-                kept = f"; the existing {name}.bak was kept" if bak != f"{name}.bak" else ""
-                out.write(f"wrote {model_dir / name} (previous version: {bak}{kept})\n")
->>>>>>> main
     report_fix(res, out, written=True)
     return 1 if res.remaining else 0
 

@@ -7,16 +7,10 @@ import sys
 from typing import Any, TextIO
 
 from vllm_draft_quant.checkpoint.index import INDEX_FILE
-<<<<<<< HEAD
 from vllm_draft_quant.cli._model_args import add_model_options, model_dir, refuse_hub_snapshot
 from vllm_draft_quant.cli._output import Progress, json_document
-from vllm_draft_quant.cli.fix import fix_json, report_fix
-=======
-from vllm_draft_quant.checkpoint.locate import locate_model
-from vllm_draft_quant.cli._output import Progress
-from vllm_draft_quant.cli.fix import note, report_fix
+from vllm_draft_quant.cli.fix import fix_json, note, report_fix
 from vllm_draft_quant.errors import ConfigError, DraftQuantError
->>>>>>> main
 from vllm_draft_quant.repair.fixer import unified_diff
 from vllm_draft_quant.repair.graft import GraftPlan, apply_graft, plan_graft
 from vllm_draft_quant.repair.writer import FolderLock, settle
@@ -86,36 +80,18 @@ def graft_json(plan: GraftPlan, *, dry_run: bool) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-<<<<<<< HEAD
+    layers = parse_layers(args.layers)
     target = model_dir(args, "target")
     as_json = getattr(args, "json", False)
     if args.dry_run:
-        plan = plan_graft(target, args.source, layers=args.layers, force=args.force)
+        note(settle(target))
+        plan = plan_graft(target, args.source, layers=layers, force=args.force)
         if as_json:
             out.write(json_document("graft", graft_json(plan, dry_run=True)) + "\n")
         else:
             describe(plan, out, dry_run=True)
         return 0
     refuse_hub_snapshot(target, "graft")
-    with FolderLock(target):
-        plan = plan_graft(target, args.source, layers=args.layers, force=args.force)
-        if not as_json:
-            describe(plan, out, dry_run=False)
-        if plan.changed:
-            with Progress(plan.bytes_to_write, "grafting") as progress:
-                apply_graft(plan, progress=progress)
-            if not as_json:
-                out.write(f"grafted into {plan.target}\n")
-    if as_json:
-        out.write(json_document("graft", graft_json(plan, dry_run=False)) + "\n")
-=======
-    layers = parse_layers(args.layers)
-    target = locate_model(args.target)
-    if args.dry_run:
-        note(settle(target))
-        plan = plan_graft(target, args.source, layers=layers, force=args.force)
-        describe(plan, out, dry_run=True)
-        return 0
     with FolderLock(target) as lock:
         note(lock.notes)
         plan = plan_graft(target, args.source, layers=layers, force=args.force)
@@ -125,10 +101,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                     apply_graft(plan, progress=progress)
             except DraftQuantError as e:
                 raise type(e)(f"{e}; graft rolled back: {plan.target} is as before") from e
+        if as_json:
+            out.write(json_document("graft", graft_json(plan, dry_run=False)) + "\n")
+            return 0
         describe(plan, out, dry_run=False)  # after the fact: what was done
         if plan.changed:
             out.write(f"grafted into {plan.target}\n")
->>>>>>> main
     return 0
 
 

@@ -9,7 +9,9 @@ Exit codes, the same for every command (README "Exit codes"):
 - 2: bad input: any project error, an unreadable folder, bad arguments, a concurrent
   fix/graft, a write refused (a Hugging Face cache snapshot); nothing was changed;
 - 3: internal error (a bug: please report it with the ``--debug`` traceback);
-- 130: interrupted (Ctrl-C); nothing was changed.
+- 130: interrupted (Ctrl-C); the message says whether a change had been written or
+  was rolled back;
+- 128 + N: ended by signal N (SIGTERM: 143), re-raised once the folder lock is free.
 
 Errors are one line on stderr.
 """
@@ -127,25 +129,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(e, debug)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-<<<<<<< HEAD
-        sys.stderr.write(f"{PROG}: interrupted; nothing was changed\n")
-        return EXIT_INTERRUPTED
-=======
         sys.stderr.write(f"{PROG}: interrupted; {_what_changed()}\n")
-        return 130
+        return EXIT_INTERRUPTED
     except TerminatedBySignal as e:
         sys.stderr.write(f"{PROG}: {e}; {_what_changed()}\n")
         sys.stderr.flush()
         reraise(e)  # end as the signal would have, now that the lock is released
         return 128 + e.signum  # pragma: no cover - reraise does not return
->>>>>>> main
     except Exception as e:
         _report(e, debug, f"internal error ({type(e).__name__}): ",
                 "" if debug else " (rerun with --debug and report the traceback)")
         return EXIT_INTERNAL
 
 
-<<<<<<< HEAD
 def _quiet_stdout() -> None:
     """The reader of our stdout went away (``plan X | head``): point stdout at devnull so
     the interpreter's final flush does not report a broken pipe (Python docs, "Note on
@@ -155,7 +151,8 @@ def _quiet_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):  # not a real file (captured in tests)
         pass
-=======
+
+
 def _what_changed() -> str:
     outcome = last_outcome()
     if outcome is None:
@@ -163,7 +160,6 @@ def _what_changed() -> str:
     if outcome.startswith("rolled back"):
         return f"the change was {outcome}"
     return f"the change had been written ({outcome.removeprefix('committed: ')})"
->>>>>>> main
 
 
 def _report(e: BaseException, debug: bool, head: str = "", tail: str = "") -> None:

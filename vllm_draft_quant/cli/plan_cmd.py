@@ -9,25 +9,17 @@ from pathlib import Path
 from typing import TextIO
 
 from vllm_draft_quant.checkpoint.facts import CheckpointFacts, load_facts, plan_from_facts
-<<<<<<< HEAD
 from vllm_draft_quant.checkpoint.locate import is_hub_snapshot
 from vllm_draft_quant.checkpoint.overrides_file import load_overrides
 from vllm_draft_quant.checkpoint.speculative import DraftSource, draft_source
 from vllm_draft_quant.cli._model_args import add_model_options, local_copy_command, model_dir
 from vllm_draft_quant.cli._output import highlight, json_document, wrap
+from vllm_draft_quant.cli.fix import note
+from vllm_draft_quant.core.overrides import ENV_OVERRIDES
 from vllm_draft_quant.core.plan import Conflict, ModuleDecision, Plan
 from vllm_draft_quant.core.resolver import strict_error
 from vllm_draft_quant.errors import ConflictError
-=======
-from vllm_draft_quant.checkpoint.locate import locate_model
-from vllm_draft_quant.checkpoint.overrides_file import load_overrides
-from vllm_draft_quant.checkpoint.speculative import DraftSource, draft_source
-from vllm_draft_quant.cli._output import highlight
-from vllm_draft_quant.cli.fix import note
-from vllm_draft_quant.core.overrides import ENV_OVERRIDES
-from vllm_draft_quant.core.plan import ModuleDecision, Plan
 from vllm_draft_quant.repair.writer import settle
->>>>>>> main
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "overrides_path", "render", "run"]
 
@@ -96,39 +88,26 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     source: DraftSource | None = None
     model = model_dir(args)
     if getattr(args, "speculative_config", None) is not None:
-<<<<<<< HEAD
         source = draft_source(model, args.speculative_config)
-        facts = load_facts(source.draft_dir, drafter=args.drafter or source.drafter,
-                           target_layers=source.target_layers)
-    else:
-        facts = load_facts(model, drafter=args.drafter)
-    plan = plan_from_facts(facts, mode=args.mode, overrides=overrides, raise_conflicts=False)
-    if args.json:
-        out.write(json_document("plan", plan.model_dump(mode="json")) + "\n")
-    else:
-        render(facts, plan, out, source, verbose=getattr(args, "verbose", False))
-    if plan.mode == "strict" and plan.conflicts:
-        raise ConflictError(strict_error(plan, str(facts.model_dir)))
-=======
-        source = draft_source(args.model, args.speculative_config)
         for folder in dict.fromkeys((source.target_dir, source.draft_dir)):
             note(settle(folder))
         facts = load_facts(source.draft_dir, drafter=args.drafter or source.drafter,
                            target_layers=source.target_layers)
     else:
-        note(settle(locate_model(args.model)))
-        facts = load_facts(args.model, drafter=args.drafter)
-    plan = plan_from_facts(facts, mode=args.mode, overrides=overrides)
+        note(settle(model))
+        facts = load_facts(model, drafter=args.drafter)
+    plan = plan_from_facts(facts, mode=args.mode, overrides=overrides, raise_conflicts=False)
     said = f"overrides: {path} (from {origin})" if path else ""
     if args.json:
         if said:
             sys.stderr.write(f"note: {said}\n")
-        out.write(plan.to_json() + "\n")
+        out.write(json_document("plan", plan.model_dump(mode="json")) + "\n")
     else:
         if said:
             out.write(said + "\n")
-        render(facts, plan, out, source)
->>>>>>> main
+        render(facts, plan, out, source, verbose=getattr(args, "verbose", False))
+    if plan.mode == "strict" and plan.conflicts:
+        raise ConflictError(strict_error(plan, str(facts.model_dir)))
     return 1 if plan.conflicts else 0
 
 

@@ -171,22 +171,16 @@ def _decide(rm: RuntimeModule, found: _Found, intent: QuantIntent | None,
     if not kind.quantizable:
         scheme, source = Scheme.UNQUANTIZED, "default"
         reason = f"{said.reason}; tensors: {detail}"
-<<<<<<< HEAD
-        if stored not in (StoredFormat.UNQUANTIZED, StoredFormat.UNKNOWN):
-            text = (f"stored as {stored} but vLLM builds it as a {kind.value} layer "
-                    "that cannot hold quantized weights")
-            conflicts.append((text, text + "; re-export it unquantized", False))
-=======
         if stored in DEQUANTIZABLE:
             source = "dequantize"
             reason = (f"stored {stored} but vLLM builds it as a {kind.value} layer that cannot "
                       f"hold quantized weights: dequantized exactly into its unquantized "
                       f"weight at load ({detail})")
         elif stored not in (StoredFormat.UNQUANTIZED, StoredFormat.UNKNOWN):
-            conflicts.append(f"stored as {stored} but vLLM builds it as a {kind.value} layer "
-                             "that cannot hold quantized weights, and vllm-draft-quant cannot "
-                             f"dequantize {stored} at load")
->>>>>>> main
+            text = (f"stored as {stored} but vLLM builds it as a {kind.value} layer that cannot "
+                    f"hold quantized weights, and vllm-draft-quant cannot dequantize {stored} "
+                    "at load")
+            conflicts.append((text, text + "; re-export it unquantized", False))
     elif ov is not None:
         scheme, source = ov[1], "override"
         reason = f"override {ov[0]!r} -> {ov[1]} (tensors: {detail})"

@@ -16,7 +16,7 @@ from vllm_draft_quant.errors import ConfigError
 __all__ = ["ENV_MODE", "ENV_OVERRIDES", "ENV_VARS", "MODES", "Settings", "from_env"]
 
 ENV_MODE = "VLLM_DRAFT_QUANT"
-ENV_OVERRIDES = "VLLM_DRAFT_QUANT_OVERRIDES"
+ENV_OVERRIDES = "VLLM_DRAFT_QUANT_OVERRIDES"  # also core.overrides.ENV_OVERRIDES
 MODES = ("auto", "strict", "off")
 
 #: every variable the plugin reads -> what it does (README "Settings" lists the same)
