@@ -6,20 +6,19 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from vllm_draft_quant.checkpoint.facts import CheckpointFacts, load_facts, plan_from_facts
 from vllm_draft_quant.checkpoint.locate import is_hub_snapshot
-from vllm_draft_quant.checkpoint.overrides_file import load_overrides
-from vllm_draft_quant.checkpoint.speculative import DraftSource, draft_source
 from vllm_draft_quant.cli._model_args import add_model_options, local_copy_command, model_dir
 from vllm_draft_quant.cli._output import highlight, json_document, wrap
 from vllm_draft_quant.cli.fix import note
 from vllm_draft_quant.core.overrides import ENV_OVERRIDES
-from vllm_draft_quant.core.plan import Conflict, ModuleDecision, Plan
-from vllm_draft_quant.core.resolver import strict_error
 from vllm_draft_quant.errors import ConflictError
-from vllm_draft_quant.repair.writer import settle
+
+if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
+    from vllm_draft_quant.checkpoint.facts import CheckpointFacts
+    from vllm_draft_quant.checkpoint.speculative import DraftSource
+    from vllm_draft_quant.core.plan import Conflict, ModuleDecision, Plan
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "overrides_path", "render", "run"]
 
@@ -82,6 +81,12 @@ def overrides_path(args: argparse.Namespace) -> tuple[str | None, str]:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
+    from vllm_draft_quant.checkpoint.overrides_file import load_overrides
+    from vllm_draft_quant.checkpoint.speculative import draft_source
+    from vllm_draft_quant.core.resolver import strict_error
+    from vllm_draft_quant.repair.writer import settle
+
     out = out or sys.stdout
     path, origin = overrides_path(args)
     overrides = load_overrides(path) if path else None
