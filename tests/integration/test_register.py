@@ -37,6 +37,24 @@ def _run(code: str, env: dict[str, str]) -> dict[str, Any]:
     return result
 
 
+#: register() with vLLM's log handler writing into a buffer (vLLM logs to stdout)
+_LOGGED = """
+    import io, json, logging
+    from vllm.config.logging import LoggingConfig
+    from vllm.logger import configure_logging
+    configure_logging(LoggingConfig())  # what vLLM's entry points do before plugins load
+    buf = io.StringIO()
+    for h in logging.getLogger("vllm").handlers:
+        h.setStream(buf)
+    from vllm_draft_quant.adapter import register
+    register()
+    from vllm import envs
+    known = [v for v in ("VLLM_DRAFT_QUANT", "VLLM_DRAFT_QUANT_OVERRIDES")
+             if v in envs.environment_variables]
+    print(json.dumps({"log": buf.getvalue(), "known": known,
+                      "handlers": len(logging.getLogger("vllm").handlers)}))
+"""
+
 #: each check's script and environment: a fresh interpreter each
 SCRIPTS: dict[str, tuple[str, dict[str, str]]] = {
     "register_is_lazy_and_reentrant": (
@@ -83,7 +101,7 @@ SCRIPTS: dict[str, tuple[str, dict[str, str]]] = {
         records = []
         class H(logging.Handler):
             def emit(self, rec): records.append(rec.getMessage())
-        logging.getLogger("vllm_draft_quant").addHandler(H())
+        logging.getLogger("vllm.draft_quant").addHandler(H())
         from vllm_draft_quant.adapter import register, patches, compat
         compat.vllm_version = lambda: "0.40.1"
         register(); register()
@@ -114,6 +132,12 @@ SCRIPTS: dict[str, tuple[str, dict[str, str]]] = {
     """,
         {"VLLM_DRAFT_QUANT": "sometimes"},
     ),
+    # issue 16: warnings through vLLM's logger (its format, VLLM_LOGGING_LEVEL); the
+    # plugin's variables known to vLLM in every mode, off included
+    "warning_in_vllm_format": (_LOGGED, {"VLLM_DRAFT_QUANT": "sometimes"}),
+    "warning_follows_vllm_logging_level": (
+        _LOGGED, {"VLLM_DRAFT_QUANT": "sometimes", "VLLM_LOGGING_LEVEL": "ERROR"}),
+    "variables_known_to_vllm_when_off": (_LOGGED, {"VLLM_DRAFT_QUANT": "off"}),
 }
 Runs = dict[str, "Future[dict[str, Any]]"]
 
@@ -165,3 +189,18 @@ def test_unsupported_vllm_in_strict_mode_is_a_clear_error(runs: Runs) -> None:
 def test_bad_mode_value_never_takes_vllm_down(runs: Runs) -> None:
     r = runs["bad_mode_value_never_takes_vllm_down"].result()
     assert r["originals"] == []
+
+
+def test_warnings_go_through_vllm_logger(runs: Runs) -> None:
+    """The "disabled" warning went to a plain Python logger: no vLLM prefix, deaf to
+    VLLM_LOGGING_LEVEL."""
+    r = runs["warning_in_vllm_format"].result()
+    assert r["handlers"], "vLLM's logging configuration installed no handler"
+    line = next(x for x in r["log"].splitlines() if "vllm-draft-quant disabled" in x)
+    assert "WARNING" in line and "[__init__.py:" in line and "'sometimes'" in line
+    assert runs["warning_follows_vllm_logging_level"].result()["log"] == ""
+
+
+def test_plugin_variables_known_to_vllm_in_every_mode(runs: Runs) -> None:
+    for key in ("variables_known_to_vllm_when_off", "warning_in_vllm_format"):
+        assert runs[key].result()["known"] == ["VLLM_DRAFT_QUANT", "VLLM_DRAFT_QUANT_OVERRIDES"]

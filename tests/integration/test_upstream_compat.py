@@ -113,3 +113,29 @@ def test_mtp_fc_still_forced_unquantized_under_modelopt_fp4(module: str, qualnam
         f"{qualname} no longer forces mtp.fc unquantized under modelopt_fp4: drop that "
         "quirk from the profile's stock behaviour"
     )
+
+
+def test_loader_folder_resolution_still_applies() -> None:
+    """`compat.resolved_folder` calls ``DefaultModelLoader._prepare_weights(model,
+    subfolder, revision, fall_back_to_pt, allow_patterns_overrides)`` and takes the
+    folder it returns first; rewrite it if that signature moves."""
+    from vllm.model_executor.model_loader.default_loader import DefaultModelLoader
+
+    assert _params(DefaultModelLoader._prepare_weights)[:6] == [
+        "self", "model_name_or_path", "subfolder", "revision", "fall_back_to_pt",
+        "allow_patterns_overrides"]
+    assert "_prepare_weights" in inspect.getsource(DefaultModelLoader.download_model)
+
+
+def test_env_registry_still_applies() -> None:
+    """`compat.register_env_vars` adds to ``envs.environment_variables``, the registry
+    ``Platform.validate_environ`` checks ``VLLM_*`` variables against."""
+    from vllm.platforms.interface import Platform
+
+    assert "envs.environment_variables" in inspect.getsource(Platform.validate_environ)
+    added = compat.register_env_vars({"VLLM_DRAFT_QUANT_UPSTREAM_CHECK": ""})
+    from vllm import envs
+
+    assert added == ["VLLM_DRAFT_QUANT_UPSTREAM_CHECK"]
+    assert envs.is_set("VLLM_DRAFT_QUANT_UPSTREAM_CHECK") is False
+    del envs.environment_variables["VLLM_DRAFT_QUANT_UPSTREAM_CHECK"]

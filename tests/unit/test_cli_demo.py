@@ -57,7 +57,7 @@ def test_demo_shows_both_outcomes(tmp_path: Path, capsys: pytest.CaptureFixture[
     code, out, _ = run_cli(capsys, "demo", "--keep", tmp_path / "demo")
     assert code == 0
     assert [p for _, p in calls] == [False, True]
-    assert "Step3p5MTP" in out and "CONFLICT" in out  # the plan of the grafted checkpoint
+    assert "Step3p5MTP" in out and "handled [1]" in out  # the plan of the grafted checkpoint
     assert "AssertionError: assert param.data.shape == w.shape" in out
     assert "model.layers.2.mtp_block.mlp.gate_up_proj" in out
     assert "UnquantizedLinearMethod: weight bfloat16[512, 128]" in out

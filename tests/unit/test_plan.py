@@ -69,12 +69,15 @@ def test_plan_json_has_exactly_the_documented_shape(
 ) -> None:
     p = plan(ckpts[family, layout].path)
     doc = json.loads(p.to_json())
-    assert list(doc) == ["drafter", "mode", "modules", "conflicts"]
+    assert list(doc) == ["drafter", "mode", "modules", "conflicts", "warnings"]
     assert doc["drafter"] == DRAFTERS[family]
     assert doc["mode"] == "auto"
     assert isinstance(doc["modules"], list) and doc["modules"]
     for m in doc["modules"]:
-        assert list(m) == ["module", "scheme", "source", "reason", "checkpoint_tensors"]
+        assert list(m) == ["module", "scheme", "source", "reason", "checkpoint_tensors",
+                           "stored", "layer", "checkpoint_file"]
+        assert m["layer"] is None or isinstance(m["layer"], int)
+        assert isinstance(m["checkpoint_file"], str) and m["checkpoint_file"].endswith(".safetensors")
         assert isinstance(m["module"], str) and isinstance(m["reason"], str) and m["reason"]
         assert m["scheme"] in SCHEMES and m["source"] in SOURCES
         assert isinstance(m["checkpoint_tensors"], list)
@@ -82,8 +85,9 @@ def test_plan_json_has_exactly_the_documented_shape(
         assert m["checkpoint_tensors"] == sorted(m["checkpoint_tensors"])
     assert isinstance(doc["conflicts"], list)
     for c in doc["conflicts"]:
-        assert list(c) == ["module", "message"]
-        assert all(isinstance(v, str) for v in c.values())
+        assert list(c) == ["module", "message", "cause", "handled"]
+        assert c["handled"] is True  # auto mode: the plugin builds them as stored
+        assert all(isinstance(c[k], str) for k in ("module", "message", "cause"))
     # layout a: config says quantized, tensors are BF16 -> conflicts are recorded
     assert bool(doc["conflicts"]) == (layout == "a")
     assert json.loads(p.to_json(indent=None)) == doc
@@ -134,7 +138,7 @@ def test_evidence_beats_a_rule_that_says_unquantized(tmp_path: Path, family: str
     assert all("config says unquantized" in c.message for c in p.conflicts)
     with pytest.raises(ConflictError) as info:
         plan(tmp_path, mode="strict")
-    assert "mode 'auto'" in str(info.value) and str(tmp_path) in str(info.value)
+    assert f"see: vllm-draft-quant plan {tmp_path}" in str(info.value)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -3,18 +3,18 @@
 `register` is the ``vllm.general_plugins`` entry point. vLLM calls it in every
 process (front end, engine core, workers) and does not catch what it raises,
 so it never raises (unless ``VLLM_DRAFT_QUANT=strict`` and vLLM is outside the
-supported range), is re-entrant, and costs almost nothing: it installs one
+supported range), is re-entrant, and costs almost nothing: it makes vLLM know
+the plugin's environment variables (`compat.register_env_vars`, in every mode, so
+that ``VLLM_DRAFT_QUANT=off`` is no "unknown" variable either), then installs one
 patch (P1, see ``patches.py``) on the model loader; the layer patches are
-installed the first time a drafter load starts.
+installed the first time a drafter load starts. Everything is logged through
+vLLM's logger (`compat.logger`: its format, handlers and ``VLLM_LOGGING_LEVEL``).
 """
 
 from __future__ import annotations
 
-import logging
-
 __all__ = ["register"]
 
-logger = logging.getLogger(__name__)
 _state = {"registered": False, "warned": False}
 
 
@@ -23,6 +23,11 @@ def register() -> None:
     from vllm_draft_quant.adapter import compat, settings
     from vllm_draft_quant.errors import DraftQuantError
 
+    logger = compat.logger()
+    try:
+        compat.register_env_vars(settings.ENV_VARS)
+    except Exception as e:  # never take vLLM down
+        logger.debug("vllm-draft-quant could not register its variables with vLLM: %s", e)
     try:
         st = settings.from_env()
     except DraftQuantError as e:

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import copy
 import enum
+import functools
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from vllm_draft_quant.core import formats
@@ -231,9 +234,41 @@ def model_source(model_config: Any) -> tuple[str, str | None]:
     return str(model_config.model), getattr(model_config, "revision", None)
 
 
-def download(loader: Any, model_config: Any) -> None:
-    """vLLM's own download step (a no-op when the model is already in the cache)."""
-    loader.download_model(model_config)
+def resolved_folder(loader: Any, model: str, revision: str | None) -> Path:
+    """The folder vLLM's loader reads ``model``'s weights from: the path itself, or the
+    snapshot vLLM's own resolution finds (downloading it as vLLM would), honouring
+    ``--download-dir``, ``HF_HUB_CACHE``/``HUGGINGFACE_HUB_CACHE``, the revision and
+    ``HF_HUB_OFFLINE``. The plugin never looks a model up any other way.
+
+    ``default_loader.py:DefaultModelLoader._prepare_weights`` (what its
+    ``download_model`` and ``_get_weights_iterator`` call, first value: the folder);
+    other loaders: ``weight_utils.py:download_weights_from_hf`` with their
+    ``load_config.download_dir``.
+    """
+    if os.path.isdir(model):
+        return Path(model)
+    prepare = getattr(loader, "_prepare_weights", None)
+    if callable(prepare):
+        return Path(prepare(model, None, revision, True, None)[0])
+    from vllm.model_executor.model_loader.weight_utils import download_weights_from_hf
+
+    download_dir = getattr(getattr(loader, "load_config", None), "download_dir", None)
+    return Path(download_weights_from_hf(model, download_dir, ["*.safetensors"], revision))
+
+
+def register_env_vars(names: Mapping[str, str]) -> list[str]:
+    """Make vLLM know the plugin's environment variables (``envs.py:environment_variables``,
+    the registry ``platforms/interface.py:Platform.validate_environ`` checks every
+    ``VLLM_*`` variable against, warning "Unknown vLLM environment variable detected" or,
+    with ``--fail-on-environ-validation``, refusing to start). Returns the names added."""
+    from vllm import envs
+
+    added = []
+    for name in names:
+        if name not in envs.environment_variables:
+            envs.environment_variables[name] = functools.partial(os.environ.get, name)
+            added.append(name)
+    return added
 
 
 def target_source(vllm_config: Any) -> tuple[str, str | None] | None:

@@ -27,31 +27,25 @@ def draft_architecture(model_config: Any) -> str | None:
 
 
 def _model_dir(loader: Any, model_config: Any) -> Path:
-    from vllm_draft_quant.checkpoint.locate import locate_model
-
-    model, revision = compat.model_source(model_config)
-    if not os.path.isdir(model):
-        compat.download(loader, model_config)
-    return locate_model(model, revision)
+    """The folder vLLM's loader reads the drafter's weights from (`compat.resolved_folder`)."""
+    return compat.resolved_folder(loader, *compat.model_source(model_config))
 
 
-def _target_dir(vllm_config: Any) -> Path | None:
-    """The target model's folder, when vLLM's configs say (None if it cannot be located)."""
-    from vllm_draft_quant.checkpoint.locate import locate_model
-
+def _target_dir(loader: Any, vllm_config: Any) -> Path | None:
+    """The target model's folder as the same loader resolves it (None if it cannot)."""
     source = compat.target_source(vllm_config)
     if source is None:
         return None
     try:
-        return locate_model(*source)
-    except Exception:  # not a folder nor cached: then it cannot be the draft's folder
+        return compat.resolved_folder(loader, *source)
+    except Exception:  # vLLM cannot find it: then it cannot be the draft's folder
         return None
 
 
-def separate_draft(vllm_config: Any, draft_dir: Path) -> bool:
+def separate_draft(vllm_config: Any, draft_dir: Path, loader: Any = None) -> bool:
     """Whether the draft's weights come from another folder than the target's
     (``speculative_config.model`` names its own checkpoint)."""
-    target = _target_dir(vllm_config)
+    target = _target_dir(loader, vllm_config)
     return target is not None and target.resolve() != draft_dir.resolve()
 
 
@@ -148,8 +142,10 @@ def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_c
     before_draft()
     for m in plan.modules:
         log.debug("draft module %s -> %s (%s: %s)", m.module, m.scheme, m.source, m.reason)
+    for w in plan.warnings:
+        log.warning("vllm-draft-quant: %s", w)
     target_config = vllm_config.quant_config
-    separate = separate_draft(vllm_config, draft_dir)
+    separate = separate_draft(vllm_config, draft_dir, loader)
     # A draft from its own checkpoint is built on that checkpoint's config (as vLLM's
     # Step-3.5 and EAGLE3 drafters do), never on the target's; same folder: a private copy.
     private = (compat.own_quant_config(model_config, vllm_config.load_config) if separate

@@ -72,13 +72,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from vllm_draft_quant.adapter import compat, context
-
-logger = logging.getLogger(__name__)
 
 ORIGINALS: dict[str, Callable[..., Any]] = {}
 _MARK = "__vllm_draft_quant_patch__"
@@ -200,7 +197,8 @@ class _AfterImport:
             try:
                 apply_loader_patch()
             except Exception as e:  # never take vLLM down
-                logger.warning("vllm-draft-quant could not install its loader hook: %s", e)
+                compat.logger().warning("vllm-draft-quant could not install its "
+                                        "loader hook: %s", e)
 
         spec.loader.exec_module = exec_and_patch  # type: ignore[method-assign]
         return spec

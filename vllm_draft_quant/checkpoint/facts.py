@@ -106,9 +106,20 @@ def draft_dtypes(facts: CheckpointFacts) -> dict[str, str]:
 
 
 def plan_from_facts(facts: CheckpointFacts, *, mode: Mode = "auto",
-                    overrides: Overrides | None = None) -> Plan:
-    """The plan of ``facts``' drafter (`core.resolver.resolve` on its draft tensors)."""
+                    overrides: Overrides | None = None, raise_conflicts: bool = True) -> Plan:
+    """The plan of ``facts``' drafter (`core.resolver.resolve` on its draft tensors), each
+    module with the checkpoint file its weight is read from."""
     from vllm_draft_quant.core.resolver import resolve
 
-    return resolve(facts.names, facts.intent, draft_dtypes(facts), mode=mode,
-                   overrides=overrides, origin=str(facts.model_dir))
+    p = resolve(facts.names, facts.intent, draft_dtypes(facts), mode=mode,
+                overrides=overrides, origin=str(facts.model_dir),
+                raise_conflicts=raise_conflicts)
+    return p.model_copy(update={"modules": tuple(
+        m.model_copy(update={"checkpoint_file": _file_of(facts, m.checkpoint_tensors)})
+        for m in p.modules)})
+
+
+def _file_of(facts: CheckpointFacts, tensors: tuple[str, ...]) -> str | None:
+    """The shard of a module's weight (its first tensor when it has no ``.weight``)."""
+    pick = [t for t in tensors if t.endswith(".weight")] or list(tensors)
+    return facts.files.shard_of(pick[0]) if pick else None

@@ -1,7 +1,11 @@
 """Find a model folder: a local path, or a Hugging Face repo id in the local cache.
 
-Never downloads: a repo id resolves only to a snapshot already in the cache
-(``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``).
+Never downloads. A repo id resolves through huggingface_hub's own cache API
+(``snapshot_download(..., local_files_only=True)``), so the cache location
+(``--cache-dir``, else ``HF_HUB_CACHE`` / ``HUGGINGFACE_HUB_CACHE`` / ``HF_HOME``),
+``refs/<revision>`` and commit hashes are read exactly as huggingface_hub and vLLM
+read them: a cache without ``refs/main`` is an error, as it is for huggingface_hub.
+The vLLM plugin never calls this: it plans the folder vLLM's loader resolved.
 """
 
 from __future__ import annotations
@@ -12,21 +16,29 @@ from pathlib import Path
 
 from vllm_draft_quant.errors import CheckpointError
 
-__all__ = ["locate_model"]
+__all__ = ["download_command", "is_hub_snapshot", "locate_model"]
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+\Z")
 
 
-def _hub_cache() -> Path:
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]) / "hub"
-    return Path.home() / ".cache" / "huggingface" / "hub"
+def download_command(repo_id: str, revision: str | None = None,
+                     cache_dir: str | os.PathLike[str] | None = None) -> str:
+    """The huggingface_hub command that puts ``repo_id`` in the cache this tool reads."""
+    cmd = f"hf download {repo_id}"
+    if revision:
+        cmd += f" --revision {revision}"
+    if cache_dir:
+        cmd += f" --cache-dir {cache_dir}"
+    return cmd
 
 
-def locate_model(model: str | os.PathLike[str], revision: str | None = None) -> Path:
-    """The local folder holding ``model``'s files."""
+def locate_model(model: str | os.PathLike[str], revision: str | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The local folder holding ``model``'s files.
+
+    ``revision`` (branch, tag or commit) and ``cache_dir`` apply to a repo id only, as in
+    huggingface_hub (``None``: ``main`` in the default cache).
+    """
     p = Path(model)
     if p.is_dir():
         return p
@@ -37,22 +49,29 @@ def locate_model(model: str | os.PathLike[str], revision: str | None = None) -> 
     if not _REPO_ID.match(text) or ".." in text:
         raise CheckpointError(f"{text}: no such model folder; pass a local folder or a "
                               "Hugging Face repo id that is in the local cache.")
-    repo = _hub_cache() / ("models--" + text.replace("/", "--"))
-    snaps = repo / "snapshots"
-    if not snaps.is_dir():
+    from huggingface_hub import constants, snapshot_download
+
+    where = cache_dir or constants.HF_HUB_CACHE
+    try:
+        folder = snapshot_download(text, revision=revision,
+                                   cache_dir=None if cache_dir is None else str(cache_dir),
+                                   local_files_only=True)
+    except Exception as e:  # huggingface_hub's LocalEntryNotFoundError, bad revision, ...
         raise CheckpointError(
-            f"{text}: not a local folder and not in the Hugging Face cache ({repo}); "
-            f"download it first (huggingface-cli download {text}) — this tool never downloads."
-        )
-    ref = revision or "main"
-    ref_file = repo / "refs" / ref
-    if ref_file.is_file():
-        commit = ref_file.read_text().strip()
-        if (snaps / commit).is_dir():
-            return snaps / commit
-    if revision and (snaps / revision).is_dir():
-        return snaps / revision
-    candidates = sorted((d for d in snaps.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)
-    if not candidates:
-        raise CheckpointError(f"{text}: the cache folder {snaps} has no snapshot; download it again.")
-    return candidates[-1]
+            f"{text}: no snapshot of revision {revision or 'main'} in the Hugging Face cache "
+            f"{where} (huggingface_hub: {' '.join(str(e).split())[:160]}); download it first "
+            f"({download_command(text, revision, cache_dir)}); this tool never downloads."
+        ) from e
+    return Path(str(folder))
+
+
+def is_hub_snapshot(folder: Path) -> bool:
+    """Whether ``folder`` is a snapshot of a huggingface_hub cache
+    (``models--org--name/snapshots/<rev>``, files symlinked into ``blobs/``)."""
+    try:
+        real = folder.absolute()
+    except OSError:
+        return False
+    repo = real.parent.parent
+    return (real.parent.name == "snapshots" and repo.name.startswith("models--")
+            and (repo / "blobs").is_dir())

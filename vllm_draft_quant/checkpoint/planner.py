@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
+from vllm_draft_quant.checkpoint.locate import locate_model
 from vllm_draft_quant.checkpoint.overrides_file import load_overrides
 from vllm_draft_quant.checkpoint.speculative import draft_source
 from vllm_draft_quant.core.plan import Plan
@@ -27,10 +28,14 @@ def plan(
     drafter: str | None = None,
     target_layers: int | None = None,
     speculative_config: str | Mapping[str, Any] | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> Plan:
     """Plan the precision of every draft module of the checkpoint in ``model``.
 
-    ``model`` is a local folder or a Hugging Face repo id in the local cache.
+    ``model`` is a local folder or a Hugging Face repo id in the local cache
+    (``revision``: branch, tag or commit, default ``main``; ``cache_dir``: default
+    huggingface_hub's, ``HF_HUB_CACHE``); nothing is downloaded.
     ``drafter`` forces a vLLM draft architecture (default: from ``config.json``).
     ``target_layers``: the target's ``num_hidden_layers``, for drafters numbered after
     it (EAGLE3); see `checkpoint.facts.load_facts`.
@@ -45,6 +50,7 @@ def plan(
         raise ConfigError(f"mode must be 'auto' or 'strict', got {mode!r}")
     if isinstance(overrides, (str, os.PathLike)):  # else an Overrides or None
         overrides = load_overrides(overrides)
+    model = locate_model(model, revision, cache_dir)
     if speculative_config is not None:
         src = draft_source(model, speculative_config)
         model = src.draft_dir

@@ -1,13 +1,49 @@
-"""Small terminal helpers shared by the subcommands: highlighting and byte progress."""
+"""Small helpers shared by the subcommands: highlighting, byte progress, the JSON
+envelope (`json_document`) and the installed versions (read from package metadata,
+never by importing vllm or torch)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import textwrap
 import time
-from typing import TextIO
+from collections.abc import Mapping
+from importlib import metadata
+from typing import Any, TextIO
 
-__all__ = ["Progress", "highlight", "use_color"]
+from vllm_draft_quant._version import __version__
+
+__all__ = ["Progress", "dist_version", "highlight", "json_document", "use_color", "wrap"]
+
+WIDTH = 100  # every line the CLI prints fits 100 columns (paths and names excepted)
+
+
+def dist_version(name: str) -> str | None:
+    """An installed distribution's version from its metadata (None if not installed)."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def json_document(kind: str, body: Mapping[str, Any]) -> str:
+    """``body`` as the JSON a ``--json`` command prints: its own keys first, then
+    ``kind`` (plan/fix/graft), ``schema_version`` and the tool and vLLM versions."""
+    from vllm_draft_quant.core.plan import PLAN_SCHEMA_VERSION  # pydantic: only when asked
+
+    doc = {**body, "kind": kind, "schema_version": PLAN_SCHEMA_VERSION,
+           "tool": "vllm-draft-quant", "tool_version": __version__,
+           "vllm_version": dist_version("vllm")}
+    return json.dumps(doc, indent=2)
+
+
+def wrap(text: str, indent: str = "", subsequent: str | None = None) -> str:
+    """``text`` wrapped to `WIDTH` columns (long paths stay whole)."""
+    return textwrap.fill(text, WIDTH, initial_indent=indent,
+                         subsequent_indent=indent if subsequent is None else subsequent,
+                         break_long_words=False, break_on_hyphens=False)
 
 
 def use_color(stream: TextIO) -> bool:

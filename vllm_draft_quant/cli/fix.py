@@ -7,10 +7,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from vllm_draft_quant.cli._model_args import add_model_options, refuse_hub_snapshot
+from vllm_draft_quant.cli._model_args import model_dir as model_dir_of
+from vllm_draft_quant.cli._output import json_document
+
 if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
     from vllm_draft_quant.repair.fixer import FixResult
 
-__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "note", "report_fix", "run"]
+__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "fix_json", "note", "report_fix",
+           "run"]
 
 HELP = "make the config's exclusions tell the truth about the draft tensors"
 DESCRIPTION = """\
@@ -19,16 +24,21 @@ ignore) that make the quantization config match the stored draft tensors, in for
 stock vLLM also follows. Without --write, print a unified diff (exit code 1 if a
 change is pending); with --write, rewrite hf_quant_config.json and config.json
 atomically and keep a .bak of each (config.json.bak, or config.json.bak.1, ... when a
-.bak exists: an existing one is never overwritten). Also says which layouts stock vLLM still cannot
-load even with a truthful config (then you need the plugin).
+.bak exists: an existing one is never overwritten). Also says which layouts stock vLLM
+still cannot load even with a truthful config (then you need the plugin).
 
-With --speculative-config (the same JSON as vLLM's flag), MODEL is the target and
-the configs fixed are those of the checkpoint the drafter loads from: the folder
-named by "model" when it is another one (an EAGLE3 draft, MTP layers in a separate
-checkpoint), whose own quantization config vLLM reads for the draft."""
+With --speculative-config (the same JSON as vLLM's flag, or its dotted form), MODEL is
+the target and the configs fixed are those of the checkpoint the drafter loads from:
+the folder named by "model" when it is another one (an EAGLE3 draft, MTP layers in a
+separate checkpoint), whose own quantization config vLLM reads for the draft.
+
+--write refuses a snapshot of the Hugging Face cache (its files are links into the
+shared blob store): it names the 'hf download --local-dir' command that makes a local
+copy to fix instead. The diff (without --write) works anywhere."""
 EXAMPLES = """\
   vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4            # show the diff
   vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4 --write    # apply it (keeps .bak)
+  vllm-draft-quant fix ./ckpt --json                           # the same as JSON
   vllm-draft-quant fix /models/Llama-3.1-8B-Instruct --write \\
       --speculative-config '{"method": "eagle3", "model": "/models/EAGLE3-NVFP4"}'"""
 
@@ -36,11 +46,26 @@ EXAMPLES = """\
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL",
                    help="model folder, or a Hugging Face repo id in the local cache")
+    add_model_options(p)
     p.add_argument("--write", action="store_true",
                    help="rewrite the config files (atomically, keeping a .bak)")
     p.add_argument("--speculative-config", metavar="JSON",
                    help="vLLM's speculative config (same JSON as its flag); MODEL is then the "
                         "target and the draft checkpoint it names is the one fixed")
+    p.add_argument("--json", action="store_true",
+                   help="print what changes (or changed) as JSON instead of a diff")
+
+
+def fix_json(model_dir: Path, res: FixResult, texts: dict[str, tuple[str, str]], *,
+             written: bool) -> dict[str, Any]:
+    """The ``fix --json`` body (README "JSON output")."""
+    from vllm_draft_quant.repair.fixer import unified_diff
+
+    return {"model": str(model_dir), "producer": res.producer, "changed": res.changed,
+            "written": sorted(texts) if written else [], "added": list(res.added),
+            "removed": list(res.removed), "notes": list(res.notes),
+            "remaining": list(res.remaining), "stock_limits": list(res.stock_limits),
+            "diff": {name: unified_diff(name, old, new) for name, (old, new) in texts.items()}}
 
 
 def _texts(model_dir: Path, res: FixResult, objects: dict[str, Any]) -> dict[str, tuple[str, str]]:
@@ -55,30 +80,34 @@ def _texts(model_dir: Path, res: FixResult, objects: dict[str, Any]) -> dict[str
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from vllm_draft_quant.checkpoint.locate import locate_model
     from vllm_draft_quant.repair.fixer import HF_QUANT, unified_diff
     from vllm_draft_quant.repair.writer import FolderLock, Transaction, settle
 
     out = out or sys.stdout
+    as_json = getattr(args, "json", False)
     drafter: str | None = None
     target_layers: int | None = None
     if getattr(args, "speculative_config", None) is not None:
         from vllm_draft_quant.checkpoint.speculative import draft_source
 
-        src = draft_source(args.model, args.speculative_config)
+        src = draft_source(model_dir_of(args), args.speculative_config)
         model_dir, drafter, target_layers = src.draft_dir, src.drafter, src.target_layers
-        if src.separate:
+        if src.separate and not as_json:
             out.write(f"the drafter loads from {model_dir} (speculative_config.model), with "
                       "that checkpoint's own quantization config: fixing it\n")
     else:
-        model_dir = locate_model(args.model)
+        model_dir = model_dir_of(args)
     if not args.write:
         note(settle(model_dir))
         res, texts = _compute(model_dir, drafter, target_layers)
+        if as_json:
+            out.write(json_document("fix", fix_json(model_dir, res, texts, written=False)) + "\n")
+            return 1 if res.changed or res.remaining else 0
         for name, (old, new) in texts.items():
             out.write(unified_diff(name, old, new))
         report_fix(res, out, written=False)
         return 1 if res.changed or res.remaining else 0
+    refuse_hub_snapshot(model_dir, "fix --write")
     with FolderLock(model_dir) as lock:
         note(lock.notes)
         res, texts = _compute(model_dir, drafter, target_layers)
@@ -90,10 +119,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 for name in sorted(texts, key=lambda n: n != HF_QUANT):
                     tx.write_bytes(name, texts[name][1].encode("utf-8"))
                 tx.commit()
-            for name in texts:
-                bak = backups[name]
-                kept = f"; the existing {name}.bak was kept" if bak != f"{name}.bak" else ""
-                out.write(f"wrote {model_dir / name} (previous version: {bak}{kept})\n")
+            if not as_json:
+                for name in texts:
+                    bak = backups[name]
+                    kept = f"; the existing {name}.bak was kept" if bak != f"{name}.bak" else ""
+                    out.write(f"wrote {model_dir / name} (previous version: {bak}{kept})\n")
+    if as_json:
+        out.write(json_document("fix", fix_json(model_dir, res, texts, written=True)) + "\n")
+        return 1 if res.remaining else 0
     report_fix(res, out, written=True)
     return 1 if res.remaining else 0
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from vllm_draft_quant.cli._output import Progress
-from vllm_draft_quant.cli.fix import note, report_fix
+from vllm_draft_quant.cli._model_args import add_model_options, model_dir, refuse_hub_snapshot
+from vllm_draft_quant.cli._output import Progress, json_document
+from vllm_draft_quant.cli.fix import fix_json, note, report_fix
 from vllm_draft_quant.errors import ConfigError, DraftQuantError
 
 if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
     from vllm_draft_quant.repair.graft import GraftPlan
 
-__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "parse_layers", "run"]
+__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "graft_json", "parse_layers", "run"]
 
 HELP = "copy missing draft (MTP/NextN) layers from the unquantized original"
 DESCRIPTION = """\
@@ -26,7 +27,9 @@ layer indices and tensor shapes must agree (every tensor written is also checked
 against the shapes TARGET's config implies). Draft tensors TARGET already has are left
 alone when identical and refused otherwise (unless --force). All or nothing: on any
 failure TARGET is left byte-identical, and what was done is printed only once it is
-done; a second run changes nothing."""
+done; a second run changes nothing. TARGET must not be a snapshot of the Hugging Face
+cache (graft names the 'hf download --local-dir' command that makes a local copy);
+SOURCE may be a cached repo id."""
 EXAMPLES = """\
   vllm-draft-quant graft /models/Step-3.7-Flash-NVFP4 --from /models/Step-3.7-Flash --dry-run
   vllm-draft-quant graft /models/Step-3.7-Flash-NVFP4 --from stepfun-ai/Step-3.7-Flash
@@ -58,6 +61,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="show what would be written, write nothing")
     p.add_argument("--force", action="store_true",
                    help="replace draft tensors TARGET already has when they differ")
+    p.add_argument("--json", action="store_true",
+                   help="print what is (or would be) written as JSON")
+    add_model_options(p)
+
+
+def graft_json(plan: GraftPlan, *, dry_run: bool) -> dict[str, Any]:
+    """The ``graft --json`` body (README "JSON output")."""
+    return {
+        "target": str(plan.target), "source": str(plan.source), "dry_run": dry_run,
+        "changed": plan.changed, "written": plan.changed and not dry_run,
+        "units": [{"label": u.label, "action": u.action, "tensors": len(u.source),
+                   "bytes": sum(t.nbytes for t in u.source)} for u in plan.units],
+        "shard": plan.shard, "rewrites": sorted(plan.rewrites), "deletes": list(plan.deletes),
+        "files": sorted(plan.texts()), "notes": list(plan.notes),
+        "fix": fix_json(plan.target, plan.fix, {}, written=not dry_run) if plan.fix else None,
+    }
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -67,7 +86,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     out = out or sys.stdout
     layers = parse_layers(args.layers)
-    target = locate_model(args.target)
+    target = model_dir(args, "target")
+    as_json = getattr(args, "json", False)
     note(settle(locate_model(args.source)))  # SOURCE is only read, but never half-committed
 
     def comparing(total: int) -> Progress:
@@ -78,8 +98,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         note(settle(target))
         plan = plan_graft(target, args.source, layers=layers, force=args.force,
                           compare_progress=comparing)
-        describe(plan, out, dry_run=True)
+        if as_json:
+            out.write(json_document("graft", graft_json(plan, dry_run=True)) + "\n")
+        else:
+            describe(plan, out, dry_run=True)
         return 0
+    refuse_hub_snapshot(target, "graft")
     with FolderLock(target) as lock:
         note(lock.notes)
         plan = plan_graft(target, args.source, layers=layers, force=args.force,
@@ -91,6 +115,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                     apply_graft(plan, progress=progress)
             except DraftQuantError as e:
                 raise type(e)(f"{e}; graft rolled back: {plan.target} is as before") from e
+        if as_json:
+            out.write(json_document("graft", graft_json(plan, dry_run=False)) + "\n")
+            return 0
         describe(plan, out, dry_run=False)  # after the fact: what was done
         if plan.changed:
             out.write(f"grafted into {plan.target}\n")

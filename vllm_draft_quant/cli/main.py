@@ -1,14 +1,25 @@
 """``vllm-draft-quant``: the console script (entry point ``vllm_draft_quant.cli.main:main``).
 
-Exit codes: 0 fine; 1 conflicts found (config and stored tensors disagree, or a
-fix is pending); 2 bad input (any project error, unreadable folder, bad
-arguments, a concurrent fix/graft); 3 internal error (a bug: please report it
-with the ``--debug`` traceback). Errors are one line on stderr.
+Exit codes, the same for every command (README "Exit codes"):
+
+- 0: fine (also when the reader of a pipe closed it early: ``plan X | head``);
+- 1: conflicts found: ``plan`` (config and stored tensors disagree; in strict mode an
+  error, after the plan is printed), ``fix`` (a change is pending, or something is
+  left that it cannot fix);
+- 2: bad input: any project error, an unreadable folder, bad arguments, a concurrent
+  fix/graft, a write refused (a Hugging Face cache snapshot); nothing was changed;
+- 3: internal error (a bug: please report it with the ``--debug`` traceback);
+- 130: interrupted (Ctrl-C); the message says whether a change had been written or
+  was rolled back;
+- 128 + N: ended by signal N (SIGTERM: 143), re-raised once the folder lock is free.
+
+Errors are one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -16,16 +27,19 @@ from types import ModuleType
 from typing import NoReturn
 
 from vllm_draft_quant._version import __version__
-from vllm_draft_quant.cli import demo, fix, graft, plan_cmd
+from vllm_draft_quant.cli import demo, env_cmd, fix, graft, plan_cmd
+from vllm_draft_quant.cli._dotted import merge_dotted
 from vllm_draft_quant.errors import ConflictError, DraftQuantError
 from vllm_draft_quant.repair.lock import TerminatedBySignal, reraise
 from vllm_draft_quant.repair.writer import last_outcome, reset_outcome
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_CONFLICTS", "EXIT_INTERNAL", "EXIT_OK", "build_parser", "main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_CONFLICTS", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK",
+           "build_parser", "main"]
 
-EXIT_OK, EXIT_CONFLICTS, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_OK, EXIT_CONFLICTS, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 PROG = "vllm-draft-quant"
-SUBCOMMANDS: dict[str, ModuleType] = {"plan": plan_cmd, "fix": fix, "graft": graft, "demo": demo}
+SUBCOMMANDS: dict[str, ModuleType] = {"plan": plan_cmd, "fix": fix, "graft": graft,
+                                      "demo": demo, "env": env_cmd}
 
 _DESCRIPTION = """\
 Load the draft layers (MTP/NextN) of quantized checkpoints in the precision their
@@ -38,11 +52,14 @@ start here:
   vllm-draft-quant plan /models/Step-3.7-Flash-NVFP4
   vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4 --write
   vllm-draft-quant graft /models/Step-3.7-Flash-NVFP4 --from /models/Step-3.7-Flash
+  vllm-draft-quant env                             versions and plugin registration
 
 MODEL is a local folder or a Hugging Face repo id already in the local cache (never
-downloads). Run 'vllm-draft-quant <command> --help' for each command's examples.
+downloads; --revision, --cache-dir as for 'hf download'). Run
+'vllm-draft-quant <command> --help' for each command's examples.
 
-exit codes: 0 fine, 1 conflicts found, 2 bad input, 3 internal error (please report)"""
+exit codes: 0 fine, 1 conflicts found, 2 bad input (nothing changed), 3 internal error
+(please report), 130 interrupted"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,7 +100,13 @@ def _one_line(e: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns (and, as a script, exits with) the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    try:
+        raw = merge_dotted(raw)
+    except DraftQuantError as e:
+        _report(e, False)
+        return EXIT_BAD_INPUT
+    args = parser.parse_args(raw)
     if args.command is None:
         parser.print_help()
         return EXIT_OK
@@ -91,7 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     reset_outcome()
     try:
         code: int = args.run(args)
+        sys.stdout.flush()
         return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_OK
     except ConflictError as e:
         _report(e, debug)
         return EXIT_CONFLICTS
@@ -103,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted; {_what_changed()}\n")
-        return 130
+        return EXIT_INTERRUPTED
     except TerminatedBySignal as e:
         sys.stderr.write(f"{PROG}: {e}; {_what_changed()}\n")
         sys.stderr.flush()
@@ -113,6 +140,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(e, debug, f"internal error ({type(e).__name__}): ",
                 "" if debug else " (rerun with --debug and report the traceback)")
         return EXIT_INTERNAL
+
+
+def _quiet_stdout() -> None:
+    """The reader of our stdout went away (``plan X | head``): point stdout at devnull so
+    the interpreter's final flush does not report a broken pipe (Python docs, "Note on
+    SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (captured in tests)
+        pass
 
 
 def _what_changed() -> str:

@@ -5,39 +5,48 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from vllm_draft_quant.cli._output import highlight
+from vllm_draft_quant.checkpoint.locate import is_hub_snapshot
+from vllm_draft_quant.cli._model_args import add_model_options, local_copy_command, model_dir
+from vllm_draft_quant.cli._output import highlight, json_document, wrap
 from vllm_draft_quant.cli.fix import note
 from vllm_draft_quant.core.overrides import ENV_OVERRIDES
+from vllm_draft_quant.errors import ConflictError
 
 if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
     from vllm_draft_quant.checkpoint.facts import CheckpointFacts
     from vllm_draft_quant.checkpoint.speculative import DraftSource
-    from vllm_draft_quant.core.plan import ModuleDecision, Plan
+    from vllm_draft_quant.core.plan import Conflict, ModuleDecision, Plan
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "overrides_path", "render", "run"]
 
 HELP = "explain the plan for a checkpoint's draft layers"
 DESCRIPTION = """\
-Show, per draft layer, each module vLLM builds for the drafter: how its tensors are
-stored, the precision it will be built with, and which rule or evidence decided.
-Conflicts between the quantization config and the stored tensors are highlighted.
-Exit code 1 when there are conflicts (in strict mode a conflict is an error).
+Show one row per module vLLM builds for the drafter: its draft layer, how its tensors
+are stored and the precision it will be built with (BF16, FP8, FP8-block, NVFP4,
+MXFP4, INT4 w/ group), and which rule or evidence decided. Each root cause of a
+conflict between the quantization config and the stored tensors is explained once
+below the table; in auto mode the ones the plugin resolves are marked "handled"
+(--verbose: the reasons per module). Exit code 1 when there are conflicts; in strict
+mode a conflict is an error (the table or --json is printed first).
 
-With --speculative-config (the same JSON as vLLM's flag), MODEL is the target and the
-plan is the one of the drafter that config loads: from the draft checkpoint named by
-"model" when it is another folder (its own tensors and config, never the target's
+With --speculative-config (vLLM's JSON, or its dotted form), MODEL is the target and
+the plan is the one of the drafter that config loads: from the draft checkpoint named
+by "model" when it is another folder (its own tensors and config, never the target's
 quantization config), e.g. MTP layers from a BF16 original next to a quantized target,
 or an EAGLE3 draft. The table then says which checkpoint folder and file each draft
-module's weights are read from (--json prints the plan JSON unchanged)."""
+module's weights are read from."""
 EXAMPLES = """\
   vllm-draft-quant plan /models/Step-3.7-Flash-NVFP4
-  vllm-draft-quant plan stepfun-ai/Step-3.7-Flash-NVFP4 --json > plan.json
-  vllm-draft-quant plan ./ckpt --mode strict
+  vllm-draft-quant plan stepfun-ai/Step-3.7-Flash-NVFP4 --revision main --json > plan.json
+  vllm-draft-quant plan ./ckpt --mode strict --verbose
   vllm-draft-quant plan ./ckpt --overrides overrides.yaml --drafter Step3p5MTP
   vllm-draft-quant plan /models/Qwen3-Next-NVFP4 \\
       --speculative-config '{"method": "mtp", "model": "/models/Qwen3-Next-BF16"}'
+  vllm-draft-quant plan /models/Qwen3-Next-NVFP4 \\
+      --speculative-config.method mtp --speculative-config.model /models/Qwen3-Next-BF16
   vllm-draft-quant plan /models/Llama-3.1-8B-Instruct \\
       --speculative-config '{"method": "eagle3", "model": "/models/EAGLE3-LLaMA3.1-8B"}'"""
 
@@ -45,7 +54,10 @@ EXAMPLES = """\
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL",
                    help="model folder, or a Hugging Face repo id in the local cache")
+    add_model_options(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="add each module's reason and conflict under its row")
     p.add_argument("--mode", choices=("auto", "strict"), default="auto",
                    help="auto: the stored tensors win (default); strict: a conflict is an error")
     p.add_argument("--overrides", metavar="FILE",
@@ -54,8 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drafter", metavar="ARCH",
                    help="force the vLLM draft architecture (e.g. Step3p5MTP)")
     p.add_argument("--speculative-config", metavar="JSON",
-                   help="vLLM's speculative config (same JSON as its flag); MODEL is then the "
-                        "target and the draft is planned from the checkpoint it names")
+                   help="vLLM's speculative config (same JSON as its flag, or its dotted form "
+                        "--speculative-config.KEY VALUE); MODEL is then the target and the "
+                        "draft is planned from the checkpoint it names")
 
 
 def overrides_path(args: argparse.Namespace) -> tuple[str | None, str]:
@@ -69,53 +82,61 @@ def overrides_path(args: argparse.Namespace) -> tuple[str | None, str]:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
-    from vllm_draft_quant.checkpoint.locate import locate_model
     from vllm_draft_quant.checkpoint.overrides_file import load_overrides
     from vllm_draft_quant.checkpoint.speculative import draft_source
+    from vllm_draft_quant.core.resolver import strict_error
     from vllm_draft_quant.repair.writer import settle
 
     out = out or sys.stdout
     path, origin = overrides_path(args)
     overrides = load_overrides(path) if path else None
     source: DraftSource | None = None
+    model = model_dir(args)
     if getattr(args, "speculative_config", None) is not None:
-        source = draft_source(args.model, args.speculative_config)
+        source = draft_source(model, args.speculative_config)
         for folder in dict.fromkeys((source.target_dir, source.draft_dir)):
             note(settle(folder))
         facts = load_facts(source.draft_dir, drafter=args.drafter or source.drafter,
                            target_layers=source.target_layers)
     else:
-        note(settle(locate_model(args.model)))
-        facts = load_facts(args.model, drafter=args.drafter)
-    plan = plan_from_facts(facts, mode=args.mode, overrides=overrides)
+        note(settle(model))
+        facts = load_facts(model, drafter=args.drafter)
+    plan = plan_from_facts(facts, mode=args.mode, overrides=overrides, raise_conflicts=False)
     said = f"overrides: {path} (from {origin})" if path else ""
     if args.json:
         if said:
             sys.stderr.write(f"note: {said}\n")
-        out.write(plan.to_json() + "\n")
+        out.write(json_document("plan", plan.model_dump(mode="json")) + "\n")
     else:
         if said:
             out.write(said + "\n")
-        render(facts, plan, out, source)
+        render(facts, plan, out, source, verbose=getattr(args, "verbose", False))
+    if plan.mode == "strict" and plan.conflicts:
+        raise ConflictError(strict_error(plan, str(facts.model_dir)))
     return 1 if plan.conflicts else 0
 
 
-def _group(facts: CheckpointFacts, plan: Plan) -> list[tuple[str, str, list[ModuleDecision]]]:
-    """(title, runtime root to strip, decisions) per draft layer, then shared modules."""
-    groups: dict[int | None, list[ModuleDecision]] = {}
-    for d in plan.modules:
-        rm = facts.names.module(d.module)
-        groups.setdefault(rm.layer.k if rm and rm.layer else None, []).append(d)
+def _layer_lines(facts: CheckpointFacts, plan: Plan) -> list[str]:
+    """Where each draft layer that has modules sits (checkpoint and runtime names)."""
+    used = {d.layer for d in plan.modules}
     out = []
     for layer in facts.names.layers:
-        if layer.k in groups:
-            title = f"draft layer {layer.k}: checkpoint {layer.checkpoint_root}"
+        if layer.k in used:
+            line = f"layer {layer.k} = checkpoint {layer.checkpoint_root}"
             if layer.runtime_root != layer.checkpoint_root:
-                title += f", runtime {layer.runtime_root}"
-            out.append((title, layer.runtime_root + ".", groups[layer.k]))
-    if None in groups:
-        out.append(("modules shared by all draft layers", "", groups[None]))
+                line += f", runtime {layer.runtime_root}"
+            out.append(line)
     return out
+
+
+def _short(facts: CheckpointFacts, d: ModuleDecision) -> str:
+    """The module's name relative to its draft layer (full prefix for shared modules)."""
+    if d.layer is None:
+        return d.module
+    for layer in facts.names.layers:
+        if layer.k == d.layer:
+            return d.module.removeprefix(layer.runtime_root + ".")
+    return d.module
 
 
 def _origin(source: DraftSource) -> str:
@@ -132,41 +153,91 @@ def _files(facts: CheckpointFacts, d: ModuleDecision, label: str) -> str:
     return f"{label}:{','.join(shards)}" if shards else "-"
 
 
+def _causes(plan: Plan) -> tuple[dict[str, int], dict[str, list[Conflict]]]:
+    """(cause -> its number, module -> its conflicts): each root cause numbered once."""
+    numbers: dict[str, int] = {}
+    per_module: dict[str, list[Conflict]] = {}
+    for c in plan.conflicts:
+        numbers.setdefault(c.cause or c.message, len(numbers) + 1)
+        per_module.setdefault(c.module, []).append(c)
+    return numbers, per_module
+
+
 def render(facts: CheckpointFacts, plan: Plan, out: TextIO,
-           source: DraftSource | None = None) -> None:
-    """The human table: one block per draft layer, conflicts highlighted, a summary line.
+           source: DraftSource | None = None, *, verbose: bool = False) -> None:
+    """The human table: one row per draft module, each conflict's cause once below it.
 
     With a ``source`` (``--speculative-config``) the header names the checkpoint the
     drafter loads from and a FROM column gives each module's file in it.
     """
-    by_module: dict[str, list[str]] = {}
-    for c in plan.conflicts:
-        by_module.setdefault(c.module, []).append(c.message)
-    out.write(f"{plan.drafter} ({plan.mode} mode) for {facts.model_dir}\n")
-    heads: tuple[str, ...] = ("MODULE", "STORED", "DECISION", "SOURCE")
+    numbers, per_module = _causes(plan)
+    out.write(f"{plan.drafter} draft plan ({plan.mode} mode): {facts.model_dir}\n")
     if source is not None:
         out.write(_origin(source) + "\n")
+    for line in _layer_lines(facts, plan):
+        out.write(line + "\n")
+    heads: tuple[str, ...] = ("LAYER", "MODULE", "STORED", "DECIDED", "SOURCE")
+    label = "draft" if source is not None and source.separate else "target"
+    if source is not None:
         heads += ("FROM",)
-        label = "draft" if source.separate else "target"
-    for title, strip, decisions in _group(facts, plan):
-        rows = [(d.module.removeprefix(strip), d.stored.value, d.scheme.value, d.source)
-                + ((_files(facts, d, label),) if source is not None else ())
-                for d in decisions]
+    rows: list[tuple[str, ...]] = []
+    for d in plan.modules:
+        row: tuple[str, ...] = ("-" if d.layer is None else str(d.layer), _short(facts, d),
+               d.stored_label,
+               d.decided_label, d.source)
+        rows.append(row + ((_files(facts, d, label),) if source is not None else ()))
+    if rows:
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
-        out.write(f"\n{title}\n")
-        out.write("  " + "  ".join(h.ljust(w) for h, w in zip(
+        out.write("\n" + "  ".join(h.ljust(w) for h, w in zip(
             heads, widths, strict=True)).rstrip() + "\n")
-        for d, row in zip(decisions, rows, strict=True):
-            line = "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
-            if d.module in by_module:
-                line = highlight(line + "  CONFLICT", out)
-            out.write(line.rstrip() + "\n")
-            out.write(f"      why: {d.reason}\n")
-            for msg in by_module.get(d.module, []):
-                out.write(highlight(f"      conflict: {msg}", out) + "\n")
+    for d, row in zip(plan.modules, rows, strict=True):
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+        mine = per_module.get(d.module, [])
+        refs = ",".join(str(numbers[c.cause or c.message]) for c in mine)
+        if mine and all(c.handled for c in mine):
+            line += f"  handled [{refs}]"
+        elif mine:
+            line = highlight(line + f"  CONFLICT [{refs}]", out)
+        out.write(line.rstrip() + "\n")
+        if verbose:
+            out.write(wrap(f"why: {d.reason}", "      ", "        ") + "\n")
+            for c in mine:
+                out.write(wrap(f"conflict: {c.message}", "      ", "        ") + "\n")
     if not plan.modules:
         out.write("\n(no draft modules found)\n")
-    out.write("\n" + plan.summary() + "\n")
+    _write_causes(plan, numbers, out)
+    for w in plan.warnings:
+        out.write(highlight(wrap(f"warning: {w}", "", "  "), out, code="1;33") + "\n")
+    out.write("\n" + wrap(plan.summary(), "", "  ") + "\n")
     if plan.conflicts and facts.profile.hidden_layers_from == "draft":  # fix knows MTP folders
-        out.write(f"To make the config truthful: vllm-draft-quant fix {facts.model_dir} "
-                  "(with the plugin installed, vLLM already follows the stored tensors)\n")
+        out.write(_fix_hint(facts.model_dir) + "\n")
+
+
+def _write_causes(plan: Plan, numbers: dict[str, int], out: TextIO) -> None:
+    if not numbers:
+        return
+    count: dict[str, int] = {}
+    handled: dict[str, bool] = {}
+    for c in plan.conflicts:
+        key = c.cause or c.message
+        count[key] = count.get(key, 0) + 1
+        handled[key] = handled.get(key, True) and c.handled
+    out.write("\n")
+    for cause, n in numbers.items():
+        many = f"{count[cause]} modules" if count[cause] > 1 else "1 module"
+        if handled[cause]:
+            text = f"[{n}] handled ({many}, built as stored): {cause}"
+            out.write(wrap(text, "", "    ") + "\n")
+        else:
+            text = f"[{n}] conflict ({many}): {cause}"
+            out.write(highlight(wrap(text, "", "    "), out) + "\n")
+
+
+def _fix_hint(folder: Path) -> str:
+    if is_hub_snapshot(folder):
+        return ("To make the config truthful, fix a local copy (the cache snapshot stays as "
+                f"downloaded):\n  {local_copy_command(folder)}\n  then: vllm-draft-quant fix "
+                "<that folder> --write\n(with the plugin installed, vLLM already follows the "
+                "stored tensors)")
+    return (f"To make the config truthful: vllm-draft-quant fix {folder}\n"
+            "(with the plugin installed, vLLM already follows the stored tensors)")

@@ -5,20 +5,23 @@ Pure: it decides from names and header facts that `checkpoint.facts` read.
 1. `place_drafter`: the text config and where the draft layers sit (`core.names`);
 2. classify each checkpoint module's stored format from its dtypes (`core.evidence`);
 3. ask the quant config what it intends for each runtime module (`core.intent`);
-4. decide: an override wins; else the stored tensors win, and a config that
-   disagrees is recorded as a conflict (``auto``) or raised (``strict``).
+4. decide: an override wins (one against the stored tensors is a conflict); else the
+   stored tensors win, and a config that disagrees is recorded as a conflict the
+   plugin handles (``auto``) or raised (``strict``). An override pattern that matches
+   no module is a warning (``auto``) or a conflict (``strict``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import fnmatch
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from vllm_draft_quant.core.evidence import ModuleEvidence, classify, group_by_module
 from vllm_draft_quant.core.intent import Intent, QuantIntent
 from vllm_draft_quant.core.names import NameMap, RuntimeModule
-from vllm_draft_quant.core.plan import Conflict, ModuleDecision, Plan, Source
+from vllm_draft_quant.core.plan import Conflict, ModuleDecision, Plan, Source, precision_label
 from vllm_draft_quant.core.profile import DrafterProfile
 from vllm_draft_quant.core.schemes import DEQUANTIZABLE, Scheme, StoredFormat
 from vllm_draft_quant.errors import ConfigError, ConflictError, MissingDraftWeightsError
@@ -26,7 +29,7 @@ from vllm_draft_quant.errors import ConfigError, ConflictError, MissingDraftWeig
 if TYPE_CHECKING:
     from vllm_draft_quant.core.overrides import Overrides
 
-__all__ = ["MAX_DRAFT_LAYERS", "Mode", "place_drafter", "resolve"]
+__all__ = ["MAX_DRAFT_LAYERS", "Mode", "place_drafter", "resolve", "strict_error"]
 
 Mode = Literal["auto", "strict"]
 #: More draft (MTP/NextN) layers than this in config.json is an error, not a drafter.
@@ -128,25 +131,42 @@ def _stored(found: _Found) -> tuple[StoredFormat, str]:
     return StoredFormat.UNKNOWN, "shards stored differently: " + ", ".join(parts[:8])
 
 
+#: (message, cause, handled-in-auto-mode) of one conflict
+_Msg = tuple[str, str, bool]
+
+
+def _weight_dtype(found: _Found, dtypes: Mapping[str, str]) -> str:
+    ws = {dtypes[t] for e in found.evidence for t in e.tensors if t.endswith(".weight")}
+    return ws.pop() if len(ws) == 1 else ""
+
+
 def _decide(rm: RuntimeModule, found: _Found, intent: QuantIntent | None,
-            overrides: Overrides | None) -> tuple[ModuleDecision, list[str]]:
-    conflicts: list[str] = []
+            overrides: Overrides | None, dtypes: Mapping[str, str]
+            ) -> tuple[ModuleDecision, list[_Msg]]:
+    conflicts: list[_Msg] = []
     kind = rm.spec.kind
+    wdtype = _weight_dtype(found, dtypes)
     ckpt_modules = sorted(e.module for e in found.evidence)
     tensors = tuple(sorted(t for e in found.evidence for t in e.tensors))
     stored, detail = _stored(found)
     if stored is StoredFormat.UNKNOWN:
-        conflicts.append(f"cannot tell the stored format ({detail})")
+        conflicts.append((f"cannot tell the stored format ({detail})",
+                          "the stored format cannot be told (tensors of an unknown or mixed "
+                          "layout); add an override or re-export those tensors", False))
     missing = sorted(set(range(len(rm.checkpoint_modules))) - found.shards)
     if missing:
         names = [rm.checkpoint_modules[i] for i in missing]
-        conflicts.append(f"fused module is missing shards {names}")
+        conflicts.append((f"fused module is missing shards {names}",
+                          "a fused module is missing some of its shards in the checkpoint",
+                          False))
     if intent is None:
         said = Intent(Scheme.UNQUANTIZED, None, "no quantization config")
     else:
         said = intent.decide(ckpt_modules, rm.prefix, kind)
     if said.partial:
-        conflicts.append(f"the config excludes only some shards ({said.reason})")
+        conflicts.append((f"the config excludes only some shards ({said.reason})",
+                          f"the config excludes only some shards of a fused module "
+                          f"({said.reason})", False))
     ov = overrides.lookup([*ckpt_modules, rm.prefix]) if overrides else None
     scheme: Scheme
     source: Source
@@ -159,12 +179,19 @@ def _decide(rm: RuntimeModule, found: _Found, intent: QuantIntent | None,
                       f"hold quantized weights: dequantized exactly into its unquantized "
                       f"weight at load ({detail})")
         elif stored not in (StoredFormat.UNQUANTIZED, StoredFormat.UNKNOWN):
-            conflicts.append(f"stored as {stored} but vLLM builds it as a {kind.value} layer "
-                             "that cannot hold quantized weights, and vllm-draft-quant cannot "
-                             f"dequantize {stored} at load")
+            text = (f"stored as {stored} but vLLM builds it as a {kind.value} layer that cannot "
+                    f"hold quantized weights, and vllm-draft-quant cannot dequantize {stored} "
+                    "at load")
+            conflicts.append((text, text + "; re-export it unquantized", False))
     elif ov is not None:
         scheme, source = ov[1], "override"
         reason = f"override {ov[0]!r} -> {ov[1]} (tensors: {detail})"
+        if stored is not StoredFormat.UNKNOWN and stored.scheme is not scheme:
+            conflicts.append((
+                f"override {ov[0]!r} asks for {scheme} but the tensors are {stored} ({detail})",
+                f"override {ov[0]!r} asks for {scheme} but the tensors are stored as "
+                f"{stored}; vLLM builds what the override says, which cannot hold them",
+                False))
     else:
         scheme = stored.scheme
         if stored is not StoredFormat.UNKNOWN and said.scheme is scheme:
@@ -175,26 +202,39 @@ def _decide(rm: RuntimeModule, found: _Found, intent: QuantIntent | None,
             source = "evidence"
             reason = f"tensors: {detail}"
             if stored is not StoredFormat.UNKNOWN:
-                conflicts.append(f"config says {said.scheme} ({said.reason}) but the tensors are "
-                                 f"{stored} ({detail})")
+                conflicts.append((f"config says {said.scheme} ({said.reason}) but the tensors "
+                                  f"are {stored} ({detail})",
+                                  f"config says {precision_label(said.scheme)} ({said.reason})"
+                                  f" but the tensors are {precision_label(scheme, wdtype)}",
+                                  True))
     if rm.spec.also_fed_by:  # profile data: the drafter also loads these into it
         reason += (f"; the drafter's load_weights also writes {', '.join(rm.spec.also_fed_by)} "
                    "into it, so those tensors are not passed to the drafter")
     decision = ModuleDecision(
         module=rm.prefix, scheme=scheme, source=source, reason=reason,
         checkpoint_tensors=tensors, stored=stored, kind=kind, group=rm.spec.group,
+        layer=rm.layer.k if rm.layer else None, weight_dtype=wdtype,
     )
     return decision, conflicts
 
 
+def _matches(pattern: str, names: Sequence[str]) -> bool:
+    """Whether an override pattern matches any of ``names`` (`Overrides.lookup`'s rule)."""
+    if any(c in pattern for c in "*?["):
+        return any(fnmatch.fnmatchcase(n, pattern) for n in names)
+    return pattern in names
+
+
 def resolve(names: NameMap, intent: QuantIntent | None, dtypes: Mapping[str, str], *,
-            mode: Mode = "auto", overrides: Overrides | None = None, origin: str = "") -> Plan:
+            mode: Mode = "auto", overrides: Overrides | None = None, origin: str = "",
+            raise_conflicts: bool = True) -> Plan:
     """The plan for the drafter ``names`` places, from its draft tensors' header dtypes.
 
     ``dtypes`` maps every draft tensor name (`NameMap.is_draft_name`) to its safetensors
     dtype; ``origin`` (the model folder) only appears in messages. In ``strict`` mode any
-    disagreement between config and tensors raises `ConflictError`; in ``auto`` mode the
-    tensors win and the plan records it.
+    disagreement between config and tensors raises `ConflictError` (`strict_error`;
+    with ``raise_conflicts=False`` the plan is returned with them, for the CLI to print
+    it first); in ``auto`` mode the tensors win and the plan records it as handled.
     """
     if mode not in ("auto", "strict"):
         raise ConfigError(f"mode must be 'auto' or 'strict', got {mode!r}")
@@ -202,6 +242,7 @@ def resolve(names: NameMap, intent: QuantIntent | None, dtypes: Mapping[str, str
     present = {names.canonical(e.module) for f in found.values() for e in f.evidence}
     decisions: list[ModuleDecision] = []
     conflicts: list[Conflict] = []
+    matched: set[str] = set()
     for rm in names.modules:
         f = found.get(rm.prefix)
         if f is None:
@@ -209,17 +250,33 @@ def resolve(names: NameMap, intent: QuantIntent | None, dtypes: Mapping[str, str
         layer_root = rm.layer.checkpoint_root + "." if rm.layer else ""
         if any(layer_root + u in present for u in rm.spec.unless_present):
             continue
-        d, msgs = _decide(rm, f, intent, overrides)
+        d, msgs = _decide(rm, f, intent, overrides, dtypes)
         decisions.append(d)
-        conflicts.extend(Conflict(module=rm.prefix, message=m) for m in msgs)
+        if overrides is not None:
+            ckpt = [*sorted(e.module for e in f.evidence), rm.prefix]
+            matched.update(p for p in overrides.modules if _matches(p, ckpt))
+        conflicts.extend(Conflict(module=rm.prefix, message=m, cause=c,
+                                  handled=h and mode == "auto") for m, c, h in msgs)
+    warnings: list[str] = []
+    for pat in sorted(set(overrides.modules) - matched) if overrides is not None else ():
+        text = (f"override {pat!r} matches no draft module of {names.profile.architecture}; "
+                "write a runtime prefix or a checkpoint module name that `plan` lists")
+        if mode == "strict":
+            conflicts.append(Conflict(module=pat, message=text, cause=text))
+        else:
+            warnings.append(text)
     result = Plan(drafter=names.profile.architecture, mode=mode, modules=tuple(decisions),
-                  conflicts=tuple(conflicts))
-    if mode == "strict" and conflicts:
-        lines = "; ".join(f"{c.module}: {c.message}" for c in conflicts[:5])
-        more = f" (and {len(conflicts) - 5} more)" if len(conflicts) > 5 else ""
-        raise ConflictError(
-            f"{origin}: {len(conflicts)} conflict(s) between the quant config and the "
-            f"stored draft tensors: {lines}{more}. Fix the config (vllm-draft-quant fix "
-            f"{origin} --write) or use mode 'auto' to follow the tensors."
-        )
+                  conflicts=tuple(conflicts), warnings=tuple(warnings))
+    if mode == "strict" and conflicts and raise_conflicts:
+        raise ConflictError(strict_error(result, origin))
     return result
+
+
+def strict_error(plan: Plan, origin: str) -> str:
+    """The one-line strict-mode error: how many conflicts, the first, where to see all."""
+    first = plan.conflicts[0]
+    cause = first.cause or first.message
+    cause = cause if len(cause) <= 90 else cause[:87] + "..."
+    more = f"; and {len(plan.conflicts) - 1} more" if len(plan.conflicts) > 1 else ""
+    return (f"{origin}: {len(plan.conflicts)} conflict(s) in strict mode ({first.module}: "
+            f"{cause}{more}); see: vllm-draft-quant plan {origin}")
