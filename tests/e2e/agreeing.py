@@ -90,7 +90,11 @@ def _weights() -> dict[str, torch.Tensor]:
             return
         # input n ~ -u (u: the normalised embedding, u[0] ~ 1.98 for every token):
         # gate = -4 * n[0] ~ 7.9 -> silu ~ 7.9; up = n; down = -3/7.9 -> out ~ +3u
-        gate, up, down = torch.zeros(INTER, HIDDEN), torch.zeros(INTER, HIDDEN), torch.zeros(HIDDEN, INTER)
+        gate, up, down = (
+            torch.zeros(INTER, HIDDEN),
+            torch.zeros(INTER, HIDDEN),
+            torch.zeros(HIDDEN, INTER),
+        )
         gate[:HIDDEN, 0] = -4.0
         up[:HIDDEN, :HIDDEN] = torch.eye(HIDDEN)
         down[:HIDDEN, :HIDDEN] = torch.eye(HIDDEN) * (-3.0 / 7.9)
@@ -111,8 +115,15 @@ def _weights() -> dict[str, torch.Tensor]:
 
 def _kind(name: str) -> str:
     leaf = name.rsplit(".", 1)[-1]
-    return {"q_proj": "qkv", "k_proj": "qkv", "v_proj": "qkv", "o_proj": "o",
-            "gate_proj": "gate_up", "up_proj": "gate_up", "down_proj": "down"}[leaf]
+    return {
+        "q_proj": "qkv",
+        "k_proj": "qkv",
+        "v_proj": "qkv",
+        "o_proj": "o",
+        "gate_proj": "gate_up",
+        "up_proj": "gate_up",
+        "down_proj": "down",
+    }[leaf]
 
 
 def _fusion(name: str) -> str:
@@ -170,19 +181,31 @@ def _config(num_mtp: int = 1) -> dict[str, Any]:
 MTP_GROUPS = {"attn": ("self_attn.",), "mlp": ("mlp.",)}
 
 
-def write_mimo(path: Path, *, quant: str | None, mtp_quantized: tuple[str, ...] = ()) -> Written:
+def write_mimo(
+    path: Path,
+    *,
+    quant: str | None,
+    mtp_quantized: tuple[str, ...] = (),
+    break_mtp_mlp: bool = False,
+) -> Written:
     """The BF16 original (``quant=None``) or a ModelOpt ``nvfp4`` export of it whose MTP
     groups ``mtp_quantized`` (``attn``, ``mlp``) are quantized too and the rest of the
     MTP layer BF16; exclusions name ``lm_head`` and, by checkpoint name, each BF16 MTP
     module of a quantized group's layer (none when the MTP layer is entirely BF16: the
-    graft)."""
+    graft). ``break_mtp_mlp`` zeroes the MTP MLP's ``down_proj`` (a control: a draft
+    whose MLP contributes nothing must be rejected)."""
     path.mkdir(parents=True, exist_ok=True)
     weights = _weights()
+    if break_mtp_mlp:
+        weights["model.mtp_layers.0.mlp.down_proj.weight"].zero_()
     config = _config()
     tensors: dict[str, torch.Tensor] = {}
     quantized: list[str] = []
-    linears = [n[: -len(".weight")] for n in weights if n.endswith("_proj.weight")
-               and ".input_proj" not in n]
+    linears = [
+        n[: -len(".weight")]
+        for n in weights
+        if n.endswith("_proj.weight") and ".input_proj" not in n
+    ]
     amax: dict[str, float] = {}
     for lin in linears:
         key = _fusion(lin)
@@ -203,7 +226,8 @@ def write_mimo(path: Path, *, quant: str | None, mtp_quantized: tuple[str, ...] 
             for suffix, v in enc.items():
                 tensors[f"{lin}.{suffix}"] = v
             tensors[f"{lin}.input_scale"] = torch.tensor(
-                _ACT_AMAX[_kind(lin)] / (6.0 * 448.0), dtype=torch.float32)
+                _ACT_AMAX[_kind(lin)] / (6.0 * 448.0), dtype=torch.float32
+            )
             quantized.append(lin)
         else:
             tensors[name] = t.to(torch.bfloat16)

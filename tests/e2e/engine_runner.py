@@ -144,8 +144,11 @@ def main(argv: list[str]) -> int:
         res = run_case(case)
         with results.open("a") as f:
             f.write(json.dumps(res) + "\n")
-        print(f"engine_runner: {case['name']}: ok={res['ok']} {res.get('error_type', '')}",
-              file=sys.stderr, flush=True)
+        print(
+            f"engine_runner: {case['name']}: ok={res['ok']} {res.get('error_type', '')}",
+            file=sys.stderr,
+            flush=True,
+        )
     return 0
 
 

@@ -384,7 +384,9 @@ def missing() -> list[str]:
     """The ledger's ops this vLLM build does not have (what ``install`` would set)."""
     import torch
 
-    return [name for name in STAND_INS if name not in _INSTALLED and not hasattr(torch.ops._C, name)]
+    return [
+        name for name in STAND_INS if name not in _INSTALLED and not hasattr(torch.ops._C, name)
+    ]
 
 
 def install() -> list[str]:

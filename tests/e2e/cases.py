@@ -1,0 +1,207 @@
+"""The end-to-end cases: checkpoints, engine runs, and how to read their results.
+
+Shared by the e2e tier (``tests/e2e/test_generate.py``) and ``benchmarks/bench_e2e.py``.
+A *case* is one checkpoint of a family and layout; each case is generated greedily
+with k = 1 and k = 2 draft tokens, with the plugin (``plugin``) and once with stock vLLM
+(``stock``: ``VLLM_DRAFT_QUANT=off``; a load failure does not depend on k, so stock
+runs k = 1 only). Its reference is the BF16 original of the same weights, generated
+by stock vLLM with the same k.
+
+``run(cases, workdir)`` writes every checkpoint, runs all engines in ONE process
+(``engine_runner.py``: importing vLLM costs 10-30 s here) and returns the results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+PROMPTS = [[3, 17, 42, 99, 5, 77, 130, 8], [200, 11, 64]]
+MAX_TOKENS = 16
+KS = (1, 2)
+RUN_TIMEOUT = float(os.environ.get("VDQ_E2E_TIMEOUT", 900))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One quantized checkpoint (``key`` names it: family-format-layout)."""
+
+    key: str
+    family: str
+    description: str
+    writer: str  # a function of agreeing.py
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    reference: str = "mimo-bf16"  # the key of its BF16 original
+    engine_args: dict[str, Any] = field(default_factory=dict)
+    fp8: bool = False
+    tp: int = 1
+    ks: tuple[int, ...] = KS
+    stock: bool = True
+
+
+MIMO_ARGS = {"trust_remote_code": True}
+REFERENCES = {
+    "mimo-bf16": Case(
+        "mimo-bf16", "MiMo", "BF16 original", "write_mimo", {"quant": None}, engine_args=MIMO_ARGS
+    ),
+}
+CASES = [
+    Case(
+        "mimo-nvfp4-bf16mtp",
+        "MiMo",
+        "ModelOpt NVFP4 target, MTP grafted in BF16 (layout a)",
+        "write_mimo",
+        {"quant": "nvfp4"},
+        engine_args=MIMO_ARGS,
+    ),
+    Case(
+        "mimo-nvfp4-mlpq",
+        "MiMo",
+        "ModelOpt NVFP4, MTP MLP NVFP4, MTP attention BF16 excluded by name (layout e)",
+        "write_mimo",
+        {"quant": "nvfp4", "mtp_quantized": ("mlp",)},
+        engine_args=MIMO_ARGS,
+    ),
+]
+# a control: the BF16 original with its MTP MLP zeroed. Its acceptance must collapse,
+# or the construction would not tell a right draft load from a wrong one.
+CONTROLS = [
+    Case(
+        "mimo-bf16-mtp-mlp-zeroed",
+        "MiMo",
+        "control: BF16, MTP MLP zeroed",
+        "write_mimo",
+        {"quant": None, "break_mtp_mlp": True},
+        engine_args=MIMO_ARGS,
+        ks=(1,),
+        stock=False,
+    ),
+]
+
+
+def runs_of(case: Case, root: Path, *, reference: bool = False) -> list[dict[str, Any]]:
+    model = str(root / case.key)
+    base = {
+        "model": model,
+        "prompts": PROMPTS,
+        "max_tokens": MAX_TOKENS,
+        "engine_args": {
+            **case.engine_args,
+            **({"tensor_parallel_size": case.tp} if case.tp > 1 else {}),
+        },
+    }
+    out = []
+    for k in case.ks:
+        if reference:
+            out.append({**base, "name": f"{case.key}/ref/k{k}", "k": k, "plugin": False})
+            continue
+        out.append({**base, "name": f"{case.key}/plugin/k{k}", "k": k, "plugin": True})
+    if case.stock and not reference:
+        out.append(
+            {**base, "name": f"{case.key}/stock/k{case.ks[0]}", "k": case.ks[0], "plugin": False}
+        )
+    return out
+
+
+def write(case: Case, root: Path) -> None:
+    sys.path.insert(0, str(HERE))
+    import agreeing
+
+    getattr(agreeing, case.writer)(root / case.key, **case.kwargs)
+
+
+def run(cases: list[Case], root: Path, *, log: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Write the checkpoints of ``cases`` and their references, run every engine in one
+    process, return ``{run name: result}``."""
+    refs = {c.reference for c in cases} - {c.key for c in cases}
+    runs: list[dict[str, Any]] = []
+    for key in sorted(refs):
+        write(REFERENCES[key], root)
+        runs += runs_of(REFERENCES[key], root, reference=True)
+    for c in cases:
+        write(c, root)
+        runs += runs_of(c, root)
+    spec, results = root / "cases.json", root / "results.jsonl"
+    spec.write_text(json.dumps(runs, indent=1))
+    results.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    with open(log or root / "engine_runner.log", "w") as out:
+        subprocess.run(
+            [sys.executable, str(HERE / "engine_runner.py"), str(spec), str(results)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=RUN_TIMEOUT,
+            check=False,
+        )
+    got = {}
+    if results.exists():
+        for line in results.read_text().splitlines():
+            r = json.loads(line)
+            got[r["name"]] = r
+    return got
+
+
+def acceptance(r: dict[str, Any]) -> float:
+    return r["accepted"] / r["draft_tokens"] if r.get("draft_tokens") else 0.0
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the closing table: case x {reference, stock, plugin}."""
+
+    case: str
+    k: int
+    ref_accept: float
+    stock: str  # "fails (<type>)" or the acceptance
+    stock_accept: float | None
+    stock_tokens_equal: bool | None
+    plugin_accept: float
+    plugin_tokens_equal: bool
+    plugin_tok_s: float
+    stock_tok_s: float | None
+
+
+def rows(cases: list[Case], got: dict[str, dict[str, Any]]) -> list[Row]:
+    out = []
+    for c in cases:
+        for k in c.ks:
+            ref = got[f"{c.reference}/ref/k{k}"]
+            plug = got.get(f"{c.key}/plugin/k{k}", {"ok": False})
+            stock = got.get(f"{c.key}/stock/k{k}")
+            stock_text, stock_acc, stock_eq, stock_tps = "-", None, None, None
+            if stock is not None:
+                if stock["ok"]:
+                    stock_acc = acceptance(stock)
+                    stock_eq = stock["tokens"] == ref["tokens"]
+                    stock_text = f"{stock_acc:.2f}"
+                    stock_tps = stock["output_tokens"] / stock["seconds"]
+                else:
+                    stock_text = f"fails ({stock['error_type']})"
+            out.append(
+                Row(
+                    c.key,
+                    k,
+                    acceptance(ref),
+                    stock_text,
+                    stock_acc,
+                    stock_eq,
+                    acceptance(plug) if plug["ok"] else 0.0,
+                    bool(plug["ok"]) and plug["tokens"] == ref["tokens"],
+                    plug["output_tokens"] / plug["seconds"] if plug["ok"] else 0.0,
+                    stock_tps,
+                )
+            )
+    return out
