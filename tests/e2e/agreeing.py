@@ -145,6 +145,12 @@ def nvfp4_encode(w: torch.Tensor, global_amax: float) -> dict[str, torch.Tensor]
     return {"weight": packed, "weight_scale": bscale, "weight_scale_2": ws2}
 
 
+def fp8_encode(w: torch.Tensor, group_amax: float) -> dict[str, torch.Tensor]:
+    """ModelOpt FP8 per-tensor tensors of ``w`` (the fused group shares the scale)."""
+    scale = torch.tensor(max(group_amax, 1e-12) / 448.0, dtype=torch.float32)
+    return {"weight": (w.float() / scale).to(torch.float8_e4m3fn), "weight_scale": scale}
+
+
 def nvfp4_decode(t: dict[str, torch.Tensor]) -> torch.Tensor:
     packed = t["weight"]
     codes = torch.stack([packed & 0xF, packed >> 4], dim=-1).reshape(packed.shape[0], -1).long()
@@ -187,17 +193,21 @@ def write_mimo(
     quant: str | None,
     mtp_quantized: tuple[str, ...] = (),
     break_mtp_mlp: bool = False,
+    drop_mtp: bool = False,
 ) -> Written:
-    """The BF16 original (``quant=None``) or a ModelOpt ``nvfp4`` export of it whose MTP
+    """The BF16 original (``quant=None``) or a ModelOpt ``nvfp4``/``fp8`` export of it whose MTP
     groups ``mtp_quantized`` (``attn``, ``mlp``) are quantized too and the rest of the
     MTP layer BF16; exclusions name ``lm_head`` and, by checkpoint name, each BF16 MTP
     module of a quantized group's layer (none when the MTP layer is entirely BF16: the
     graft). ``break_mtp_mlp`` zeroes the MTP MLP's ``down_proj`` (a control: a draft
-    whose MLP contributes nothing must be rejected)."""
+    whose MLP contributes nothing must be rejected). ``drop_mtp`` writes no MTP tensor
+    (an export that dropped them: the draft then comes from another folder)."""
     path.mkdir(parents=True, exist_ok=True)
     weights = _weights()
     if break_mtp_mlp:
         weights["model.mtp_layers.0.mlp.down_proj.weight"].zero_()
+    if drop_mtp:
+        weights = {n: t for n, t in weights.items() if not n.startswith("model.mtp_layers.")}
     config = _config()
     tensors: dict[str, torch.Tensor] = {}
     quantized: list[str] = []
@@ -222,11 +232,13 @@ def write_mimo(
     for name, t in weights.items():
         lin = name[: -len(".weight")] if name.endswith(".weight") else None
         if lin in linears and is_quantized(lin):
-            enc = nvfp4_encode(t, amax[_fusion(lin)])
+            encode = nvfp4_encode if quant == "nvfp4" else fp8_encode
+            enc = encode(t, amax[_fusion(lin)])
             for suffix, v in enc.items():
                 tensors[f"{lin}.{suffix}"] = v
+            act_max = 6.0 * 448.0 if quant == "nvfp4" else 448.0
             tensors[f"{lin}.input_scale"] = torch.tensor(
-                _ACT_AMAX[_kind(lin)] / (6.0 * 448.0), dtype=torch.float32
+                _ACT_AMAX[_kind(lin)] / act_max, dtype=torch.float32
             )
             quantized.append(lin)
         else:

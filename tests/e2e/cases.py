@@ -42,6 +42,7 @@ class Case:
     engine_args: dict[str, Any] = field(default_factory=dict)
     fp8: bool = False
     tp: int = 1
+    draft: str | None = None  # the key of a separate draft checkpoint
     ks: tuple[int, ...] = KS
     stock: bool = True
 
@@ -99,15 +100,36 @@ def runs_of(case: Case, root: Path, *, reference: bool = False) -> list[dict[str
     }
     out = []
     for k in case.ks:
+        # the k=1 runs also save their drafter's module outputs (drafter equivalence)
+        probe = {"probe": str(root / f"{case.key}.probe.pt")} if k == case.ks[0] else {}
         if reference:
-            out.append({**base, "name": f"{case.key}/ref/k{k}", "k": k, "plugin": False})
+            out.append({**base, "name": f"{case.key}/ref/k{k}", "k": k, "plugin": False, **probe})
             continue
-        out.append({**base, "name": f"{case.key}/plugin/k{k}", "k": k, "plugin": True})
+        out.append({**base, "name": f"{case.key}/plugin/k{k}", "k": k, "plugin": True, **probe})
     if case.stock and not reference:
         out.append(
             {**base, "name": f"{case.key}/stock/k{case.ks[0]}", "k": case.ks[0], "plugin": False}
         )
     return out
+
+
+STAND_IN_PLUGIN = "vdq_e2e_cpu_forward"
+
+
+def write_stand_in_plugin(folder: Path) -> Path:
+    """A test-only ``vllm.general_plugins`` entry point for the CPU stand-ins: a
+    ``*.dist-info`` directory in ``folder``, which only the e2e processes' ``PYTHONPATH``
+    lists (nothing is installed). vLLM loads it in every process it starts (engine
+    core, tensor-parallel workers, ``vllm serve``'s API server)."""
+    info = folder / f"{STAND_IN_PLUGIN}-0.0.0.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {STAND_IN_PLUGIN}\nVersion: 0.0.0\n"
+    )
+    (info / "entry_points.txt").write_text(
+        "[vllm.general_plugins]\ncpu_forward = vllm_draft_quant.demo.cpu_forward:register\n"
+    )
+    return folder
 
 
 def write(case: Case, root: Path) -> None:
@@ -120,7 +142,8 @@ def write(case: Case, root: Path) -> None:
 def run(cases: list[Case], root: Path, *, log: Path | None = None) -> dict[str, dict[str, Any]]:
     """Write the checkpoints of ``cases`` and their references, run every engine in one
     process, return ``{run name: result}``."""
-    refs = {c.reference for c in cases} - {c.key for c in cases}
+    refs = {c.reference for c in cases} | {c.draft for c in cases if c.draft}
+    refs -= {c.key for c in cases}
     runs: list[dict[str, Any]] = []
     for key in sorted(refs):
         write(REFERENCES[key], root)

@@ -34,11 +34,17 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
 
 
 @pytest.fixture(scope="session")
-def generation() -> dict[str, Any]:
+def e2e_root() -> Path:
+    """Where the tier's checkpoints, engine log and drafter probes are written."""
+    return Path(tempfile.mkdtemp(prefix="vdq-e2e-"))
+
+
+@pytest.fixture(scope="session")
+def generation(e2e_root: Path) -> dict[str, Any]:
     """``{run name: result}`` of every case of ``cases.py`` (one engine process)."""
     import cases
 
-    root = Path(tempfile.mkdtemp(prefix="vdq-e2e-"))
+    root = e2e_root
     got = cases.run([*cases.CASES, *cases.CONTROLS], root)
     if not got:
         log = (root / "engine_runner.log").read_text()[-4000:]

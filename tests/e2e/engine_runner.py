@@ -31,17 +31,10 @@ os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
-# construction shims a quantized target needs besides the forward stand-ins
-BUILD_SHIMS = ("nvfp4-linear-cpu", "nvfp4-moe-emulation")
-
 
 def install_stand_ins() -> list[str]:
-    from vllm_draft_quant.demo import cpu_forward, cpu_shims
+    from vllm_draft_quant.demo import cpu_forward
 
-    for name in BUILD_SHIMS:
-        if not cpu_shims._APPLIED.get(name):
-            cpu_shims.SHIMS[name]()
-            cpu_shims._APPLIED[name] = True
     return cpu_forward.install()
 
 
@@ -70,6 +63,42 @@ def speculative_config(case: dict[str, Any]) -> dict[str, Any]:
     if case.get("draft"):
         spec["model"] = case["draft"]
     return spec
+
+
+def probe_drafter(worker: Any, path: str) -> list[str]:
+    """Run every linear of the drafter and its logits on fixed inputs; save them to ``path``.
+
+    Called in each worker (``LLM.collective_rpc``). Inputs are seeded per module shape,
+    so two drafters with the same module names see the same inputs. Returns the names.
+    """
+    import torch
+
+    model = worker.model_runner.drafter.model
+    out: dict[str, Any] = {}
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            quant_method = getattr(module, "quant_method", None)
+            if isinstance(module, torch.nn.Linear):
+                size = module.in_features
+            elif quant_method is not None and hasattr(module, "input_size_per_partition"):
+                size = module.input_size_per_partition
+            else:
+                continue
+            if type(module).__name__.endswith(("Embedding", "LMHead")):
+                continue
+            g = torch.Generator().manual_seed(size)
+            x = torch.randn(5, size, generator=g).to(torch.bfloat16)
+            y = module(x)
+            out[name] = (y[0] if isinstance(y, tuple) else y).float().clone()
+        hidden = model.config.hidden_size
+        g = torch.Generator().manual_seed(7)
+        h = torch.randn(5, hidden, generator=g).to(torch.bfloat16)
+        out["<logits>"] = model.compute_logits(h).float().clone()
+        out["<weights>"] = {
+            n: p.detach().clone() for n, p in model.named_parameters() if "mtp_layers" in n
+        }
+    torch.save(out, path)
+    return sorted(out)
 
 
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +136,8 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
         tokens = [list(o.outputs[0].token_ids) for o in outs]
         m = _metrics(llm)
+        if case.get("probe"):
+            result["probe"] = llm.collective_rpc(probe_drafter, args=(case["probe"],))[0]
         result.update(
             ok=True,
             tokens=tokens,

@@ -67,7 +67,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ENGINE_ARGS", "STAND_INS", "install", "installed"]
+__all__ = ["BUILD_SHIMS", "ENGINE_ARGS", "STAND_INS", "install", "installed", "missing", "register"]
 
 # engine arguments every e2e engine needs on top of the stand-ins
 ENGINE_ARGS: dict[str, Any] = {
@@ -389,10 +389,22 @@ def missing() -> list[str]:
     ]
 
 
-def install() -> list[str]:
-    """Set every missing ledger op on ``torch.ops._C``; return the names set (idempotent)."""
+# construction shims of ``cpu_shims.py`` that a quantized target's forward needs too
+BUILD_SHIMS = ("nvfp4-linear-cpu", "nvfp4-moe-emulation")
+
+
+def install(build_shims: tuple[str, ...] = BUILD_SHIMS) -> list[str]:
+    """Set every missing ledger op on ``torch.ops._C`` and apply ``build_shims`` of
+    ``cpu_shims.py``; return the ops set (idempotent). Also the test-only
+    ``vllm.general_plugins`` entry point of ``tests/e2e`` (``register``)."""
     import torch
 
+    from vllm_draft_quant.demo import cpu_shims
+
+    for shim in build_shims:
+        if not cpu_shims._APPLIED.get(shim):
+            cpu_shims.SHIMS[shim]()
+            cpu_shims._APPLIED[shim] = True
     namespace = torch.ops._C
     for name in missing():
         setattr(namespace, name, STAND_INS[name])
@@ -402,3 +414,8 @@ def install() -> list[str]:
 
 def installed() -> list[str]:
     return list(_INSTALLED)
+
+
+def register() -> None:
+    """Entry point of the e2e tier's test-only ``vllm.general_plugins`` plugin."""
+    install()
