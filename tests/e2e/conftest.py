@@ -40,9 +40,22 @@ def e2e_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def generation(e2e_root: Path) -> dict[str, Any]:
+def server_launch(e2e_root: Path, request: pytest.FixtureRequest) -> Any:
+    """The tier's ``vllm serve`` (``serving.py``), started once, stopped at session end."""
+    import serving
+
+    server = serving.start(e2e_root / "serve")
+    request.addfinalizer(server.stop)
+    return server
+
+
+@pytest.fixture(scope="session")
+def generation(e2e_root: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
     """``{run name: result}`` of every case of ``cases.py`` (one engine process)."""
     import cases
+
+    if any(str(i.path).endswith("test_serve.py") for i in request.session.items):
+        request.getfixturevalue("server_launch")  # starts beside the engine process
 
     root = e2e_root
     got = cases.run([*cases.CASES, *cases.CONTROLS], root)
