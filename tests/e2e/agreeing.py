@@ -15,6 +15,8 @@ and "e": the exclusions never mention the MTP layer beyond what the layout keeps
 BF16). Every value the NVFP4 writer stores is the ModelOpt encoding of the float
 weight: E2M1 nibbles (low nibble first), E4M3 block scales per 16 inputs, one FP32
 ``weight_scale_2`` and ``input_scale`` per fused group (q/k/v, gate/up share them).
+The FP8 writer (ModelOpt per-tensor) gives every shard its own ``weight_scale`` (vLLM
+requantizes a fused layer's shards to the largest at load) and a shared ``input_scale``.
 """
 
 from __future__ import annotations
@@ -145,9 +147,9 @@ def nvfp4_encode(w: torch.Tensor, global_amax: float) -> dict[str, torch.Tensor]
     return {"weight": packed, "weight_scale": bscale, "weight_scale_2": ws2}
 
 
-def fp8_encode(w: torch.Tensor, group_amax: float) -> dict[str, torch.Tensor]:
-    """ModelOpt FP8 per-tensor tensors of ``w`` (the fused group shares the scale)."""
-    scale = torch.tensor(max(group_amax, 1e-12) / 448.0, dtype=torch.float32)
+def fp8_encode(w: torch.Tensor, amax: float) -> dict[str, torch.Tensor]:
+    """ModelOpt FP8 per-tensor tensors of ``w`` (scale from ``amax``)."""
+    scale = torch.tensor(max(amax, 1e-12) / 448.0, dtype=torch.float32)
     return {"weight": (w.float() / scale).to(torch.float8_e4m3fn), "weight_scale": scale}
 
 
@@ -232,8 +234,12 @@ def write_mimo(
     for name, t in weights.items():
         lin = name[: -len(".weight")] if name.endswith(".weight") else None
         if lin in linears and is_quantized(lin):
-            encode = nvfp4_encode if quant == "nvfp4" else fp8_encode
-            enc = encode(t, amax[_fusion(lin)])
+            # NVFP4: a fused group shares weight_scale_2 (ModelOpt); FP8: each shard
+            # its own weight_scale (vLLM requantizes them to the largest at load)
+            if quant == "nvfp4":
+                enc = nvfp4_encode(t, amax[_fusion(lin)])
+            else:
+                enc = fp8_encode(t, float(t.abs().max()))
             for suffix, v in enc.items():
                 tensors[f"{lin}.{suffix}"] = v
             act_max = 6.0 * 448.0 if quant == "nvfp4" else 448.0

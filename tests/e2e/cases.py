@@ -70,6 +70,35 @@ CASES = [
         {"quant": "nvfp4", "mtp_quantized": ("mlp",)},
         engine_args=MIMO_ARGS,
     ),
+    Case(
+        "mimo-fp8-bf16mtp",
+        "MiMo",
+        "ModelOpt FP8 target, MTP grafted in BF16 (layout a)",
+        "write_mimo",
+        {"quant": "fp8"},
+        engine_args=MIMO_ARGS,
+        fp8=True,
+    ),
+    Case(
+        "mimo-nvfp4-sep-bf16",
+        "MiMo",
+        "ModelOpt NVFP4 target without MTP; MTP from the BF16 original's folder",
+        "write_mimo",
+        {"quant": "nvfp4", "drop_mtp": True},
+        engine_args=MIMO_ARGS,
+        draft="mimo-bf16",
+    ),
+    Case(
+        "mimo-nvfp4-bf16mtp-tp2",
+        "MiMo",
+        "layout a, tensor_parallel_size=2 (two CPU worker processes)",
+        "write_mimo",
+        {"quant": "nvfp4"},
+        engine_args=MIMO_ARGS,
+        tp=2,
+        ks=(2,),
+        stock=False,
+    ),
 ]
 # a control: the BF16 original with its MTP MLP zeroed. Its acceptance must collapse,
 # or the construction would not tell a right draft load from a wrong one.
@@ -89,7 +118,9 @@ CONTROLS = [
 
 def runs_of(case: Case, root: Path, *, reference: bool = False) -> list[dict[str, Any]]:
     model = str(root / case.key)
+    draft = {"draft": str(root / case.draft)} if case.draft else {}
     base = {
+        **draft,
         "model": model,
         "prompts": PROMPTS,
         "max_tokens": MAX_TOKENS,
@@ -101,7 +132,8 @@ def runs_of(case: Case, root: Path, *, reference: bool = False) -> list[dict[str
     out = []
     for k in case.ks:
         # the k=1 runs also save their drafter's module outputs (drafter equivalence)
-        probe = {"probe": str(root / f"{case.key}.probe.pt")} if k == case.ks[0] else {}
+        first = k == case.ks[0] and case.tp == 1
+        probe = {"probe": str(root / f"{case.key}.probe.pt")} if first else {}
         if reference:
             out.append({**base, "name": f"{case.key}/ref/k{k}", "k": k, "plugin": False, **probe})
             continue

@@ -205,3 +205,14 @@ def test_copy_and_expand_eagle_inputs_shifted() -> None:
     assert pos.tolist() == [10, 11, 12, 13]
     assert not rejected.any() and not masked.any()
     assert new_idx.tolist() == [3] and hidden_map.tolist() == [0, 1, 2, 3]
+
+
+def test_static_scaled_fp8_quant() -> None:
+    x = torch.tensor([[0.5, -900.0, 3.0], [1.0, 2.0, -4.0]])
+    out = torch.empty(2, 3, dtype=torch.float8_e4m3fn)
+    F.static_scaled_fp8_quant(out, x, torch.tensor([2.0]))
+    want = (x / 2.0).clamp(-448, 448).to(torch.float8_e4m3fn)
+    assert torch.equal(out.view(torch.uint8), want.view(torch.uint8))
+    F.static_scaled_fp8_quant(out, x, torch.tensor([[1.0], [0.5]]))
+    want = (x / torch.tensor([[1.0], [0.5]])).clamp(-448, 448).to(torch.float8_e4m3fn)
+    assert torch.equal(out.view(torch.uint8), want.view(torch.uint8))

@@ -55,3 +55,17 @@ def test_control_draft_is_rejected(generation: dict[str, Any], case: cases.Case)
     got = generation[f"{case.key}/plugin/k1"]
     assert got["ok"], got
     assert got["draft_tokens"] > 0 and cases.acceptance(got) <= 0.1, got
+
+
+@pytest.mark.parametrize("case", [c for c in cases.CASES if c.tp == 2], ids=_ids)
+def test_tensor_parallel_equals_the_single_process_run(
+    generation: dict[str, Any], case: cases.Case
+) -> None:
+    """Every rank applies the same plan and loads its shard of the BF16 draft: tokens and
+    acceptance equal the single-process run of the same checkpoint."""
+    single = next(c for c in cases.CASES if c.tp == 1 and c.kwargs == case.kwargs)
+    for k in case.ks:
+        got, one = generation[f"{case.key}/plugin/k{k}"], generation[f"{single.key}/plugin/k{k}"]
+        assert got["ok"], got
+        assert got["tokens"] == one["tokens"]
+        assert (got["draft_tokens"], got["accepted"]) == (one["draft_tokens"], one["accepted"])

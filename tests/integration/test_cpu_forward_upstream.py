@@ -31,6 +31,7 @@ CALLERS = {
     "eagle_prepare_next_token_padded_kernel_impl": "utils/cpu_triton_utils.py",
     "eagle_step_slot_mapping_metadata_kernel_impl": "utils/cpu_triton_utils.py",
     "copy_and_expand_eagle_inputs_kernel_impl": "utils/cpu_triton_utils.py",
+    "static_scaled_fp8_quant": "_custom_ops.py",
 }
 
 

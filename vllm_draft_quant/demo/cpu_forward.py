@@ -19,7 +19,7 @@ Each engine must also be built with ``compilation_config={"custom_ops": ["none"]
 so that norms, activations and rotary embeddings take their native PyTorch paths
 (their CPU ``_C`` kernels are missing too) -- see ``ENGINE_ARGS``.
 
-Ledger (``F`` = forward; ``tests/integration/test_cpu_shims_upstream.py`` has one
+Ledger (``F`` = forward, F10 runs at load time but only matters for a forward pass; ``tests/integration/test_cpu_shims_upstream.py`` has one
 ``*_still_needed`` test per entry, ``tests/e2e/test_cpu_forward.py`` checks each
 numerically against PyTorch or the Triton kernel's documented semantics)
 --------------------------------------------------------------------------------
@@ -60,6 +60,16 @@ F9. ``eagle_prepare_inputs_padded_kernel_impl``,
     ``copy_and_expand_eagle_inputs_kernel_impl``: the EAGLE/MTP proposer's input
     bookkeeping.
     For: the Triton kernels of the same names in ``v1/spec_decode/utils.py``.
+F10. ``static_scaled_fp8_quant``: ``out = clamp(input / scale)`` cast to FP8 (a
+    per-tensor scale, or one per row).
+    For: ``_custom_ops.py:scaled_fp8_quant`` with a static scale. On a CPU it is
+    reached after loading an FP8 per-tensor checkpoint whose fused shards (q/k/v,
+    gate/up) carry their own weight scales, as ModelOpt writes them:
+    ``w8a8_utils.py:requantize_with_max_scale`` requantizes every shard to the
+    largest scale (``modelopt.py:KFp8StaticTensor.process``). Without it that
+    post-load step raises, and a tolerated failure there (``cpu_shims.py`` shim 3)
+    also skips the input-scale reduction after it, so the target's first forward
+    pass fails (``quant_utils.py``: ``s % t_dim_size == 0``, FINDINGS.md).
 """
 
 from __future__ import annotations
@@ -364,6 +374,22 @@ def copy_and_expand_eagle_inputs_kernel_impl(
                 out_hidden_state_mapping[qs + j] = out
 
 
+# ---------------------------------------------------------------------------- F10
+def static_scaled_fp8_quant(output: Any, input: Any, scale: Any, group_shape: Any = None) -> None:
+    import torch
+
+    del group_shape
+    s = scale.float()
+    if s.numel() != 1 and tuple(s.shape) != (input.shape[0], 1):
+        raise NotImplementedError(f"cpu_forward: FP8 quant with scale shape {tuple(s.shape)}")
+    limit = torch.finfo(output.dtype).max
+    output.copy_(
+        (input.float() / s.reshape(-1, 1) if s.numel() != 1 else input.float() / s)
+        .clamp(-limit, limit)
+        .to(output.dtype)
+    )
+
+
 STAND_INS: dict[str, Callable[..., Any]] = {
     "init_cpu_memory_env": init_cpu_memory_env,
     "greedy_argmax": greedy_argmax,
@@ -377,6 +403,7 @@ STAND_INS: dict[str, Callable[..., Any]] = {
     "eagle_prepare_next_token_padded_kernel_impl": eagle_prepare_next_token_padded_kernel_impl,
     "eagle_step_slot_mapping_metadata_kernel_impl": eagle_step_slot_mapping_metadata_kernel_impl,
     "copy_and_expand_eagle_inputs_kernel_impl": copy_and_expand_eagle_inputs_kernel_impl,
+    "static_scaled_fp8_quant": static_scaled_fp8_quant,
 }
 
 
