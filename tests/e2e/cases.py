@@ -186,10 +186,13 @@ def run(cases: list[Case], root: Path, *, log: Path | None = None) -> dict[str, 
     spec, results = root / "cases.json", root / "results.jsonl"
     spec.write_text(json.dumps(runs, indent=1))
     results.unlink(missing_ok=True)
+    # tensor-parallel workers are processes of their own: the stand-ins reach them through
+    # the test-only entry point (the engine process installs them itself as well)
+    plugin = write_stand_in_plugin(root / "plugin_path")
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
-            [str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]
+            [str(REPO), str(REPO / "tests"), str(plugin), os.environ.get("PYTHONPATH", "")]
         ),
     }
     with open(log or root / "engine_runner.log", "w") as out:
