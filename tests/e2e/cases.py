@@ -9,6 +9,21 @@ by stock vLLM with the same k.
 
 ``run(cases, workdir)`` writes every checkpoint, runs all engines in ONE process
 (``engine_runner.py``: importing vLLM costs 10-30 s here) and returns the results.
+
+Families: MiMo only, so far. What stops the others on this CPU (vLLM 0.33.0 CUDA wheel):
+
+- GLM-4.x, Step-3.5, DeepSeek-V3/GLM-5, Qwen3-Next/Qwen3.5 all have MoE layers in the
+  target and in the MTP layer. A quantized MoE forward has no CPU path: the NVFP4 MoE
+  emulation experts are Triton kernels (``experts/nvfp4_emulation_moe.py``), and the
+  CPU MoE experts (``experts/cpu_moe.py``) need the ``_C`` packing ops
+  (``convert_weight_packed``, ...). A stand-in would be a pure-PyTorch MoE (routing +
+  grouped GEMM), not yet written; the agreeing construction also needs an MoE pass-through.
+- DeepSeek-V3/GLM-5 additionally need the CPU MLA backend's ``_C`` ops
+  (``cpu_mla.py``); Qwen3-Next/Qwen3.5 the Gated-DeltaNet/causal-conv1d kernels of their
+  linear-attention layers (Triton). Step-3.5's sliding window is covered by F6.
+- EAGLE3 (Llama target + a separate EAGLE3 draft) runs on the same stand-ins, but needs an
+  agreeing construction of its own (the draft sees the token only through attention);
+  not written yet.
 """
 
 from __future__ import annotations
