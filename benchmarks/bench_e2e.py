@@ -45,14 +45,15 @@ def main() -> int:
     by_key = {c.key: c for c in selected}
     print(f"{len(rows)} runs in {wall:.0f} s (one engine process); checkpoints in {root}")
     head = (
-        f"{'case':<28} {'k':>1} {'ref acc':>7} {'stock':>22} {'stock tok/s':>11} "
+        f"{'case':<28} {'k':>1} {'ref acc':>7} {'stock':>22} {'stock eq':>8} {'stock tok/s':>11} "
         f"{'plugin acc':>10} {'plugin tok/s':>12} {'tokens equal':>12}"
     )
     print(head)
     for r in rows:
         stps = f"{r.stock_tok_s:.1f}" if r.stock_tok_s is not None else "-"
         print(
-            f"{r.case:<28} {r.k:>1} {r.ref_accept:>7.2f} {r.stock:>22} {stps:>11} "
+            f"{r.case:<28} {r.k:>1} {r.ref_accept:>7.2f} {r.stock:>22} "
+            f"{'-' if r.stock_tokens_equal is None else str(r.stock_tokens_equal):>8} {stps:>11} "
             f"{r.plugin_accept:>10.2f} {r.plugin_tok_s:>12.1f} {r.plugin_tokens_equal!s:>12}"
         )
     ratios = [r.plugin_accept / r.ref_accept if r.ref_accept else 0.0 for r in rows]
