@@ -41,7 +41,7 @@ REPO = HERE.parents[1]
 PROMPTS = [[3, 17, 42, 99, 5, 77, 130, 8], [200, 11, 64]]
 MAX_TOKENS = 16
 KS = (1, 2)
-RUN_TIMEOUT = float(os.environ.get("VDQ_E2E_TIMEOUT", 900))
+RUN_TIMEOUT = float(os.environ.get("VDQ_E2E_TIMEOUT", 1500))
 
 
 @dataclass(frozen=True)

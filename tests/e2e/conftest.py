@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 HERE = Path(__file__).resolve().parent
+E2E_TIMEOUT = float(os.environ.get("VDQ_E2E_TIMEOUT", 1500))
 sys.path.insert(0, str(HERE))
 os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
 
@@ -30,6 +31,9 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
     for item in items:
         if _in_tier(item):
             item.add_marker(pytest.mark.e2e)
+            # the first test's setup runs every engine of the tier (5-8 min on 2 quiet
+            # cores, more under load): pytest-timeout's 600 s default is per test
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
     items.sort(key=_in_tier)  # stable: the tier goes last, other tiers keep their order
 
 
