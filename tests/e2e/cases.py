@@ -1,0 +1,280 @@
+"""The end-to-end cases: checkpoints, engine runs, and how to read their results.
+
+Shared by the e2e tier (``tests/e2e/test_generate.py``) and ``benchmarks/bench_e2e.py``.
+A *case* is one checkpoint of a family and layout; each case is generated greedily
+with k = 1 and k = 2 draft tokens, with the plugin (``plugin``) and once with stock vLLM
+(``stock``: ``VLLM_DRAFT_QUANT=off``; a load failure does not depend on k, so stock
+runs k = 1 only). Its reference is the BF16 original of the same weights, generated
+by stock vLLM with the same k.
+
+``run(cases, workdir)`` writes every checkpoint, runs all engines in ONE process
+(``engine_runner.py``: importing vLLM costs 10-30 s here) and returns the results.
+
+Families: MiMo only, so far. What stops the others on this CPU (vLLM 0.33.0 CUDA wheel):
+
+- GLM-4.x, Step-3.5, DeepSeek-V3/GLM-5, Qwen3-Next/Qwen3.5 all have MoE layers in the
+  target and in the MTP layer. A quantized MoE forward has no CPU path: the NVFP4 MoE
+  emulation experts are Triton kernels (``experts/nvfp4_emulation_moe.py``), and the
+  CPU MoE experts (``experts/cpu_moe.py``) need the ``_C`` packing ops
+  (``convert_weight_packed``, ...). A stand-in would be a pure-PyTorch MoE (routing +
+  grouped GEMM), not yet written; the agreeing construction also needs an MoE pass-through.
+- DeepSeek-V3/GLM-5 additionally need the CPU MLA backend's ``_C`` ops
+  (``cpu_mla.py``); Qwen3-Next/Qwen3.5 the Gated-DeltaNet/causal-conv1d kernels of their
+  linear-attention layers (Triton). Step-3.5's sliding window is covered by F6.
+- EAGLE3 (Llama target + a separate EAGLE3 draft) runs on the same stand-ins, but needs an
+  agreeing construction of its own (the draft sees the token only through attention);
+  not written yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+PROMPTS = [[3, 17, 42, 99, 5, 77, 130, 8], [200, 11, 64]]
+MAX_TOKENS = 16
+KS = (1, 2)
+RUN_TIMEOUT = float(os.environ.get("VDQ_E2E_TIMEOUT", 1500))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One quantized checkpoint (``key`` names it: family-format-layout)."""
+
+    key: str
+    family: str
+    description: str
+    writer: str  # a function of agreeing.py
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    reference: str = "mimo-bf16"  # the key of its BF16 original
+    engine_args: dict[str, Any] = field(default_factory=dict)
+    fp8: bool = False
+    tp: int = 1
+    draft: str | None = None  # the key of a separate draft checkpoint
+    ks: tuple[int, ...] = KS
+    stock: bool = True
+
+
+MIMO_ARGS = {"trust_remote_code": True}
+REFERENCES = {
+    "mimo-bf16": Case(
+        "mimo-bf16", "MiMo", "BF16 original", "write_mimo", {"quant": None}, engine_args=MIMO_ARGS
+    ),
+}
+CASES = [
+    Case(
+        "mimo-nvfp4-bf16mtp",
+        "MiMo",
+        "ModelOpt NVFP4 target, MTP grafted in BF16 (layout a)",
+        "write_mimo",
+        {"quant": "nvfp4"},
+        engine_args=MIMO_ARGS,
+    ),
+    Case(
+        "mimo-nvfp4-mlpq",
+        "MiMo",
+        "ModelOpt NVFP4, MTP MLP NVFP4, MTP attention BF16 excluded by name (layout e)",
+        "write_mimo",
+        {"quant": "nvfp4", "mtp_quantized": ("mlp",)},
+        engine_args=MIMO_ARGS,
+    ),
+    Case(
+        "mimo-fp8-bf16mtp",
+        "MiMo",
+        "ModelOpt FP8 target, MTP grafted in BF16 (layout a)",
+        "write_mimo",
+        {"quant": "fp8"},
+        engine_args=MIMO_ARGS,
+        fp8=True,
+    ),
+    Case(
+        "mimo-nvfp4-sep-bf16",
+        "MiMo",
+        "ModelOpt NVFP4 target without MTP; MTP from the BF16 original's folder",
+        "write_mimo",
+        {"quant": "nvfp4", "drop_mtp": True},
+        engine_args=MIMO_ARGS,
+        draft="mimo-bf16",
+    ),
+    Case(
+        "mimo-nvfp4-bf16mtp-tp2",
+        "MiMo",
+        "layout a, tensor_parallel_size=2 (two CPU worker processes)",
+        "write_mimo",
+        {"quant": "nvfp4"},
+        engine_args=MIMO_ARGS,
+        tp=2,
+        ks=(2,),
+        stock=False,
+    ),
+]
+# a control: the BF16 original with its MTP MLP zeroed. Its acceptance must collapse,
+# or the construction would not tell a right draft load from a wrong one.
+CONTROLS = [
+    Case(
+        "mimo-bf16-mtp-mlp-zeroed",
+        "MiMo",
+        "control: BF16, MTP MLP zeroed",
+        "write_mimo",
+        {"quant": None, "break_mtp_mlp": True},
+        engine_args=MIMO_ARGS,
+        ks=(1,),
+        stock=False,
+    ),
+]
+
+
+def runs_of(case: Case, root: Path, *, reference: bool = False) -> list[dict[str, Any]]:
+    model = str(root / case.key)
+    draft = {"draft": str(root / case.draft)} if case.draft else {}
+    base = {
+        **draft,
+        "model": model,
+        "prompts": PROMPTS,
+        "max_tokens": MAX_TOKENS,
+        "engine_args": {
+            **case.engine_args,
+            **({"tensor_parallel_size": case.tp} if case.tp > 1 else {}),
+        },
+    }
+    out = []
+    for k in case.ks:
+        # the k=1 runs also save their drafter's module outputs (drafter equivalence)
+        first = k == case.ks[0] and case.tp == 1
+        probe = {"probe": str(root / f"{case.key}.probe.pt")} if first else {}
+        if reference:
+            out.append({**base, "name": f"{case.key}/ref/k{k}", "k": k, "plugin": False, **probe})
+            continue
+        out.append({**base, "name": f"{case.key}/plugin/k{k}", "k": k, "plugin": True, **probe})
+    if case.stock and not reference:
+        out.append(
+            {**base, "name": f"{case.key}/stock/k{case.ks[0]}", "k": case.ks[0], "plugin": False}
+        )
+    return out
+
+
+STAND_IN_PLUGIN = "vdq_e2e_cpu_forward"
+
+
+def write_stand_in_plugin(folder: Path) -> Path:
+    """A test-only ``vllm.general_plugins`` entry point for the CPU stand-ins: a
+    ``*.dist-info`` directory in ``folder``, which only the e2e processes' ``PYTHONPATH``
+    lists (nothing is installed). vLLM loads it in every process it starts (engine
+    core, tensor-parallel workers, ``vllm serve``'s API server)."""
+    info = folder / f"{STAND_IN_PLUGIN}-0.0.0.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {STAND_IN_PLUGIN}\nVersion: 0.0.0\n"
+    )
+    (info / "entry_points.txt").write_text(
+        "[vllm.general_plugins]\ncpu_forward = vllm_draft_quant.demo.cpu_forward:register\n"
+    )
+    return folder
+
+
+def write(case: Case, root: Path) -> None:
+    sys.path.insert(0, str(HERE))
+    import agreeing
+
+    getattr(agreeing, case.writer)(root / case.key, **case.kwargs)
+
+
+def run(cases: list[Case], root: Path, *, log: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Write the checkpoints of ``cases`` and their references, run every engine in one
+    process, return ``{run name: result}``."""
+    refs = {c.reference for c in cases} | {c.draft for c in cases if c.draft}
+    refs -= {c.key for c in cases}
+    runs: list[dict[str, Any]] = []
+    for key in sorted(refs):
+        write(REFERENCES[key], root)
+        runs += runs_of(REFERENCES[key], root, reference=True)
+    for c in cases:
+        write(c, root)
+        runs += runs_of(c, root)
+    spec, results = root / "cases.json", root / "results.jsonl"
+    spec.write_text(json.dumps(runs, indent=1))
+    results.unlink(missing_ok=True)
+    # tensor-parallel workers are processes of their own: the stand-ins reach them through
+    # the test-only entry point (the engine process installs them itself as well)
+    plugin = write_stand_in_plugin(root / "plugin_path")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(REPO), str(REPO / "tests"), str(plugin), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    with open(log or root / "engine_runner.log", "w") as out:
+        subprocess.run(
+            [sys.executable, str(HERE / "engine_runner.py"), str(spec), str(results)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=RUN_TIMEOUT,
+            check=False,
+        )
+    got = {}
+    if results.exists():
+        for line in results.read_text().splitlines():
+            r = json.loads(line)
+            got[r["name"]] = r
+    return got
+
+
+def acceptance(r: dict[str, Any]) -> float:
+    return r["accepted"] / r["draft_tokens"] if r.get("draft_tokens") else 0.0
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the closing table: case x {reference, stock, plugin}."""
+
+    case: str
+    k: int
+    ref_accept: float
+    stock: str  # "fails (<type>)" or the acceptance
+    stock_accept: float | None
+    stock_tokens_equal: bool | None
+    plugin_accept: float
+    plugin_tokens_equal: bool
+    plugin_tok_s: float
+    stock_tok_s: float | None
+
+
+def rows(cases: list[Case], got: dict[str, dict[str, Any]]) -> list[Row]:
+    out = []
+    for c in cases:
+        for k in c.ks:
+            ref = got[f"{c.reference}/ref/k{k}"]
+            plug = got.get(f"{c.key}/plugin/k{k}", {"ok": False})
+            stock = got.get(f"{c.key}/stock/k{k}")
+            stock_text, stock_acc, stock_eq, stock_tps = "-", None, None, None
+            if stock is not None:
+                if stock["ok"]:
+                    stock_acc = acceptance(stock)
+                    stock_eq = stock["tokens"] == ref["tokens"]
+                    stock_text = f"{stock_acc:.2f}"
+                    stock_tps = stock["output_tokens"] / stock["seconds"]
+                else:
+                    stock_text = f"fails ({stock['error_type']})"
+            out.append(
+                Row(
+                    c.key,
+                    k,
+                    acceptance(ref),
+                    stock_text,
+                    stock_acc,
+                    stock_eq,
+                    acceptance(plug) if plug["ok"] else 0.0,
+                    bool(plug["ok"]) and plug["tokens"] == ref["tokens"],
+                    plug["output_tokens"] / plug["seconds"] if plug["ok"] else 0.0,
+                    stock_tps,
+                )
+            )
+    return out

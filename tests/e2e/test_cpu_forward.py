@@ -1,0 +1,218 @@
+"""The forward stand-ins (``vllm_draft_quant/demo/cpu_forward.py``) compute what the kernels do.
+
+Paged attention against PyTorch's ``scaled_dot_product_attention`` on contiguous K/V
+(causal, sliding window, grouped-query, several requests with prefill and decode
+queries, a shuffled block table); the KV-cache write against direct indexing; the
+bookkeeping ops against the Triton kernels' documented semantics (``v1/spec_decode/
+utils.py``, ``v1/sample/rejection_sampler.py``, ``v1/worker/block_table.py``), written
+out here by hand. torch only: no vLLM import, no op is installed on ``torch.ops._C``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vllm_draft_quant.demo import cpu_forward as F
+
+BLOCK = 32
+
+
+def _paged(
+    keys: list[torch.Tensor], values: list[torch.Tensor], kv_heads: int, head: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Write each request's K/V through ``cpu_attn_reshape_and_cache`` into a shuffled
+    paged cache, as ``cpu_attn.py`` views it; return (key_cache, value_cache, block_table,
+    the whole cache)."""
+    per_req = [-(-k.shape[0] // BLOCK) for k in keys]
+    n_blocks = sum(per_req) + 2
+    order = torch.randperm(n_blocks, generator=torch.Generator().manual_seed(0))
+    table = torch.zeros(len(keys), max(per_req), dtype=torch.int32)
+    cache = torch.zeros(n_blocks, kv_heads, 2 * BLOCK, head, dtype=torch.float32)
+    key_cache, value_cache = cache.chunk(2, dim=2)
+    used = 0
+    for r, k in enumerate(keys):
+        table[r, : per_req[r]] = order[used : used + per_req[r]].int()
+        used += per_req[r]
+        pos = torch.arange(k.shape[0])
+        slots = table[r].long()[pos // BLOCK] * BLOCK + pos % BLOCK
+        F.cpu_attn_reshape_and_cache(k, values[r], key_cache, value_cache, slots, "vec")
+    return key_cache, value_cache, table, cache
+
+
+@pytest.mark.parametrize("window", [-1, 5])
+@pytest.mark.parametrize(("heads", "kv_heads"), [(4, 4), (4, 2), (8, 1)])
+def test_paged_attention_matches_sdpa(window: int, heads: int, kv_heads: int) -> None:
+    g = torch.Generator().manual_seed(heads * 10 + kv_heads)
+    head = 32
+    seq_lens, q_lens = [40, 7, 70], [40, 1, 3]  # a prefill, a decode, a verify step
+    keys = [torch.randn(s, kv_heads, head, generator=g) for s in seq_lens]
+    values = [torch.randn(s, kv_heads, head, generator=g) for s in seq_lens]
+    key_cache, value_cache, table, _ = _paged(keys, values, kv_heads, head)
+    queries = [torch.randn(q, heads, head, generator=g) for q in q_lens]
+    query = torch.cat(queries)
+    output = torch.full_like(query, float("nan"))
+    qsl = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()], dtype=torch.int32)
+    scale = head**-0.5
+    F.cpu_attention_with_kv_cache(
+        query,
+        key_cache,
+        value_cache,
+        output,
+        qsl,
+        torch.tensor(seq_lens, dtype=torch.int32),
+        scale,
+        True,
+        None,
+        window,
+        table,
+        0.0,
+        F.get_scheduler_metadata(),
+        None,
+    )
+    for r, (s, q) in enumerate(zip(seq_lens, q_lens, strict=True)):
+        qp = torch.arange(s - q, s).unsqueeze(1)
+        kp = torch.arange(s).unsqueeze(0)
+        mask = kp <= qp
+        if window > 0:
+            mask &= (qp - kp) < window
+        k = keys[r].repeat_interleave(heads // kv_heads, dim=1).transpose(0, 1)
+        v = values[r].repeat_interleave(heads // kv_heads, dim=1).transpose(0, 1)
+        want = torch.nn.functional.scaled_dot_product_attention(
+            queries[r].transpose(0, 1), k, v, attn_mask=mask, scale=scale
+        ).transpose(0, 1)
+        got = output[int(qsl[r]) : int(qsl[r + 1])]
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_kv_cache_write_lands_in_its_slot_and_skips_padding() -> None:
+    kv_heads, head = 2, 32
+    cache = torch.zeros(3, kv_heads, 2 * BLOCK, head)
+    key_cache, value_cache = cache.chunk(2, dim=2)
+    k, v = torch.randn(3, kv_heads, head), torch.randn(3, kv_heads, head)
+    F.cpu_attn_reshape_and_cache(k, v, key_cache, value_cache, torch.tensor([33, -1, 5]), "vec")
+    assert torch.equal(cache[1, :, 1], k[0]) and torch.equal(cache[1, :, BLOCK + 1], v[0])
+    assert torch.equal(cache[0, :, 5], k[2]) and torch.equal(cache[0, :, BLOCK + 5], v[2])
+    assert int((cache != 0).any(-1).sum()) == 2 * 2 * kv_heads  # nothing else written
+
+
+def test_unsupported_attention_features_raise() -> None:
+    q = torch.zeros(1, 2, 32)
+    kc = torch.zeros(1, 2, BLOCK, 32)
+    args = (q, kc, kc, q.clone(), torch.tensor([0, 1]), torch.tensor([1]), 1.0, True)
+    with pytest.raises(NotImplementedError, match="alibi"):
+        F.cpu_attention_with_kv_cache(
+            *args, torch.ones(2), -1, torch.zeros(1, 1, dtype=torch.int32), 0.0, None, None
+        )
+    with pytest.raises(NotImplementedError, match="fp8"):
+        F.cpu_attn_reshape_and_cache(q, q, kc, kc, torch.tensor([0]), "vec", kv_cache_dtype="fp8")
+
+
+def test_slot_mapping_and_padding() -> None:
+    table = torch.tensor([[4, 2], [7, 0]], dtype=torch.int32)
+    qsl = torch.tensor([0, 3, 4], dtype=torch.int32)
+    positions = torch.tensor([30, 31, 32, 5])
+    slots = torch.full((6,), 99, dtype=torch.int64)
+    F.compute_slot_mapping_kernel_impl(qsl, positions, table, slots, BLOCK)
+    assert slots.tolist() == [4 * 32 + 30, 4 * 32 + 31, 2 * 32 + 0, 7 * 32 + 5, -1, -1]
+
+
+def test_greedy_argmax() -> None:
+    logits = torch.tensor([[0.1, 3.0, -1.0], [5.0, 0.0, 4.0]])
+    assert F.greedy_argmax(logits).tolist() == [1, 0]
+
+
+def test_rejection_greedy_sample() -> None:
+    # request 0: 2 drafts, both right -> both + bonus; request 1: 2 drafts, first wrong;
+    # request 2: not greedy -> untouched
+    out = torch.full((3, 3), -1, dtype=torch.int64)
+    F.rejection_greedy_sample_kernel_impl(
+        out,
+        torch.tensor([2, 4, 6]),
+        torch.tensor([5, 6, 9, 9, 1, 1]),
+        torch.tensor([5, 6, 8, 9, 2, 2]),
+        torch.tensor([[7], [7], [7]]),
+        torch.tensor([True, True, False]),
+        2,
+    )
+    assert out.tolist() == [[5, 6, 7], [8, -1, -1], [-1, -1, -1]]
+
+
+def test_expand() -> None:
+    out = torch.zeros(5, dtype=torch.int64)
+    F.expand_kernel_impl(out, torch.tensor([3, 0, 4]), torch.tensor([2, 3, 5]), 0, 9)
+    assert out.tolist() == [3, 3, 9, 4, 4]
+
+
+def test_eagle_prepare_inputs_padded() -> None:
+    # two requests with 2 drafts each: 1 accepted (valid 2) and all accepted (valid 3)
+    idx, rej = torch.zeros(2, dtype=torch.int32), torch.zeros(2, dtype=torch.int64)
+    F.eagle_prepare_inputs_padded_kernel_impl(
+        torch.tensor([2, 4]), torch.tensor([2, 3]), torch.tensor([0, 3, 6]), idx, rej, 2
+    )
+    assert rej.tolist() == [1, 0] and idx.tolist() == [1, 5]
+
+
+def test_eagle_prepare_next_token_padded() -> None:
+    sampled = torch.tensor([[4, 5, -1], [-1, -1, -1], [1, 2, 3]])
+    nxt, valid = torch.zeros(3, dtype=torch.int64), torch.zeros(3, dtype=torch.int64)
+    F.eagle_prepare_next_token_padded_kernel_impl(
+        sampled, torch.tensor([False, False, True]), torch.tensor([7, 8, 9]), nxt, valid, 100, 3, 3
+    )
+    assert nxt.tolist() == [5, 8, 9] and valid.tolist() == [2, 0, 0]
+
+
+def test_eagle_step_slot_mapping() -> None:
+    positions = torch.tensor([31, 99])
+    table = torch.tensor([[3, 6, 0, 0], [1, 2, 5, 8]], dtype=torch.int32)
+    seq_lens = torch.tensor([32, 100], dtype=torch.int32)
+    clamped = torch.zeros(2, dtype=torch.int64)
+    slots = torch.zeros(3, dtype=torch.int64)
+    F.eagle_step_slot_mapping_metadata_kernel_impl(
+        positions, table, seq_lens, clamped, slots, BLOCK, 100, -1
+    )
+    assert clamped.tolist() == [32, 0]
+    assert slots.tolist() == [6 * 32 + 0, -1, -1]
+    assert seq_lens.tolist() == [33, 1]
+
+
+def test_copy_and_expand_eagle_inputs_shifted() -> None:
+    # one request, 4 target tokens at positions 10..13, none rejected, 1 padding slot
+    # (k=1 MTP): drafting input = tokens shifted by one + the bonus token
+    n = 4
+    ids, pos = torch.zeros(n, dtype=torch.int64), torch.zeros(n, dtype=torch.int64)
+    rejected, masked = torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)
+    new_idx, hidden_map = torch.zeros(1, dtype=torch.int32), torch.zeros(n, dtype=torch.int32)
+    F.copy_and_expand_eagle_inputs_kernel_impl(
+        torch.tensor([1, 2, 3, 4]),
+        torch.tensor([10, 11, 12, 13]),
+        torch.tensor([5]),
+        ids,
+        pos,
+        rejected,
+        masked,
+        new_idx,
+        hidden_map,
+        torch.tensor([0, 4]),
+        torch.tensor([3]),
+        0,
+        -7,
+        n,
+        1,
+        True,
+    )
+    assert ids.tolist() == [2, 3, 4, 5]
+    assert pos.tolist() == [10, 11, 12, 13]
+    assert not rejected.any() and not masked.any()
+    assert new_idx.tolist() == [3] and hidden_map.tolist() == [0, 1, 2, 3]
+
+
+def test_static_scaled_fp8_quant() -> None:
+    x = torch.tensor([[0.5, -900.0, 3.0], [1.0, 2.0, -4.0]])
+    out = torch.empty(2, 3, dtype=torch.float8_e4m3fn)
+    F.static_scaled_fp8_quant(out, x, torch.tensor([2.0]))
+    want = (x / 2.0).clamp(-448, 448).to(torch.float8_e4m3fn)
+    assert torch.equal(out.view(torch.uint8), want.view(torch.uint8))
+    F.static_scaled_fp8_quant(out, x, torch.tensor([[1.0], [0.5]]))
+    want = (x / torch.tensor([[1.0], [0.5]])).clamp(-448, 448).to(torch.float8_e4m3fn)
+    assert torch.equal(out.view(torch.uint8), want.view(torch.uint8))

@@ -1,0 +1,53 @@
+"""The drafter the plugin loads from a quantized checkpoint computes what the BF16 original's does.
+
+Cheaper and more sensitive than acceptance: in the e2e engine process, right after
+generation, every linear module of the drafter (and its logits) is run on the same
+seeded inputs (``engine_runner.probe_drafter``), once for the drafter loaded from the
+quantized checkpoint with the plugin and once for the one loaded from the BF16
+original. Modules the checkpoint stores in BF16 must agree bit for bit (and so must
+their parameters); quantized modules within NVFP4's error (weights exactly
+representable here, activations quantized to 4 bits: cosine >= 0.97).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cases
+import pytest
+import torch
+
+PROBED = [c for c in cases.CASES if c.tp == 1]
+
+
+def _probe(generation: dict[str, Any], name: str) -> None:
+    run = generation[name]
+    assert run["ok"] and run.get("probe"), run
+
+
+@pytest.mark.parametrize("case", PROBED, ids=lambda c: c.key)
+def test_drafter_modules_equal_the_bf16_original(
+    generation: dict[str, Any], e2e_root: Path, case: cases.Case
+) -> None:
+    _probe(generation, f"{case.reference}/ref/k1")
+    _probe(generation, f"{case.key}/plugin/k1")
+    ref = torch.load(e2e_root / f"{case.reference}.probe.pt")
+    got = torch.load(e2e_root / f"{case.key}.probe.pt")
+    assert sorted(ref) == sorted(got)
+    quantized = {n.rsplit(".", 1)[0] for n, p in got["<weights>"].items()
+                 if p.dtype == torch.uint8}  # fmt: skip
+    assert (len(quantized) > 0) == bool(case.kwargs.get("mtp_quantized"))
+    exact = 0
+    for name in sorted(set(ref) - {"<weights>"}):
+        if name in quantized:
+            cos = torch.nn.functional.cosine_similarity(
+                got[name].flatten(), ref[name].flatten(), dim=0)  # fmt: skip
+            assert cos >= 0.97, (name, float(cos))
+        else:
+            assert torch.equal(got[name], ref[name]), name
+            exact += 1
+    assert exact >= 3  # at least input_proj, qkv_proj, o_proj (and the logits)
+    for name, p in ref["<weights>"].items():
+        if name.rsplit(".", 1)[0] not in quantized:
+            assert torch.equal(got["<weights>"][name], p), name

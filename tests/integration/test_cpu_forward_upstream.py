@@ -1,0 +1,62 @@
+"""The forward stand-ins (``vllm_draft_quant/demo/cpu_forward.py``, entries F1-F9): each still needed.
+
+Per ledger op, against the installed vLLM with its ``_C`` extension imported and no
+stand-in installed (only the e2e tier's engine process installs them): the op is still
+missing from ``torch.ops._C`` (once it is present the wheel has the CPU kernel: drop the
+stand-in and its entry) and vLLM still calls it by that name from the file the ledger
+cites (otherwise vLLM moved the call: rewrite the entry). Their counterpart for the
+construction shims is ``test_cpu_shims_upstream.py``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from vllm_draft_quant.demo import cpu_forward
+
+# op -> the vLLM file (relative to the package) that calls it
+CALLERS = {
+    "init_cpu_memory_env": "v1/worker/cpu_worker.py",
+    "greedy_argmax": "v1/sample/sampler.py",
+    "compute_slot_mapping_kernel_impl": "utils/cpu_triton_utils.py",
+    "get_scheduler_metadata": "_custom_ops.py",
+    "cpu_attn_reshape_and_cache": "_custom_ops.py",
+    "cpu_attention_with_kv_cache": "_custom_ops.py",
+    "rejection_greedy_sample_kernel_impl": "utils/cpu_triton_utils.py",
+    "expand_kernel_impl": "utils/cpu_triton_utils.py",
+    "eagle_prepare_inputs_padded_kernel_impl": "utils/cpu_triton_utils.py",
+    "eagle_prepare_next_token_padded_kernel_impl": "utils/cpu_triton_utils.py",
+    "eagle_step_slot_mapping_metadata_kernel_impl": "utils/cpu_triton_utils.py",
+    "copy_and_expand_eagle_inputs_kernel_impl": "utils/cpu_triton_utils.py",
+    "static_scaled_fp8_quant": "_custom_ops.py",
+}
+
+
+def test_every_stand_in_is_checked_here() -> None:
+    assert sorted(CALLERS) == sorted(cpu_forward.STAND_INS)
+
+
+@pytest.mark.parametrize("op", sorted(CALLERS))
+def test_stand_in_still_needed(op: str) -> None:
+    import torch
+    import vllm._custom_ops  # noqa: F401 - loads vllm._C's ops where the wheel has them
+
+    assert not cpu_forward.installed(), "a forward stand-in was installed in the pytest process"
+    assert not hasattr(torch.ops._C, op), (
+        f"vLLM's wheel now has torch.ops._C.{op} on this platform: drop stand-in {op} from "
+        "vllm_draft_quant/demo/cpu_forward.py and its ledger entry"
+    )
+
+
+@pytest.mark.parametrize("op", sorted(CALLERS))
+def test_stand_in_still_applies(op: str) -> None:
+    spec = importlib.util.find_spec("vllm")
+    assert spec is not None and spec.origin is not None
+    source = (Path(spec.origin).parent / CALLERS[op]).read_text()
+    assert f"torch.ops._C.{op}(" in source, (
+        f"vLLM's {CALLERS[op]} no longer calls torch.ops._C.{op}: find what it calls now "
+        "and rewrite that entry of vllm_draft_quant/demo/cpu_forward.py"
+    )

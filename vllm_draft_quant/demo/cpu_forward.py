@@ -1,0 +1,448 @@
+"""Pure-PyTorch stand-ins for the ``torch.ops._C`` kernels a CPU forward pass needs.
+
+The second half of the CPU stand-ins ledger (the first half, for *building* drafters,
+is ``cpu_shims.py``). Test-only: imported by the end-to-end tier (``tests/e2e``), its
+engine worker and its test-only ``vllm.general_plugins`` entry point, never by the
+plugin (``vllm_draft_quant.adapter``) nor by the demo's worker.
+
+The PyPI wheel of vLLM is built for CUDA: the C++ CPU kernels that vLLM's CPU
+platform calls (``csrc/cpu``) are not in it, so ``LLM(...)`` on the CPU platform
+stops at the first ``torch.ops._C.<op>`` it touches. Each stand-in below computes
+what that kernel computes, in plain PyTorch, slowly (Python loops over requests;
+the e2e checkpoints are tiny). ``install()`` sets an op on the ``torch.ops._C``
+namespace **only where the op is missing**: on a CPU build of vLLM nothing is
+replaced. Stand-ins never change which model, quantization method or weights vLLM
+uses, so what a test observes about drafter loading and acceptance is stock vLLM's
+(and, with the plugin on, the plugin's).
+
+Each engine must also be built with ``compilation_config={"custom_ops": ["none"]}``
+so that norms, activations and rotary embeddings take their native PyTorch paths
+(their CPU ``_C`` kernels are missing too) -- see ``ENGINE_ARGS``.
+
+Ledger (``F`` = forward, F10 runs at load time but only matters for a forward pass; ``tests/integration/test_cpu_shims_upstream.py`` has one
+``*_still_needed`` test per entry, ``tests/e2e/test_cpu_forward.py`` checks each
+numerically against PyTorch or the Triton kernel's documented semantics)
+--------------------------------------------------------------------------------
+F1. ``init_cpu_memory_env``: no-op.
+    For: ``v1/worker/cpu_worker.py:CPUWorker.__init__`` (binds the process' memory
+    to a NUMA node). Nothing to bind for a test.
+F2. ``greedy_argmax``: ``logits.argmax(-1)``.
+    For: ``v1/sample/sampler.py:Sampler.greedy_sample`` on the CPU platform.
+F3. ``compute_slot_mapping_kernel_impl``: token -> KV slot from the block table;
+    slots after the last scheduled token get -1 (``PAD_ID``).
+    For: ``v1/worker/block_table.py:ComputeSlotMappingKernel.kernel`` (Triton),
+    routed to the C++ op by ``utils/cpu_triton_utils.py``.
+F4. ``get_scheduler_metadata``: an empty tensor (F6 needs no work plan).
+    For: ``_custom_ops.py:cpu_attn_get_scheduler_metadata``.
+F5. ``cpu_attn_reshape_and_cache``: writes each token's key/value into its slot of
+    the paged cache (``[blocks, kv_heads, block_size, head]`` views that
+    ``v1/attention/backends/cpu_attn.py`` cuts from the cache). BF16/FP16/FP32
+    caches only (an FP8 KV cache raises).
+    For: ``_custom_ops.py:cpu_attn_reshape_and_cache``.
+F6. ``cpu_attention_with_kv_cache``: paged attention: per request, the queries are
+    the last ``q_len`` of ``seq_len`` positions; keys/values gathered through the
+    block table; causal and/or sliding-window mask (a key is visible when
+    ``0 <= q_pos - k_pos < window``), grouped-query heads, ``scale``; computed in
+    FP32. ALiBi, soft-cap, attention sinks, dynamic causal masks and FP8 caches
+    raise ``NotImplementedError`` (no e2e checkpoint uses them).
+    For: ``_custom_ops.py:cpu_attention_with_kv_cache``.
+F7. ``rejection_greedy_sample_kernel_impl``: greedy verification: per request the
+    draft tokens are compared with the target's argmax, the first mismatch writes
+    the target's token and stops, all-accepted appends the bonus token.
+    For: ``v1/sample/rejection_sampler.py:rejection_greedy_sample_kernel``.
+    (The random-sampling kernels stay missing: the e2e tier decodes greedily.)
+F8. ``expand_kernel_impl``: repeats each request's value over its draft tokens
+    (with ``replace_from -> replace_to``).
+    For: ``v1/sample/rejection_sampler.py:expand_kernel``.
+F9. ``eagle_prepare_inputs_padded_kernel_impl``,
+    ``eagle_prepare_next_token_padded_kernel_impl``,
+    ``eagle_step_slot_mapping_metadata_kernel_impl``,
+    ``copy_and_expand_eagle_inputs_kernel_impl``: the EAGLE/MTP proposer's input
+    bookkeeping.
+    For: the Triton kernels of the same names in ``v1/spec_decode/utils.py``.
+F10. ``static_scaled_fp8_quant``: ``out = clamp(input / scale)`` cast to FP8 (a
+    per-tensor scale, or one per row).
+    For: ``_custom_ops.py:scaled_fp8_quant`` with a static scale. On a CPU it is
+    reached after loading an FP8 per-tensor checkpoint whose fused shards (q/k/v,
+    gate/up) carry their own weight scales, as ModelOpt writes them:
+    ``w8a8_utils.py:requantize_with_max_scale`` requantizes every shard to the
+    largest scale (``modelopt.py:KFp8StaticTensor.process``). Without it that
+    post-load step raises, and a tolerated failure there (``cpu_shims.py`` shim 3)
+    also skips the input-scale reduction after it, so the target's first forward
+    pass fails (``quant_utils.py``: ``s % t_dim_size == 0``, FINDINGS.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["BUILD_SHIMS", "ENGINE_ARGS", "STAND_INS", "install", "installed", "missing", "register"]
+
+# engine arguments every e2e engine needs on top of the stand-ins
+ENGINE_ARGS: dict[str, Any] = {
+    "compilation_config": {"custom_ops": ["none"]},
+    "enforce_eager": True,
+}
+
+PAD_ID = -1
+_INSTALLED: list[str] = []
+
+
+# ---------------------------------------------------------------------------- F1, F2
+def init_cpu_memory_env(nodes: list[int]) -> None:
+    del nodes
+
+
+def greedy_argmax(logits: Any) -> Any:
+    return logits.argmax(dim=-1).view(-1)
+
+
+# ---------------------------------------------------------------------------- F3
+def compute_slot_mapping_kernel_impl(
+    query_start_loc: Any, positions: Any, block_table: Any, slot_mapping: Any, block_size: int
+) -> None:
+    num_reqs = query_start_loc.shape[0] - 1
+    num_tokens = int(query_start_loc[-1])
+    for r in range(num_reqs):
+        start, end = int(query_start_loc[r]), int(query_start_loc[r + 1])
+        if end <= start:
+            continue
+        pos = positions[start:end].long()
+        blocks = block_table[r].long()[pos // block_size]
+        slot_mapping[start:end] = (blocks * block_size + pos % block_size).to(slot_mapping.dtype)
+    slot_mapping[num_tokens:] = PAD_ID
+
+
+# ---------------------------------------------------------------------------- F4-F6
+def get_scheduler_metadata(*args: Any) -> Any:
+    import torch
+
+    del args
+    return torch.empty(0, dtype=torch.int32)
+
+
+def _check_cache_dtype(kv_cache_dtype: str) -> None:
+    if kv_cache_dtype not in ("auto", "bfloat16", "float16", "float32"):
+        raise NotImplementedError(f"cpu_forward: KV cache dtype {kv_cache_dtype!r}")
+
+
+def cpu_attn_reshape_and_cache(
+    key: Any,
+    value: Any,
+    key_cache: Any,
+    value_cache: Any,
+    slot_mapping: Any,
+    isa: str,
+    k_scale: float = 1.0,
+    v_scale: float = 1.0,
+    kv_cache_dtype: str = "auto",
+) -> None:
+    del isa, k_scale, v_scale
+    _check_cache_dtype(kv_cache_dtype)
+    block_size = key_cache.shape[2]
+    n = min(key.shape[0], slot_mapping.shape[0])
+    slots = slot_mapping[:n].long()
+    valid = (slots >= 0).nonzero().flatten()
+    if valid.numel() == 0:
+        return
+    s = slots[valid]
+    blocks, offsets = s // block_size, s % block_size
+    # key_cache[b, :, o, :] = key[i]  (advanced indexing on dims 0 and 2)
+    key_cache[blocks, :, offsets, :] = key[valid].to(key_cache.dtype)
+    value_cache[blocks, :, offsets, :] = value[valid].to(value_cache.dtype)
+
+
+def _gather(cache: Any, block_row: Any, seq_len: int) -> Any:
+    """[seq_len, kv_heads, head] of one request from the paged cache."""
+    block_size = cache.shape[2]
+    import torch
+
+    pos = torch.arange(seq_len)
+    blocks = block_row.long()[pos // block_size]
+    return cache[blocks, :, pos % block_size, :]
+
+
+def cpu_attention_with_kv_cache(
+    query: Any,
+    key_cache: Any,
+    value_cache: Any,
+    output: Any,
+    query_start_loc: Any,
+    seq_lens: Any,
+    scale: float,
+    causal: bool,
+    alibi_slopes: Any,
+    sliding_window: int,
+    block_table: Any,
+    softcap: float,
+    scheduler_metadata: Any,
+    s_aux: Any,
+    dynamic_causal: Any = None,
+    k_scale: float = 1.0,
+    v_scale: float = 1.0,
+    kv_cache_dtype: str = "auto",
+) -> None:
+    import torch
+
+    del scheduler_metadata, k_scale, v_scale
+    _check_cache_dtype(kv_cache_dtype)
+    unsupported = {
+        "alibi_slopes": alibi_slopes is not None,
+        "softcap": bool(softcap),
+        "s_aux (attention sinks)": s_aux is not None,
+        "dynamic_causal": dynamic_causal is not None,
+    }
+    if any(unsupported.values()):
+        names = [k for k, v in unsupported.items() if v]
+        raise NotImplementedError(f"cpu_forward paged attention: {names} not supported")
+    num_heads, kv_heads = query.shape[1], key_cache.shape[1]
+    group = num_heads // kv_heads
+    out = output.view(query.shape[0], num_heads, -1)
+    for r in range(query_start_loc.shape[0] - 1):
+        start, end = int(query_start_loc[r]), int(query_start_loc[r + 1])
+        if end <= start:
+            continue
+        seq_len, q_len = int(seq_lens[r]), end - start
+        k = _gather(key_cache, block_table[r], seq_len).float()
+        v = _gather(value_cache, block_table[r], seq_len).float()
+        k = k.repeat_interleave(group, dim=1)  # [S, H, D]
+        v = v.repeat_interleave(group, dim=1)
+        q = query[start:end].float()  # [Q, H, D]
+        scores = torch.einsum("qhd,khd->hqk", q, k) * scale
+        q_pos = torch.arange(seq_len - q_len, seq_len).unsqueeze(1)
+        k_pos = torch.arange(seq_len).unsqueeze(0)
+        visible = torch.ones(q_len, seq_len, dtype=torch.bool)
+        if causal:
+            visible &= k_pos <= q_pos
+        if sliding_window is not None and sliding_window > 0:
+            visible &= (q_pos - k_pos) < sliding_window
+        scores = scores.masked_fill(~visible, float("-inf"))
+        probs = torch.softmax(scores, dim=-1)
+        out[start:end] = torch.einsum("hqk,khd->qhd", probs, v).to(out.dtype)
+
+
+# ---------------------------------------------------------------------------- F7, F8
+def rejection_greedy_sample_kernel_impl(
+    output_token_ids: Any,
+    cu_num_draft_tokens: Any,
+    draft_token_ids: Any,
+    target_argmax: Any,
+    bonus_token_ids: Any,
+    is_greedy: Any,
+    max_spec_len: int,
+) -> None:
+    del max_spec_len
+    start = 0
+    for r in range(cu_num_draft_tokens.shape[0]):
+        end = int(cu_num_draft_tokens[r])
+        if is_greedy is None or bool(is_greedy[r]):
+            rejected = False
+            for pos in range(end - start):
+                target = int(target_argmax[start + pos])
+                output_token_ids[r, pos] = target
+                if int(draft_token_ids[start + pos]) != target:
+                    rejected = True
+                    break
+            if not rejected:
+                output_token_ids[r, end - start] = int(bonus_token_ids[r].reshape(-1)[0])
+        start = end
+
+
+def expand_kernel_impl(
+    output: Any, input_val: Any, cu_num_tokens: Any, replace_from: int, replace_to: int
+) -> None:
+    start = 0
+    for r in range(input_val.shape[0]):
+        end = int(cu_num_tokens[r])
+        value = input_val[r]
+        if value == replace_from:
+            value = replace_to
+        output[start:end] = value
+        start = end
+
+
+# ---------------------------------------------------------------------------- F9
+def eagle_prepare_inputs_padded_kernel_impl(
+    cu_num_draft_tokens: Any,
+    valid_sampled_tokens_count: Any,
+    query_start_loc: Any,
+    token_indices_to_sample: Any,
+    num_rejected_tokens: Any,
+    num_reqs: int,
+) -> None:
+    prev = 0
+    for r in range(num_reqs):
+        cu = int(cu_num_draft_tokens[r])
+        num_draft = cu - prev
+        prev = cu
+        rejected = num_draft + 1 - int(valid_sampled_tokens_count[r]) if num_draft > 0 else 0
+        token_indices_to_sample[r] = int(query_start_loc[r + 1]) - 1 - rejected
+        num_rejected_tokens[r] = rejected
+
+
+def eagle_prepare_next_token_padded_kernel_impl(
+    sampled_token_ids: Any,
+    discard_request_mask: Any,
+    backup_next_token_ids: Any,
+    next_token_ids: Any,
+    valid_sampled_tokens_count: Any,
+    vocab_size: int,
+    num_sampled_tokens_per_req: int,
+    num_reqs: int,
+) -> None:
+    for r in range(num_reqs):
+        if bool(discard_request_mask[r]):
+            next_token_ids[r] = backup_next_token_ids[r]
+            valid_sampled_tokens_count[r] = 0
+            continue
+        row = [int(t) for t in sampled_token_ids[r, :num_sampled_tokens_per_req]]
+        valid = [t for t in row if t != -1 and t < vocab_size]
+        next_token_ids[r] = valid[-1] if valid else backup_next_token_ids[r]
+        valid_sampled_tokens_count[r] = len(valid)
+
+
+def eagle_step_slot_mapping_metadata_kernel_impl(
+    positions: Any,
+    block_table: Any,
+    seq_lens: Any,
+    out_clamped_positions: Any,
+    out_slot_mapping: Any,
+    block_size: int,
+    max_model_len: int,
+    pad_id: int,
+) -> None:
+    batch = positions.shape[0]
+    n_blocks = block_table.shape[1]
+    for r in range(batch):
+        new_pos = int(positions[r]) + 1
+        exceeds = new_pos >= max_model_len
+        clamped = 0 if exceeds else new_pos
+        block_id = int(block_table[r, min(clamped // block_size, n_blocks - 1)])
+        out_clamped_positions[r] = clamped
+        out_slot_mapping[r] = pad_id if exceeds else block_id * block_size + clamped % block_size
+        seq_lens[r] = min(1 if exceeds else int(seq_lens[r]) + 1, max_model_len)
+    out_slot_mapping[batch:] = pad_id
+
+
+def copy_and_expand_eagle_inputs_kernel_impl(
+    target_token_ids: Any,
+    target_positions: Any,
+    next_token_ids: Any,
+    out_input_ids: Any,
+    out_positions: Any,
+    out_is_rejected_token_mask: Any,
+    out_is_masked_token_mask: Any,
+    out_new_token_indices: Any,
+    out_hidden_state_mapping: Any,
+    query_start_loc: Any,
+    query_end_loc: Any,
+    padding_token_id: int,
+    parallel_drafting_token_id: int,
+    total_input_tokens: int,
+    num_padding_slots_per_request: int,
+    shift_input_ids: bool,
+) -> None:
+    pad = num_padding_slots_per_request
+    for r in range(query_end_loc.shape[0]):
+        qs, nqs, qe = int(query_start_loc[r]), int(query_start_loc[r + 1]), int(query_end_loc[r])
+        if shift_input_ids:
+            num_valid, offset, out_start = qe - qs, 1, qs + r * (pad - 1)
+        else:
+            num_valid, offset, out_start = qe - qs + 1, 0, qs + r * pad
+        num_rejected = nqs - qe - 1
+        start_pos = int(target_positions[qs])
+        bonus = int(next_token_ids[r])
+        for j in range(num_valid + pad + num_rejected):
+            out = out_start + j
+            if j < num_valid:
+                token = int(target_token_ids[min(qs + offset + j, total_input_tokens - 1)])
+            elif j == num_valid:
+                token = bonus
+            elif j < num_valid + pad:
+                token = parallel_drafting_token_id
+            else:
+                token = padding_token_id
+            rejected = j >= num_valid + pad
+            out_input_ids[out] = token
+            out_positions[out] = 0 if rejected else start_pos + j
+            out_is_rejected_token_mask[out] = rejected
+            out_is_masked_token_mask[out] = num_valid < j < num_valid + pad
+            if num_valid <= j < num_valid + pad:
+                out_new_token_indices[r * pad + j - num_valid] = out
+            if shift_input_ids and j < nqs - qs:
+                out_hidden_state_mapping[qs + j] = out
+
+
+# ---------------------------------------------------------------------------- F10
+def static_scaled_fp8_quant(output: Any, input: Any, scale: Any, group_shape: Any = None) -> None:
+    import torch
+
+    del group_shape
+    s = scale.float()
+    if s.numel() != 1 and tuple(s.shape) != (input.shape[0], 1):
+        raise NotImplementedError(f"cpu_forward: FP8 quant with scale shape {tuple(s.shape)}")
+    limit = torch.finfo(output.dtype).max
+    output.copy_(
+        (input.float() / s.reshape(-1, 1) if s.numel() != 1 else input.float() / s)
+        .clamp(-limit, limit)
+        .to(output.dtype)
+    )
+
+
+STAND_INS: dict[str, Callable[..., Any]] = {
+    "init_cpu_memory_env": init_cpu_memory_env,
+    "greedy_argmax": greedy_argmax,
+    "compute_slot_mapping_kernel_impl": compute_slot_mapping_kernel_impl,
+    "get_scheduler_metadata": get_scheduler_metadata,
+    "cpu_attn_reshape_and_cache": cpu_attn_reshape_and_cache,
+    "cpu_attention_with_kv_cache": cpu_attention_with_kv_cache,
+    "rejection_greedy_sample_kernel_impl": rejection_greedy_sample_kernel_impl,
+    "expand_kernel_impl": expand_kernel_impl,
+    "eagle_prepare_inputs_padded_kernel_impl": eagle_prepare_inputs_padded_kernel_impl,
+    "eagle_prepare_next_token_padded_kernel_impl": eagle_prepare_next_token_padded_kernel_impl,
+    "eagle_step_slot_mapping_metadata_kernel_impl": eagle_step_slot_mapping_metadata_kernel_impl,
+    "copy_and_expand_eagle_inputs_kernel_impl": copy_and_expand_eagle_inputs_kernel_impl,
+    "static_scaled_fp8_quant": static_scaled_fp8_quant,
+}
+
+
+def missing() -> list[str]:
+    """The ledger's ops this vLLM build does not have (what ``install`` would set)."""
+    import torch
+
+    return [
+        name for name in STAND_INS if name not in _INSTALLED and not hasattr(torch.ops._C, name)
+    ]
+
+
+# construction shims of ``cpu_shims.py`` that a quantized target's forward needs too
+BUILD_SHIMS = ("nvfp4-linear-cpu", "nvfp4-moe-emulation")
+
+
+def install(build_shims: tuple[str, ...] = BUILD_SHIMS) -> list[str]:
+    """Set every missing ledger op on ``torch.ops._C`` and apply ``build_shims`` of
+    ``cpu_shims.py``; return the ops set (idempotent). Also the test-only
+    ``vllm.general_plugins`` entry point of ``tests/e2e`` (``register``)."""
+    import torch
+
+    from vllm_draft_quant.demo import cpu_shims
+
+    for shim in build_shims:
+        if not cpu_shims._APPLIED.get(shim):
+            cpu_shims.SHIMS[shim]()
+            cpu_shims._APPLIED[shim] = True
+    namespace = torch.ops._C
+    for name in missing():
+        setattr(namespace, name, STAND_INS[name])
+        _INSTALLED.append(name)
+    return list(_INSTALLED)
+
+
+def installed() -> list[str]:
+    return list(_INSTALLED)
+
+
+def register() -> None:
+    """Entry point of the e2e tier's test-only ``vllm.general_plugins`` plugin."""
+    install()
