@@ -20,7 +20,8 @@ For a draft architecture without a hand profile, P1 (``draft_load.py``) asks
 
 Deterministic (same vLLM code, same headers -> same profile in every worker); cached per
 process by checkpoint and drafter. The kinds: ``RoutedExperts`` -> experts,
-``ParallelLMHead`` -> lm_head, a ``ReplicatedLinear`` the drafter builds with no quant
+``ParallelLMHead`` -> lm_head (fixed when the drafter gives it no quant config, as the
+Qwen3-Next and MiMo heads), a ``ReplicatedLinear`` the drafter builds with no quant
 config (routers) -> fixed, any other ``LinearBase`` -> linear (a drafter that passes
 ``None`` to a general linear layer only under some configs, e.g. Qwen's ``mtp.fc`` under
 ``modelopt_fp4``, is a workaround the plan overrides from the stored tensors), a plain
@@ -146,7 +147,9 @@ def _kinds(model: Any, given_none: dict[str, bool]) -> list[LearnedLayer]:
             out.append(LearnedLayer(path=path, prefix=module.layer_name,
                                     kind=ModuleKind.EXPERTS, layer_class=cls))
         elif isinstance(module, classes["lm_head"]):
-            out.append(LearnedLayer(path=path, prefix=module.prefix, kind=ModuleKind.LM_HEAD,
+            fixed = given_none.get(module.prefix)  # a head built with no quant config
+            out.append(LearnedLayer(path=path, prefix=module.prefix,
+                                    kind=ModuleKind.FIXED if fixed else ModuleKind.LM_HEAD,
                                     layer_class=cls))
         elif isinstance(module, classes["linear"]):
             fixed = isinstance(module, classes["replicated"]) and given_none.get(module.prefix)

@@ -5,9 +5,12 @@ coverage table's generator) reach `adapter.learn`: they start this module in a
 subprocess and read back one JSON file::
 
     python -m vllm_draft_quant.adapter.learn_main MODEL OUT.json ['{"trust_remote_code": true}']
+    python -m vllm_draft_quant.adapter.learn_main --batch REQUEST.json
 
-``OUT.json`` is written atomically: ``{"observation": <core.learned.Observation>}`` or
-``{"error": "<one line>", "error_type": "..."}``. What it runs is what P1 runs inside a
+``OUT.json`` is written atomically: ``{"observation": <core.learned.Observation>,
+"seconds": ...}`` or ``{"error": "<one line>", "error_type": "..."}``. A batch
+(``{"cases": [{"model": ..., "out": ..., "engine_args": {...}}, ...]}``) learns every
+case in one process, paying vLLM's import once. What it runs is what P1 runs inside a
 vLLM engine (`adapter.learn.observe`), after the steps vLLM itself takes before any model
 is built: ``EngineArgs(...).create_engine_config()`` for MODEL as an MTP target (vLLM
 resolves the draft architecture and its config), a world-size-1 distributed state
@@ -30,7 +33,10 @@ def learn_folder(model_dir: str, engine_args: dict[str, Any] | None = None) -> A
     """The `Observation` of the drafter vLLM loads for the target in ``model_dir``."""
     from vllm.config import set_current_vllm_config
     from vllm.distributed import ensure_model_parallel_initialized, init_distributed_environment
-    from vllm.distributed.parallel_state import model_parallel_is_initialized
+    from vllm.distributed.parallel_state import (
+        destroy_model_parallel,
+        model_parallel_is_initialized,
+    )
     from vllm.engine.arg_utils import EngineArgs
     from vllm.utils.network_utils import get_distributed_init_method, get_open_port
 
@@ -53,12 +59,16 @@ def learn_folder(model_dir: str, engine_args: dict[str, Any] | None = None) -> A
     draft = spec.draft_model_config
     arch = draft.architectures[0]
     with set_current_vllm_config(cfg):
-        if not model_parallel_is_initialized():  # type: ignore[no-untyped-call]
+        # the model-parallel groups depend on the config (an expert group only with
+        # experts): rebuilt per model, the world-size-1 gloo state made once
+        if model_parallel_is_initialized():  # type: ignore[no-untyped-call]
+            destroy_model_parallel()  # type: ignore[no-untyped-call]
+        else:
             init_distributed_environment(
                 world_size=1, rank=0, local_rank=0, backend="gloo",
                 distributed_init_method=get_distributed_init_method("127.0.0.1",
                                                                     get_open_port()))
-            ensure_model_parallel_initialized(1, 1)
+        ensure_model_parallel_initialized(1, 1)
         return observe(cfg, draft, "", arch, Path(draft.model))
 
 
@@ -69,17 +79,28 @@ def _write(path: str, body: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: list[str]) -> int:
-    model, out = argv[1], argv[2]
-    engine_args = json.loads(argv[3]) if len(argv) > 3 else None
+def _one(model: str, out: str, engine_args: dict[str, Any] | None) -> int:
+    import time
+
+    t0 = time.perf_counter()
     try:
         obs = learn_folder(model, engine_args)
-        _write(out, {"observation": obs.model_dump(mode="json")})
-        code = 0
+        _write(out, {"observation": obs.model_dump(mode="json"),
+                     "seconds": time.perf_counter() - t0})
+        return 0
     except Exception as e:
         first = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
         _write(out, {"error": first, "error_type": type(e).__name__})
-        code = 1
+        return 1
+
+
+def main(argv: list[str]) -> int:
+    if argv[1] == "--batch":
+        with open(argv[2]) as fh:
+            cases = json.load(fh)["cases"]
+        code = max([_one(c["model"], c["out"], c.get("engine_args")) for c in cases] or [0])
+    else:
+        code = _one(argv[1], argv[2], json.loads(argv[3]) if len(argv) > 3 else None)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # gloo teardown can hang at interpreter exit (FINDINGS)

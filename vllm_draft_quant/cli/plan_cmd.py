@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from vllm_draft_quant.checkpoint.facts import CheckpointFacts, load_facts, plan_from_facts
 from vllm_draft_quant.checkpoint.overrides_file import load_overrides
 from vllm_draft_quant.checkpoint.speculative import DraftSource, draft_source
+from vllm_draft_quant.cli._learn import learned_profile_of
 from vllm_draft_quant.cli._output import highlight
+from vllm_draft_quant.core.learned import LearnError
 from vllm_draft_quant.core.plan import ModuleDecision, Plan
+from vllm_draft_quant.core.profile import DrafterProfile
+from vllm_draft_quant.core.speculative import parse_speculative_config
+from vllm_draft_quant.errors import UnknownDrafterError
+from vllm_draft_quant.profiles import FAMILY_MODULES
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "render", "run"]
 
@@ -26,7 +33,11 @@ plan is the one of the drafter that config loads: from the draft checkpoint name
 "model" when it is another folder (its own tensors and config, never the target's
 quantization config), e.g. MTP layers from a BF16 original next to a quantized target,
 or an EAGLE3 draft. The table then says which checkpoint folder and file each draft
-module's weights are read from (--json prints the plan JSON unchanged)."""
+module's weights are read from (--json prints the plan JSON unchanged).
+
+The plan says which name mapping it used: a hand profile (vllm_draft_quant/profiles/),
+or, for a drafter without one, the mapping learned from the installed vLLM's own
+drafter code (this imports vLLM in a subprocess, tens of seconds; --no-learn refuses)."""
 EXAMPLES = """\
   vllm-draft-quant plan /models/Step-3.7-Flash-NVFP4
   vllm-draft-quant plan stepfun-ai/Step-3.7-Flash-NVFP4 --json > plan.json
@@ -47,23 +58,58 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overrides", metavar="FILE", help="JSON/YAML file of per-module schemes")
     p.add_argument("--drafter", metavar="ARCH",
                    help="force the vLLM draft architecture (e.g. Step3p5MTP)")
+    p.add_argument("--no-learn", action="store_true",
+                   help="for a drafter without a hand profile, fail instead of learning its "
+                        "mapping from vLLM (which imports vLLM in a subprocess)")
     p.add_argument("--speculative-config", metavar="JSON",
                    help="vLLM's speculative config (same JSON as its flag); MODEL is then the "
                         "target and the draft is planned from the checkpoint it names")
 
 
+def _facts(args: argparse.Namespace) -> tuple[CheckpointFacts, DraftSource | None]:
+    """The facts of the drafter to plan: with its hand profile, else with the mapping
+    learned from vLLM (`cli._learn`: a subprocess; only then is vLLM imported)."""
+    spec = getattr(args, "speculative_config", None)
+    try:
+        if spec is not None:
+            source = draft_source(args.model, spec)
+            return load_facts(source.draft_dir, drafter=args.drafter or source.drafter,
+                              target_layers=source.target_layers), source
+        return load_facts(args.model, drafter=args.drafter), None
+    except UnknownDrafterError as e:
+        if isinstance(e, LearnError) or getattr(args, "no_learn", False):
+            raise
+        engine_args = {"speculative_config": parse_speculative_config(spec)} if spec else None
+        profile = learned_profile_of(args.model, origin=str(args.model),
+                                     engine_args=engine_args, note=sys.stderr)
+        draft = Path(profile_source_dir(args.model, spec))
+        return load_facts(draft, profile=profile), None
+
+
+def profile_source_dir(model: str, spec: str | None) -> str:
+    """The folder a learned drafter's weights come from (its ``model``, else the target)."""
+    if spec:
+        parsed = parse_speculative_config(spec)
+        if isinstance(parsed.get("model"), str):
+            return str(parsed["model"])
+    return model
+
+
+def mapping_origin(profile: DrafterProfile) -> str:
+    """Which mapping the plan used: a hand profile's file, or the one learned from vLLM."""
+    if not profile.target_architectures and profile.notes.startswith("learned"):
+        return f"mapping: {profile.notes} (no hand profile)"
+    module = next((m.__name__ for m in FAMILY_MODULES if profile in m.PROFILES), "?")
+    return f"mapping: hand profile {module.replace('.', '/')}.py"
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     overrides = load_overrides(args.overrides) if args.overrides else None
-    source: DraftSource | None = None
-    if getattr(args, "speculative_config", None) is not None:
-        source = draft_source(args.model, args.speculative_config)
-        facts = load_facts(source.draft_dir, drafter=args.drafter or source.drafter,
-                           target_layers=source.target_layers)
-    else:
-        facts = load_facts(args.model, drafter=args.drafter)
+    facts, source = _facts(args)
     plan = plan_from_facts(facts, mode=args.mode, overrides=overrides)
     if args.json:
+        sys.stderr.write(mapping_origin(facts.profile) + "\n")
         out.write(plan.to_json() + "\n")
     else:
         render(facts, plan, out, source)
@@ -113,6 +159,7 @@ def render(facts: CheckpointFacts, plan: Plan, out: TextIO,
     for c in plan.conflicts:
         by_module.setdefault(c.module, []).append(c.message)
     out.write(f"{plan.drafter} ({plan.mode} mode) for {facts.model_dir}\n")
+    out.write(mapping_origin(facts.profile) + "\n")
     heads: tuple[str, ...] = ("MODULE", "STORED", "DECISION", "SOURCE")
     if source is not None:
         out.write(_origin(source) + "\n")
