@@ -122,7 +122,8 @@ def wrap_load_model(orig: Callable[..., Any],
             return orig(self, vllm_config, model_config, prefix)
         profile = None
         if learn:
-            profile = _learned(self, vllm_config, model_config, prefix, arch, st)
+            profile = _learned(self, vllm_config, model_config, prefix, arch, st,
+                               before_draft)
             if profile is None:  # auto mode, could not learn: stand aside (warned)
                 return orig(self, vllm_config, model_config, prefix)
         return _load_draft(orig, self, vllm_config, model_config, prefix, arch, st, before_draft,
@@ -132,7 +133,7 @@ def wrap_load_model(orig: Callable[..., Any],
 
 
 def _learned(loader: Any, vllm_config: Any, model_config: Any, prefix: str, arch: str,
-             st: settings.Settings) -> DrafterProfile | None:
+             st: settings.Settings, install_patches: Callable[[], Any]) -> DrafterProfile | None:
     """The mapping of a drafter without a hand profile, learned from vLLM (``learn.py``).
 
     Where it cannot be learned: ``strict`` raises the one `LearnError` naming the drafter;
@@ -143,7 +144,7 @@ def _learned(loader: Any, vllm_config: Any, model_config: Any, prefix: str, arch
 
     try:
         return learned_profile_for(vllm_config, model_config, prefix, arch,
-                                   _model_dir(loader, model_config))
+                                   _model_dir(loader, model_config), install_patches)
     except LearnError as e:
         if st.mode == "strict":
             raise

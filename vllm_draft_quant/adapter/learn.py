@@ -34,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,16 +71,17 @@ def _stamp(model_dir: Path) -> tuple[Any, ...]:
 
 
 def learned_profile_for(vllm_config: Any, model_config: Any, prefix: str, arch: str,
-                        draft_dir: Path) -> DrafterProfile:
+                        draft_dir: Path, install_patches: Callable[[], Any]) -> DrafterProfile:
     """The learned profile of the drafter ``model_config`` describes (cached per process)."""
     key = (str(draft_dir.resolve()), arch, _stamp(draft_dir), prefix)
     if key not in _CACHE:
-        obs = observe(vllm_config, model_config, prefix, arch, draft_dir)
+        obs = observe(vllm_config, model_config, prefix, arch, draft_dir, install_patches)
         _CACHE[key] = learned_profile(obs, origin=str(draft_dir))
     return _CACHE[key]
 
 
-def _placeholders(draft_dir: Path, current: list[str]) -> Iterator[tuple[str, Any]]:
+def _placeholders(draft_dir: Path, current: list[str],
+                  ids: dict[int, tuple[Any, str]]) -> Iterator[tuple[str, Any]]:
     import torch
 
     from vllm_draft_quant.checkpoint.index import CheckpointFiles
@@ -95,11 +96,23 @@ def _placeholders(draft_dir: Path, current: list[str]) -> Iterator[tuple[str, An
         info = infos[name]
         dtype = getattr(torch, _DTYPES.get(info.dtype, "bfloat16"))
         t = torch.empty(info.shape, dtype=dtype, device="meta")
+        ids[id(t)] = (t, name)  # the tensor is kept alive, so its id stays its own
         current[0] = name
         yield fed, t
 
 
-def _recorder(param_name: str, original: Any, feeds: list[Feed], current: list[str]) -> Any:
+def _origin(t: Any, ids: dict[int, tuple[Any, str]]) -> str | None:
+    """The checkpoint tensor a placeholder (or a view of one) came from."""
+    while t is not None:
+        hit = ids.get(id(t))
+        if hit is not None and hit[0] is t:
+            return hit[1]
+        t = getattr(t, "_base", None)
+    return None
+
+
+def _recorder(param_name: str, original: Any, feeds: list[Feed], current: list[str],
+              ids: dict[int, tuple[Any, str]]) -> Any:
     try:
         sig: inspect.Signature | None = inspect.signature(original)
     except (TypeError, ValueError):
@@ -114,7 +127,10 @@ def _recorder(param_name: str, original: Any, feeds: list[Feed], current: list[s
         if shard is None and args and isinstance(args[-1], (str, int)) and sig is None:
             shard = args[-1]
         expert = bound.get("expert_id")
-        feeds.append(Feed(tensor=current[0], param=param_name,
+        # the placeholder itself (a loader that buffers the stream, as EAGLE3's does,
+        # has read past it), else the tensor the stream yielded last
+        tensor = _origin(loaded_weight, ids) or current[0]
+        feeds.append(Feed(tensor=tensor, param=param_name,
                           shard=None if shard is None else str(shard),
                           expert=None if expert is None else int(expert)))
         return True if bound.get("return_success") else None
@@ -163,16 +179,16 @@ def _kinds(model: Any, given_none: dict[str, bool]) -> list[LearnedLayer]:
 
 
 def observe(vllm_config: Any, model_config: Any, prefix: str, arch: str,
-            draft_dir: Path) -> Observation:
+            draft_dir: Path, install_patches: Callable[[], Any]) -> Observation:
     """Build the drafter on the meta device and run its ``load_weights`` on placeholders.
 
-    Raises `LearnError` naming the drafter if vLLM's own code fails on the dry run.
+    ``install_patches`` installs the layer patches P2-P4 (``patches.apply_layer_patches``,
+    passed in: ``patches`` imports this module's caller). Raises `LearnError` naming the
+    drafter if vLLM's own code fails on the dry run.
     """
     import torch
 
-    from vllm_draft_quant.adapter.patches import apply_layer_patches
-
-    apply_layer_patches()
+    install_patches()
     dry = _dry_config(vllm_config)
     learn = context.LearnBuild()
     prev = context.activate(learn)
@@ -192,13 +208,14 @@ def observe(vllm_config: Any, model_config: Any, prefix: str, arch: str,
     layers = _kinds(model, learn.given_none)
     feeds: list[Feed] = []
     current = [""]
+    ids: dict[int, tuple[Any, str]] = {}
     for pname, p in model.named_parameters():
         original = getattr(p, "weight_loader", None) or compat.default_weight_loader()
         with contextlib.suppress(AttributeError, TypeError):
-            p.weight_loader = _recorder(pname, original, feeds, current)
+            p.weight_loader = _recorder(pname, original, feeds, current, ids)
     try:
         with compat.mtp_completeness_check_disabled(), torch.device("meta"):
-            model.load_weights(_placeholders(draft_dir, current))
+            model.load_weights(_placeholders(draft_dir, current, ids))
     except Exception as e:
         raise LearnError(
             f"{draft_dir}: cannot learn how vLLM's {arch} maps checkpoint names: its "

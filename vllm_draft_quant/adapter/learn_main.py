@@ -41,6 +41,7 @@ def learn_folder(model_dir: str, engine_args: dict[str, Any] | None = None) -> A
     from vllm.utils.network_utils import get_distributed_init_method, get_open_port
 
     from vllm_draft_quant.adapter.learn import observe
+    from vllm_draft_quant.adapter.patches import apply_layer_patches
     from vllm_draft_quant.errors import UnknownDrafterError
 
     args: dict[str, Any] = {
@@ -69,7 +70,7 @@ def learn_folder(model_dir: str, engine_args: dict[str, Any] | None = None) -> A
                 distributed_init_method=get_distributed_init_method("127.0.0.1",
                                                                     get_open_port()))
         ensure_model_parallel_initialized(1, 1)
-        return observe(cfg, draft, "", arch, Path(draft.model))
+        return observe(cfg, draft, "", arch, Path(draft.model), apply_layer_patches)
 
 
 def _write(path: str, body: dict[str, Any]) -> None:

@@ -36,12 +36,14 @@ or an EAGLE3 draft. The table then says which checkpoint folder and file each dr
 module's weights are read from (--json prints the plan JSON unchanged).
 
 The plan says which name mapping it used: a hand profile (vllm_draft_quant/profiles/),
-or, for a drafter without one, the mapping learned from the installed vLLM's own
-drafter code (this imports vLLM in a subprocess, tens of seconds; --no-learn refuses)."""
+or, with --learn for a drafter without one, the mapping learned from the installed
+vLLM's own drafter code, as the plugin learns it at load time (this imports vLLM in a
+subprocess, tens of seconds; without --learn such a drafter is an error naming it)."""
 EXAMPLES = """\
   vllm-draft-quant plan /models/Step-3.7-Flash-NVFP4
   vllm-draft-quant plan stepfun-ai/Step-3.7-Flash-NVFP4 --json > plan.json
   vllm-draft-quant plan ./ckpt --mode strict
+  vllm-draft-quant plan /models/ERNIE-4.5-21B-A3B-NVFP4 --learn   # no hand profile
   vllm-draft-quant plan ./ckpt --overrides overrides.yaml --drafter Step3p5MTP
   vllm-draft-quant plan /models/Qwen3-Next-NVFP4 \\
       --speculative-config '{"method": "mtp", "model": "/models/Qwen3-Next-BF16"}'
@@ -58,9 +60,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overrides", metavar="FILE", help="JSON/YAML file of per-module schemes")
     p.add_argument("--drafter", metavar="ARCH",
                    help="force the vLLM draft architecture (e.g. Step3p5MTP)")
-    p.add_argument("--no-learn", action="store_true",
-                   help="for a drafter without a hand profile, fail instead of learning its "
-                        "mapping from vLLM (which imports vLLM in a subprocess)")
+    p.add_argument("--learn", action="store_true",
+                   help="for a drafter without a hand profile, learn its name mapping from the "
+                        "installed vLLM's drafter code (imports vLLM in a subprocess, tens of "
+                        "seconds; the plugin does the same in-process at load time)")
     p.add_argument("--speculative-config", metavar="JSON",
                    help="vLLM's speculative config (same JSON as its flag); MODEL is then the "
                         "target and the draft is planned from the checkpoint it names")
@@ -77,8 +80,12 @@ def _facts(args: argparse.Namespace) -> tuple[CheckpointFacts, DraftSource | Non
                               target_layers=source.target_layers), source
         return load_facts(args.model, drafter=args.drafter), None
     except UnknownDrafterError as e:
-        if isinstance(e, LearnError) or getattr(args, "no_learn", False):
+        if isinstance(e, LearnError):
             raise
+        if not getattr(args, "learn", False):
+            raise UnknownDrafterError(
+                f"{e} Or let vllm-draft-quant learn the drafter's mapping from the installed "
+                "vLLM: add --learn (imports vLLM in a subprocess).") from None
         engine_args = {"speculative_config": parse_speculative_config(spec)} if spec else None
         profile = learned_profile_of(args.model, origin=str(args.model),
                                      engine_args=engine_args, note=sys.stderr)
