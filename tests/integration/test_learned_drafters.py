@@ -20,6 +20,8 @@ path on the CPU platform with the target loaded first:
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,14 @@ from typing import Any
 import pytest
 from matrix import SCHEME_METHODS, SCHEME_WEIGHT_DTYPE, Expected, assert_loud
 from support import CheckpointSpec, WrittenCheckpoint, write_checkpoint
-from support.harness import BuildRequest, DraftResult, early_fixture, run_aside, submit_many
+from support.harness import (
+    BuildRequest,
+    DraftResult,
+    early_fixture,
+    run_aside,
+    submit_many,
+    worker_env,
+)
 from support.learning import learn_many
 from values import load_checkpoint, mismatches
 
@@ -198,3 +207,31 @@ def test_auto_stands_aside_with_one_warning(undecided: dict[str, DraftResult]) -
     assert (auto.ok, auto.error_type) == (off.ok, off.error_type)  # stock vLLM's own outcome
     log = Path(auto.raw["worker_log"]).read_text()
     assert log.count("vllm-draft-quant standing aside for ErnieMTPModel") == 1
+
+
+# ------------------------------------------------------------------ plan --learn (CLI)
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vllm_draft_quant.cli.main", *args],
+                          env=worker_env(True), capture_output=True, text=True, timeout=1200,
+                          check=False)
+
+
+def start_cli_learned(session: pytest.Session,
+                      root: Path) -> Callable[[], subprocess.CompletedProcess[str]]:
+    ck = write_checkpoint(root / "ernie", CheckpointSpec("ernie4_5_moe", "nvfp4", layout="a"))
+    future = run_aside(_cli, "plan", str(ck.path), "--learn")
+    return future.result
+
+
+cli_learned = early_fixture(start_cli_learned)
+
+
+def test_plan_learns_the_mapping_and_says_so(
+        cli_learned: subprocess.CompletedProcess[str]) -> None:
+    out = cli_learned.stdout
+    assert cli_learned.returncode == 1, cli_learned.stderr[-2000:]  # config says NVFP4: conflicts
+    assert out.startswith("ErnieMTPModel (auto mode)")
+    assert "mapping: learned from vLLM" in out and "ErnieMTP in-process (no hand profile)" in out
+    for module in ("self_attn.qkv_proj", "mlp.gate_up_proj", "mtp_linear_proj"):
+        assert f"{L}.{module}" in out
+    assert "learning vLLM's own mapping" in cli_learned.stderr
