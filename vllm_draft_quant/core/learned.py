@@ -23,7 +23,6 @@ installed vLLM.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -208,8 +207,10 @@ def mapping_rows(profile: DrafterProfile) -> dict[str, Row]:
 
 def profile_rows(names: NameMap, checkpoint_modules: Iterable[str]) -> dict[str, Row]:
     """The same rows for a hand profile placed on a checkpoint holding ``checkpoint_modules``:
-    every module vLLM builds for it that the checkpoint feeds, experts expanded."""
-    present = set(checkpoint_modules)
+    every module vLLM builds for it that the checkpoint feeds, experts expanded, in the
+    checkpoint's own names (before the profile's ``checkpoint_renames``)."""
+    raw = {names.canonical(m): m for m in checkpoint_modules}
+    present = set(raw)
     experts = sorted({hit[2] for m in present
                       if (hit := names.runtime_of(m, present)) is not None
                       and hit[2] is not None})
@@ -222,10 +223,8 @@ def profile_rows(names: NameMap, checkpoint_modules: Iterable[str]) -> dict[str,
             for c in rm.checkpoint_modules:
                 name = c.replace("{e}", str(e)) if e is not None else c
                 if name in present:
-                    mods.append(name)
+                    mods.append(raw[name])
         if mods:
             out[rm.prefix] = (rm.spec.kind.value, tuple(mods))
     return out
 
-
-Kind = Literal["linear", "experts", "lm_head", "fixed", "plain"]
