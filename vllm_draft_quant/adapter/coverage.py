@@ -12,13 +12,14 @@ the class they load):
 
 - **status**: ``profile`` when one of its draft architecture names has a hand profile
   (the profile registry at generation time, so new family files show up on the next
-  run); else ``learned``: P1 learns its mapping from vLLM's code at load time
-  (``adapter/learn.py``), with the test that builds it on CPU where there is one
-  (`VERIFIED_LEARNED`);
-- **on this platform**: whether vLLM can build the class here. A class whose
-  constructor raises ``NotImplementedError`` before reading its config (vLLM's CPU stubs)
-  says so in vLLM's own words; `MEASURED_LIMITS` holds the limits found by building
-  tiny checkpoints (``../shared/FINDINGS.md``);
+  run); else ``learned at load``: P1 learns its mapping from vLLM's code at load time
+  (``adapter/learn.py``); "untested here" unless a test builds it (`VERIFIED_LEARNED`);
+- **on this platform (CPU)**: built and loaded by the tests (profiles: the prefix and
+  conformance tests; `VERIFIED_LEARNED`); else whether vLLM can build it here at all: a
+  class whose constructor raises ``NotImplementedError`` before reading its config
+  (vLLM's CPU stubs) says so in vLLM's own words, a module that does not import on CPU
+  gives the import error, `MEASURED_LIMITS` holds limits found by building tiny
+  checkpoints (``../shared/FINDINGS.md``); otherwise "imports; not built by the tests";
 - **vLLM workarounds overridden**: the per-model quantization workarounds found in the
   class's source file (`WORKAROUNDS`). For a drafter the plugin plans (profile or
   learned), every planned module is built in its stored precision whatever these do.
@@ -44,6 +45,8 @@ END = "<!-- coverage:end -->"
 VERIFIED_LEARNED: dict[str, str] = {
     "ErnieMTP": "tests/integration/test_learned_drafters.py",
 }
+#: where every hand-profiled drafter is built on CPU (and held against the learner)
+PROFILE_TESTS = "tests/integration/test_profile_prefixes.py"
 #: class -> what stops it on vLLM's CPU platform, measured (FINDINGS "Drafters outside
 #: the first seven"); classes whose constructor is a CPU stub are found in the code
 MEASURED_LIMITS: dict[str, str] = {
@@ -96,7 +99,7 @@ def census() -> list[DrafterClass]:
     out: list[DrafterClass] = []
     for (module, cls_name), names in by_class.items():
         full = module if module.startswith("vllm.") else f"vllm.model_executor.models.{module}"
-        platform, source = "builds", full
+        platform, source = "imports; not built by the tests", full
         found: tuple[str, ...] = ()
         try:
             cls = getattr(importlib.import_module(full), cls_name)
@@ -113,9 +116,11 @@ def census() -> list[DrafterClass]:
         if profiled:
             status = f"profile (`profiles/{family[profiled[0]]}.py`)"
         elif cls_name in VERIFIED_LEARNED:
-            status = f"learned; loads checked on CPU (`{VERIFIED_LEARNED[cls_name]}`)"
+            status = "learned at load"
         else:
-            status = "learned at load (not built by the tests)"
+            status = "learned at load (untested here)"
+        if platform.startswith("imports") and (profiled or cls_name in VERIFIED_LEARNED):
+            platform = f"built and loaded by the tests (`{VERIFIED_LEARNED.get(cls_name, PROFILE_TESTS)}`)"
         out.append(DrafterClass(cls_name, tuple(sorted(names)), source, status, platform,
                                 found))
     return sorted(out, key=lambda d: (not d.status.startswith("profile"), d.cls))
@@ -124,7 +129,8 @@ def census() -> list[DrafterClass]:
 def render(rows: list[DrafterClass], vllm_version: str) -> str:
     """The Markdown block between the README markers."""
     profiled = sum(r.status.startswith("profile") for r in rows)
-    checked = sum("checked on CPU" in r.status for r in rows)
+    checked = sum(not r.status.startswith("profile") and r.platform.startswith("built")
+                  for r in rows)
     lines = [
         START,
         f"vLLM {vllm_version}: {len(rows)} drafter classes "
