@@ -47,13 +47,22 @@ from vllm_draft_quant.core.learned import Observation, learned_profile
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 
 Case = tuple[str, str, str]  # (family, scheme, layout)
-FAMILIES = ("ernie4_5_moe",)
+FAMILIES = ("ernie4_5_moe", "exaone_moe")
 CASES: list[Case] = [(f, s, lay) for f in FAMILIES for s in ("nvfp4", "fp8")
                      for lay in ("a", "b", "c", "g")]
 IDS = ["-".join(c) for c in CASES]
 _QUANTIZABLE = ("linear", "experts", "lm_head")
 
 L = "model.layers.2"
+X = "mtp.layers.0"
+#: the linear layers vLLM builds for each drafter (runtime prefixes)
+LINEAR = {
+    "ernie4_5_moe": {f"{L}.self_attn.qkv_proj", f"{L}.self_attn.o_proj",
+                     f"{L}.mlp.gate_up_proj", f"{L}.mlp.down_proj"},
+    "exaone_moe": {f"{X}.self_attn.qkv_proj", f"{X}.self_attn.o_proj", f"{X}.mlp.gate_up_proj",
+                   f"{X}.mlp.down_proj", "mtp.fc"},
+}
+DRAFTER = {"ernie4_5_moe": "ErnieMTPModel", "exaone_moe": "ExaoneMoeMTP"}
 #: stock vLLM 0.33.0 (VLLM_DRAFT_QUANT=off) on each case, measured with these builds
 STOCK: dict[Case, Expected] = {
     # parameter.py load_merged_column_weight: BF16 data into the packed NVFP4 parameter
@@ -66,6 +75,7 @@ STOCK: dict[Case, Expected] = {
                          (f"{L}.mlp.gate_up_proj", "model.mtp_block.0.mlp.gate_proj")))
        for lay in ("a", "b", "c")},
     ("ernie4_5_moe", "fp8", "g"): Expected("ok"),
+    **{("exaone_moe", s, lay): Expected("ok") for s in ("nvfp4", "fp8") for lay in "abcg"},
 }
 
 
@@ -108,10 +118,8 @@ def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None
     log = Path(b.on.raw["worker_log"]).read_text()
     assert "mapping learned from vLLM's drafter (no hand profile)" in log
     p = b.plan
-    assert p.drafter == "ErnieMTPModel" and p.modules
-    assert {d.module for d in p.modules if d.kind == "linear"} == {
-        f"{L}.self_attn.qkv_proj", f"{L}.self_attn.o_proj", f"{L}.mlp.gate_up_proj",
-        f"{L}.mlp.down_proj"}
+    assert p.drafter == DRAFTER[case[0]] and p.modules
+    assert {d.module for d in p.modules if d.kind == "linear"} == LINEAR[case[0]]
     for d in p.modules:
         if d.kind == "plain":
             continue

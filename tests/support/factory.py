@@ -62,7 +62,7 @@ __all__ = [
 
 FamilyName = Literal[
     "step3p5", "qwen3_next", "deepseek_v3", "glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo",
-    "ernie4_5_moe",
+    "ernie4_5_moe", "exaone_moe",
 ]
 FAMILIES = {**_BASE_FAMILIES, **MORE_FAMILIES, **LEARNED_FAMILIES}
 Scheme = Literal["nvfp4", "fp8", "fp8_block", "mxfp4"]
