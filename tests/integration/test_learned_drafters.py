@@ -1,11 +1,12 @@
 """Drafters without a hand profile load right: the mapping is learned from vLLM itself.
 
-``ErnieMTPModel`` (ERNIE-4.5 MoE, ``ernie_mtp.py``) has no profile in
-``vllm_draft_quant/profiles``; its checkpoint names (``model.mtp_block.0.*``) never equal
-the runtime prefixes vLLM matches exclusions against (``model.layers.N.*``). For each
-case (ModelOpt NVFP4 and FP8 targets x BF16 MTP with no exclusions (a), a wildcard (b),
+``ErnieMTPModel`` (ERNIE-4.5 MoE, ``ernie_mtp.py``) and ``ExaoneMoeMTP`` (K-EXAONE,
+``exaone_moe_mtp.py``) have no profile in ``vllm_draft_quant/profiles``. ERNIE's
+checkpoint names (``model.mtp_block.0.*``) never equal the runtime prefixes vLLM matches
+exclusions against (``model.layers.N.*``); EXAONE's ``mtp.fc`` is a quantizable linear
+(``tests/support/_families_learned.py``). For each case (ModelOpt NVFP4 and FP8 targets x BF16 MTP with no exclusions (a), a wildcard (b),
 exact checkpoint names (c), and a quantized MTP (g)), built through vLLM's own draft
-path on the CPU platform with the target loaded first:
+path on the CPU platform (ERNIE with its target loaded first; EXAONE's drafter alone):
 
 - the plugin learns the mapping in-process (its log says so) and every planned draft
   module is built in its stored precision, its parameters equal to the checkpoint's
