@@ -44,6 +44,7 @@ END = "<!-- coverage:end -->"
 #: learned drafters whose load is checked on CPU with tiny checkpoints, and where
 VERIFIED_LEARNED: dict[str, str] = {
     "ErnieMTP": "tests/integration/test_learned_drafters.py",
+    "ExaoneMoeMTP": "tests/integration/test_learned_drafters.py",
 }
 #: where every hand-profiled drafter is built on CPU (and held against the learner)
 PROFILE_TESTS = "tests/integration/test_profile_prefixes.py"
