@@ -86,3 +86,14 @@ def test_shim5_mxfp4_has_no_cpu_path() -> None:
     usable = _experts_for_this_device(
         "vllm.model_executor.layers.fused_moe.oracle.mxfp4", "Mxfp4MoeBackend")
     assert usable == [], f"MXFP4 MoE backends {usable} run on CPU: drop that part of shim 5"
+
+
+def test_shim6_cpu_refuses_sparse_attention() -> None:
+    import torch
+    from vllm.platforms.cpu import CpuPlatform
+    from vllm.v1.attention.selector import AttentionSelectorConfig
+
+    cfg = AttentionSelectorConfig(head_size=64, dtype=torch.bfloat16, kv_cache_dtype=None,
+                                  block_size=None, use_mla=True, use_sparse=True)
+    with pytest.raises(NotImplementedError, match="Sparse Attention is not supported on CPU"):
+        CpuPlatform.get_attn_backend_cls(None, cfg)  # type: ignore[arg-type]

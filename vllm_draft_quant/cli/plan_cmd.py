@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from vllm_draft_quant.checkpoint.facts import CheckpointFacts, load_facts, plan_from_facts
+from vllm_draft_quant.checkpoint.locate import locate_model
 from vllm_draft_quant.checkpoint.overrides_file import load_overrides
 from vllm_draft_quant.checkpoint.speculative import DraftSource, draft_source
 from vllm_draft_quant.cli._learn import learned_profile_of
 from vllm_draft_quant.cli._output import highlight
+from vllm_draft_quant.cli.fix import note
 from vllm_draft_quant.core.learned import LearnError
+from vllm_draft_quant.core.overrides import ENV_OVERRIDES
 from vllm_draft_quant.core.plan import ModuleDecision, Plan
 from vllm_draft_quant.core.profile import DrafterProfile
 from vllm_draft_quant.core.speculative import parse_speculative_config
 from vllm_draft_quant.errors import UnknownDrafterError
 from vllm_draft_quant.profiles import FAMILY_MODULES
+from vllm_draft_quant.repair.writer import settle
 
-__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "render", "run"]
+__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "overrides_path", "render", "run"]
 
 HELP = "explain the plan for a checkpoint's draft layers"
 DESCRIPTION = """\
@@ -57,7 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--mode", choices=("auto", "strict"), default="auto",
                    help="auto: the stored tensors win (default); strict: a conflict is an error")
-    p.add_argument("--overrides", metavar="FILE", help="JSON/YAML file of per-module schemes")
+    p.add_argument("--overrides", metavar="FILE",
+                   help="JSON/YAML file of per-module schemes (default: the file named by "
+                        "VLLM_DRAFT_QUANT_OVERRIDES, which vLLM reads too)")
     p.add_argument("--drafter", metavar="ARCH",
                    help="force the vLLM draft architecture (e.g. Step3p5MTP)")
     p.add_argument("--learn", action="store_true",
@@ -76,8 +83,11 @@ def _facts(args: argparse.Namespace) -> tuple[CheckpointFacts, DraftSource | Non
     try:
         if spec is not None:
             source = draft_source(args.model, spec)
+            for folder in dict.fromkeys((source.target_dir, source.draft_dir)):
+                note(settle(folder))
             return load_facts(source.draft_dir, drafter=args.drafter or source.drafter,
                               target_layers=source.target_layers), source
+        note(settle(locate_model(args.model)))
         return load_facts(args.model, drafter=args.drafter), None
     except UnknownDrafterError as e:
         if isinstance(e, LearnError):
@@ -110,15 +120,31 @@ def mapping_origin(profile: DrafterProfile) -> str:
     return f"mapping: hand profile {module.replace('.', '/')}.py"
 
 
+def overrides_path(args: argparse.Namespace) -> tuple[str | None, str]:
+    """The overrides file vLLM would read, and where its name came from: ``--overrides``
+    wins over ``VLLM_DRAFT_QUANT_OVERRIDES`` (the variable every vLLM process reads)."""
+    if getattr(args, "overrides", None):
+        return args.overrides, "--overrides"
+    env = os.environ.get(ENV_OVERRIDES) or None
+    return env, ENV_OVERRIDES
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    overrides = load_overrides(args.overrides) if args.overrides else None
+    path, origin = overrides_path(args)
+    overrides = load_overrides(path) if path else None
     facts, source = _facts(args)
     plan = plan_from_facts(facts, mode=args.mode, overrides=overrides)
+    said = f"overrides: {path} (from {origin})" if path else ""
     if args.json:
-        sys.stderr.write(mapping_origin(facts.profile) + "\n")
+        if said:
+            sys.stderr.write(f"note: {said}\n")
+        if facts.profile.notes.startswith("learned"):
+            sys.stderr.write(mapping_origin(facts.profile) + "\n")
         out.write(plan.to_json() + "\n")
     else:
+        if said:
+            out.write(said + "\n")
         render(facts, plan, out, source)
     return 1 if plan.conflicts else 0
 
