@@ -48,6 +48,8 @@ VERIFIED_LEARNED: dict[str, str] = {
 }
 #: where every hand-profiled drafter is built on CPU (and held against the learner)
 PROFILE_TESTS = "tests/integration/test_profile_prefixes.py"
+PROFILE_BUILT = (f"built by `{PROFILE_TESTS}` unless its `STATIC_ONLY` names the profile "
+                 "(then checked against the source only)")
 #: class -> what stops it on vLLM's CPU platform, measured (FINDINGS "Drafters outside
 #: the first seven"); classes whose constructor is a CPU stub are found in the code
 MEASURED_LIMITS: dict[str, str] = {
@@ -121,7 +123,8 @@ def census() -> list[DrafterClass]:
         else:
             status = "learned at load (untested here)"
         if platform.startswith("imports") and (profiled or cls_name in VERIFIED_LEARNED):
-            platform = f"built and loaded by the tests (`{VERIFIED_LEARNED.get(cls_name, PROFILE_TESTS)}`)"
+            platform = (f"built and loaded by the tests (`{VERIFIED_LEARNED[cls_name]}`)"
+                        if cls_name in VERIFIED_LEARNED else PROFILE_BUILT)
         out.append(DrafterClass(cls_name, tuple(sorted(names)), source, status, platform,
                                 found))
     return sorted(out, key=lambda d: (not d.status.startswith("profile"), d.cls))
