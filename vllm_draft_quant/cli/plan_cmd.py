@@ -5,24 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from vllm_draft_quant.checkpoint.facts import CheckpointFacts, load_facts, plan_from_facts
-from vllm_draft_quant.checkpoint.locate import locate_model
-from vllm_draft_quant.checkpoint.overrides_file import load_overrides
-from vllm_draft_quant.checkpoint.speculative import DraftSource, draft_source
-from vllm_draft_quant.cli._learn import learned_profile_of
 from vllm_draft_quant.cli._output import highlight
 from vllm_draft_quant.cli.fix import note
-from vllm_draft_quant.core.learned import LearnError
 from vllm_draft_quant.core.overrides import ENV_OVERRIDES
-from vllm_draft_quant.core.plan import ModuleDecision, Plan
-from vllm_draft_quant.core.profile import DrafterProfile
-from vllm_draft_quant.core.speculative import parse_speculative_config
-from vllm_draft_quant.errors import UnknownDrafterError
-from vllm_draft_quant.profiles import FAMILY_MODULES
-from vllm_draft_quant.repair.writer import settle
+
+if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
+    from vllm_draft_quant.checkpoint.facts import CheckpointFacts
+    from vllm_draft_quant.checkpoint.speculative import DraftSource
+    from vllm_draft_quant.core.plan import ModuleDecision, Plan
+    from vllm_draft_quant.core.profile import DrafterProfile
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "overrides_path", "render", "run"]
 
@@ -79,6 +72,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _facts(args: argparse.Namespace) -> tuple[CheckpointFacts, DraftSource | None]:
     """The facts of the drafter to plan: with its hand profile, else with the mapping
     learned from vLLM (`cli._learn`: a subprocess; only then is vLLM imported)."""
+    from pathlib import Path
+
+    from vllm_draft_quant.checkpoint.facts import load_facts
+    from vllm_draft_quant.checkpoint.locate import locate_model
+    from vllm_draft_quant.checkpoint.speculative import draft_source
+    from vllm_draft_quant.cli._learn import learned_profile_of
+    from vllm_draft_quant.core.learned import LearnError
+    from vllm_draft_quant.core.speculative import parse_speculative_config
+    from vllm_draft_quant.errors import UnknownDrafterError
+    from vllm_draft_quant.repair.writer import settle
+
     spec = getattr(args, "speculative_config", None)
     try:
         if spec is not None:
@@ -105,6 +109,8 @@ def _facts(args: argparse.Namespace) -> tuple[CheckpointFacts, DraftSource | Non
 
 def profile_source_dir(model: str, spec: str | None) -> str:
     """The folder a learned drafter's weights come from (its ``model``, else the target)."""
+    from vllm_draft_quant.core.speculative import parse_speculative_config
+
     if spec:
         parsed = parse_speculative_config(spec)
         if isinstance(parsed.get("model"), str):
@@ -114,6 +120,8 @@ def profile_source_dir(model: str, spec: str | None) -> str:
 
 def mapping_origin(profile: DrafterProfile) -> str:
     """Which mapping the plan used: a hand profile's file, or the one learned from vLLM."""
+    from vllm_draft_quant.profiles import FAMILY_MODULES
+
     if not profile.target_architectures and profile.notes.startswith("learned"):
         return f"mapping: {profile.notes} (no hand profile)"
     module = next((m.__name__ for m in FAMILY_MODULES if profile in m.PROFILES), "?")
@@ -130,6 +138,9 @@ def overrides_path(args: argparse.Namespace) -> tuple[str | None, str]:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from vllm_draft_quant.checkpoint.facts import plan_from_facts
+    from vllm_draft_quant.checkpoint.overrides_file import load_overrides
+
     out = out or sys.stdout
     path, origin = overrides_path(args)
     overrides = load_overrides(path) if path else None
