@@ -40,6 +40,7 @@ from typing import Any, Literal, get_args
 from support import _formats_more
 from support._families import FAMILIES as _BASE_FAMILIES
 from support._families import Family, Linear, Plain
+from support._families_learned import LEARNED_FAMILIES
 from support._families_more import MORE_FAMILIES
 from vllm_draft_quant.demo import tensors as T
 from vllm_draft_quant.demo.checkpoint import modelopt_quant_configs
@@ -61,9 +62,9 @@ __all__ = [
 
 FamilyName = Literal[
     "step3p5", "qwen3_next", "deepseek_v3", "glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo",
-    "glm5", "qwen3_5", "glm4_moe_lite", "deepseek_v32",
+    "glm5", "qwen3_5", "glm4_moe_lite", "deepseek_v32", "ernie4_5_moe", "exaone_moe",
 ]
-FAMILIES = {**_BASE_FAMILIES, **MORE_FAMILIES}
+FAMILIES = {**_BASE_FAMILIES, **MORE_FAMILIES, **LEARNED_FAMILIES}
 Scheme = Literal["nvfp4", "fp8", "fp8_block", "mxfp4"]
 Format = Literal["bf16", "nvfp4", "fp8", "fp8_block", "mxfp4"]
 # "fp8": DeepSeek-native FP8 block (weight_scale_inv); "quark": AMD Quark MXFP4

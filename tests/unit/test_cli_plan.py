@@ -141,6 +141,16 @@ def test_bad_input_exit_2_nothing_written(case: str, command: str, tmp_path: Pat
     assert digest(tmp_path) == before and digest(source) == src_before
 
 
+def test_unprofiled_drafter_asks_for_learn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --learn, a drafter without a hand profile is one line naming it and the flag
+    (the CLI never imports vLLM unless asked; tests/integration/test_learned_drafters.py
+    runs --learn)."""
+    model = ckpt(tmp_path / "m", "ernie4_5_moe", layout="a")
+    code, _, err = run_cli(capsys, "plan", model)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "Ernie4_5_MoeForCausalLM" in err and "--learn" in err
+
+
 # ------------------------------------------------------------------- issue 18: reliability
 def _head(out: str) -> dict[str, str]:
     return next(m for m in json.loads(out)["modules"] if m["module"].endswith("shared_head.head"))

@@ -293,3 +293,53 @@ def module_prefix(module: Any) -> str | None:
         if isinstance(p, str) and p:
             return p
     return None
+
+
+# ------------------------------------------------------- the learned mapping's names
+
+
+def layer_classes() -> dict[str, Any]:
+    """vLLM's layer classes the dry run (``adapter/learn.py``) sorts a drafter's layers by."""
+    from vllm.model_executor.layers.fused_moe.routed_experts import RoutedExperts
+    from vllm.model_executor.layers.linear import LinearBase, ReplicatedLinear
+    from vllm.model_executor.layers.vocab_parallel_embedding import ParallelLMHead
+
+    return {"experts": RoutedExperts, "lm_head": ParallelLMHead, "linear": LinearBase,
+            "replicated": ReplicatedLinear}
+
+
+def default_dtype(dtype: Any) -> Any:
+    """vLLM's scoped default dtype (``model_loader/utils.py:set_default_torch_dtype``)."""
+    from vllm.utils.torch_utils import set_default_torch_dtype
+
+    return set_default_torch_dtype(dtype)
+
+
+def initialize_model(vllm_config: Any, model_config: Any, prefix: str) -> Any:
+    """Construct the model class vLLM resolves for ``model_config``
+    (``model_loader/utils.py:initialize_model``, what ``BaseModelLoader.create_model`` calls)."""
+    from vllm.model_executor.model_loader.utils import initialize_model as init
+
+    return init(vllm_config=vllm_config, model_config=model_config, prefix=prefix)
+
+
+def default_weight_loader() -> Any:
+    """The loader vLLM uses for parameters without their own
+    (``model_loader/weight_utils.py:default_weight_loader``)."""
+    from vllm.model_executor.model_loader.weight_utils import default_weight_loader as dwl
+
+    return dwl
+
+
+def speculative_architectures() -> dict[str, tuple[str, str]]:
+    """vLLM's drafter registry: draft architecture -> (module, class)
+    (``model_executor/models/registry.py:_SPECULATIVE_DECODING_MODELS``)."""
+    from vllm.model_executor.models import registry
+
+    return dict(registry._SPECULATIVE_DECODING_MODELS)
+
+
+def is_draft_load(vllm_config: Any, model_config: Any) -> bool:
+    """Whether ``model_config`` is the speculative config's draft model (not the target)."""
+    spec = getattr(vllm_config, "speculative_config", None)
+    return spec is not None and getattr(spec, "draft_model_config", None) is model_config

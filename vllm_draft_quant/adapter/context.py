@@ -50,11 +50,23 @@ class DraftBuild:
         return True, self._forced[key]
 
 
-def current() -> DraftBuild | None:
+@dataclass
+class LearnBuild:
+    """The dry run of ``adapter/learn.py``: every layer the patches see is built
+    unquantized, and whether the drafter gave it a quant config is recorded."""
+
+    given_none: dict[str, bool] = field(default_factory=dict)  # prefix -> no config given
+
+    def config_for_layer(self, prefix: str, given: Any) -> tuple[bool, Any]:
+        self.given_none[prefix] = given is None
+        return True, None
+
+
+def current() -> DraftBuild | LearnBuild | None:
     return getattr(_local, "build", None)
 
 
-def activate(build: DraftBuild | None) -> DraftBuild | None:
+def activate(build: DraftBuild | LearnBuild | None) -> DraftBuild | LearnBuild | None:
     prev = current()
     _local.build = build
     return prev

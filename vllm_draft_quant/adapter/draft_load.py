@@ -10,6 +10,7 @@ from typing import Any
 
 from vllm_draft_quant.adapter import compat, context, settings
 from vllm_draft_quant.core.plan import Plan
+from vllm_draft_quant.core.profile import DrafterProfile
 from vllm_draft_quant.core.resolver import Mode
 from vllm_draft_quant.core.schemes import DEQUANTIZABLE, Scheme, StoredFormat
 from vllm_draft_quant.errors import DraftLoadError, UnsupportedSchemeError
@@ -20,10 +21,20 @@ _PLANS: dict[tuple[Any, ...], Plan] = {}
 
 
 def draft_architecture(model_config: Any) -> str | None:
+    """The architecture of ``model_config`` a hand profile describes, if any."""
     for a in compat.architectures(model_config):
         if a in _DRAFTERS:
             return a
     return None
+
+
+def unprofiled_drafter(vllm_config: Any, model_config: Any) -> str | None:
+    """The draft architecture of a drafter load no hand profile describes: the
+    speculative config's draft model, of an architecture in vLLM's drafter registry."""
+    if not compat.is_draft_load(vllm_config, model_config):
+        return None
+    registry = compat.speculative_architectures()
+    return next((a for a in compat.architectures(model_config) if a in registry), None)
 
 
 def _model_dir(loader: Any, model_config: Any) -> Path:
@@ -50,7 +61,8 @@ def separate_draft(vllm_config: Any, draft_dir: Path, loader: Any = None) -> boo
 
 
 def plan_for(model_dir: Path, arch: str, st: settings.Settings,
-             target_layers: int | None = None) -> Plan:
+             target_layers: int | None = None,
+             profile: DrafterProfile | None = None) -> Plan:
     """The plan, cached per process by folder, drafter, mode, overrides and file times.
 
     ``target_layers``: the target's layer count, for drafters numbered after it (EAGLE3).
@@ -62,11 +74,12 @@ def plan_for(model_dir: Path, arch: str, st: settings.Settings,
         ("config.json", "hf_quant_config.json", "model.safetensors.index.json")
         if (model_dir / f).exists()
     )
-    key = (str(model_dir.resolve()), arch, st.mode, st.overrides, stamp, target_layers)
+    key = (str(model_dir.resolve()), arch, st.mode, st.overrides, stamp, target_layers,
+           profile)
     if key not in _PLANS:
         mode: Mode = "strict" if st.mode == "strict" else "auto"
         _PLANS[key] = plan(model_dir, mode=mode, overrides=st.overrides, drafter=arch,
-                           target_layers=target_layers)
+                           target_layers=target_layers, profile=profile)
     return _PLANS[key]
 
 
@@ -95,28 +108,64 @@ def wrap_load_model(orig: Callable[..., Any],
     @functools.wraps(orig)
     def load_model(self: Any, vllm_config: Any, model_config: Any, prefix: str = "") -> Any:
         arch = draft_architecture(model_config)
+        learn = arch is None
+        if learn:
+            arch = unprofiled_drafter(vllm_config, model_config)
         if arch is None:
             return orig(self, vllm_config, model_config, prefix)
         st = settings.from_env()
         if st.mode == "off":
             return orig(self, vllm_config, model_config, prefix)
-        return _load_draft(orig, self, vllm_config, model_config, prefix, arch, st, before_draft)
+        profile = None
+        if learn:
+            profile = _learned(self, vllm_config, model_config, prefix, arch, st,
+                               before_draft)
+            if profile is None:  # auto mode, could not learn: stand aside (warned)
+                return orig(self, vllm_config, model_config, prefix)
+        return _load_draft(orig, self, vllm_config, model_config, prefix, arch, st, before_draft,
+                           profile)
 
     return load_model
 
 
+def _learned(loader: Any, vllm_config: Any, model_config: Any, prefix: str, arch: str,
+             st: settings.Settings, install_patches: Callable[[], Any]) -> DrafterProfile | None:
+    """The mapping of a drafter without a hand profile, learned from vLLM (``learn.py``).
+
+    Where it cannot be learned: ``strict`` raises the one `LearnError` naming the drafter;
+    ``auto`` logs one warning and returns None (the load goes on as stock vLLM's).
+    """
+    from vllm_draft_quant.adapter.learn import learned_profile_for
+    from vllm_draft_quant.core.learned import LearnError
+
+    try:
+        return learned_profile_for(vllm_config, model_config, prefix, arch,
+                                   _model_dir(loader, model_config), install_patches)
+    except LearnError as e:
+        if st.mode == "strict":
+            raise
+        if arch not in _WARNED:
+            _WARNED.add(arch)
+            compat.logger().warning("vllm-draft-quant standing aside for %s: %s", arch, e)
+        return None
+
+
+_WARNED: set[str] = set()
+
+
 def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_config: Any,
                 prefix: str, arch: str, st: settings.Settings,
-                before_draft: Callable[[], Any]) -> Any:
+                before_draft: Callable[[], Any], learned: DrafterProfile | None = None) -> Any:
     from vllm_draft_quant.adapter import verify, weights
     from vllm_draft_quant.profiles import profile_for_draft
 
     log = compat.logger()
     draft_dir = _model_dir(loader, model_config)  # the *draft's* folder, whatever the target's
+    profile = learned or profile_for_draft(arch)
     target_layers = None
-    if profile_for_draft(arch).hidden_layers_from == "target":  # as llama_eagle3 counts
+    if profile.hidden_layers_from == "target":  # as llama_eagle3 counts
         target_layers = compat.target_num_layers(vllm_config)
-    plan = plan_for(draft_dir, arch, st, target_layers)
+    plan = plan_for(draft_dir, arch, st, target_layers, learned)
     unknown = [m.module for m in plan.modules if m.scheme is Scheme.UNKNOWN]
     if unknown:
         raise UnsupportedSchemeError(
@@ -153,8 +202,6 @@ def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_c
     build = context.DraftBuild(plan, private)
     load_weights = loader.load_weights
 
-    profile = profile_for_draft(arch)
-
     def checked_load_weights(model: Any, mc: Any) -> Any:
         with weights.weight_stream(model, profile, plan,
                                    compat.weight_block_size(private)) as dropped:  # P5
@@ -189,5 +236,6 @@ def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_c
             raise DraftLoadError(msg)
         log.warning("%s", msg)
     origin = f"; weights and plan from the separate draft checkpoint {draft_dir}" if separate else ""
-    log.info("vllm-draft-quant %s%s", _summary(plan, build), origin)
+    how = "; mapping learned from vLLM's drafter (no hand profile)" if learned else ""
+    log.info("vllm-draft-quant %s%s%s", _summary(plan, build), how, origin)
     return model

@@ -21,6 +21,12 @@ P1 ``BaseModelLoader.load_model`` (model_loader/base_loader.py)
          built on that folder's own quant config (vLLM's
          ``get_draft_quant_config``), never on the target's; for EAGLE3
          drafters the plan places layers after the target's layer count.
+         A draft architecture of vLLM's drafter registry that no hand profile
+         describes gets its mapping learned first (``learn.py``: a meta-device dry
+         run of vLLM's own drafter class and ``load_weights``, the layer patches
+         building every layer unquantized while ``context.LearnBuild`` is active),
+         then the same plan and build; ``strict`` raises one ``LearnError`` where
+         it cannot be learned, ``auto`` warns once and calls the original.
    upstream: vllm-project/vllm#28072 (exclusions vs. runtime names) and the
          per-model ``quant_config=None if fp4`` workarounds.
    remove when: vLLM maps draft exclusions to runtime names for every drafter.

@@ -60,8 +60,12 @@ class CheckpointFacts:
 
 
 def load_facts(model: str | os.PathLike[str], *, drafter: str | None = None,
-               target_layers: int | None = None) -> CheckpointFacts:
+               target_layers: int | None = None,
+               profile: DrafterProfile | None = None) -> CheckpointFacts:
     """Read a model folder's configs and index, and place its draft layers.
+
+    ``profile``: plan with this profile instead of looking one up (a mapping learned
+    from vLLM, `core.learned.learned_profile`).
 
     ``target_layers`` is the target model's ``num_hidden_layers``; only profiles whose
     draft layers vLLM numbers after the target's (``hidden_layers_from="target"``,
@@ -71,7 +75,9 @@ def load_facts(model: str | os.PathLike[str], *, drafter: str | None = None,
     check_settled(model_dir)
     cfg_path = model_dir / "config.json"
     config = load_json_object(cfg_path, what="model config")
-    if drafter is not None:
+    if profile is not None:
+        pass
+    elif drafter is not None:
         profile = profile_for_draft(drafter)
     else:
         archs = config.get("architectures")

@@ -11,6 +11,7 @@ from vllm_draft_quant.checkpoint.locate import locate_model
 from vllm_draft_quant.checkpoint.overrides_file import load_overrides
 from vllm_draft_quant.checkpoint.speculative import draft_source
 from vllm_draft_quant.core.plan import Plan
+from vllm_draft_quant.core.profile import DrafterProfile
 from vllm_draft_quant.core.resolver import Mode
 from vllm_draft_quant.errors import ConfigError
 
@@ -30,6 +31,7 @@ def plan(
     speculative_config: str | Mapping[str, Any] | None = None,
     revision: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    profile: DrafterProfile | None = None,
 ) -> Plan:
     """Plan the precision of every draft module of the checkpoint in ``model``.
 
@@ -43,6 +45,8 @@ def plan(
     ``model`` is then the *target*, and the plan is the one of the drafter that config
     loads: from ``speculative_config["model"]``'s own tensors and configs when it names
     another folder (`checkpoint.speculative`), never from the target's quant config.
+    ``profile``: plan with this drafter profile instead of the registry's (the adapter
+    passes one learned from vLLM for a drafter without a hand profile).
     In ``strict`` mode any disagreement between config and tensors raises
     `ConflictError`; in ``auto`` mode the tensors win and the plan records it.
     """
@@ -56,5 +60,5 @@ def plan(
         model = src.draft_dir
         drafter = drafter or src.drafter
         target_layers = src.target_layers if target_layers is None else target_layers
-    facts = load_facts(model, drafter=drafter, target_layers=target_layers)
+    facts = load_facts(model, drafter=drafter, target_layers=target_layers, profile=profile)
     return plan_from_facts(facts, mode=mode, overrides=overrides)

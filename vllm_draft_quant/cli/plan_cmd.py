@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
     from vllm_draft_quant.checkpoint.facts import CheckpointFacts
     from vllm_draft_quant.checkpoint.speculative import DraftSource
     from vllm_draft_quant.core.plan import Conflict, ModuleDecision, Plan
+    from vllm_draft_quant.core.profile import DrafterProfile
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "overrides_path", "render", "run"]
 
@@ -37,11 +38,17 @@ the plan is the one of the drafter that config loads: from the draft checkpoint 
 by "model" when it is another folder (its own tensors and config, never the target's
 quantization config), e.g. MTP layers from a BF16 original next to a quantized target,
 or an EAGLE3 draft. The table then says which checkpoint folder and file each draft
-module's weights are read from."""
+module's weights are read from.
+
+The plan says which name mapping it used: a hand profile (vllm_draft_quant/profiles/),
+or, with --learn for a drafter without one, the mapping learned from the installed
+vLLM's own drafter code, as the plugin learns it at load time (this imports vLLM in a
+subprocess, tens of seconds; without --learn such a drafter is an error naming it)."""
 EXAMPLES = """\
   vllm-draft-quant plan /models/Step-3.7-Flash-NVFP4
   vllm-draft-quant plan stepfun-ai/Step-3.7-Flash-NVFP4 --revision main --json > plan.json
   vllm-draft-quant plan ./ckpt --mode strict --verbose
+  vllm-draft-quant plan /models/ERNIE-4.5-21B-A3B-NVFP4 --learn   # no hand profile
   vllm-draft-quant plan ./ckpt --overrides overrides.yaml --drafter Step3p5MTP
   vllm-draft-quant plan /models/Qwen3-Next-NVFP4 \\
       --speculative-config '{"method": "mtp", "model": "/models/Qwen3-Next-BF16"}'
@@ -65,10 +72,73 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "VLLM_DRAFT_QUANT_OVERRIDES, which vLLM reads too)")
     p.add_argument("--drafter", metavar="ARCH",
                    help="force the vLLM draft architecture (e.g. Step3p5MTP)")
+    p.add_argument("--learn", action="store_true",
+                   help="for a drafter without a hand profile, learn its name mapping from the "
+                        "installed vLLM's drafter code (imports vLLM in a subprocess, tens of "
+                        "seconds; the plugin does the same in-process at load time)")
     p.add_argument("--speculative-config", metavar="JSON",
                    help="vLLM's speculative config (same JSON as its flag, or its dotted form "
                         "--speculative-config.KEY VALUE); MODEL is then the target and the "
                         "draft is planned from the checkpoint it names")
+
+
+def _facts(args: argparse.Namespace) -> tuple[CheckpointFacts, DraftSource | None]:
+    """The facts of the drafter to plan: with its hand profile, else with the mapping
+    learned from vLLM (`cli._learn`: a subprocess; only then is vLLM imported)."""
+    from pathlib import Path
+
+    from vllm_draft_quant.checkpoint.facts import load_facts
+    from vllm_draft_quant.checkpoint.speculative import draft_source
+    from vllm_draft_quant.cli._learn import learned_profile_of
+    from vllm_draft_quant.core.learned import LearnError
+    from vllm_draft_quant.core.speculative import parse_speculative_config
+    from vllm_draft_quant.errors import UnknownDrafterError
+    from vllm_draft_quant.repair.writer import settle
+
+    spec = getattr(args, "speculative_config", None)
+    model = model_dir(args)
+    try:
+        if spec is not None:
+            source = draft_source(model, spec)
+            for folder in dict.fromkeys((source.target_dir, source.draft_dir)):
+                note(settle(folder))
+            return load_facts(source.draft_dir, drafter=args.drafter or source.drafter,
+                              target_layers=source.target_layers), source
+        note(settle(model))
+        return load_facts(model, drafter=args.drafter), None
+    except UnknownDrafterError as e:
+        if isinstance(e, LearnError):
+            raise
+        if not getattr(args, "learn", False):
+            raise UnknownDrafterError(
+                f"{e} Or let vllm-draft-quant learn the drafter's mapping from the installed "
+                "vLLM: add --learn (imports vLLM in a subprocess).") from None
+        engine_args = {"speculative_config": parse_speculative_config(spec)} if spec else None
+        profile = learned_profile_of(str(model), origin=str(args.model),
+                                     engine_args=engine_args, note=sys.stderr)
+        draft = Path(profile_source_dir(str(model), spec))
+        return load_facts(draft, profile=profile), None
+
+
+def profile_source_dir(model: str, spec: str | None) -> str:
+    """The folder a learned drafter's weights come from (its ``model``, else the target)."""
+    from vllm_draft_quant.core.speculative import parse_speculative_config
+
+    if spec:
+        parsed = parse_speculative_config(spec)
+        if isinstance(parsed.get("model"), str):
+            return str(parsed["model"])
+    return model
+
+
+def mapping_origin(profile: DrafterProfile) -> str:
+    """Which mapping the plan used: a hand profile's file, or the one learned from vLLM."""
+    from vllm_draft_quant.profiles import FAMILY_MODULES
+
+    if not profile.target_architectures and profile.notes.startswith("learned"):
+        return f"mapping: {profile.notes} (no hand profile)"
+    module = next((m.__name__ for m in FAMILY_MODULES if profile in m.PROFILES), "?")
+    return f"mapping: hand profile {module.replace('.', '/')}.py"
 
 
 def overrides_path(args: argparse.Namespace) -> tuple[str | None, str]:
@@ -81,31 +151,21 @@ def overrides_path(args: argparse.Namespace) -> tuple[str | None, str]:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
+    from vllm_draft_quant.checkpoint.facts import plan_from_facts
     from vllm_draft_quant.checkpoint.overrides_file import load_overrides
-    from vllm_draft_quant.checkpoint.speculative import draft_source
     from vllm_draft_quant.core.resolver import strict_error
-    from vllm_draft_quant.repair.writer import settle
 
     out = out or sys.stdout
     path, origin = overrides_path(args)
     overrides = load_overrides(path) if path else None
-    source: DraftSource | None = None
-    model = model_dir(args)
-    if getattr(args, "speculative_config", None) is not None:
-        source = draft_source(model, args.speculative_config)
-        for folder in dict.fromkeys((source.target_dir, source.draft_dir)):
-            note(settle(folder))
-        facts = load_facts(source.draft_dir, drafter=args.drafter or source.drafter,
-                           target_layers=source.target_layers)
-    else:
-        note(settle(model))
-        facts = load_facts(model, drafter=args.drafter)
+    facts, source = _facts(args)
     plan = plan_from_facts(facts, mode=args.mode, overrides=overrides, raise_conflicts=False)
     said = f"overrides: {path} (from {origin})" if path else ""
     if args.json:
         if said:
             sys.stderr.write(f"note: {said}\n")
+        if facts.profile.notes.startswith("learned"):
+            sys.stderr.write(mapping_origin(facts.profile) + "\n")
         out.write(json_document("plan", plan.model_dump(mode="json")) + "\n")
     else:
         if said:
@@ -172,6 +232,7 @@ def render(facts: CheckpointFacts, plan: Plan, out: TextIO,
     """
     numbers, per_module = _causes(plan)
     out.write(f"{plan.drafter} draft plan ({plan.mode} mode): {facts.model_dir}\n")
+    out.write(mapping_origin(facts.profile) + "\n")
     if source is not None:
         out.write(_origin(source) + "\n")
     for line in _layer_lines(facts, plan):

@@ -1,0 +1,229 @@
+"""Learn a drafter's name mapping from vLLM's own code: a dry run on the meta device.
+
+For a draft architecture without a hand profile, P1 (``draft_load.py``) asks
+`learned_profile` before it builds the drafter for real:
+
+1. **Construct** the drafter class vLLM resolved (``initialize_model``) on PyTorch's meta
+   device (no weight memory), on a private copy of the draft's ``VllmConfig`` (its own
+   quant-config copy and a fresh ``static_forward_context``, so nothing of the real build
+   or of the target is touched). While it is built the layer patches (P2-P4) see a
+   `context.LearnBuild`: every linear, expert and head layer is built unquantized and
+   its prefix, class and whether the drafter passed it a quant config are recorded.
+2. **Load** with the drafter's own ``load_weights`` on meta placeholders shaped and typed
+   from the safetensors headers (every tensor of the checkpoint except quantization side
+   tensors, see `core.learned.fed_name`). Each parameter's ``weight_loader`` is replaced
+   by a recorder that notes which checkpoint tensor reached it with which shard/expert id
+   and copies nothing. The drafter's completeness check is off for the dry run (vLLM's
+   own scoped switch).
+3. `core.learned.learned_profile` turns the record into an ordinary `DrafterProfile`
+   (absolute modules), which the planner uses exactly like a hand profile.
+
+Deterministic (same vLLM code, same headers -> same profile in every worker); cached per
+process by checkpoint and drafter. The kinds: ``RoutedExperts`` -> experts,
+``ParallelLMHead`` -> lm_head (fixed when the drafter gives it no quant config, as the
+Qwen3-Next and MiMo heads), a ``ReplicatedLinear`` the drafter builds with no quant
+config (routers) -> fixed, any other ``LinearBase`` -> linear (a drafter that passes
+``None`` to a general linear layer only under some configs, e.g. Qwen's ``mtp.fc`` under
+``modelopt_fp4``, is a workaround the plan overrides from the stored tensors), a plain
+``torch.nn.Linear`` -> plain. Embeddings that are not heads are left out (shared with
+the target after loading, never quantized by the exports).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from vllm_draft_quant.adapter import compat, context
+from vllm_draft_quant.core.learned import (
+    Feed,
+    LearnedLayer,
+    LearnError,
+    Observation,
+    fed_name,
+    learned_profile,
+)
+from vllm_draft_quant.core.profile import DrafterProfile
+from vllm_draft_quant.core.schemes import ModuleKind
+
+__all__ = ["learned_profile_for", "observe"]
+
+_CACHE: dict[tuple[Any, ...], DrafterProfile] = {}
+
+#: safetensors dtype -> torch dtype name, for the placeholders
+_DTYPES = {
+    "BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64",
+    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "U8": "uint8", "I8": "int8",
+    "I16": "int16", "I32": "int32", "I64": "int64", "BOOL": "bool",
+}
+
+
+def _stamp(model_dir: Path) -> tuple[Any, ...]:
+    return tuple(
+        (f.name, f.stat().st_mtime_ns, f.stat().st_size)
+        for f in sorted(model_dir.iterdir())
+        if f.suffix in (".json", ".safetensors")
+    )
+
+
+def learned_profile_for(vllm_config: Any, model_config: Any, prefix: str, arch: str,
+                        draft_dir: Path, install_patches: Callable[[], Any]) -> DrafterProfile:
+    """The learned profile of the drafter ``model_config`` describes (cached per process)."""
+    key = (str(draft_dir.resolve()), arch, _stamp(draft_dir), prefix)
+    if key not in _CACHE:
+        obs = observe(vllm_config, model_config, prefix, arch, draft_dir, install_patches)
+        _CACHE[key] = learned_profile(obs, origin=str(draft_dir))
+    return _CACHE[key]
+
+
+def _placeholders(draft_dir: Path, current: list[str],
+                  ids: dict[int, tuple[Any, str]]) -> Iterator[tuple[str, Any]]:
+    import torch
+
+    from vllm_draft_quant.checkpoint.index import CheckpointFiles
+
+    files = CheckpointFiles(draft_dir)
+    names = files.weight_names()
+    infos = files.tensors(names)
+    for name in sorted(names):
+        fed = fed_name(name)
+        if fed is None:
+            continue
+        info = infos[name]
+        dtype = getattr(torch, _DTYPES.get(info.dtype, "bfloat16"))
+        t = torch.empty(info.shape, dtype=dtype, device="meta")
+        ids[id(t)] = (t, name)  # the tensor is kept alive, so its id stays its own
+        current[0] = name
+        yield fed, t
+
+
+def _origin(t: Any, ids: dict[int, tuple[Any, str]]) -> str | None:
+    """The checkpoint tensor a placeholder (or a view of one) came from."""
+    while t is not None:
+        hit = ids.get(id(t))
+        if hit is not None and hit[0] is t:
+            return hit[1]
+        t = getattr(t, "_base", None)
+    return None
+
+
+def _recorder(param_name: str, original: Any, feeds: list[Feed], current: list[str],
+              ids: dict[int, tuple[Any, str]]) -> Any:
+    try:
+        sig: inspect.Signature | None = inspect.signature(original)
+    except (TypeError, ValueError):
+        sig = None
+
+    def weight_loader(param: Any, loaded_weight: Any, *args: Any, **kwargs: Any) -> Any:
+        bound: dict[str, Any] = dict(kwargs)
+        if sig is not None:
+            with contextlib.suppress(TypeError):
+                bound = dict(sig.bind_partial(param, loaded_weight, *args, **kwargs).arguments)
+        shard = bound.get("shard_id", bound.get("loaded_shard_id"))
+        if shard is None and args and isinstance(args[-1], (str, int)) and sig is None:
+            shard = args[-1]
+        expert = bound.get("expert_id")
+        # the placeholder itself (a loader that buffers the stream, as EAGLE3's does,
+        # has read past it), else the tensor the stream yielded last
+        tensor = _origin(loaded_weight, ids) or current[0]
+        feeds.append(Feed(tensor=tensor, param=param_name,
+                          shard=None if shard is None else str(shard),
+                          expert=None if expert is None else int(expert)))
+        return True if bound.get("return_success") else None
+
+    return weight_loader
+
+
+def _dry_config(vllm_config: Any) -> Any:
+    """A copy of the draft's VllmConfig whose mutable registries are the dry run's own."""
+    dry = copy.copy(vllm_config)
+    dry.quant_config = compat.private_copy(vllm_config.quant_config)
+    cc = copy.copy(vllm_config.compilation_config)
+    for attr, fresh in (("static_forward_context", dict), ("static_all_moe_layers", list)):
+        if hasattr(cc, attr):
+            setattr(cc, attr, fresh())
+    if isinstance(getattr(cc, "splitting_ops", None), list):
+        cc.splitting_ops = list(cc.splitting_ops)
+    dry.compilation_config = cc
+    return dry
+
+
+def _kinds(model: Any, given_none: dict[str, bool]) -> list[LearnedLayer]:
+    import torch
+
+    classes = compat.layer_classes()
+    out: list[LearnedLayer] = []
+    for path, module in model.named_modules():
+        cls = type(module).__name__
+        if isinstance(module, classes["experts"]):
+            out.append(LearnedLayer(path=path, prefix=module.layer_name,
+                                    kind=ModuleKind.EXPERTS, layer_class=cls))
+        elif isinstance(module, classes["lm_head"]):
+            fixed = given_none.get(module.prefix)  # a head built with no quant config
+            out.append(LearnedLayer(path=path, prefix=module.prefix,
+                                    kind=ModuleKind.FIXED if fixed else ModuleKind.LM_HEAD,
+                                    layer_class=cls))
+        elif isinstance(module, classes["linear"]):
+            fixed = isinstance(module, classes["replicated"]) and given_none.get(module.prefix)
+            out.append(LearnedLayer(path=path, prefix=module.prefix,
+                                    kind=ModuleKind.FIXED if fixed else ModuleKind.LINEAR,
+                                    layer_class=cls))
+        elif isinstance(module, torch.nn.Linear):
+            out.append(LearnedLayer(path=path, prefix=path, kind=ModuleKind.PLAIN,
+                                    layer_class=cls))
+    return out
+
+
+def observe(vllm_config: Any, model_config: Any, prefix: str, arch: str,
+            draft_dir: Path, install_patches: Callable[[], Any]) -> Observation:
+    """Build the drafter on the meta device and run its ``load_weights`` on placeholders.
+
+    ``install_patches`` installs the layer patches P2-P4 (``patches.apply_layer_patches``,
+    passed in: ``patches`` imports this module's caller). Raises `LearnError` naming the
+    drafter if vLLM's own code fails on the dry run.
+    """
+    import torch
+
+    install_patches()
+    dry = _dry_config(vllm_config)
+    learn = context.LearnBuild()
+    prev = context.activate(learn)
+    cls_name = ""
+    try:
+        with compat.default_dtype(model_config.dtype), torch.device("meta"):
+            model = compat.initialize_model(dry, model_config, prefix)
+        cls_name = type(model).__name__
+    except Exception as e:
+        raise LearnError(
+            f"{draft_dir}: cannot learn how vLLM's {arch} maps checkpoint names: building it "
+            f"on the meta device failed ({type(e).__name__}: {str(e).splitlines()[0][:300]})."
+            " Set VLLM_DRAFT_QUANT=off to load it as stock vLLM does, or add a profile "
+            "(vllm_draft_quant/profiles/README.md).") from e
+    finally:
+        context.activate(prev)
+    layers = _kinds(model, learn.given_none)
+    feeds: list[Feed] = []
+    current = [""]
+    ids: dict[int, tuple[Any, str]] = {}
+    for pname, p in model.named_parameters():
+        original = getattr(p, "weight_loader", None) or compat.default_weight_loader()
+        with contextlib.suppress(AttributeError, TypeError):
+            p.weight_loader = _recorder(pname, original, feeds, current, ids)
+    try:
+        with compat.mtp_completeness_check_disabled(), torch.device("meta"):
+            model.load_weights(_placeholders(draft_dir, current, ids))
+    except Exception as e:
+        raise LearnError(
+            f"{draft_dir}: cannot learn how vLLM's {arch} maps checkpoint names: its "
+            f"load_weights failed on the dry run ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:300] if str(e) else ''}). Set VLLM_DRAFT_QUANT=off to "
+            "load it as stock vLLM does, or add a profile "
+            "(vllm_draft_quant/profiles/README.md).") from e
+    del model
+    return Observation(drafter=arch, drafter_class=cls_name, vllm=compat.vllm_version(),
+                       layers=tuple(sorted(layers, key=lambda x: x.path)),
+                       feeds=tuple(feeds))
