@@ -77,15 +77,22 @@ def load_facts(model: str | os.PathLike[str], *, drafter: str | None = None,
 
 def draft_dtypes(facts: CheckpointFacts) -> dict[str, str]:
     """``{draft tensor name: safetensors dtype}`` from the headers of the shards holding them."""
+    return {n: dtype for n, (dtype, _) in _draft_headers(facts).items()}
+
+
+def _draft_headers(facts: CheckpointFacts) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """``{draft tensor name: (dtype, shape)}`` from the headers of the shards holding them."""
     draft = [n for n in facts.files.weight_names() if facts.names.is_draft_name(n)]
     if not draft:
         return {}
     infos = facts.files.tensors(draft)
-    return {n: infos[n].dtype for n in draft}
+    return {n: (infos[n].dtype, tuple(infos[n].shape)) for n in draft}
 
 
 def plan_from_facts(facts: CheckpointFacts, *, mode: Mode = "auto",
                     overrides: Overrides | None = None) -> Plan:
     """The plan of ``facts``' drafter (`core.resolver.resolve` on its draft tensors)."""
-    return resolve(facts.names, facts.intent, draft_dtypes(facts), mode=mode,
-                   overrides=overrides, origin=str(facts.model_dir))
+    headers = _draft_headers(facts)
+    return resolve(facts.names, facts.intent, {n: d for n, (d, _) in headers.items()},
+                   mode=mode, overrides=overrides, origin=str(facts.model_dir),
+                   shapes={n: s for n, (_, s) in headers.items()})

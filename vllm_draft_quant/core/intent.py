@@ -49,8 +49,10 @@ class QuantIntent:
 
     @classmethod
     def of(cls, fmt: QuantFormat, reading: ConfigReading, origin: str, method: str) -> QuantIntent:
+        heads = fmt.quantizes_lm_heads if reading.quantizes_lm_heads is None \
+            else reading.quantizes_lm_heads
         return cls(fmt.name, reading.scheme, reading.exclusions, origin, method, reading.groups,
-                   reading.per_module, fmt.quantizes_lm_heads)
+                   reading.per_module, heads)
 
     def decide(self, checkpoint_names: Sequence[str], runtime_name: str, kind: ModuleKind) -> Intent:
         """What the config intends for one runtime module.

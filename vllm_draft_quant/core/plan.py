@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vllm_draft_quant.core.schemes import Group, ModuleKind, Scheme, StoredFormat
+from vllm_draft_quant.core.schemes import Group, IntLayout, ModuleKind, Scheme, StoredFormat
 
 __all__ = ["Conflict", "ModuleDecision", "Plan", "Source"]
 
@@ -38,6 +38,8 @@ class ModuleDecision(_Frozen):
     stored: StoredFormat = Field(default=StoredFormat.UNKNOWN, exclude=True)
     kind: ModuleKind = Field(default=ModuleKind.LINEAR, exclude=True)
     group: Group | Literal[""] = Field(default="", exclude=True)
+    # packed integers: bits and group size read from the shapes (the reason says them)
+    layout: IntLayout | None = Field(default=None, exclude=True)
 
 
 class Conflict(_Frozen):

@@ -89,7 +89,8 @@ class _Found:
     shards: set[int]
 
 
-def _collect(names: NameMap, dtypes: Mapping[str, str], origin: str) -> dict[str, _Found]:
+def _collect(names: NameMap, dtypes: Mapping[str, str], origin: str,
+             shapes: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, _Found]:
     """Evidence per runtime module from ``{draft tensor name: safetensors dtype}``."""
     layer_roots = tuple(f"{layer.checkpoint_root}." for layer in names.layers)
     if names.layers and not any(names.canonical(n).startswith(layer_roots) for n in dtypes):
@@ -108,7 +109,8 @@ def _collect(names: NameMap, dtypes: Mapping[str, str], origin: str) -> dict[str
         if hit is None:
             continue
         rm, shard, _ = hit
-        ev = classify(module, {t: dtypes[t] for t in tensors})
+        ev = classify(module, {t: dtypes[t] for t in tensors},
+                      None if shapes is None else {t: shapes[t] for t in tensors if t in shapes})
         f = found.setdefault(rm.prefix, _Found([], set()))
         f.evidence.append(ev)
         f.shards.add(shard)
@@ -117,6 +119,10 @@ def _collect(names: NameMap, dtypes: Mapping[str, str], origin: str) -> dict[str
 
 def _stored(found: _Found) -> tuple[StoredFormat, str]:
     formats = {e.format for e in found.evidence}
+    layouts = {e.layout for e in found.evidence}
+    if len(formats) == 1 and len(layouts) > 1:
+        parts = sorted({f"{e.module.rsplit('.', 1)[-1]}: {e.layout}" for e in found.evidence})
+        return StoredFormat.UNKNOWN, "shards packed differently: " + "; ".join(parts[:8])
     if len(formats) == 1:
         fmt = formats.pop()
         ex = found.evidence[0]
@@ -175,12 +181,14 @@ def _decide(rm: RuntimeModule, found: _Found, intent: QuantIntent | None,
     decision = ModuleDecision(
         module=rm.prefix, scheme=scheme, source=source, reason=reason,
         checkpoint_tensors=tensors, stored=stored, kind=kind, group=rm.spec.group,
+        layout=found.evidence[0].layout if stored is not StoredFormat.UNKNOWN else None,
     )
     return decision, conflicts
 
 
 def resolve(names: NameMap, intent: QuantIntent | None, dtypes: Mapping[str, str], *,
-            mode: Mode = "auto", overrides: Overrides | None = None, origin: str = "") -> Plan:
+            mode: Mode = "auto", overrides: Overrides | None = None, origin: str = "",
+            shapes: Mapping[str, tuple[int, ...]] | None = None) -> Plan:
     """The plan for the drafter ``names`` places, from its draft tensors' header dtypes.
 
     ``dtypes`` maps every draft tensor name (`NameMap.is_draft_name`) to its safetensors
@@ -190,7 +198,7 @@ def resolve(names: NameMap, intent: QuantIntent | None, dtypes: Mapping[str, str
     """
     if mode not in ("auto", "strict"):
         raise ConfigError(f"mode must be 'auto' or 'strict', got {mode!r}")
-    found = _collect(names, dtypes, origin)
+    found = _collect(names, dtypes, origin, shapes)
     present = {names.canonical(e.module) for f in found.values() for e in f.evidence}
     decisions: list[ModuleDecision] = []
     conflicts: list[Conflict] = []
