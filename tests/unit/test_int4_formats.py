@@ -202,3 +202,33 @@ def test_runtime_scheme_of_gptq_and_awq_configs() -> None:
         assert fmt is not None
         assert fmt.runtime_scheme(name, {"weight_bits": 4}) is Scheme.INT4
         assert fmt.runtime_scheme(name, {"weight_bits": 8}) is Scheme.UNKNOWN
+
+
+# ------------------------------------------------------------------ per-layer configs
+def test_quark_layer_quant_config_per_layer_then_global() -> None:
+    qc = {"quant_method": "quark", "global_quant_config": {"weight": {"dtype": "fp4"}},
+          "layer_quant_config": {"mtp.layers.0.mlp.experts.*": {"weight": {"dtype": "uint4"}},
+                                 "mtp.fc": {"weight": None}},
+          "exclude": ["lm_head"]}
+    assert decide(qc, "mtp.layers.0.mlp.experts.0.up_proj") is Scheme.INT4
+    assert decide(qc, "mtp.fc") is Scheme.UNQUANTIZED
+    assert decide(qc, "mtp.layers.0.self_attn.o_proj") is Scheme.MXFP4
+    assert decide(qc, "lm_head", ModuleKind.LM_HEAD) is Scheme.UNQUANTIZED
+
+
+def test_modelopt_mixed_precision_fp8_block_experts() -> None:
+    hf = {"quantization": {"quant_algo": "MIXED_PRECISION", "kv_cache_quant_algo": None,
+                           "quantized_layers": {
+                               "model.layers.0.self_attn.o_proj": {"quant_algo": "NVFP4"},
+                               "mtp.layers.0.mlp.experts.0.up_proj": {"quant_algo": "FP8_PB_WO"},
+                               "mtp.layers.0.mlp.experts.1.up_proj": {
+                                   "quant_algo": "fp8_block_scales"},
+                               "mtp.fc": {"quant_algo": "W4A16_NVFP4"}}}}
+    intent = intent_from_configs(hf, None)
+    assert intent is not None
+    experts = ["mtp.layers.0.mlp.experts.0.up_proj", "mtp.layers.0.mlp.experts.1.up_proj"]
+    got = intent.decide(experts, "mtp.layers.0.mlp.experts", ModuleKind.EXPERTS)
+    assert got.scheme is Scheme.FP8_BLOCK
+    assert intent.decide(["mtp.fc"], "mtp.fc", LIN).scheme is Scheme.NVFP4
+    assert intent.decide(["mtp.layers.0.self_attn.o_proj"], "mtp.layers.0.self_attn.o_proj",
+                         LIN).scheme is Scheme.UNQUANTIZED

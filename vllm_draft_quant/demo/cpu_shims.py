@@ -76,6 +76,20 @@ Ledger
    class. Weight creation, loading and post-load processing are the Quark methods'
    own; a forward pass would still need amd-quark (and Triton on a GPU).
 
+6. ``wna16-moe-cpu``
+   What: makes ``select_wna16_moe_backend`` return vLLM's own CPU backend
+   (``WNA16MoEBackend.CPU``, ``CPUExpertsInt4``) when it finds none.
+   Why: ``fused_moe/oracle/int_wna16.py:select_wna16_moe_backend`` offers only
+   ``ZEN_CPU`` (AOCL, off unless ``VLLM_CPU_INT4_W4A8``) and ``CPU``, whose experts
+   require AMX tiles (``cpu_moe.py:CPUExpertsInt4._supports_current_device``); on
+   other CPUs every GPTQ/AWQ/compressed-tensors INT4 MoE raises "No WNA16 MoE backend
+   supports the deployment configuration" at construction.
+   How: as shim 2, the name in each module that imported it (``auto_gptq.py``,
+   ``auto_awq.py``, ``moe_wna16.py``, ``compressed_tensors_moe_wna16.py``,
+   ``quark_moe.py``) tries the original and, when it raises, returns the CPU backend
+   and its experts class. Weight creation and loading are the INT4 MoE methods' own;
+   the CPU kernel's post-load repack is a CUDA-wheel-only op (tolerated by shim 3).
+
 ``POST_LOAD_CPU_GAPS`` (read by shim 3): post-load failures that only mean "no CPU
 kernel for this shape", tolerated like CUDA-only ops. ``Unsupported FP8 MoE backend:
 NONE``: vLLM's CPU FP8 MoE experts take 128x128 blocks only, the factory writes
@@ -291,12 +305,37 @@ def _mxfp4_moe_emulation_fallback() -> None:
     )
 
 
+_WNA16_IMPORTERS = (
+    "vllm.model_executor.layers.quantization.auto_gptq",
+    "vllm.model_executor.layers.quantization.auto_awq",
+    "vllm.model_executor.layers.quantization.moe_wna16",
+    "vllm.model_executor.layers.quantization.compressed_tensors.compressed_tensors_moe."
+    "compressed_tensors_moe_wna16",
+    "vllm.model_executor.layers.quantization.quark.quark_moe",
+)
+
+
+def _wna16_moe_cpu() -> None:
+    import importlib
+
+    from vllm.model_executor.layers.fused_moe.oracle import int_wna16 as oracle
+
+    fallback = _emulation_fallback(oracle.select_wna16_moe_backend,
+                                   oracle.WNA16MoEBackend.CPU, oracle)
+    for modname in _WNA16_IMPORTERS:
+        mod = importlib.import_module(modname)
+        select = getattr(mod, "select_wna16_moe_backend", None)
+        if select is not None and getattr(select, "__wrapped__", None) is None:
+            mod.select_wna16_moe_backend = fallback
+
+
 SHIMS: dict[str, Callable[[], None]] = {
     "nvfp4-linear-cpu": _nvfp4_linear_cpu,
     "nvfp4-moe-emulation": _nvfp4_moe_emulation,
     "post-load-tolerance": _post_load_tolerance,
     "fp8-block-linear-cpu": _fp8_block_linear_cpu,
     "mxfp4-emulation-cpu": _mxfp4_emulation_cpu,
+    "wna16-moe-cpu": _wna16_moe_cpu,
 }
 
 
