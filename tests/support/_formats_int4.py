@@ -106,3 +106,32 @@ def quant_config(producer: str, exclusions: list[str], target_excl: list[str]) -
                 "extra_config": {(_regex(e) if "*" in e else e): {"bits": 16}
                                  for e in exclusions}}
     raise ValueError(f"producer {producer!r} is not one of {INT4_PRODUCERS}")
+
+
+def _read_raw(path: Any) -> list[tuple[str, T.RawTensor]]:
+    """Every tensor of a safetensors file, as written (dtype, shape, bytes)."""
+    import json
+
+    blob = path.read_bytes()
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    header.pop("__metadata__", None)
+    body = blob[8 + n:]
+    return [(name, T.RawTensor(h["dtype"], tuple(h["shape"]),
+                               body[h["data_offsets"][0]:h["data_offsets"][1]]))
+            for name, h in header.items()]
+
+
+def with_mtp_of(dst: Any, base: Any, mtp_from: Any, is_mtp: Any) -> None:
+    """Write ``dst``: ``base``'s config and target tensors, ``mtp_from``'s draft tensors
+    (``is_mtp(name)``), e.g. an INT4 MTP inside an NVFP4 or BF16 export. Both are
+    single-file checkpoints of the same family."""
+    import shutil
+
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in base.iterdir():
+        if f.suffix == ".json":
+            shutil.copy(f, dst / f.name)
+    target = [(n, t) for n, t in _read_raw(base / "model.safetensors") if not is_mtp(n)]
+    draft = [(n, t) for n, t in _read_raw(mtp_from / "model.safetensors") if is_mtp(n)]
+    T.write_safetensors(dst / "model.safetensors", [*target, *draft], {"format": "pt"})
