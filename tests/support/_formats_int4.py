@@ -18,10 +18,13 @@ loaded parameter can be compared with the checkpoint's bytes. Exclusions, in eac
 producer's own field and grammar:
 
 - ``gptq``: ``dynamic`` ``-:`` regexes (GPTQModel's opt-out): a wildcard ``mtp*`` as
-  ``-:mtp\\..*``-style regexes, exact names escaped (``re.match``: a prefix);
+  ``-:mtp\\..*``-style regexes, exact names escaped (``re.match``: a prefix); no
+  ``dynamic`` key without exclusions (``"dynamic": null`` makes vLLM 0.33's Qwen3.5 MTP
+  raise ``TypeError`` in ``qwen3_5_mtp.py``, plugin on or off);
 - ``awq``: ``modules_to_not_convert`` (substring; a wildcard becomes its stem);
 - ``auto-round``: ``extra_config`` ``{name: {"bits": 16}}`` (a wildcard becomes a
-  regex key);
+  regex key), also for the target's BF16 linears (routers, ``in_proj_ba``), as AutoRound
+  lists the layers it skipped;
 - ``compressed-tensors``: ``ignore`` (exact names, ``re:``), as for its other schemes.
 
 vLLM's GPTQ/AWQ/INC configs never quantize a ``ParallelLMHead`` unless ``lm_head`` is
@@ -94,7 +97,7 @@ def quant_config(producer: str, exclusions: list[str], target_excl: list[str]) -
     if producer == "gptq":
         return {"quant_method": "gptq", "bits": 4, "group_size": GROUP, "desc_act": False,
                 "sym": True, "lm_head": False, "checkpoint_format": "gptq",
-                "dynamic": {f"-:{_regex(e)}": {} for e in exclusions} or None}
+                **({"dynamic": {f"-:{_regex(e)}": {} for e in exclusions}} if exclusions else {})}
     if producer == "awq":
         return {"quant_method": "awq", "bits": 4, "group_size": GROUP, "zero_point": True,
                 "version": "gemm",
@@ -104,7 +107,7 @@ def quant_config(producer: str, exclusions: list[str], target_excl: list[str]) -
                 "data_type": "int", "packing_format": "auto_round:auto_gptq",
                 "autoround_version": "0.8.0",
                 "extra_config": {(_regex(e) if "*" in e else e): {"bits": 16}
-                                 for e in exclusions}}
+                                 for e in [*target_excl, *exclusions]}}
     raise ValueError(f"producer {producer!r} is not one of {INT4_PRODUCERS}")
 
 

@@ -78,7 +78,9 @@ Ledger
 
 6. ``wna16-moe-cpu``
    What: makes ``select_wna16_moe_backend`` return vLLM's own CPU backend
-   (``WNA16MoEBackend.CPU``, ``CPUExpertsInt4``) when it finds none.
+   (``WNA16MoEBackend.CPU``, ``CPUExpertsInt4``) when it finds none; lets vLLM's
+   ``CPUWNA16LinearKernel`` take output/input sizes that are not multiples of 32; and
+   builds AutoRound (INC) INT4 experts with the method vLLM builds for them on GPUs.
    Why: ``fused_moe/oracle/int_wna16.py:select_wna16_moe_backend`` offers only
    ``ZEN_CPU`` (AOCL, off unless ``VLLM_CPU_INT4_W4A8``) and ``CPU``, whose experts
    require AMX tiles (``cpu_moe.py:CPUExpertsInt4._supports_current_device``); on
@@ -89,6 +91,15 @@ Ledger
    ``quark_moe.py``) tries the original and, when it raises, returns the CPU backend
    and its experts class. Weight creation and loading are the INT4 MoE methods' own;
    the CPU kernel's post-load repack is a CUDA-wheel-only op (tolerated by shim 3).
+   ``CPUWNA16LinearKernel.can_implement`` refuses sizes that are not multiples of 32
+   (``kernels/linear/mixed_precision/cpu.py``); the tiny DeepSeek's fused
+   ``fused_qkv_a_proj`` has 144 outputs (real ones: 2112), so its wrapper accepts a
+   refusal that names only those multiples (construction and loading only; a forward
+   pass would need real sizes). ``inc/schemes/inc_wna16_moe.py:INCWNA16MoEScheme.
+   get_method`` builds an *unquantized* MoE method on the CPU platform, so no AutoRound
+   INT4 experts load on a CPU; its wrapper takes the GPTQ/AWQ branch vLLM takes on GPUs
+   (``_build_gptq_method`` / ``_build_awq_method``). This one changes which method vLLM
+   picks, to the one it picks on the platform the checkpoints are for.
 
 ``POST_LOAD_CPU_GAPS`` (read by shim 3): post-load failures that only mean "no CPU
 kernel for this shape", tolerated like CUDA-only ops. ``Unsupported FP8 MoE backend:
@@ -315,10 +326,50 @@ _WNA16_IMPORTERS = (
 )
 
 
+def _wna16_linear_any_size() -> None:
+    from vllm.model_executor.kernels.linear.mixed_precision.cpu import CPUWNA16LinearKernel
+
+    original = CPUWNA16LinearKernel.can_implement
+    if getattr(original, "__wrapped__", None) is not None:
+        return
+
+    def can_implement(klass: Any, c: Any) -> tuple[bool, str | None]:
+        ok, reason = original.__func__(klass, c)  # type: ignore[attr-defined]
+        if not ok and reason and "supported sizes are multiples of 32" in reason:
+            return True, None
+        return ok, reason
+
+    can_implement.__wrapped__ = original  # type: ignore[attr-defined]
+    CPUWNA16LinearKernel.can_implement = classmethod(can_implement)  # type: ignore[method-assign,assignment]
+
+
+def _inc_moe_gpu_branch() -> None:
+    from vllm.model_executor.layers.quantization.inc.schemes.inc_wna16_moe import (
+        INCWNA16MoEScheme,
+    )
+
+    original = INCWNA16MoEScheme._build_cpu_method
+    if getattr(original, "__wrapped__", None) is not None:
+        return
+
+    def build(self: Any, layer: Any) -> Any:
+        if self.layer_config.is_gptq:
+            return self._build_gptq_method(layer)
+        if self.layer_config.is_awq:
+            return self._build_awq_method(layer)
+        return original(self, layer)
+
+    build.__wrapped__ = original  # type: ignore[attr-defined]
+    INCWNA16MoEScheme._build_cpu_method = build  # type: ignore[method-assign]
+
+
 def _wna16_moe_cpu() -> None:
     import importlib
 
     from vllm.model_executor.layers.fused_moe.oracle import int_wna16 as oracle
+
+    _wna16_linear_any_size()
+    _inc_moe_gpu_branch()
 
     fallback = _emulation_fallback(oracle.select_wna16_moe_backend,
                                    oracle.WNA16MoEBackend.CPU, oracle)
