@@ -95,14 +95,14 @@ def _row(**by_layouts: Expected) -> dict[str, Expected]:
 
 
 # stock vLLM's failures, by the module they name
-_EXPERTS_BF16 = _loud("AttributeError", "mtp.layers.0.mlp.experts.w2_weight")  # INT4 experts
+_EXPERTS_BF16 = _loud("AttributeError", "mtp.layers.0.mlp.experts has no parameter 'w2_weight'")  # INT4 experts
 _FC_BF16 = _loud("ValueError", "fc.weight")  # an INT4 fc built for BF16 tensors
 _ROUTED_BF16 = _loud("KeyError", "mlp.experts.routed_experts.w2_weight")  # GLM / DeepSeek
 _G_IDX = _loud("KeyError", "mlp.experts.routed_experts.w2_g_idx")
 _HEAD_INT4 = _loud("KeyError", "shared_head.head.weight_packed")  # heads are never CT targets
 # Qwen3.5: any GPTQ ``dynamic`` "-:" key containing "mtp" unquantizes the whole MTP
 # (qwen3_5_mtp.py:Qwen3_5MultiTokenPredictor.__init__), INT4 experts included
-_QWEN35_OPTED_OUT = _loud("AttributeError", "mtp.layers.0.mlp.experts.w2_qweight")
+_QWEN35_OPTED_OUT = _loud("AttributeError", "mtp.layers.0.mlp.experts has no parameter 'w2_qweight'")
 
 _GROUPS: dict[tuple[str, str], dict[str, Expected]] = {
     ("qwen3_next", "gptq"): _row(ac=_EXPERTS_BF16),

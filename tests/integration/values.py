@@ -12,7 +12,9 @@ plan names, the way vLLM's weight loaders place them, and compared byte for byte
 - GPTQ/AWQ tensors (``qweight``, ``qzeros``, ``scales``) keep the output dimension last,
   so their shards (and an expert's gate/up) are joined along the last dimension;
   compressed-tensors' ``weight_shape`` ([out, in] as data) is compared for modules of one
-  shard only (vLLM keeps one [2] parameter for a fused module).
+  shard only (vLLM keeps one [2] parameter for a fused module); the expert biases
+  GPTQ/AWQ MoE methods register for checkpoints that have them are skipped when none
+  is stored.
 
 Values are compared before vLLM's post-load processing (the worker dumps them there).
 """
@@ -141,6 +143,8 @@ def mismatches(
                 exp = _expected_linear(shards, pname, ckpt, param)
                 if exp is not None and d.kind == "lm_head" and exp.shape[0] < param.shape[0]:
                     param = param[: exp.shape[0]]
+            if exp is None and d.kind == "experts" and pname in ("w13_bias", "w2_bias"):
+                continue  # INT4 MoE methods' optional expert bias (GPTQ/AWQ); none stored
             if exp is None:
                 bad.append(f"{key}: no checkpoint tensor for it")
             elif not _same(param, exp):
