@@ -11,8 +11,10 @@ Cases are ``(family, producer, scheme, layout)``:
   compressed-tensors ``ignore``) and g (INT4 MTP); Qwen3-Next also e (mixed: attention
   BF16, MLP INT4). 70 cases, 140 builds (about 150 s of worker time, two workers);
 - ``CROSS_CASES``: an INT4 MTP next to a target of another scheme: a BF16 target (no
-  quant config) with a GPTQ MTP, and a ModelOpt NVFP4 target with a compressed-tensors
-  WNA16 MTP (`write_case` puts one export's MTP tensors into the other).
+  quant config) with a GPTQ MTP, a ModelOpt NVFP4 target with a compressed-tensors
+  WNA16 MTP, and a GPTQ group-32 export whose MTP is GPTQ group 64 with no ``dynamic``
+  rule saying so (the group size only the shapes tell) (`write_case` puts one export's
+  MTP tensors into the other).
 
 GPTQ/AWQ/AutoRound never quantize a ``ParallelLMHead`` (no ``lm_head`` flag), so MTP heads
 stay BF16 for them (GLM/DeepSeek NextN heads; Qwen's ``mtp.fc`` is a linear and follows
@@ -27,6 +29,7 @@ from typing import Any, cast
 
 from matrix import OK, Expected, _loud, _silent  # noqa: F401  (the table uses them)
 from support import CheckpointSpec, write_checkpoint
+from support import _formats_int4
 from support._formats_int4 import with_mtp_of
 
 Case = tuple[str, str, str, str]  # (family, producer, scheme, layout)
@@ -46,6 +49,7 @@ PRODUCER_CASES: tuple[Case, ...] = tuple(
 CROSS_CASES: tuple[Case, ...] = (
     ("qwen3_next", "bf16+gptq", "int4", "g"),
     ("qwen3_next", "modelopt+compressed-tensors", "int4", "g"),
+    ("qwen3_next", "gptq+gptq-g64", "int4", "g"),
 )
 CASES: tuple[Case, ...] = PRODUCER_CASES + CROSS_CASES
 
@@ -74,12 +78,20 @@ def write_case(case: Case, path: Path) -> Path:
     if "+" not in producer:
         return write_checkpoint(path, spec_for(case)).path
     base_p, mtp_p = producer.split("+")
-    mtp = write_checkpoint(path.with_name(path.name + ".mtp"), spec_for((family, mtp_p, "int4",
-                                                                         layout)))
+    mtp_p, _, group = mtp_p.partition("-g")
+    saved = _formats_int4.GROUP
+    _formats_int4.GROUP = int(group or saved)
+    try:
+        mtp = write_checkpoint(path.with_name(path.name + ".mtp"),
+                               spec_for((family, mtp_p, "int4", layout)))
+    finally:
+        _formats_int4.GROUP = saved
     if base_p == "bf16":
         base = CheckpointSpec(cast(Any, family), "nvfp4", quantized=False)
+    elif base_p == "modelopt":
+        base = CheckpointSpec(cast(Any, family), "nvfp4", "modelopt", layout="a")
     else:
-        base = CheckpointSpec(cast(Any, family), "nvfp4", cast(Any, base_p), layout="a")
+        base = CheckpointSpec(cast(Any, family), "int4", cast(Any, base_p), layout="g")
     src = write_checkpoint(path.with_name(path.name + ".base"), base)
     with_mtp_of(path, src.path, mtp.path, _is_mtp(family))
     return path
@@ -125,6 +137,7 @@ STOCK_INT4: dict[Case, Expected] = {
     ("qwen3_next", "bf16+gptq", "int4", "g"): _loud("ValueError", "fc.g_idx"),
     ("qwen3_next", "modelopt+compressed-tensors", "int4", "g"): _loud("ValueError",
                                                                        "fc.weight_packed"),
+    ("qwen3_next", "gptq+gptq-g64", "int4", "g"): _loud("RuntimeError", "size of tensor"),
 }
 
 #: cases the plugin cannot load either, and why (the test checks the failure is stock's):

@@ -232,3 +232,28 @@ def test_modelopt_mixed_precision_fp8_block_experts() -> None:
     assert intent.decide(["mtp.fc"], "mtp.fc", LIN).scheme is Scheme.NVFP4
     assert intent.decide(["mtp.layers.0.self_attn.o_proj"], "mtp.layers.0.self_attn.o_proj",
                          LIN).scheme is Scheme.UNQUANTIZED
+
+
+def test_plan_flags_a_group_size_the_config_does_not_say() -> None:
+    """GPTQ group 32 in the config, the module packed with group 64: the tensors win and
+    the plan names both group sizes (vLLM would build group 32 and fail on the shapes)."""
+    from vllm_draft_quant.core.names import NameMap
+    from vllm_draft_quant.core.resolver import resolve
+    from vllm_draft_quant.profiles import profile_for_draft
+
+    profile = profile_for_draft("Qwen3NextMTP")
+    names = NameMap(profile, num_hidden_layers=2, num_draft_layers=1)
+    intent = intent_from_configs(None, gptq(group_size=32))
+    m = "mtp.layers.0.self_attn.o_proj"
+    dtypes = {f"{m}.qweight": "I32", f"{m}.qzeros": "I32", f"{m}.scales": "BF16",
+              f"{m}.g_idx": "I32"}
+    shapes = {f"{m}.qweight": (16, 128), f"{m}.qzeros": (2, 16), f"{m}.scales": (2, 128),
+              f"{m}.g_idx": (128,)}
+    plan = resolve(names, intent, dtypes, shapes=shapes)
+    d = plan.decision(m)
+    assert d is not None and d.scheme is Scheme.INT4 and d.source == "evidence"
+    assert d.layout == IntLayout(4, 64, True, True)
+    assert any("group size 32" in c.message and "group size 64" in c.message
+               for c in plan.conflicts)
+    same = resolve(names, intent_from_configs(None, gptq(group_size=64)), dtypes, shapes=shapes)
+    assert same.conflicts == () and same.decision(m).source == "default"  # type: ignore[union-attr]

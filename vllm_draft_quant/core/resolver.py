@@ -165,7 +165,16 @@ def _decide(rm: RuntimeModule, found: _Found, intent: QuantIntent | None,
         reason = f"override {ov[0]!r} -> {ov[1]} (tensors: {detail})"
     else:
         scheme = stored.scheme
-        if stored is not StoredFormat.UNKNOWN and said.scheme is scheme:
+        layout = found.evidence[0].layout
+        regrouped = (said.scheme is scheme and said.group_size is not None and layout is not None
+                     and layout.group_size is not None and layout.group_size != said.group_size)
+        if regrouped:
+            source = "evidence"
+            reason = f"tensors: {detail}"
+            conflicts.append(f"config says {said.scheme} with group size {said.group_size} "
+                             f"({said.reason}) but the tensors are packed with group size "
+                             f"{layout.group_size} ({detail})")
+        elif stored is not StoredFormat.UNKNOWN and said.scheme is scheme:
             source = "exclude-rule" if said.rule is not None and scheme is Scheme.UNQUANTIZED \
                 else "default"
             reason = f"{said.reason}; tensors agree ({detail})"

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vllm_draft_quant.core.formats.base import ConfigReading, QuantFormat, TargetGroup
-from vllm_draft_quant.core.formats.gptq import bits_scheme
+from vllm_draft_quant.core.formats.gptq import bits_scheme, group_of
 from vllm_draft_quant.core.rules import Rule, RuleSet, make_rules
 from vllm_draft_quant.core.schemes import Scheme
 from vllm_draft_quant.errors import ConfigError
@@ -81,7 +81,8 @@ def _parse(q: Mapping[str, Any], origin: str) -> ConfigReading:
             excl.append(_key_rule(key, "-:", where))
         else:
             listed.append(TargetGroup(bits_scheme(bits), RuleSet([_key_rule(key, "+:", where)]),
-                                      f"extra_config[{key!r}]"))
+                                      f"extra_config[{key!r}]",
+                                      group_of(cfg.get("group_size", q.get("group_size")))))
     blocks = block_names(q, origin)
     if blocks:
         guard = "".join(f"(?!{r.text[2:]})" for g in listed for r in g.targets.rules)
@@ -91,10 +92,12 @@ def _parse(q: Mapping[str, Any], origin: str) -> ConfigReading:
     groups: tuple[TargetGroup, ...] = ()
     if listed:
         groups = (*listed, TargetGroup(scheme, RuleSet(make_rules(
-            ["+:.*"], grammar="gptq", origin=f"{origin} (every other module)")), "default"))
+            ["+:.*"], grammar="gptq", origin=f"{origin} (every other module)")), "default",
+            group_of(q.get("group_size"))))
     heads = any(r.matches("lm_head") or r.matches("model.layers.0.shared_head.head")
                 for g in listed for r in g.targets.rules)
-    return ConfigReading(scheme, RuleSet(excl), groups, quantizes_lm_heads=heads)
+    return ConfigReading(scheme, RuleSet(excl), groups, quantizes_lm_heads=heads,
+                         group_size=group_of(q.get("group_size")))
 
 
 def _runtime_scheme(name: str, attrs: Mapping[str, Any]) -> Scheme | None:

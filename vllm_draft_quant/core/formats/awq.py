@@ -28,7 +28,7 @@ from vllm_draft_quant.core.formats.base import (
     Shapes,
     VllmConfigSpec,
 )
-from vllm_draft_quant.core.formats.gptq import bits_scheme
+from vllm_draft_quant.core.formats.gptq import bits_scheme, group_of
 from vllm_draft_quant.core.formats.transformers_style import not_converted
 from vllm_draft_quant.core.rules import RuleSet
 from vllm_draft_quant.core.schemes import IntLayout, Scheme, StoredFormat
@@ -39,7 +39,8 @@ __all__ = ["FORMAT"]
 def _parse(q: Mapping[str, Any], origin: str) -> ConfigReading:
     bits = q.get("bits", q.get("w_bit", 4))
     return ConfigReading(bits_scheme(bits), RuleSet(not_converted(q, origin)),
-                         quantizes_lm_heads=bool(q.get("lm_head", False)))
+                         quantizes_lm_heads=bool(q.get("lm_head", False)),
+                         group_size=group_of(q.get("group_size", q.get("q_group_size"))))
 
 
 def _classify_shapes(p: Params, shapes: Shapes) -> tuple[StoredFormat, IntLayout | None] | None:

@@ -48,6 +48,7 @@ class TargetGroup:
     scheme: Scheme
     targets: RuleSet
     name: str
+    group_size: int | None = None  # packed integers: the group size it says (-1: channel)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class ConfigReading:
     #: None: the format's `QuantFormat.quantizes_lm_heads`; a config field may say otherwise
     #: (GPTQ/AWQ ``lm_head: true``)
     quantizes_lm_heads: bool | None = None
+    #: packed integers: the default group size the config says (-1: per channel)
+    group_size: int | None = None
 
 
 @dataclass(frozen=True)

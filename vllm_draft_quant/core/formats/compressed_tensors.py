@@ -84,6 +84,16 @@ def weight_scheme(weights: Mapping[str, Any]) -> Scheme:
     return Scheme.UNKNOWN
 
 
+def _int_group(w: Mapping[str, Any]) -> int | None:
+    """An integer group's group size (-1: per channel); None for other schemes."""
+    if w.get("type") != "int":
+        return None
+    strategy, g = _strategy(w), w.get("group_size")
+    if strategy == "channel":
+        return -1
+    return g if strategy == "group" and isinstance(g, int) and not isinstance(g, bool) else None
+
+
 def _parse(q: Mapping[str, Any], origin: str) -> ConfigReading:
     groups_raw = q.get("config_groups")
     if not isinstance(groups_raw, dict) or not groups_raw:
@@ -102,9 +112,10 @@ def _parse(q: Mapping[str, Any], origin: str) -> ConfigReading:
         if not isinstance(w, dict):
             raise ConfigError(f"{where}.weights: expected an object describing the weight "
                               "quantization (num_bits, type, strategy).")
-        groups.append(TargetGroup(weight_scheme(w), RuleSet(targets), name))
+        groups.append(TargetGroup(weight_scheme(w), RuleSet(targets), name, _int_group(w)))
     rules = make_rules(q.get("ignore"), grammar="compressed-tensors", origin=f"{origin}.ignore")
-    return ConfigReading(groups[0].scheme, RuleSet(rules), tuple(groups))
+    return ConfigReading(groups[0].scheme, RuleSet(rules), tuple(groups),
+                         group_size=groups[0].group_size)
 
 
 def _classify(p: Params) -> StoredFormat | None:

@@ -55,12 +55,17 @@ from vllm_draft_quant.core.rules import Rule, RuleSet, make_rules
 from vllm_draft_quant.core.schemes import IntLayout, Scheme, StoredFormat
 from vllm_draft_quant.errors import ConfigError
 
-__all__ = ["FORMAT", "bits_scheme", "dynamic_rules", "flatten"]
+__all__ = ["FORMAT", "bits_scheme", "dynamic_rules", "flatten", "group_of"]
 
 
 def bits_scheme(bits: object) -> Scheme:
     """The scheme of a packed-integer layout with ``bits`` (only 4-bit has one)."""
     return Scheme.INT4 if bits == 4 else Scheme.UNKNOWN
+
+
+def group_of(value: object) -> int | None:
+    """A config's ``group_size`` as an int (-1: per channel), None when not an int."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def flatten(value: object) -> list[object]:
@@ -73,7 +78,7 @@ def _pattern(key: str) -> str:
     return key[2:] if key[:2] in ("-:", "+:") else key
 
 
-def dynamic_rules(dynamic: object, default: Scheme, origin: str
+def dynamic_rules(dynamic: object, default: Scheme, origin: str, group: int | None = None
                   ) -> tuple[tuple[Rule, ...], tuple[TargetGroup, ...]]:
     """(exclusions, target groups) of a ``dynamic`` dict, in vLLM's first-match order."""
     if dynamic is None:
@@ -101,7 +106,8 @@ def dynamic_rules(dynamic: object, default: Scheme, origin: str
         scheme = bits_scheme(value["bits"]) if "bits" in value else default
         groups.append(TargetGroup(scheme, RuleSet(make_rules([f"+:{guard}(?:{body})"],
                                                              grammar="gptq", origin=where)),
-                                  f"dynamic[{key!r}]"))
+                                  f"dynamic[{key!r}]",
+                                  group_of(value.get("group_size", group))))
         earlier.append(body)
     return tuple(exclusions), tuple(groups)
 
@@ -124,12 +130,15 @@ def _in_block(q: Mapping[str, Any], origin: str) -> tuple[Rule, ...]:
 
 def _parse(q: Mapping[str, Any], origin: str) -> ConfigReading:
     scheme = bits_scheme(q.get("bits", 4))
-    excl, groups = dynamic_rules(q.get("dynamic"), scheme, f"{origin}.dynamic")
+    group = group_of(q.get("group_size"))
+    excl, groups = dynamic_rules(q.get("dynamic"), scheme, f"{origin}.dynamic", group)
     rules = RuleSet((*excl, *_in_block(q, origin), *not_converted(q, origin)))
     if groups:  # positive keys first, then every other module with the defaults
         groups = (*groups, TargetGroup(scheme, RuleSet(make_rules(
-            ["+:.*"], grammar="gptq", origin=f"{origin} (every other module)")), "default"))
-    return ConfigReading(scheme, rules, groups, quantizes_lm_heads=bool(q.get("lm_head", False)))
+            ["+:.*"], grammar="gptq", origin=f"{origin} (every other module)")), "default",
+            group))
+    return ConfigReading(scheme, rules, groups, quantizes_lm_heads=bool(q.get("lm_head", False)),
+                         group_size=group)
 
 
 def _classify(p: Params) -> StoredFormat | None:
