@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from matrix import OK, Expected, _loud, _silent  # noqa: F401  (the table uses them)
-from support import CheckpointSpec, write_checkpoint
-from support import _formats_int4
+from support import CheckpointSpec, _formats_int4, write_checkpoint
 from support._formats_int4 import with_mtp_of
 
 Case = tuple[str, str, str, str]  # (family, producer, scheme, layout)

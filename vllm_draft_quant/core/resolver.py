@@ -168,7 +168,7 @@ def _decide(rm: RuntimeModule, found: _Found, intent: QuantIntent | None,
         layout = found.evidence[0].layout
         regrouped = (said.scheme is scheme and said.group_size is not None and layout is not None
                      and layout.group_size is not None and layout.group_size != said.group_size)
-        if regrouped:
+        if regrouped and layout is not None:
             source = "evidence"
             reason = f"tensors: {detail}"
             conflicts.append(f"config says {said.scheme} with group size {said.group_size} "
