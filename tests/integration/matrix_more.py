@@ -4,8 +4,10 @@ Cases are ``(family, producer, scheme, layout)``; layouts a..g are
 ``support.factory.LAYOUTS`` (FINDINGS.md "Outcomes"):
 
 - ``FAMILY_CASES``: GLM-4.5 MoE (``Glm4MoeMTPModel``), Qwen3.5 MoE text-only and
-  multimodal (``Qwen3_5MoeMTP``), MiMo (``MiMoMTPModel``), each with ModelOpt NVFP4
-  and FP8: 4 x 2 x 7 = 56.
+  multimodal (``Qwen3_5MoeMTP``), MiMo (``MiMoMTPModel``), and (issue 13) GLM-5
+  (``DeepseekV32MTPModel``, built with CPU shim 6), dense Qwen3.5 (``Qwen3_5MTP``) and
+  GLM-4.7-Flash (``Glm4MoeLiteMTPModel``), each with ModelOpt NVFP4 and FP8:
+  7 x 2 x 7 = 98.
 - ``FORMAT_CASES``: Step-3.5, Qwen3-Next and DeepSeek-V3 with compressed-tensors
   NVFP4 (``nvfp4-pack-quantized``) and FP8 (``float-quantized``) -- ``ignore`` absent
   (a), ``re:`` (b) and exact (c-g) --, DeepSeek-native FP8 block (``weight_scale_inv``,
@@ -35,7 +37,9 @@ from support import CheckpointSpec
 
 Case = tuple[str, str, str, str]  # (family, producer, scheme, layout)
 
-NEW_FAMILIES = ("glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo")
+NEW_FAMILIES = (
+    "glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo", "glm5", "qwen3_5", "glm4_moe_lite"
+)
 FIRST_FAMILIES = ("step3p5", "qwen3_next", "deepseek_v3")
 FORMATS = (
     ("compressed-tensors", "nvfp4"),
@@ -154,6 +158,33 @@ _MIMO_MLP = _pairs(
     "model.layers.2", "mlp.gate_up_proj=mlp.gate_proj", "mlp.down_proj", root="model.mtp_layers.0"
 )
 _MIMO_BLOCK = "model.mtp_layers.2.mtp_block"
+# GLM-5: every BF16 MTP module of the NextN layer in FP8 (indexer wq_b and head too)
+_GLM5_MTP_SILENT = _silent(
+    *_GLM_HEAD_PAIR,
+    *_pairs(
+        "model.layers.2",
+        "self_attn.fused_qkv_a_proj=self_attn.kv_a_proj_with_mqa",
+        "self_attn.q_b_proj",
+        "self_attn.kv_b_proj",
+        "self_attn.o_proj",
+        "self_attn.indexer.wq_b",
+        "mlp.shared_experts.gate_up_proj=mlp.shared_experts.gate_proj",
+        "mlp.shared_experts.down_proj",
+        "mlp.experts=mlp.experts.0.down_proj",
+    ),
+)
+_GLM47_MTP_SILENT = _silent(*(w for w in _GLM5_MTP_SILENT.wrong if "indexer" not in w[0]))
+# dense Qwen3.5: BF16 MTP in FP8 parameters
+_QWEN_DENSE_MTP_SILENT = _silent(
+    ("mtp.fc", "mtp.fc"),
+    *_pairs(
+        "mtp.layers.0",
+        "self_attn.qkv_proj=self_attn.k_proj",
+        "self_attn.o_proj",
+        "mlp.gate_up_proj=mlp.gate_proj",
+        "mlp.down_proj",
+    ),
+)
 # Step-3.5: its MTP modules are model.layers.2.mtp_block.*
 _ST_BLOCK = "model.layers.2.mtp_block"
 _ST_KV_PLACEHOLDER = _loud("RuntimeError", f"{_ST_BLOCK}.self_attn.attn.k_zero_point")
@@ -179,6 +210,24 @@ _GROUPS: dict[tuple[str, str, str], dict[str, Expected]] = {
     ("mimo", "modelopt", "fp8"): _row(
         abc=_silent(*_MIMO_ATTN, *_MIMO_MLP), e=_silent(*_MIMO_ATTN), f=_silent(*_MIMO_MLP)
     ),
+    # GLM-5 (DeepseekV32MTPModel): like DeepSeek-V3, and the NextN head's runtime prefix
+    # is model.layers.N.head, so an exact shared_head.head exclusion never matches it
+    ("glm5", "modelopt", "nvfp4"): _row(
+        a=_loud("RuntimeError", _DS_ROUTED_W2),
+        cdef=_loud("RuntimeError", "model.layers.2.shared_head.head.weight"),
+    ),
+    ("glm5", "modelopt", "fp8"): _row(a=_GLM5_MTP_SILENT, cdef=_silent(*_GLM_HEAD_PAIR)),
+    # GLM-4.7-Flash: DeepSeek-V3's layer (MLA, MoE) and head prefix
+    ("glm4_moe_lite", "modelopt", "nvfp4"): _row(
+        a=_loud("RuntimeError", _DS_ROUTED_W2),
+        cdef=_loud("RuntimeError", "model.layers.2.shared_head.head.weight"),
+    ),
+    ("glm4_moe_lite", "modelopt", "fp8"): _row(a=_GLM47_MTP_SILENT, cdef=_silent(*_GLM_HEAD_PAIR)),
+    ("qwen3_5", "modelopt", "nvfp4"): _row(
+        a=_loud("AssertionError", "layers.0.mlp.gate_up_proj"),
+        g=_loud("ValueError", "fc.input_scale"),
+    ),
+    ("qwen3_5", "modelopt", "fp8"): _row(a=_QWEN_DENSE_MTP_SILENT),
     ("step3p5", "compressed-tensors", "nvfp4"): _row(
         acf=_loud("KeyError", f"{_ST_BLOCK}.mlp.down_proj.weight"),
         bd=_ST_KV_PLACEHOLDER,
@@ -213,5 +262,5 @@ STOCK_OUTCOMES_MORE: dict[Case, Expected] = {
     (*group, layout): expected for group, row in _GROUPS.items() for layout, expected in row.items()
 }
 
-assert len(FAMILY_CASES) == 56 and len(FORMAT_CASES) == 84
+assert len(FAMILY_CASES) == 98 and len(FORMAT_CASES) == 84
 assert sorted(STOCK_OUTCOMES_MORE) == sorted(CASES)

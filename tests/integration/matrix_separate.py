@@ -143,7 +143,27 @@ def _eagle_cases() -> list[Case]:
     return out
 
 
-CASES: dict[str, Case] = {c.key: c for c in (*_mtp_cases(), *_eagle_cases())}
+def _eagle3_qwen3_cases() -> list[Case]:
+    """Issue 13: EAGLE3 drafts for Qwen3 (``Eagle3Qwen3ForCausalLM``), the Llama cases'
+    main layouts."""
+    bf16 = LlamaTargetSpec("bf16", family="qwen3")
+    out = [Case("eagle3qwen3-bf16", "eagle3", bf16, Eagle3Spec(family="qwen3"))]
+    for s in SCHEMES:
+        q = cast(Any, s)
+        out += [
+            Case(f"eagle3qwen3-{s}-all-hf_quant_config", "eagle3", bf16,
+                 Eagle3Spec(q, q, q, "bf16", family="qwen3")),
+            Case(f"eagle3qwen3-{s}-all-none", "eagle3", bf16,
+                 Eagle3Spec(q, q, q, "bf16", "none", family="qwen3")),
+            Case(f"eagle3qwen3-{s}-attn-only-hf_quant_config", "eagle3", bf16,
+                 Eagle3Spec(attn=q, family="qwen3")),
+        ]
+    return out
+
+
+CASES: dict[str, Case] = {
+    c.key: c for c in (*_mtp_cases(), *_eagle_cases(), *_eagle3_qwen3_cases())
+}
 
 
 def write_case(case: Case, root: Path) -> tuple[Written, Written, dict[str, Any]]:
@@ -258,6 +278,17 @@ STOCK: dict[str, Stock] = {
     "deepseek_v3-fp8-bf16-target+draft-d": _DS_NO_W2_SCALE,
     "deepseek_v3-fp8-bf16-target+draft-a": OK,
     "deepseek_v3-fp8-same-folder-a": _DS_SILENT,
+    "eagle3qwen3-bf16": OK,
+    "eagle3qwen3-fp8-all-hf_quant_config": OK,
+    "eagle3qwen3-fp8-all-none": _EA_FC_SCALE,
+    "eagle3qwen3-fp8-attn-only-hf_quant_config": _silent(
+        "model.layers.2.mlp.down_proj", "model.layers.2.mlp.gate_up_proj"
+    ),
+    "eagle3qwen3-nvfp4-all-hf_quant_config": OK,
+    "eagle3qwen3-nvfp4-all-none": _EA_FC_SCALE,
+    "eagle3qwen3-nvfp4-attn-only-hf_quant_config": _loud(
+        "AssertionError", "layers.0.mlp.gate_up_proj"
+    ),
     "eagle3-bf16": OK,
     "eagle3-bf16-draft+nvfp4-target": OK,
     "eagle3-fp8-all-hf_quant_config": OK,

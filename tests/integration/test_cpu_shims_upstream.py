@@ -88,15 +88,26 @@ def test_shim5_mxfp4_has_no_cpu_path() -> None:
     assert usable == [], f"MXFP4 MoE backends {usable} run on CPU: drop that part of shim 5"
 
 
-def test_shim6_no_wna16_moe_backend_runs_on_this_cpu() -> None:
+def test_shim6_cpu_refuses_sparse_attention() -> None:
+    import torch
+    from vllm.platforms.cpu import CpuPlatform
+    from vllm.v1.attention.selector import AttentionSelectorConfig
+
+    cfg = AttentionSelectorConfig(head_size=64, dtype=torch.bfloat16, kv_cache_dtype=None,
+                                  block_size=None, use_mla=True, use_sparse=True)
+    with pytest.raises(NotImplementedError, match="Sparse Attention is not supported on CPU"):
+        CpuPlatform.get_attn_backend_cls(None, cfg)  # type: ignore[arg-type]
+
+
+def test_shim7_no_wna16_moe_backend_runs_on_this_cpu() -> None:
     """The CPU backends are AOCL's (off unless ``VLLM_CPU_INT4_W4A8``) and one needing AMX
     tiles; on a CPU without them no INT4 MoE (GPTQ/AWQ/compressed-tensors) constructs."""
     usable = _experts_for_this_device(
         "vllm.model_executor.layers.fused_moe.oracle.int_wna16", "WNA16MoEBackend")
-    assert usable == [], f"WNA16 MoE backends {usable} run on this CPU: drop shim 6 (wna16-moe-cpu)"
+    assert usable == [], f"WNA16 MoE backends {usable} run on this CPU: drop shim 7 (wna16-moe-cpu)"
 
 
-def test_shim6_cpu_wna16_linear_refuses_small_sizes_and_inc_moe_is_unquantized() -> None:
+def test_shim7_cpu_wna16_linear_refuses_small_sizes_and_inc_moe_is_unquantized() -> None:
     import inspect
 
     import torch
@@ -113,6 +124,6 @@ def test_shim6_cpu_wna16_linear_refuses_small_sizes_and_inc_moe_is_unquantized()
         zero_points=False)
     ok, reason = CPUWNA16LinearKernel.can_implement(config)
     assert not ok and "multiples of 32" in str(reason), (
-        "CPUWNA16LinearKernel takes any size now: drop that part of shim 6")
+        "CPUWNA16LinearKernel takes any size now: drop that part of shim 7")
     assert "UnquantizedFusedMoEMethod" in inspect.getsource(INCWNA16MoEScheme._build_cpu_method), (
-        "INC builds quantized INT4 experts on CPU now: drop that part of shim 6")
+        "INC builds quantized INT4 experts on CPU now: drop that part of shim 7")

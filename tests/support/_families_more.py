@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from support import _families as _ds
 from support._families import (
     DENSE_INTER,
     EXPERTS,
@@ -272,7 +273,105 @@ def mimo(num_mtp: int) -> Family:
     )
 
 
+# --------------------------------------------------------------------------- Qwen3.5 dense
+def qwen3_5(num_mtp: int) -> Family:
+    """Dense Qwen3.5 / 3.6 (``Qwen3_5ForCausalLM``, model type ``qwen3_5_text``): the MoE
+    family's layers with a dense gated MLP in every layer and MTP layer; vLLM gives it
+    the draft architecture ``Qwen3_5MTP``."""
+    linears, plains, prefixes, globs = qwen_hybrid(num_mtp, "model", _qwen3_5_linear_attn)
+    roots = {lin.name.split(".mlp.")[0]: lin.mtp for lin in linears if ".mlp." in lin.name}
+    linears = [lin for lin in linears if ".mlp." not in lin.name]
+    for root, k in roots.items():
+        linears += _mlp(f"{root}.mlp", DENSE_INTER, k)
+    n = len(QWEN_LAYER_TYPES)
+    text = _qwen3_5_text_config(n, num_mtp)
+    for key in QWEN_MOE_CONFIG:
+        text.pop(key, None)
+    config: dict[str, Any] = {"architectures": ["Qwen3_5ForCausalLM"], **text,
+                              "model_type": "qwen3_5_text", "intermediate_size": DENSE_INTER}
+    return Family.of("qwen3_5", "Qwen3_5ForCausalLM", num_mtp, config,
+                     (linears, plains, prefixes, globs), "mtp*")
+
+
+# --------------------------------------------------------------------------- GLM-5 (DSA)
+INDEX_HEADS, INDEX_HEAD_DIM, INDEX_TOPK = 4, 64, 64
+
+
+def _dsa_indexer(p: str, k: int | None) -> Block:
+    """The DSA "lightning indexer" of a GLM-5 / DeepSeek-V3.2 layer: ``wq_b`` (quantized
+    by exports), ``wk`` and ``weights_proj`` (kept BF16: vLLM builds them unquantized as
+    ``wk_weights_proj``), ``k_norm`` (a LayerNorm with bias)."""
+    a = f"{p}.self_attn.indexer"
+    group = "attn" if k is not None else "target"
+    linears = [
+        Linear(f"{a}.wq_b", INDEX_HEADS * INDEX_HEAD_DIM, _ds.Q_LORA, k, group),  # type: ignore[arg-type]
+        Linear(f"{a}.wk", INDEX_HEAD_DIM, HIDDEN, k, "router", False),
+        Linear(f"{a}.weights_proj", INDEX_HEADS, HIDDEN, k, "router", False),
+    ]
+    plains = [Plain(f"{a}.k_norm.weight", (INDEX_HEAD_DIM,), k, init="ones"),
+              Plain(f"{a}.k_norm.bias", (INDEX_HEAD_DIM,), k, init="zeros_ish")]
+    return linears, plains
+
+
+def _glm5_layer(i: int, p: str, k: int | None) -> Block:
+    lin, pl = _ds._ds_layer(i, p, k)
+    ilin, ipl = _dsa_indexer(p, k)
+    return lin + ilin, pl + ipl
+
+
+def glm5(num_mtp: int) -> Family:
+    """GLM-5.x (``GlmMoeDsaForCausalLM``, model type ``glm_moe_dsa``): DeepSeek-V3's layers
+    (MLA, DeepSeek MoE, NextN head) plus the DSA indexer; vLLM gives it the draft
+    architecture ``DeepseekV32MTPModel``."""
+    return _dsa("glm5", "GlmMoeDsaForCausalLM", "glm_moe_dsa", num_mtp)
+
+
+def deepseek_v32(num_mtp: int) -> Family:
+    """DeepSeek-V3.2 (``DeepseekV32ForCausalLM``, model type ``deepseek_v32``): the same
+    tensors as GLM-5; vLLM gives it ``DeepseekV32MTPModel`` too."""
+    return _dsa("deepseek_v32", "DeepseekV32ForCausalLM", "deepseek_v32", num_mtp)
+
+
+def _dsa(name: str, arch: str, model_type: str, num_mtp: int) -> Family:
+    n = 2
+    linears, plains, prefixes, globs = layer_stack(
+        num_mtp, lambda n, k: f"model.layers.{n + k}", _glm5_layer, _ds._ds_nextn
+    )
+    config = dict(_ds.deepseek_v3(num_mtp).config)
+    config.update({
+        "architectures": [arch],
+        "model_type": model_type,
+        "num_hidden_layers": n,
+        "index_topk": INDEX_TOPK,
+        "index_head_dim": INDEX_HEAD_DIM,
+        "index_n_heads": INDEX_HEADS,
+        "head_dim": _ds.ROPE,
+        "hidden_act": "silu",
+    })
+    return Family.of(name, arch, num_mtp, config, (linears, plains, prefixes, globs), None)
+
+
+# --------------------------------------------------------------------------- GLM-4.7-Flash
+def glm4_moe_lite(num_mtp: int) -> Family:
+    """GLM-4.7-Flash (``Glm4MoeLiteForCausalLM``): DeepSeek-V3's tensor names (MLA with
+    ``q_a_proj``, DeepSeek MoE, NextN head); vLLM gives it ``Glm4MoeLiteMTPModel``."""
+    linears, plains, prefixes, globs = layer_stack(
+        num_mtp, lambda n, k: f"model.layers.{n + k}", _ds._ds_layer, _ds._ds_nextn
+    )
+    config = dict(_ds.deepseek_v3(num_mtp).config)
+    for key in ("moe_layer_freq", "scoring_func", "topk_method"):
+        config.pop(key, None)
+    config.update({"architectures": ["Glm4MoeLiteForCausalLM"], "model_type": "glm4_moe_lite",
+                   "hidden_act": "silu"})
+    return Family.of("glm4_moe_lite", "Glm4MoeLiteForCausalLM", num_mtp, config,
+                     (linears, plains, prefixes, globs), None)
+
+
 MORE_FAMILIES: dict[str, Callable[[int], Family]] = {
+    "glm4_moe_lite": glm4_moe_lite,
+    "glm5": glm5,
+    "deepseek_v32": deepseek_v32,
+    "qwen3_5": qwen3_5,
     "glm4_moe": glm4_moe,
     "mimo": mimo,
     "qwen3_5_moe": qwen3_5_moe,

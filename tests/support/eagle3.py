@@ -44,11 +44,16 @@ __all__ = [
     "LlamaTargetSpec",
     "QuantConfigPlace",
     "WrittenModel",
+    "write_eagle3_deepseek_draft",
     "write_eagle3_draft",
     "write_llama_target",
 ]
 
 EagleFormat = Literal["bf16", "nvfp4", "fp8"]
+#: "llama": LlamaForCausalLM target, LlamaForCausalLMEagle3 draft; "qwen3" (issue 13):
+#: Qwen3ForCausalLM target (q/k norms), Eagle3Qwen3ForCausalLM draft
+#: (``qwen3_eagle3.py``: the same layout plus the draft layer's q/k norms)
+EagleFamily = Literal["llama", "qwen3"]
 QuantConfigPlace = Literal["hf_quant_config", "config_json", "none"]
 
 HIDDEN, INTER, VOCAB, DRAFT_VOCAB = 128, 256, 256, 128
@@ -70,6 +75,7 @@ class LlamaTargetSpec:
     scheme: EagleFormat = "bf16"
     num_hidden_layers: int = 2
     seed: int = 0
+    family: EagleFamily = "llama"
 
     def __post_init__(self) -> None:
         if self.scheme not in get_args(EagleFormat):
@@ -87,6 +93,7 @@ class Eagle3Spec:
     quant_config: QuantConfigPlace = "hf_quant_config"
     embed_tokens: bool = False  # most EAGLE3 exports share the target's embedding
     seed: int = 0
+    family: EagleFamily = "llama"
 
     def __post_init__(self) -> None:
         for g in _GROUPS:
@@ -122,6 +129,18 @@ class WrittenModel:
         if name in self.tensors:
             return self.tensors[name].format
         return self.module_formats[name]
+
+
+#: family -> (target config keys, draft config keys) that differ from Llama's
+_QWEN3: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "llama": ({}, {"architectures": ["LlamaForCausalLMEagle3"]}),
+    "qwen3": ({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3"},
+              {"architectures": ["Eagle3Qwen3ForCausalLM"], "model_type": "qwen3"}),
+}
+
+
+def _qk_norms(attn: str, mtp: int | None) -> list[Plain]:
+    return [Plain(f"{attn}.{n}.weight", (HEAD_DIM,), mtp, init="ones") for n in ("q_norm", "k_norm")]
 
 
 def _llama_config(num_layers: int, **extra: Any) -> dict[str, Any]:
@@ -197,9 +216,11 @@ def write_llama_target(path: str | os.PathLike[str], spec: LlamaTargetSpec) -> W
             Plain(f"{p}.input_layernorm.weight", (HIDDEN,), None, init="ones"),
             Plain(f"{p}.post_attention_layernorm.weight", (HIDDEN,), None, init="ones"),
         ]
+        if spec.family == "qwen3":
+            plains += _qk_norms(f"{p}.self_attn", None)
     linears.append((Linear("lm_head", VOCAB, HIDDEN, None, "router", False), "bf16"))
     tensors = _write(root, linears, plains, [], spec.seed, draft=False)
-    config = _llama_config(spec.num_hidden_layers)
+    config = _llama_config(spec.num_hidden_layers, **_QWEN3[spec.family][0])
     hf_quant = None
     exclusions: list[str] = []
     if spec.scheme != "bf16":
@@ -245,6 +266,8 @@ def write_eagle3_draft(path: str | os.PathLike[str], spec: Eagle3Spec) -> Writte
         for n in ("input_layernorm", "hidden_norm", "post_attention_layernorm")
     ]
     plains.append(Plain("norm.weight", (HIDDEN,), 0, init="ones"))
+    if spec.family == "qwen3":
+        plains += _qk_norms(f"{m}.self_attn", 0)
     if spec.embed_tokens:
         plains.append(Plain("embed_tokens.weight", (VOCAB, HIDDEN), 0))
     # d2t[i]: offset from draft token i to its target id; t2d: which target ids the draft has
@@ -258,9 +281,78 @@ def write_eagle3_draft(path: str | os.PathLike[str], spec: Eagle3Spec) -> Writte
         ("t2d", _ExactTensor("BOOL", (VOCAB,), t2d.tobytes())),
     ]
     tensors = _write(root, linears, plains, extra, spec.seed, draft=True)
-    config = _llama_config(
-        1, architectures=["LlamaForCausalLMEagle3"], draft_vocab_size=DRAFT_VOCAB
+    config = _llama_config(1, **{**_QWEN3[spec.family][1], "draft_vocab_size": DRAFT_VOCAB})
+    exclusions = [lin.name for lin, f in linears if f == "bf16"]
+    hf_quant = None
+    schemes = spec.schemes()
+    if schemes and spec.quant_config != "none":
+        qc, hq = modelopt_quant_configs(schemes.pop(), exclusions)
+        config["quantization_config"] = qc
+        if spec.quant_config == "hf_quant_config":
+            hf_quant = hq
+            T.write_json(root / "hf_quant_config.json", hq)
+    else:
+        exclusions = []
+    T.write_json(root / "config.json", config)
+    return WrittenModel(
+        root, tensors, {lin.name: f for lin, f in linears}, exclusions, config, hf_quant
     )
+
+
+def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) -> WrittenModel:
+    """A tiny EAGLE3 draft for a DeepSeek-V3 target (``support.factory``'s ``deepseek_v3``
+    family, same hidden size and vocabulary): ``Eagle3DeepseekV3ForCausalLM``
+    (``deepseek_eagle3.py``), one ``midlayer`` with DeepSeek's MLA whose ``q_a_proj`` and
+    ``kv_a_proj_with_mqa`` read ``2 * hidden``, a dense MLP, ``fc`` and ``lm_head``.
+    ``spec.lm_head`` must be "bf16": vLLM builds this drafter's head without a quant
+    config."""
+    from support import _families as F
+
+    if spec.lm_head != "bf16":
+        raise ValueError("Eagle3DeepseekV2ForCausalLM builds lm_head unquantized: keep it bf16")
+    root = Path(path)
+    m = "midlayer"
+    a = f"{m}.self_attn"
+    groups = {
+        "attn": [
+            (f"{a}.q_a_proj", F.Q_LORA, 2 * HIDDEN),
+            (f"{a}.q_b_proj", F.HEADS * (F.NOPE + F.ROPE), F.Q_LORA),
+            (f"{a}.kv_a_proj_with_mqa", F.KV_LORA + F.ROPE, 2 * HIDDEN),
+            (f"{a}.kv_b_proj", F.HEADS * (F.NOPE + F.V_DIM), F.KV_LORA),
+            (f"{a}.o_proj", HIDDEN, F.HEADS * F.V_DIM),
+        ],
+        "mlp": [
+            (f"{m}.mlp.gate_proj", INTER, HIDDEN),
+            (f"{m}.mlp.up_proj", INTER, HIDDEN),
+            (f"{m}.mlp.down_proj", HIDDEN, INTER),
+        ],
+        "fc": [("fc", HIDDEN, 3 * HIDDEN)],
+        "lm_head": [("lm_head", DRAFT_VOCAB, HIDDEN)],
+    }
+    linears = [
+        (Linear(name, out, inp, 0, "head" if g in ("fc", "lm_head") else g),  # type: ignore[arg-type]
+         spec.of(g))
+        for g, mods in groups.items()
+        for name, out, inp in mods
+    ]
+    plains = [
+        Plain(f"{m}.{n}.weight", (HIDDEN,), 0, init="ones")
+        for n in ("input_layernorm", "hidden_norm", "post_attention_layernorm")
+    ]
+    plains += [Plain(f"{a}.q_a_layernorm.weight", (F.Q_LORA,), 0, init="ones"),
+               Plain(f"{a}.kv_a_layernorm.weight", (F.KV_LORA,), 0, init="ones"),
+               Plain("norm.weight", (HIDDEN,), 0, init="ones")]
+    rng = T.rng_for(spec.seed, "d2t")
+    ids = np.sort(rng.choice(VOCAB, size=DRAFT_VOCAB, replace=False)).astype("<i8")
+    extra: list[tuple[str, T.RawTensor]] = [
+        ("d2t", _ExactTensor("I64", (DRAFT_VOCAB,),
+                             (ids - np.arange(DRAFT_VOCAB, dtype="<i8")).tobytes())),
+    ]
+    tensors = _write(root, linears, plains, extra, spec.seed, draft=True)
+    config = dict(F.deepseek_v3(1).config)
+    config.update({"architectures": ["Eagle3DeepseekV3ForCausalLM"], "num_hidden_layers": 1,
+                   "num_nextn_predict_layers": 0, "intermediate_size": INTER,
+                   "draft_vocab_size": DRAFT_VOCAB})
     exclusions = [lin.name for lin, f in linears if f == "bf16"]
     hf_quant = None
     schemes = spec.schemes()

@@ -60,7 +60,8 @@ __all__ = [
 ]
 
 FamilyName = Literal[
-    "step3p5", "qwen3_next", "deepseek_v3", "glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo"
+    "step3p5", "qwen3_next", "deepseek_v3", "glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo",
+    "glm5", "qwen3_5", "glm4_moe_lite", "deepseek_v32",
 ]
 FAMILIES = {**_BASE_FAMILIES, **MORE_FAMILIES}
 Scheme = Literal["nvfp4", "fp8", "fp8_block", "mxfp4", "int4"]
@@ -146,6 +147,10 @@ class CheckpointSpec:
     # False: the unquantized original of the same model (every linear BF16, no
     # quantization_config, no hf_quant_config.json); scheme/producer are then unused
     quantized: bool = True
+    # True: the MTP layers' plain input projections (``eh_proj``, MiMo's ``input_proj``;
+    # layers vLLM builds as ``torch.nn.Linear``) are stored in the checkpoint's scheme
+    # too, as exports that quantize every linear layer write them
+    quantize_plain: bool = False
 
     def __post_init__(self) -> None:
         if self.exclusions is not None and not isinstance(self.exclusions, str):
@@ -279,6 +284,8 @@ def _plain_tensor(p: Plain, seed: int) -> T.RawTensor:
 
 # ----------------------------------------------------------------------------- formats
 def _module_format(lin: Linear, spec: CheckpointSpec, mtp_fmts: tuple[MtpFormats, ...]) -> Format:
+    if spec.quantize_plain and spec.quantized and lin.mtp is not None and lin.group == "eh_proj":
+        return spec.scheme
     if not lin.quantizable or not spec.quantized:
         return "bf16"
     if lin.mtp is None:

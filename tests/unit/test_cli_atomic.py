@@ -156,14 +156,19 @@ def test_fix_faults(point: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 def test_fault_counts_cover_every_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    """A graft of a sharded target renames 7 files (3 .bak, shard, index, 2 configs)."""
+    """A graft of a sharded target renames 4 files with os.replace (its journal, then the
+    index and the 2 configs it replaces) and links 4 new ones (3 .bak and the shard: a
+    link never overwrites); each is failed in turn."""
     def make(root: Path) -> list[Any]:
         target, source = pair(root, "step3p5", sharded=True)
         return ["graft", target, "--from", source]
 
     expected = _reference(tmp_path, make, capsys)
     argv = make(tmp_path / "run")
-    assert _every_fault(monkeypatch, capsys, Path(argv[1]), argv, "replace", expected) == 7
+    assert _every_fault(monkeypatch, capsys, Path(argv[1]), argv, "replace", expected) == 4
+    argv = make(tmp_path / "run2")
+    # links: 3 backups and 3 rollback links staged, then 4 new files placed
+    assert _every_fault(monkeypatch, capsys, Path(argv[1]), argv, "link", expected) == 10
 
 
 def test_rollback_failure_names_the_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,6 +176,7 @@ def test_rollback_failure_names_the_files(tmp_path: Path, monkeypatch: pytest.Mo
     folder = tmp_path / "f"
     folder.mkdir()
     (folder / "a.json").write_text("old")
+    (folder / "b.json").write_text("old")
     tx = writer.Transaction(folder)
     tx.write_bytes("a.json", b"new")
     tx.write_bytes("b.json", b"new")
@@ -179,7 +185,7 @@ def test_rollback_failure_names_the_files(tmp_path: Path, monkeypatch: pytest.Mo
 
     def flaky(src: Any, dst: Any) -> None:
         calls["n"] += 1
-        if calls["n"] >= 2:
+        if calls["n"] >= 3:  # 1: the journal, 2: a.json, 3: b.json, 4: undo a.json
             raise OSError(errno.EIO, "I/O error")
         real(src, dst)
 
@@ -189,4 +195,5 @@ def test_rollback_failure_names_the_files(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(os, "replace", real)
     kept = [p for p in folder.iterdir() if ".orig" in p.name]
     assert len(kept) == 1 and kept[0].read_text() == "old"
+    assert (folder / writer.JOURNAL_NAME).exists()  # kept: the folder is not consistent
     shutil.rmtree(folder)

@@ -215,3 +215,51 @@ def test_diff_marks_missing_final_newline() -> None:
     diff = unified_diff("c.json", '{\n  "a": 1\n}', '{\n  "a": 2\n}')
     assert diff.endswith("\n }\n\\ No newline at end of file\n")
     assert diff.count("\\ No newline at end of file") == 1
+
+
+# ------------------------------------------------------------------- issue 18: many rules
+@pytest.mark.parametrize("producer", PRODUCERS)
+def test_many_exclusions_are_matched_without_per_call_compiling(
+        producer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Finding 6: 100,000 entries hung fix (every pattern compiled per call through
+    fnmatch, whose cache holds 32,768; one regex of all globs compiled per rule set).
+    Now each pattern is compiled at most once, lazily: the number of compilations does
+    not grow with the list (timings live in benchmarks/bench_match.py)."""
+    import fnmatch
+    import re
+
+    model = ckpt(tmp_path / "m", "deepseek_v3", producer=producer, layout="a")
+    n = 20_000
+    extra = [f"model.layers.0.mlp.experts.{i}.gate_proj" for i in range(n // 2)]
+    extra += [f"re:model\\.layers\\.0\\.mlp\\.experts\\.{i}\\.up_proj" if producer !=
+              "modelopt" else f"model.layers.0.mlp.experts.{i}.up_proj*" for i in range(n // 2)]
+    for name in ("config.json", "hf_quant_config.json"):
+        path = model / name
+        if not path.exists():
+            continue
+        cfg = load(path)
+        node = cfg.get("quantization_config") or cfg["quantization"]
+        key = "ignore" if "ignore" in node or producer != "modelopt" else "exclude_modules"
+        node[key] = [*(node.get(key) or []), *extra]
+        path.write_text(json.dumps(cfg))
+    calls = {"fnmatch": 0, "translate": 0, "compile": 0}
+    real_translate, real_compile = fnmatch.translate, re.compile
+
+    def counting(name: str, real: object) -> object:
+        def wrapper(*a: object, **k: object) -> object:
+            calls[name] += 1
+            return real(*a, **k)  # type: ignore[operator]
+        return wrapper
+
+    monkeypatch.setattr(fnmatch, "fnmatch", counting("fnmatch", fnmatch.fnmatch))
+    monkeypatch.setattr(fnmatch, "fnmatchcase", counting("fnmatch", fnmatch.fnmatchcase))
+    monkeypatch.setattr(fnmatch, "translate", counting("translate", real_translate))
+    monkeypatch.setattr(re, "compile", counting("compile", real_compile))
+    code, out, err = run_cli(capsys, "fix", model)
+    assert code == 1, err
+    assert "model.layers.2*" in out or "model.layers.2." in out
+    assert calls["fnmatch"] < 100, calls  # a few outside matching (file globs), not per entry
+    assert calls["translate"] < 1000, calls
+    # compressed-tensors: each re: entry compiled once per list read (configs, stock model)
+    assert calls["compile"] < (4 * n if producer != "modelopt" else 1000), calls

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _cli_support import FAMILIES, PRODUCERS, ckpt, digest, exclusions, load, pair, run_cli
@@ -73,7 +75,7 @@ def test_single_file_target_gets_an_index(tmp_path: Path, capsys: pytest.Capture
     target, source = pair(tmp_path, "step3p5")
     assert not (target / "model.safetensors.index.json").exists()
     code, out, _ = run_cli(capsys, "graft", target, "--from", source)
-    assert code == 0 and "create model.safetensors.index.json" in out
+    assert code == 0 and "created model.safetensors.index.json" in out
     index = load(target / "model.safetensors.index.json")
     names = read_header(target / "model.safetensors").tensors
     assert {n: "model.safetensors" for n in names}.items() <= index["weight_map"].items()
@@ -133,7 +135,7 @@ def test_refuses_different_existing_tensors_without_force(tmp_path: Path,
     assert digest(target) == before
     code, out, err = run_cli(capsys, "graft", target, "--from", source, "--force")
     assert code == 0, err
-    assert "delete shard holding only replaced tensors: model-mtp.safetensors" in out
+    assert "deleted shard holding only replaced tensors: model-mtp.safetensors" in out
     assert not (target / "model-mtp.safetensors").exists()
     p = core_plan(target)
     assert p.conflicts == () and {m.scheme.value for m in p.modules} == {"unquantized"}
@@ -148,7 +150,7 @@ def test_force_rewrites_a_mixed_shard(tmp_path: Path, capsys: pytest.CaptureFixt
     kept = {n: _tensor_bytes(target, n) for n in target_only}
     code, out, err = run_cli(capsys, "graft", target, "--from", source, "--force")
     assert code == 0, err
-    assert "rewrite shard without the replaced tensors: model.safetensors" in out
+    assert "rewrote shard without the replaced tensors: model.safetensors" in out
     assert {n: _tensor_bytes(target, n) for n in target_only} == kept
     assert set(read_header(target / "model.safetensors").tensors) == set(target_only)
     assert core_plan(target).conflicts == ()
@@ -225,3 +227,154 @@ def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 0 and "dry run: nothing was written" in out
     assert "+++ b/config.json" in out and "exclusion would be added: mtp.fc" in out
     assert digest(target) == before
+
+
+# ----------------------------------------------------------------- issue 18: reliability
+def _reshape(shard: Path, name: str, shape: tuple[int, ...]) -> None:
+    """Rewrite ``shard`` with tensor ``name`` stored in another (consistent) shape."""
+    from vllm_draft_quant.demo import tensors as T
+
+    header = read_header(shard)
+    rows = []
+    with open(shard, "rb") as f:
+        for n, info in sorted(header.tensors.items(), key=lambda kv: kv[1].data_offsets):
+            f.seek(header.bytes_read + info.data_offsets[0])
+            data = f.read(info.data_offsets[1] - info.data_offsets[0])
+            if n == name:
+                per = len(data) // max(1, math.prod(info.shape))
+                want = per * math.prod(shape)
+                data = (data * (want // max(1, len(data)) + 1))[:want]
+                rows.append((n, T.RawTensor(info.dtype, shape, data)))
+            else:
+                rows.append((n, T.RawTensor(info.dtype, info.shape, data)))
+    T.write_safetensors(shard, rows)
+
+
+@pytest.mark.parametrize(("family", "name", "shape"), [
+    ("step3p5", "model.layers.2.eh_proj.weight", (128, 128)),        # [hidden, 2*hidden]
+    ("step3p5", "model.layers.2.enorm.weight", (64,)),               # [hidden]
+    ("step3p5", "model.layers.2.shared_head.output.weight", (128, 128)),  # [vocab, hidden]
+    ("deepseek_v3", "model.layers.2.shared_head.head.weight", (512, 128)),
+    ("deepseek_v3", "model.layers.2.embed_tokens.weight", (256, 64)),
+    ("deepseek_v3", "model.layers.2.mlp.gate.weight", (8, 128)),     # [experts, hidden]
+    ("qwen3_next", "mtp.fc.weight", (128, 384)),
+    ("qwen3_next", "mtp.layers.0.self_attn.k_proj.weight", (96, 128)),  # kv_heads*head_dim
+])
+def test_tensors_target_lacks_are_checked_against_its_config(
+        family: str, name: str, shape: tuple[int, ...], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Finding 3: eh_proj, shared_head.*, enorm, ... have no counterpart in TARGET; a wrong
+    width was grafted and reported as success. Now the config's sizes decide."""
+    target, source = pair(tmp_path, family)
+    _reshape(source / "model.safetensors", name, shape)
+    before = digest(target)
+    code, out, err = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 2 and out == "", out
+    assert err.count("\n") == 1 and name in err and str(list(shape)) in err
+    assert "config.json implies" in err
+    assert digest(target) == before
+
+
+@pytest.mark.parametrize("family", ["deepseek_v3", "qwen3_next", "step3p5", "glm4_moe", "mimo",
+                                    "qwen3_5_moe", "qwen3_5_moe_vl"])
+def test_config_shapes_accept_every_factory_family(family: str, tmp_path: Path) -> None:
+    from vllm_draft_quant.repair.shapes import check_config_shapes, expected_shape
+    from vllm_draft_quant.repair.shard_io import sources_of
+
+    source = ckpt(tmp_path / "s", family, layout="a")
+    facts = load_facts(source)
+    tensors = [t for shard in sorted(set(facts.files.shards))
+               for t in sources_of(source / shard) if facts.names.is_draft_name(t.name)]
+    check_config_shapes(facts, tensors)
+    ruled = [t.name for t in tensors if expected_shape(facts.text_config, t.name)]
+    assert len(ruled) > len(tensors) // 2  # most tensors have a rule
+
+
+@pytest.mark.parametrize("command", ["fix", "graft"])
+def test_an_existing_bak_is_never_overwritten(command: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Finding 2: the user's own config.json.bak survives; the backup gets a new name."""
+    if command == "fix":
+        target = ckpt(tmp_path / "m", "deepseek_v3", layout="a")
+        argv: list[Any] = ["fix", target, "--write"]
+    else:
+        target, source = pair(tmp_path, "deepseek_v3")
+        argv = ["graft", target, "--from", source]
+    mine = b'{"mine": true}\n'
+    (target / "config.json.bak").write_bytes(mine)
+    (target / "config.json.bak.1").write_bytes(mine)
+    old = (target / "config.json").read_bytes()
+    code, out, err = run_cli(capsys, *argv)
+    assert code in (0, 1), err
+    assert (target / "config.json.bak").read_bytes() == mine
+    assert (target / "config.json.bak.1").read_bytes() == mine
+    assert (target / "config.json.bak.2").read_bytes() == old
+    assert "config.json.bak.2" in out and "config.json.bak was kept" in out
+
+
+def test_graft_output_comes_after_the_fact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Finding 5: a SOURCE that shrinks mid-copy; the output used to say exclusions were
+    added and tensors written, although the rollback left TARGET byte-identical."""
+    from vllm_draft_quant.cli import graft as graft_cli
+
+    target, source = pair(tmp_path, "deepseek_v3", num_mtp_layers=2)
+    before = digest(target)
+    shard = source / "model.safetensors"
+
+    class Shrinks:
+        def __init__(self, *a: Any, **k: Any) -> None:
+            self.calls = 0
+
+        def __enter__(self) -> Shrinks:
+            return self
+
+        def __exit__(self, *a: object) -> None:
+            pass
+
+        def __call__(self, n: int) -> None:
+            self.calls += 1
+            if self.calls == 3:
+                with open(shard, "r+b") as f:
+                    f.truncate(read_header(shard).bytes_read + 16)
+
+    monkeypatch.setattr(graft_cli, "Progress", Shrinks)
+    code, out, err = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 2
+    assert out == "", out  # nothing claimed
+    assert err.count("\n") == 1 and "rolled back" in err and "as before" in err
+    assert digest(target) == before
+
+
+def test_graft_reports_in_the_past_tense_after_success(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    target, source = pair(tmp_path, "qwen3_next", truncate=True)
+    code, out, _ = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 0
+    assert "copied" in out and "exclusion added: mtp.fc" in out
+    assert out.rstrip().endswith(f"grafted into {target}")
+
+
+def test_deeply_nested_config_is_bad_input(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Finding 8: a deeply nested config.json made graft's deep copy hit RecursionError
+    (exit 3); it is refused as bad input, in one line."""
+    target, source = pair(tmp_path, "step3p5")
+    cfg = load(target / "config.json")
+    cfg["extra"] = json.loads("[" * 600 + "]" * 600)
+    (target / "config.json").write_text(json.dumps(cfg))
+    before = digest(target)
+    code, _, err = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 2 and err.count("\n") == 1 and "nested" in err
+    assert digest(target) == before
+
+
+@pytest.mark.parametrize("layers", ["a,b", "-1", ",", "4x"])
+def test_layers_errors_are_one_line(layers: str, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Finding 9: --layers errors printed three usage lines first."""
+    target, source = pair(tmp_path, "step3p5")
+    code, out, err = run_cli(capsys, "graft", target, "--from", source, "--layers", layers)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "--layers" in err and "usage" not in err

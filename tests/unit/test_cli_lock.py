@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -12,6 +15,8 @@ from pathlib import Path
 import pytest
 from _cli_support import ckpt, digest, pair, run_cli
 
+from vllm_draft_quant.checkpoint.facts import JOURNAL_NAME
+from vllm_draft_quant.repair import lock as lock_mod
 from vllm_draft_quant.repair.writer import LOCK_NAME, FolderBusyError, FolderLock
 
 _HOLDER = """
@@ -124,3 +129,80 @@ def test_unwritable_folder_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFi
     finally:
         model.chmod(0o755)
     assert code == 2 and "lock file" in err
+
+
+# ------------------------------------------------------------------ issue 18: lock life
+def test_lock_names_its_holder(tmp_path: Path) -> None:
+    folder = ckpt(tmp_path / "m", "step3p5", layout="a")
+    with FolderLock(folder):
+        holder = json.loads((folder / LOCK_NAME).read_text())
+    assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+    assert "start" in holder
+
+
+def test_full_disk_while_writing_the_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Finding 4: writing the lock fails (ENOSPC): one line naming the lock's path, exit 2,
+    and no lock file left behind."""
+    model = ckpt(tmp_path / "m", "deepseek_v3", layout="a")
+    before = digest(model)
+    real = os.write
+
+    def full(fd: int, data: bytes) -> int:
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")) == LOCK_NAME:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    code, out, err = run_cli(capsys, "fix", model, "--write")
+    monkeypatch.setattr(os, "write", real)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and str(model / LOCK_NAME) in err and "disk space" in err
+    assert digest(model) == before
+
+
+@pytest.mark.parametrize("flock", ["fcntl-missing", "ENOLCK"])
+def test_stale_lock_without_flock(flock: str, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where flock is unavailable, the holder line decides: a dead pid (or a pid reused by
+    a process started at another time) on this host is stale and cleared; a live holder,
+    or one on another host, is not."""
+    if flock == "fcntl-missing":
+        monkeypatch.setattr(lock_mod, "fcntl", None)
+    else:
+        import fcntl
+
+        def no_flock(fd: int, op: int) -> None:
+            raise OSError(errno.ENOLCK, "No locks available")
+
+        monkeypatch.setattr(fcntl, "flock", no_flock)
+    folder = ckpt(tmp_path / "m", "step3p5", layout="a")
+    path = folder / LOCK_NAME
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    host = socket.gethostname()
+    for holder in ({"pid": int(dead), "host": host, "start": None},
+                   {"pid": os.getpid(), "host": host, "start": "1"}):  # a reused pid
+        path.write_text(json.dumps(holder))
+        with FolderLock(folder):
+            assert json.loads(path.read_text())["pid"] == os.getpid()
+        assert not path.exists()
+    for holder in ({"pid": os.getppid(), "host": host, "start": lock_mod._start_time(
+                        os.getppid())},
+                   {"pid": int(dead), "host": "elsewhere", "start": None}):
+        path.write_text(json.dumps(holder))
+        with pytest.raises(FolderBusyError, match="in progress") as e:
+            FolderLock(folder).acquire()
+        assert str(path) in str(e.value) and f"process {holder['pid']}" in str(e.value)
+        assert json.loads(path.read_text()) == holder  # left alone
+    path.unlink()
+
+
+def test_lock_released_when_recovery_fails(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A damaged journal: one line naming it, exit 2, and the lock is not left behind."""
+    model = ckpt(tmp_path / "m", "step3p5", layout="a")
+    (model / JOURNAL_NAME).write_text("{not json")
+    code, _, err = run_cli(capsys, "fix", model, "--write")
+    assert code == 2 and err.count("\n") == 1 and JOURNAL_NAME in err
+    assert not (model / LOCK_NAME).exists()

@@ -128,3 +128,73 @@ def test_bad_input_exit_2_nothing_written(case: str, command: str, tmp_path: Pat
     assert err.count("\n") == 1 and err.startswith("vllm-draft-quant: error: ")
     assert "Traceback" not in err
     assert digest(tmp_path) == before and digest(source) == src_before
+
+
+# ------------------------------------------------------------------- issue 18: reliability
+def _head(out: str) -> dict[str, str]:
+    return next(m for m in json.loads(out)["modules"] if m["module"].endswith("shared_head.head"))
+
+
+def test_plan_reads_the_overrides_vllm_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Finding 11: vLLM processes read VLLM_DRAFT_QUANT_OVERRIDES; plan did not."""
+    model = ckpt(tmp_path / "m", "step3p5", layout="b")
+    env = tmp_path / "env.json"
+    env.write_text(json.dumps({"modules": {"model.layers.2.shared_head.head": "unquantized"}}))
+    flag = tmp_path / "flag.json"
+    flag.write_text(json.dumps({"modules": {"model.layers.2.shared_head.head": "fp8"}}))
+    monkeypatch.setenv("VLLM_DRAFT_QUANT_OVERRIDES", str(env))
+    code, out, err = run_cli(capsys, "plan", model, "--json")
+    assert _head(out)["source"] == "override" and _head(out)["scheme"] == "unquantized"
+    assert f"overrides: {env} (from VLLM_DRAFT_QUANT_OVERRIDES)" in err
+    code, out, err = run_cli(capsys, "plan", model, "--json", "--overrides", flag)
+    assert _head(out)["scheme"] == "fp8"  # --overrides wins
+    assert f"overrides: {flag} (from --overrides)" in err
+    code, out, _ = run_cli(capsys, "plan", model)
+    assert out.startswith(f"overrides: {env} (from VLLM_DRAFT_QUANT_OVERRIDES)\n")
+    monkeypatch.setenv("VLLM_DRAFT_QUANT_OVERRIDES", str(tmp_path / "missing.yaml"))
+    code, out, err = run_cli(capsys, "plan", model)
+    assert code == 2 and err.count("\n") == 1 and "VLLM_DRAFT_QUANT_OVERRIDES" in err
+
+
+@pytest.mark.parametrize(("spec", "needle"), [
+    ("[" * 30_000 + "]" * 30_000, "nested"),
+    ('{"method": "mtp", "n": ' + "[" * 50 + "]" * 50 + "}", "nested"),
+    ('{"method": "mtp", "num_speculative_tokens": 1' + "0" * 5000 + "}", "digits"),
+    ('{"method": "mtp", "num_speculative_tokens": 1e999999}', "num_speculative_tokens"),
+    ('{"method": "mtp", "num_speculative_tokens": "3"}', "num_speculative_tokens"),
+    ('{"method": "mtp", "num_speculative_tokens": 2.5}', "num_speculative_tokens"),
+    ('{"method": "mtp", "num_speculative_tokens": true}', "num_speculative_tokens"),
+    ('{"method": "mtp", "num_speculative_tokens": 0}', "num_speculative_tokens"),
+    ('{"method": "mtp", "method": "eagle3"}', "twice"),
+    ('{"method": NaN}', "NaN"),
+    ('{"method": "mtp", "model": "' + "x" * 70_000 + '"}', "characters"),
+])
+def test_hostile_speculative_config_is_exit_2(spec: str, needle: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Finding 8: deeply nested arrays or a number of thousands of digits ended in exit 3;
+    a non-integer num_speculative_tokens was accepted."""
+    model = ckpt(tmp_path / "m", "qwen3_next", layout="a")
+    code, out, err = run_cli(capsys, "plan", model, "--speculative-config", spec)
+    assert code == 2 and out == "", err
+    assert err.count("\n") == 1 and needle in err and len(err) < 1000
+
+
+def test_plan_rolls_back_an_interrupted_commit(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A journal left by a killed commit: plan rolls it back first and says so; the Python
+    API (and so the plugin in vLLM) refuses the folder until then."""
+    from vllm_draft_quant.checkpoint.facts import JOURNAL_NAME
+    from vllm_draft_quant.errors import CheckpointError
+    from vllm_draft_quant.repair.writer import Transaction
+
+    model = ckpt(tmp_path / "m", "step3p5", layout="a")
+    before = digest(model)
+    tx = Transaction(model)
+    tx.write_bytes("config.json", b"{}")
+    tx._write_journal()  # what a run killed right after writing its journal leaves
+    with pytest.raises(CheckpointError, match="interrupted"):
+        core_plan(model)
+    code, _, err = run_cli(capsys, "plan", model)
+    assert code in (0, 1) and "interrupted while committing" in err
+    assert JOURNAL_NAME not in digest(model) and digest(model) == before

@@ -24,7 +24,8 @@ from vllm_draft_quant.adapter.weights import shadowed_modules
 from vllm_draft_quant.checkpoint.facts import load_facts
 from vllm_draft_quant.profiles import LayerRoot, profile_for_draft, profile_for_target
 
-NEW_FAMILIES = ("glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo")
+NEW_FAMILIES = ("glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo", "glm5", "qwen3_5",
+                "glm4_moe_lite")
 FIRST_FAMILIES = ("step3p5", "qwen3_next", "deepseek_v3")
 NEW_FORMATS = (("compressed-tensors", "fp8"), ("fp8", "fp8_block"), ("quark", "mxfp4"))
 MATRIX = [
@@ -39,6 +40,9 @@ DRAFTERS = {
     "qwen3_5_moe": "Qwen3_5MoeMTP",
     "qwen3_5_moe_vl": "Qwen3_5MoeMTP",
     "mimo": "MiMoMTPModel",
+    "glm5": "DeepseekV32MTPModel",
+    "qwen3_5": "Qwen3_5MTP",
+    "glm4_moe_lite": "Glm4MoeLiteMTPModel",
 }
 
 
@@ -116,6 +120,32 @@ EXPECTED_PREFIXES = {
     },
 }
 EXPECTED_PREFIXES["qwen3_5_moe_vl"] = EXPECTED_PREFIXES["qwen3_5_moe"]
+# GLM-5 (DeepseekV32MTPModel): DeepSeek-V3's NextN layer plus the DSA indexer
+EXPECTED_PREFIXES["glm5"] = {
+    "model.layers.2.self_attn.fused_qkv_a_proj",
+    "model.layers.2.self_attn.q_b_proj",
+    "model.layers.2.self_attn.kv_b_proj",
+    "model.layers.2.self_attn.o_proj",
+    "model.layers.2.self_attn.indexer.wq_b",
+    "model.layers.2.self_attn.indexer.wk_weights_proj",
+    "model.layers.2.mlp.gate",
+    "model.layers.2.mlp.experts",
+    "model.layers.2.mlp.shared_experts.gate_up_proj",
+    "model.layers.2.mlp.shared_experts.down_proj",
+    "model.layers.2.head",
+    "model.layers.2.eh_proj",
+}
+EXPECTED_PREFIXES["glm4_moe_lite"] = EXPECTED_PREFIXES["glm5"] - {
+    "model.layers.2.self_attn.indexer.wq_b", "model.layers.2.self_attn.indexer.wk_weights_proj"}
+# dense Qwen3.5 (Qwen3_5MTP): checkpoint-form prefixes, a dense MLP
+EXPECTED_PREFIXES["qwen3_5"] = {
+    "mtp.layers.0.self_attn.qkv_proj",
+    "mtp.layers.0.self_attn.o_proj",
+    "mtp.layers.0.mlp.gate_up_proj",
+    "mtp.layers.0.mlp.down_proj",
+    "mtp.fc",
+    "lm_head",
+}
 
 
 @pytest.mark.parametrize("family", NEW_FAMILIES)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +174,116 @@ def test_lookup_does_not_depend_on_pattern_order(
         return None if hit is None else hit[1]  # the pattern reported may tie; the scheme never
 
     assert answer(order) == answer(list(patterns.items()))
+
+
+# ------------------------------------------------------ issue 18: bounded, strict reading
+_SAFE_LOAD = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+from vllm_draft_quant import load_overrides
+from vllm_draft_quant.errors import ConfigError
+try:
+    load_overrides(sys.argv[1])
+except ConfigError as e:
+    print("ConfigError:", e)
+    sys.exit(0)
+print("accepted")
+sys.exit(1)
+"""
+
+
+def _load_in_child(path: Path) -> str:
+    """load_overrides in a child with a 2 GB memory cap and a time limit: a hostile file
+    must end in one ConfigError, not a MemoryError, a hang or minutes of work."""
+    r = subprocess.run([sys.executable, "-c", _SAFE_LOAD, str(path)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, (r.stdout, r.stderr[-500:])
+    assert r.stdout.count("\n") == 1
+    return r.stdout
+
+
+def test_dev_zero_is_refused() -> None:
+    assert "not a regular file" in _load_in_child(Path("/dev/zero"))
+
+
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "o.yaml"
+    os.mkfifo(fifo)
+    assert "not a regular file" in _load_in_child(fifo)
+
+
+def test_folder_is_refused(tmp_path: Path) -> None:
+    assert "not a regular file" in _load_in_child(tmp_path)
+
+
+def test_huge_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "o.json"
+    path.write_text('{"modules": {' + ", ".join(f'"m{i}": "fp8"' for i in range(200_000))
+                    + "}}")
+    assert "limit" in _load_in_child(path)
+
+
+def test_yaml_alias_bomb_is_refused(tmp_path: Path) -> None:
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for i in range(1, 10):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    lines.append("modules: {m: *a9}")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    out = _load_in_child(path)
+    assert "alias" in out and str(path) in out
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("o.json", '{"version": 1, "modules": {"mtp.fc": "fp8", "mtp.fc": "nvfp4"}}'),
+    ("o.json", '{"version": 1, "version": 1, "modules": {}}'),
+    ("o.yaml", "version: 1\nmodules:\n  mtp.fc: fp8\n  mtp.fc: nvfp4\n"),
+])
+def test_duplicate_keys_are_refused(tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="twice") as info:
+        load_overrides(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("o.json", '{"modules": ' + "[" * 5000 + "]" * 5000 + "}"),
+    ("o.yaml", "modules: " + "[" * 5000 + "]" * 5000 + "\n"),
+    ("o.json", '{"version": 1' + "0" * 5000 + ', "modules": {}}'),
+    ("o.json", '{"version": NaN, "modules": {}}'),
+    ("o.yaml", "version: 1\nmodules: !!python/object/apply:os.system [echo hi]\n"),
+])
+def test_hostile_documents_are_one_config_error(tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_overrides(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("hostile", ["/dev/zero", "fifo", "dup"])
+def test_cli_exit_2_one_line(hostile: str, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    from _cli_support import ckpt, run_cli
+
+    model = ckpt(tmp_path / "m", "step3p5", layout="a")
+    path = Path("/dev/zero")
+    if hostile == "fifo":
+        path = tmp_path / "o.json"
+        os.mkfifo(path)
+    elif hostile == "dup":
+        path = tmp_path / "o.json"
+        path.write_text('{"modules": {"a": "fp8", "a": "fp8"}}')
+    code, out, err = run_cli(capsys, "plan", model, "--overrides", path)
+    assert code == 2 and out == "" and err.count("\n") == 1 and str(path) in err
+
+
+@given(raw=st.binary(max_size=300), suffix=st.sampled_from([".json", ".yaml"]))
+def test_arbitrary_bytes_raise_only_config_error(scratch: Path, raw: bytes, suffix: str) -> None:
+    path = scratch / ("bytes" + suffix)
+    path.write_bytes(raw)
+    try:
+        load_overrides(path)
+    except ConfigError as e:
+        assert "\n" not in str(e)

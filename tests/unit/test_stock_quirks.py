@@ -21,7 +21,8 @@ from vllm_draft_quant.core.schemes import Scheme, StoredFormat
 from vllm_draft_quant.repair.fixer import compute_fix
 from vllm_draft_quant.repair.stock import stock_quantizes
 
-NEW_FAMILIES = ("glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo")
+NEW_FAMILIES = ("glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo", "glm5", "qwen3_5",
+                "glm4_moe_lite")
 LAYOUTS = "abcdefg"
 
 #: ModelOpt layouts stock vLLM 0.33.0 did not load correctly before any fix
@@ -35,6 +36,12 @@ MEASURED_WRONG = {
     ("qwen3_5_moe_vl", "fp8"): "a",
     ("mimo", "nvfp4"): "abcef",
     ("mimo", "fp8"): "abcef",
+    ("glm5", "nvfp4"): "acdef",
+    ("glm5", "fp8"): "acdef",
+    ("qwen3_5", "nvfp4"): "ag",
+    ("qwen3_5", "fp8"): "a",
+    ("glm4_moe_lite", "nvfp4"): "acdef",
+    ("glm4_moe_lite", "fp8"): "acdef",
 }
 #: wrong for a reason no exclusion list changes: GLM's NextN head is also fed the
 #: target's BF16 lm_head (size mismatch against the NVFP4 head)
@@ -44,20 +51,23 @@ LIMIT_NOT_MODULE = {("glm4_moe", "nvfp4", "g")}
 def test_every_family_records_its_stock_behaviour() -> None:
     by_arch = {p.architecture: p.stock for p in profiles.PROFILES}
     assert all(s is not None for s in by_arch.values()), by_arch
-    # FINDINGS.md "Drafter classes": Step-3.5 and EAGLE3 parse the draft's own config
+    # FINDINGS.md "Drafter classes": Step-3.5, Qwen4Exp and the EAGLE3 drafters parse the
+    # draft's own config
     draft_parsers = {a for a, s in by_arch.items() if s is not None and s.quant_config == "draft"}
-    assert draft_parsers == {"Step3p5MTP", "Eagle3LlamaForCausalLM"}
-    # a fresh parse has no packed-module mapping; the target's object keeps one
+    assert draft_parsers == {"Step3p5MTP", "Eagle3LlamaForCausalLM", "Qwen4ExpMTP",
+                             "Eagle3Qwen3ForCausalLM", "Eagle3DeepseekV2ForCausalLM"}
+    # a fresh parse has no packed-module mapping; the target's object keeps one; Qwen4Exp
+    # puts its own on its fresh parse (qwen4_exp/nvidia/mtp.py:_make_draft_vllm_config)
     assert all(s is not None and s.packed_exclusions == (s.quant_config == "target")
-               for s in by_arch.values())
+               for a, s in by_arch.items() if a != "Qwen4ExpMTP")
     forced = {a for a, s in by_arch.items() if s is not None and s.always_unquantized}
-    assert forced == {"Qwen3NextMTP", "Qwen3_5MoeMTP"}
+    assert forced == {"Qwen3NextMTP", "Qwen3_5MoeMTP", "Qwen3_5MTP"}
 
 
 def test_registry_collects_one_module_per_family() -> None:
     assert tuple(p for m in profiles.FAMILY_MODULES for p in m.PROFILES) == profiles.PROFILES
     assert len(profiles.PROFILES) == len(profiles.FAMILY_MODULES)
-    assert len(profiles.PROFILES) == 7
+    assert len(profiles.PROFILES) == 17
     with pytest.raises(ValueError, match="claimed by more than one"):
         profiles._check_unique("target architectures", ["A", "B", "A"])
 

@@ -225,6 +225,25 @@ def mtp_completeness_check_disabled() -> Any:
     return disable_mtp_completeness_check()
 
 
+def weight_block_size(config: Any) -> tuple[int, int] | None:
+    """A block-FP8 quant config's ``weight_block_size`` (``Fp8Config``), else None."""
+    block = getattr(config, "weight_block_size", None)
+    if isinstance(block, (list, tuple)) and len(block) == 2:
+        return int(block[0]), int(block[1])
+    return None
+
+
+def nvfp4_reference_dequant() -> Any:
+    """vLLM's reference NVFP4 dequantization (``quantization/utils/
+    nvfp4_emulation_utils.py:dequantize_to_dtype``: fp4 values x block scale x global
+    scale), used to load a plain layer a checkpoint stores NVFP4 (``adapter/dequant.py``)."""
+    from vllm.model_executor.layers.quantization.utils.nvfp4_emulation_utils import (
+        dequantize_to_dtype,
+    )
+
+    return dequantize_to_dtype
+
+
 def architectures(model_config: Any) -> list[str]:
     """The architectures vLLM resolved for a ``ModelConfig`` (the draft's, for a drafter)."""
     archs = getattr(model_config, "architectures", None) or getattr(

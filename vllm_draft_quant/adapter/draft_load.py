@@ -11,7 +11,7 @@ from typing import Any
 from vllm_draft_quant.adapter import compat, context, settings
 from vllm_draft_quant.core.plan import Plan
 from vllm_draft_quant.core.resolver import Mode
-from vllm_draft_quant.core.schemes import Scheme
+from vllm_draft_quant.core.schemes import DEQUANTIZABLE, Scheme, StoredFormat
 from vllm_draft_quant.errors import DraftLoadError, UnsupportedSchemeError
 from vllm_draft_quant.profiles import draft_architectures
 
@@ -86,9 +86,11 @@ def _summary(plan: Plan, build: context.DraftBuild) -> str:
             why[m.source] = why.get(m.source, 0) + 1
     schemes = ", ".join(f"{n} {s}" for s, n in sorted(per.items()))
     reasons = ", ".join(f"{n} by {s}" for s, n in sorted(why.items())) or "none"
+    deq = [m.module for m in plan.modules if m.source == "dequantize"]
+    dequantized = f"; dequantized at load into unquantized layers: {deq}" if deq else ""
     return (f"{plan.drafter}: {len(build.seen)}/{len(quantizable)} draft modules set from the "
             f"plan ({schemes}); unquantized: {reasons}; conflicts resolved toward the "
-            f"tensors: {len(plan.conflicts)}")
+            f"tensors: {len(plan.conflicts)}{dequantized}")
 
 
 def wrap_load_model(orig: Callable[..., Any],
@@ -128,6 +130,21 @@ def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_c
             f"is unknown or mixed: {unknown[:5]}; see `vllm-draft-quant plan {model_config.model}`"
             " and add an override or re-export those tensors."
         )
+    # a layer vLLM builds without a quant method, stored in a format the adapter cannot
+    # dequantize: one error naming it (stock vLLM fails on its first scale tensor)
+    stuck = [(m.module, m.stored.value, m.kind.value) for m in plan.modules
+             if not m.kind.quantizable and m.source != "dequantize"
+             and m.stored not in (StoredFormat.UNQUANTIZED, StoredFormat.UNKNOWN)]
+    if stuck:
+        module, stored, kind = stuck[0]
+        raise UnsupportedSchemeError(
+            f"{plan.drafter}: draft module {module} is stored {stored}, but vLLM builds it as "
+            f"a {kind} layer that cannot hold quantized weights and vllm-draft-quant can "
+            f"dequantize only {', '.join(sorted(f.value for f in DEQUANTIZABLE))} at load"
+            + (f" (and {len(stuck) - 1} more: {[s[0] for s in stuck[1:4]]})" if len(stuck) > 1
+               else "")
+            + "; store that module unquantized (re-export it, or graft it from the BF16 "
+            "original).")
     before_draft()
     for m in plan.modules:
         log.debug("draft module %s -> %s (%s: %s)", m.module, m.scheme, m.source, m.reason)
@@ -143,7 +160,8 @@ def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_c
     profile = profile_for_draft(arch)
 
     def checked_load_weights(model: Any, mc: Any) -> Any:
-        with weights.weight_stream(model, profile, plan) as dropped:  # P5
+        with weights.weight_stream(model, profile, plan,
+                                   compat.weight_block_size(private)) as dropped:  # P5
             result = load_weights(model, mc)
         if dropped:
             log.info("vllm-draft-quant %s: did not pass %d tensor(s) to the drafter (its "

@@ -56,10 +56,15 @@ P5 the drafter's ``load_weights`` (instance attribute, ``adapter/weights.py``)
          own scoped switch ``disable_mtp_completeness_check()``, and the same check
          is redone with the attention layers' KV-cache parameters optional; any
          other missing parameter is one ``MissingDraftWeightsError`` naming them.
+         ``source == "dequantize"`` (a ``torch.nn.Linear`` or unquantized vLLM layer
+         the checkpoint stores FP8/NVFP4: MiMo's ``input_proj``, NextN ``eh_proj``):
+         its stored tensors are held back until complete and passed on as one
+         dequantized ``weight`` (``adapter/dequant.py``), so the drafter never sees
+         the scales it has no parameter for.
    upstream: glm4_moe_mtp.py ``if name == "lm_head.weight"`` rename;
          step3p5_mtp.py ``optional_params`` (numel()==1 KV scales only).
-   remove when: GLM's drafter prefers the NextN head and Step-3.5's check knows
-         KV-cache placeholders (then drop ``also_fed_by`` / ``checks_completeness``
+   remove when: GLM's drafter prefers the NextN head, Step-3.5's check knows
+         KV-cache placeholders, plain input projections carry a quant method (then drop ``also_fed_by`` / ``checks_completeness``
          from the profiles).
 """
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from vllm_draft_quant.errors import ConfigError
 
 ENV_MODE = "VLLM_DRAFT_QUANT"
-ENV_OVERRIDES = "VLLM_DRAFT_QUANT_OVERRIDES"
+ENV_OVERRIDES = "VLLM_DRAFT_QUANT_OVERRIDES"  # also core.overrides.ENV_OVERRIDES (kept light here)
 MODES = ("auto", "strict", "off")
 
 

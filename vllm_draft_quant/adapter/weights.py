@@ -22,7 +22,14 @@ Two drafters' own ``load_weights`` defeat the precision the plan chose:
   checkpoint has no tensor for it. Anything else missing still fails, as one
   `MissingDraftWeightsError` naming the parameters and the upstream cause.
 
-Both act on the model *instance* (an instance attribute shadows
+- **Plain layers stored quantized** (issue 13): a module the plan marks
+  ``dequantize`` (vLLM builds it as a ``torch.nn.Linear`` or without a quant config,
+  the checkpoint stores it FP8 or NVFP4) reaches the drafter as one unquantized
+  ``weight``, dequantized exactly from its stored tensors (``adapter/dequant.py``);
+  its scales are not passed on (stock vLLM fails on the first one: "There is no
+  module or parameter named '...input_scale'").
+
+All act on the model *instance* (an instance attribute shadows
 ``model.load_weights`` for the duration of the load and is deleted afterwards);
 nothing in vLLM's classes or modules changes.
 """
@@ -33,13 +40,13 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from vllm_draft_quant.adapter import compat
+from vllm_draft_quant.adapter import compat, dequant
 from vllm_draft_quant.core.names import module_of
-from vllm_draft_quant.core.plan import Plan
-from vllm_draft_quant.errors import MissingDraftWeightsError
+from vllm_draft_quant.core.plan import ModuleDecision, Plan
+from vllm_draft_quant.errors import DraftLoadError, MissingDraftWeightsError
 from vllm_draft_quant.profiles import DrafterProfile
 
-__all__ = ["shadowed_modules", "weight_stream"]
+__all__ = ["dequantized_modules", "shadowed_modules", "weight_stream"]
 
 _KV_PLACEHOLDERS = (
     "q_scale",
@@ -73,6 +80,52 @@ def shadowed_modules(profile: DrafterProfile, plan: Plan) -> frozenset[str]:
     return frozenset(drop)
 
 
+def dequantized_modules(plan: Plan) -> dict[str, ModuleDecision]:
+    """Checkpoint module -> its decision, for every module the plan dequantizes at load."""
+    return {module_of(t): d for d in plan.modules if d.source == "dequantize"
+            for t in d.checkpoint_tensors}
+
+
+class _Dequantizer:
+    """Collects a plain module's stored tensors; yields its weight once all are read."""
+
+    def __init__(self, plan: Plan, block: tuple[int, int] | None = None) -> None:
+        self.plan = plan
+        self.block = block
+        self.modules = dequantized_modules(plan)
+        self.parts: dict[str, dict[str, Any]] = {}
+        self.done: set[str] = set()
+
+    def take(self, name: str, tensor: Any) -> tuple[bool, tuple[str, Any] | None]:
+        """(consumed, the weight to pass on instead, if it is now complete)."""
+        module, _, suffix = name.rpartition(".")
+        d = self.modules.get(module)
+        if d is None or suffix not in dequant.AUX:
+            return False, None
+        if module in self.done:
+            return True, None
+        parts = self.parts.setdefault(module, {})
+        parts[suffix] = tensor
+        if not dequant.needed(d.stored) <= parts.keys():
+            return True, None
+        self.done.add(module)
+        del self.parts[module]
+        try:
+            weight = dequant.dequantize(d.stored, parts, self.block)
+        except ValueError as e:
+            raise DraftLoadError(f"{self.plan.drafter}: cannot dequantize {module} "
+                                 f"({d.stored}): {e}") from None
+        return True, (f"{module}.weight", weight)
+
+    def finish(self) -> None:
+        pending = {m: sorted(dequant.needed(self.modules[m].stored) - p.keys())
+                   for m, p in self.parts.items()}
+        if pending:
+            raise DraftLoadError(
+                f"{self.plan.drafter}: cannot dequantize {sorted(pending)}: the checkpoint "
+                f"has no {pending}; re-export those modules or store them unquantized.")
+
+
 def _kv_placeholders(model: Any) -> set[str]:
     """Names of KV-cache-method parameters of the drafter's attention layers."""
     out: set[str] = set()
@@ -87,15 +140,17 @@ def _kv_placeholders(model: Any) -> set[str]:
 
 
 @contextlib.contextmanager
-def weight_stream(model: Any, profile: DrafterProfile, plan: Plan) -> Iterator[list[str]]:
+def weight_stream(model: Any, profile: DrafterProfile, plan: Plan,
+                  block: tuple[int, int] | None = None) -> Iterator[list[str]]:
     """While active, ``model.load_weights`` reads the filtered stream (P5).
 
     Yields the list of dropped tensor names (filled while loading).
     """
     drop = shadowed_modules(profile, plan)
     check = profile.checks_completeness
+    deq = _Dequantizer(plan, block)
     dropped: list[str] = []
-    if not drop and not check:
+    if not drop and not check and not deq.modules:
         yield dropped
         return
     original = model.load_weights
@@ -105,10 +160,15 @@ def weight_stream(model: Any, profile: DrafterProfile, plan: Plan) -> Iterator[l
             if module_of(name) in drop:
                 dropped.append(name)
                 continue
-            yield name, tensor
+            consumed, instead = deq.take(name, tensor)
+            if instead is not None:
+                yield instead
+            if not consumed:
+                yield name, tensor
+        deq.finish()
 
     def load_weights(weights: Iterable[tuple[str, Any]]) -> Any:
-        stream = filtered(weights) if drop else weights
+        stream = filtered(weights) if (drop or deq.modules) else weights
         if not check:
             return original(stream)
         with compat.mtp_completeness_check_disabled():

@@ -15,10 +15,12 @@ import stat
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal, NoReturn, overload
 
+from vllm_draft_quant.core.bounded import check_depth
 from vllm_draft_quant.errors import CheckpointError, ConfigError, DraftQuantError
 
 __all__ = [
     "DEFAULT_MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
     "load_json_object",
     "parse_json_object",
     "read_bounded",
@@ -26,6 +28,9 @@ __all__ = [
 ]
 
 DEFAULT_MAX_JSON_BYTES = 64 * 2**20
+#: deepest nesting of a model folder's JSON files (real configs nest 3-5 levels; deeper
+#: ones would make copying them, as graft does, recurse past Python's limit)
+MAX_JSON_DEPTH = 64
 
 _FIX = "repair the file or re-download it"
 
@@ -84,6 +89,10 @@ def parse_json_object(
         raise error(f"{path}: {what} is nested too deeply to parse; {_FIX}") from e
     except ValueError as e:  # e.g. an integer longer than Python's digit limit
         raise error(f"{path}: {what} is not valid JSON ({e}); {_FIX}") from e
+    try:
+        check_depth(value, origin=f"{path}: {what}", max_depth=MAX_JSON_DEPTH)
+    except ConfigError as e:
+        raise error(str(e)) from e
     if not isinstance(value, dict):
         raise error(
             f"{path}: {what} holds a JSON {type(value).__name__}, not an object; "

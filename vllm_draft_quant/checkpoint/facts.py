@@ -23,10 +23,24 @@ from vllm_draft_quant.core.overrides import Overrides
 from vllm_draft_quant.core.plan import Plan
 from vllm_draft_quant.core.profile import DrafterProfile
 from vllm_draft_quant.core.resolver import Mode, place_drafter, resolve
-from vllm_draft_quant.errors import ConfigError
+from vllm_draft_quant.errors import CheckpointError, ConfigError
 from vllm_draft_quant.profiles import profile_for_draft, profile_for_target
 
-__all__ = ["CheckpointFacts", "draft_dtypes", "load_facts", "plan_from_facts"]
+__all__ = ["JOURNAL_NAME", "CheckpointFacts", "check_settled", "draft_dtypes", "load_facts",
+           "plan_from_facts"]
+
+#: written by `repair.writer` before the first rename of a commit, removed after the last
+JOURNAL_NAME = ".vllm-draft-quant.journal"
+
+
+def check_settled(model_dir: Path) -> None:
+    """Refuse a folder whose last ``fix``/``graft`` commit was interrupted (its journal is
+    still there): its files may be half old, half new."""
+    if os.path.lexists(model_dir / JOURNAL_NAME):
+        raise CheckpointError(
+            f"{model_dir}: a fix/graft was interrupted while committing its change "
+            f"({JOURNAL_NAME} is present), so the folder may be half old, half new; run "
+            f"'vllm-draft-quant plan {model_dir}' (or fix/graft) once to roll it back")
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,7 @@ def load_facts(model: str | os.PathLike[str], *, drafter: str | None = None,
     EAGLE3) need it, and for them it is required.
     """
     model_dir = locate_model(model)
+    check_settled(model_dir)
     cfg_path = model_dir / "config.json"
     config = load_json_object(cfg_path, what="model config")
     if drafter is not None:

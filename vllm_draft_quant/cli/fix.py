@@ -17,9 +17,9 @@ from vllm_draft_quant.repair.fixer import (
     render_json,
     unified_diff,
 )
-from vllm_draft_quant.repair.writer import FolderLock, Transaction
+from vllm_draft_quant.repair.writer import FolderLock, Transaction, settle
 
-__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "report_fix", "run"]
+__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "note", "report_fix", "run"]
 
 HELP = "make the config's exclusions tell the truth about the draft tensors"
 DESCRIPTION = """\
@@ -27,7 +27,8 @@ Compute the exclusion entries (ModelOpt exclude_modules/ignore, compressed-tenso
 ignore) that make the quantization config match the stored draft tensors, in forms
 stock vLLM also follows. Without --write, print a unified diff (exit code 1 if a
 change is pending); with --write, rewrite hf_quant_config.json and config.json
-atomically and keep a .bak of each. Also says which layouts stock vLLM still cannot
+atomically and keep a .bak of each (config.json.bak, or config.json.bak.1, ... when a
+.bak exists: an existing one is never overwritten). Also says which layouts stock vLLM still cannot
 load even with a truthful config (then you need the plugin)."""
 EXAMPLES = """\
   vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4            # show the diff
@@ -54,24 +55,36 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     model_dir = locate_model(args.model)
     if not args.write:
+        note(settle(model_dir))
         res, texts = _compute(model_dir)
         for name, (old, new) in texts.items():
             out.write(unified_diff(name, old, new))
         report_fix(res, out, written=False)
         return 1 if res.changed or res.remaining else 0
-    with FolderLock(model_dir):
+    with FolderLock(model_dir) as lock:
+        note(lock.notes)
         res, texts = _compute(model_dir)
         if texts:
+            backups: dict[str, str | None] = {}
             with Transaction(model_dir) as tx:
                 for name in texts:
-                    tx.backup(name)
+                    backups[name] = tx.backup(name)
                 for name in sorted(texts, key=lambda n: n != HF_QUANT):
                     tx.write_bytes(name, texts[name][1].encode("utf-8"))
                 tx.commit()
             for name in texts:
-                out.write(f"wrote {model_dir / name} (previous version: {name}.bak)\n")
+                bak = backups[name]
+                kept = f"; the existing {name}.bak was kept" if bak != f"{name}.bak" else ""
+                out.write(f"wrote {model_dir / name} (previous version: {bak}{kept})\n")
     report_fix(res, out, written=True)
     return 1 if res.remaining else 0
+
+
+def note(lines: list[str]) -> None:
+    """Notes on what a run found and repaired first (an interrupted commit rolled back,
+    leftover temporaries removed), on stderr so stdout stays the command's own output."""
+    for line in lines:
+        sys.stderr.write(f"note: {line}\n")
 
 
 def _compute(model_dir: Path) -> tuple[FixResult, dict[str, tuple[str, str]]]:

@@ -9,10 +9,11 @@ from typing import TextIO
 from vllm_draft_quant.checkpoint.index import INDEX_FILE
 from vllm_draft_quant.checkpoint.locate import locate_model
 from vllm_draft_quant.cli._output import Progress
-from vllm_draft_quant.cli.fix import report_fix
+from vllm_draft_quant.cli.fix import note, report_fix
+from vllm_draft_quant.errors import ConfigError, DraftQuantError
 from vllm_draft_quant.repair.fixer import unified_diff
 from vllm_draft_quant.repair.graft import GraftPlan, apply_graft, plan_graft
-from vllm_draft_quant.repair.writer import FolderLock
+from vllm_draft_quant.repair.writer import FolderLock, settle
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "parse_layers", "run"]
 
@@ -39,10 +40,10 @@ def parse_layers(text: str) -> str | list[int]:
     try:
         layers = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected 'auto' or layer numbers such as 45,46") from None
+        raise ConfigError(
+            f"--layers {text!r}: expected 'auto' or layer numbers such as 45,46") from None
     if not layers or any(n < 0 for n in layers):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected 'auto' or layer numbers >= 0")
+        raise ConfigError(f"--layers {text!r}: expected 'auto' or layer numbers >= 0")
     return layers
 
 
@@ -50,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="TARGET", help="the quantized checkpoint to complete")
     p.add_argument("--from", dest="source", metavar="SOURCE", required=True,
                    help="the unquantized checkpoint holding the draft layers")
-    p.add_argument("--layers", type=parse_layers, default="auto", metavar="auto|N,...",
+    p.add_argument("--layers", default="auto", metavar="auto|N,...",
                    help="draft layers to copy, numbered as in tensor names (model.layers.45 -> "
                         "45; mtp.layers.0 -> 0); default: all of SOURCE's")
     p.add_argument("--dry-run", action="store_true",
@@ -61,29 +62,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    layers = parse_layers(args.layers)
     target = locate_model(args.target)
     if args.dry_run:
-        plan = plan_graft(target, args.source, layers=args.layers, force=args.force)
+        note(settle(target))
+        plan = plan_graft(target, args.source, layers=layers, force=args.force)
         describe(plan, out, dry_run=True)
         return 0
-    with FolderLock(target):
-        plan = plan_graft(target, args.source, layers=args.layers, force=args.force)
-        describe(plan, out, dry_run=False)
+    with FolderLock(target) as lock:
+        note(lock.notes)
+        plan = plan_graft(target, args.source, layers=layers, force=args.force)
         if plan.changed:
-            with Progress(plan.bytes_to_write, "grafting") as progress:
-                apply_graft(plan, progress=progress)
+            try:
+                with Progress(plan.bytes_to_write, "grafting") as progress:
+                    apply_graft(plan, progress=progress)
+            except DraftQuantError as e:
+                raise type(e)(f"{e}; graft rolled back: {plan.target} is as before") from e
+        describe(plan, out, dry_run=False)  # after the fact: what was done
+        if plan.changed:
             out.write(f"grafted into {plan.target}\n")
     return 0
 
 
 def describe(plan: GraftPlan, out: TextIO, *, dry_run: bool) -> None:
-    """What the graft copies, skips or replaces, and how the JSON files change."""
+    """What the graft copies, skips or replaces, and how the JSON files change.
+
+    With ``dry_run`` it says what would be done; otherwise it is called after the
+    commit and says what was done (in the past tense).
+    """
+    would = "would " if dry_run else ""
     for u in plan.units:
         size = sum(t.nbytes for t in u.source) / 2**20
-        what = {"copy": f"copy {len(u.source)} tensors ({size:.1f} MiB)",
+        what = {"copy": f"{would}{'copy' if dry_run else 'copied'} {len(u.source)} tensors "
+                        f"({size:.1f} MiB)",
                 "skip": "already present and identical: skipped",
-                "replace": f"replace {len(u.existing)} tensors with {len(u.source)} "
-                           f"({size:.1f} MiB, --force)"}[u.action]
+                "replace": f"{would}{'replace' if dry_run else 'replaced'} {len(u.existing)} "
+                           f"tensors with {len(u.source)} ({size:.1f} MiB, --force)"}[u.action]
         out.write(f"{u.label}: {what}\n")
     if not plan.changed:
         out.write(f"{plan.target}: already grafted, nothing to change\n")
@@ -91,14 +105,20 @@ def describe(plan: GraftPlan, out: TextIO, *, dry_run: bool) -> None:
     if plan.shard:
         out.write(f"new shard: {plan.shard}\n")
     for name in plan.rewrites:
-        out.write(f"rewrite shard without the replaced tensors: {name}\n")
+        out.write(f"{would}{'rewrite' if dry_run else 'rewrote'} shard without the replaced "
+                  f"tensors: {name}\n")
     for name in plan.deletes:
-        out.write(f"delete shard holding only replaced tensors: {name}\n")
-    for note in plan.notes:
-        out.write(f"{note}\n")
+        out.write(f"{would}{'delete' if dry_run else 'deleted'} shard holding only replaced "
+                  f"tensors: {name}\n")
+    for line in plan.notes:
+        out.write(f"{line}\n")
+    for name, bak in plan.backups.items():
+        if bak is not None and bak != f"{name}.bak":
+            out.write(f"previous {name} kept as {bak} (the existing {name}.bak was kept)\n")
     if plan.index is not None:
-        verb = "update" if INDEX_FILE in plan.originals else "create"
-        out.write(f"{verb} {INDEX_FILE}: {len(plan.index['weight_map'])} tensors\n")
+        verb = ("update" if dry_run else "updated") if INDEX_FILE in plan.originals else (
+            "create" if dry_run else "created")
+        out.write(f"{would}{verb} {INDEX_FILE}: {len(plan.index['weight_map'])} tensors\n")
     if dry_run:
         for name, text in plan.texts().items():
             if name != INDEX_FILE:

@@ -13,10 +13,13 @@ import sys
 import traceback
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 from vllm_draft_quant._version import __version__
 from vllm_draft_quant.cli import demo, fix, graft, plan_cmd
 from vllm_draft_quant.errors import ConflictError, DraftQuantError
+from vllm_draft_quant.repair.lock import TerminatedBySignal, reraise
+from vllm_draft_quant.repair.writer import last_outcome, reset_outcome
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_CONFLICTS", "EXIT_INTERNAL", "EXIT_OK", "build_parser", "main"]
 
@@ -42,13 +45,21 @@ downloads). Run 'vllm-draft-quant <command> --help' for each command's examples.
 exit codes: 0 fine, 1 conflicts found, 2 bad input, 3 internal error (please report)"""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line too (no usage block), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {' '.join(message.split())} "
+                                  f"(see '{self.prog} --help')\n")
+
+
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=32)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=_DESCRIPTION, epilog=_EPILOG,
+    parser = _Parser(prog=PROG, description=_DESCRIPTION, epilog=_EPILOG,
                                      formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--debug", action="store_true",
@@ -77,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_OK
     debug = bool(getattr(args, "debug", False))
+    reset_outcome()
     try:
         code: int = args.run(args)
         return code
@@ -90,12 +102,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(e, debug)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        sys.stderr.write(f"{PROG}: interrupted; nothing was changed\n")
+        sys.stderr.write(f"{PROG}: interrupted; {_what_changed()}\n")
         return 130
+    except TerminatedBySignal as e:
+        sys.stderr.write(f"{PROG}: {e}; {_what_changed()}\n")
+        sys.stderr.flush()
+        reraise(e)  # end as the signal would have, now that the lock is released
+        return 128 + e.signum  # pragma: no cover - reraise does not return
     except Exception as e:
         _report(e, debug, f"internal error ({type(e).__name__}): ",
                 "" if debug else " (rerun with --debug and report the traceback)")
         return EXIT_INTERNAL
+
+
+def _what_changed() -> str:
+    outcome = last_outcome()
+    if outcome is None:
+        return "nothing was changed"
+    if outcome.startswith("rolled back"):
+        return f"the change was {outcome}"
+    return f"the change had been written ({outcome.removeprefix('committed: ')})"
 
 
 def _report(e: BaseException, debug: bool, head: str = "", tail: str = "") -> None:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TextIO
 
 from vllm_draft_quant.checkpoint.facts import CheckpointFacts, load_facts, plan_from_facts
+from vllm_draft_quant.checkpoint.locate import locate_model
 from vllm_draft_quant.checkpoint.overrides_file import load_overrides
 from vllm_draft_quant.checkpoint.speculative import DraftSource, draft_source
 from vllm_draft_quant.cli._output import highlight
+from vllm_draft_quant.cli.fix import note
+from vllm_draft_quant.core.overrides import ENV_OVERRIDES
 from vllm_draft_quant.core.plan import ModuleDecision, Plan
+from vllm_draft_quant.repair.writer import settle
 
-__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "render", "run"]
+__all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "overrides_path", "render", "run"]
 
 HELP = "explain the plan for a checkpoint's draft layers"
 DESCRIPTION = """\
@@ -44,7 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--mode", choices=("auto", "strict"), default="auto",
                    help="auto: the stored tensors win (default); strict: a conflict is an error")
-    p.add_argument("--overrides", metavar="FILE", help="JSON/YAML file of per-module schemes")
+    p.add_argument("--overrides", metavar="FILE",
+                   help="JSON/YAML file of per-module schemes (default: the file named by "
+                        "VLLM_DRAFT_QUANT_OVERRIDES, which vLLM reads too)")
     p.add_argument("--drafter", metavar="ARCH",
                    help="force the vLLM draft architecture (e.g. Step3p5MTP)")
     p.add_argument("--speculative-config", metavar="JSON",
@@ -52,20 +59,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "target and the draft is planned from the checkpoint it names")
 
 
+def overrides_path(args: argparse.Namespace) -> tuple[str | None, str]:
+    """The overrides file vLLM would read, and where its name came from: ``--overrides``
+    wins over ``VLLM_DRAFT_QUANT_OVERRIDES`` (the variable every vLLM process reads)."""
+    if getattr(args, "overrides", None):
+        return args.overrides, "--overrides"
+    env = os.environ.get(ENV_OVERRIDES) or None
+    return env, ENV_OVERRIDES
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    overrides = load_overrides(args.overrides) if args.overrides else None
+    path, origin = overrides_path(args)
+    overrides = load_overrides(path) if path else None
     source: DraftSource | None = None
     if getattr(args, "speculative_config", None) is not None:
         source = draft_source(args.model, args.speculative_config)
+        for folder in dict.fromkeys((source.target_dir, source.draft_dir)):
+            note(settle(folder))
         facts = load_facts(source.draft_dir, drafter=args.drafter or source.drafter,
                            target_layers=source.target_layers)
     else:
+        note(settle(locate_model(args.model)))
         facts = load_facts(args.model, drafter=args.drafter)
     plan = plan_from_facts(facts, mode=args.mode, overrides=overrides)
+    said = f"overrides: {path} (from {origin})" if path else ""
     if args.json:
+        if said:
+            sys.stderr.write(f"note: {said}\n")
         out.write(plan.to_json() + "\n")
     else:
+        if said:
+            out.write(said + "\n")
         render(facts, plan, out, source)
     return 1 if plan.conflicts else 0
 

@@ -25,7 +25,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from vllm_draft_quant.core.schemes import Scheme
 from vllm_draft_quant.errors import ConfigError
 
-__all__ = ["Overrides", "parse_overrides"]
+__all__ = ["ENV_OVERRIDES", "Overrides", "parse_overrides"]
+
+#: the environment variable naming the overrides file (read in every vLLM process)
+ENV_OVERRIDES = "VLLM_DRAFT_QUANT_OVERRIDES"
 
 
 class Overrides(BaseModel):

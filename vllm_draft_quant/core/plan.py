@@ -20,7 +20,11 @@ from vllm_draft_quant.core.schemes import Group, IntLayout, ModuleKind, Scheme, 
 
 __all__ = ["Conflict", "ModuleDecision", "Plan", "Source"]
 
-Source = Literal["evidence", "exclude-rule", "override", "default"]
+#: why a module got its scheme; ``dequantize``: vLLM builds it as a layer that cannot
+#: hold quantized weights (``torch.nn.Linear``, or a vLLM layer built without a quant
+#: config) but the checkpoint stores it quantized, so its stored tensors are
+#: dequantized exactly into the layer's unquantized weight while the drafter loads
+Source = Literal["evidence", "exclude-rule", "override", "default", "dequantize"]
 
 
 class _Frozen(BaseModel):

@@ -21,7 +21,7 @@ from vllm_draft_quant.core.names import NameMap, RuntimeModule
 from vllm_draft_quant.core.overrides import Overrides
 from vllm_draft_quant.core.plan import Conflict, ModuleDecision, Plan, Source
 from vllm_draft_quant.core.profile import DrafterProfile
-from vllm_draft_quant.core.schemes import Scheme, StoredFormat
+from vllm_draft_quant.core.schemes import DEQUANTIZABLE, Scheme, StoredFormat
 from vllm_draft_quant.errors import ConfigError, ConflictError, MissingDraftWeightsError
 
 __all__ = ["MAX_DRAFT_LAYERS", "Mode", "place_drafter", "resolve"]
@@ -157,9 +157,15 @@ def _decide(rm: RuntimeModule, found: _Found, intent: QuantIntent | None,
     if not kind.quantizable:
         scheme, source = Scheme.UNQUANTIZED, "default"
         reason = f"{said.reason}; tensors: {detail}"
-        if stored not in (StoredFormat.UNQUANTIZED, StoredFormat.UNKNOWN):
+        if stored in DEQUANTIZABLE:
+            source = "dequantize"
+            reason = (f"stored {stored} but vLLM builds it as a {kind.value} layer that cannot "
+                      f"hold quantized weights: dequantized exactly into its unquantized "
+                      f"weight at load ({detail})")
+        elif stored not in (StoredFormat.UNQUANTIZED, StoredFormat.UNKNOWN):
             conflicts.append(f"stored as {stored} but vLLM builds it as a {kind.value} layer "
-                             "that cannot hold quantized weights")
+                             "that cannot hold quantized weights, and vllm-draft-quant cannot "
+                             f"dequantize {stored} at load")
     elif ov is not None:
         scheme, source = ov[1], "override"
         reason = f"override {ov[0]!r} -> {ov[1]} (tensors: {detail})"

@@ -32,15 +32,16 @@ A rule set's decision is independent of rule order: a name is excluded iff
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from vllm_draft_quant.core.schemes import ModuleKind
 from vllm_draft_quant.errors import ConfigError
 
-__all__ = ["GRAMMARS", "Grammar", "Rule", "RuleSet"]
+__all__ = ["GRAMMARS", "GlobIndex", "Grammar", "Rule", "RuleSet", "glob_matches"]
 
 Grammar = Literal["modelopt", "compressed-tensors", "quark", "substring", "exact", "gptq"]
 GRAMMARS: tuple[Grammar, ...] = get_args(Grammar)
@@ -53,6 +54,7 @@ _CLASS_KINDS: dict[str, frozenset[ModuleKind]] = {
     "LMHead": frozenset({ModuleKind.LM_HEAD}),
     "ParallelLMHead": frozenset({ModuleKind.LM_HEAD}),
 }
+_WILD = re.compile(r"[*?\[]")
 _CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9_]*\Z")
 # Longest rule we compile; longer ones are refused (hostile configs).
 _MAX_RULE_LEN = 4096
@@ -80,11 +82,11 @@ def _classify(text: str, grammar: str) -> str:
         return "regex"
     if grammar in ("compressed-tensors", "quark") and _CLASS_NAME.match(text) and text in _CLASS_KINDS:
         return "class"
-    if grammar in ("modelopt", "quark") and any(ch in text for ch in "*?["):
+    if grammar in ("modelopt", "quark") and _WILD.search(text):
         # `path*` with path ending in a letter or digit; a bare `*`, `x.*` or
         # `gate_*` is a plain glob.
         if grammar == "modelopt" and text.endswith("*") and text[-2:-1].isalnum() \
-                and not any(ch in text[:-1] for ch in "*?["):
+                and not _WILD.search(text, 0, len(text) - 1):
             return "tree"
         return "glob"
     return "exact"
@@ -118,10 +120,16 @@ def _matcher(rule: Rule):  # type: ignore[no-untyped-def]
         root = text[:-1]
         return lambda name, kind: name == root or name.startswith(root + ".")
     if form == "glob":
-        return lambda name, kind: fnmatch.fnmatchcase(name, text)
+        pat = _glob_regex(text)
+        return lambda name, kind: pat.match(name) is not None
     if form == "substring":
         return lambda name, kind: text in name
     return lambda name, kind: name == text
+
+
+def glob_matches(name: str, pattern: str) -> bool:
+    """``fnmatch.fnmatchcase(name, pattern)`` with the pattern compiled once."""
+    return _glob_regex(pattern).match(name) is not None
 
 
 def make_rules(entries: object, *, grammar: Grammar, origin: str) -> tuple[Rule, ...]:
@@ -153,60 +161,120 @@ def make_rules(entries: object, *, grammar: Grammar, origin: str) -> tuple[Rule,
     return tuple(rules)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """``fnmatch.fnmatchcase``'s regex for ``pattern``, compiled once (fnmatch's own cache
+    holds 32,768 patterns and thrashes beyond that)."""
+    return re.compile(fnmatch.translate(pattern), re.S)
+
+
+class GlobIndex:
+    """Which of many ``fnmatch`` globs match a name, in time linear in the name, not in
+    the number of globs: each glob is filed under its literal prefix (the text before
+    its first wildcard), so a name only tries the globs filed under one of its own
+    prefixes; each glob's regex is compiled once, when first tried."""
+
+    def __init__(self, patterns: Iterable[str]):
+        self._by_prefix: dict[str, list[str]] = {}
+        for p in dict.fromkeys(patterns):
+            m = _WILD.search(p)
+            lead = p if m is None else p[: m.start()]
+            self._by_prefix.setdefault(lead, []).append(p)
+        self._lengths = sorted({len(k) for k in self._by_prefix})
+
+    def __bool__(self) -> bool:
+        return bool(self._by_prefix)
+
+    def matching(self, name: str) -> Iterator[str]:
+        """The globs matching ``name`` (by literal prefix length, then in given order)."""
+        for n in self._lengths:
+            if n > len(name):
+                break
+            for p in self._by_prefix.get(name[:n], ()):
+                if p == name or (_WILD.search(p) and _glob_regex(p).match(name)):
+                    yield p
+
+    def any_match(self, name: str) -> bool:
+        return next(self.matching(name), None) is not None
+
+
+def _order(r: Rule) -> tuple[str, str]:
+    return r.text, r.origin
+
+
+def _first(a: Rule | None, b: Rule) -> Rule:
+    return b if a is None or _order(b) < _order(a) else a
+
+
 class RuleSet:
-    """A compiled set of rules: exact names by hash lookup, the rest by one pass.
+    """A compiled set of rules: exact names by hash lookup, ModelOpt trees by their
+    roots, globs through a `GlobIndex`, the rest one by one. Building and matching are
+    linear in the number of rules (no regex combining them all).
 
     ``first_match`` is deterministic and independent of the rules' order.
     """
 
     def __init__(self, rules: Iterable[Rule]):
-        self.rules: tuple[Rule, ...] = tuple(sorted(set(rules), key=lambda r: (r.text, r.origin)))
+        self._set = frozenset(rules)
+        self._sorted: tuple[Rule, ...] | None = None
         self._exact: dict[str, Rule] = {}
+        self._trees: dict[str, Rule] = {}
+        self._globs: dict[str, Rule] = {}
         others: list[Rule] = []
-        for r in self.rules:
+        first = _first
+        for r in self._set:
             if r.form == "exact":
-                self._exact.setdefault(r.text, r)
+                self._exact[r.text] = first(self._exact.get(r.text), r)
+            elif r.form == "tree":
+                self._trees[r.text[:-1]] = first(self._trees.get(r.text[:-1]), r)
+            elif r.form == "glob":
+                self._globs[r.text] = first(self._globs.get(r.text), r)
             else:
                 others.append(r)
-        self._others = [(r, _matcher(r)) for r in others]
-        globs = [r for r in others if r.form in ("glob", "tree")]
-        # One combined regex answers "does any glob match" in one call.
-        self._any_glob: re.Pattern[str] | None = None
-        if globs:
-            parts = [
-                fnmatch.translate(r.text) if r.form == "glob"
-                else re.escape(r.text[:-1]) + r"(?:\..*)?\Z"
-                for r in globs
-            ]
-            self._any_glob = re.compile("|".join(f"(?:{p})" for p in parts), re.S)
-        self._non_glob = [(r, m) for r, m in self._others if r.form not in ("glob", "tree")]
+        others.sort(key=_order)
+        self._glob_index = GlobIndex(self._globs)
+        self._non_glob = [(r, _matcher(r)) for r in others]
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """Every rule once, in sorted order (text, then origin)."""
+        if self._sorted is None:
+            self._sorted = tuple(sorted(self._set, key=_order))
+        return self._sorted
 
     def __bool__(self) -> bool:
-        return bool(self.rules)
+        return bool(self._set)
 
     def __len__(self) -> int:
-        return len(self.rules)
+        return len(self._set)
+
+    def _tree_hits(self, name: str) -> Iterator[Rule]:
+        if not self._trees:
+            return
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):
+            r = self._trees.get(".".join(parts[:i]))
+            if r is not None:
+                yield r
+
+    def _hits(self, name: str, kind: ModuleKind | None) -> Iterator[Rule]:
+        r = self._exact.get(name)
+        if r is not None:
+            yield r
+        yield from self._tree_hits(name)
+        for g in self._glob_index.matching(name):
+            yield self._globs[g]
+        for r, m in self._non_glob:
+            if m(name, kind):
+                yield r
 
     def first_match(self, names: Sequence[str], kind: ModuleKind | None = None) -> Rule | None:
         """The first rule (sorted order) matching any of ``names``, or None."""
-        hits = [self._exact[n] for n in names if n in self._exact]
-        glob_hit = self._any_glob is not None and any(
-            self._any_glob.match(n) is not None for n in names
-        )
-        for r, m in self._others:
-            if (r.form in ("glob", "tree") and not glob_hit):
-                continue
-            if any(m(n, kind) for n in names):
-                hits.append(r)
-                break
+        hits = [r for n in names for r in self._hits(n, kind)]
         if not hits:
             return None
-        return min(hits, key=lambda r: (r.text, r.origin))
+        return min(hits, key=_order)
 
     def matches(self, name: str, kind: ModuleKind | None = None) -> bool:
         """Fast path: does any rule match this one name?"""
-        if name in self._exact:
-            return True
-        if self._any_glob is not None and self._any_glob.match(name) is not None:
-            return True
-        return any(m(name, kind) for _, m in self._non_glob)
+        return next(self._hits(name, kind), None) is not None

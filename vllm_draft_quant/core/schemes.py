@@ -12,7 +12,8 @@ import enum
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["GROUPS", "Group", "IntLayout", "ModuleKind", "Scheme", "StoredFormat"]
+__all__ = ["DEQUANTIZABLE", "GROUPS", "Group", "IntLayout", "ModuleKind", "Scheme",
+           "StoredFormat"]
 
 #: how users and the factory talk about the parts of a draft layer
 Group = Literal["attn", "mlp", "head"]
@@ -75,6 +76,12 @@ _FORMAT_TO_SCHEME = {
     StoredFormat.CT_WNA16: Scheme.INT4,
     StoredFormat.UNKNOWN: Scheme.UNKNOWN,
 }
+
+#: stored formats whose tensors the adapter can dequantize exactly into a plain layer's
+#: unquantized weight (``adapter/dequant.py``: FP8 weight x scale, per tensor, channel or
+#: block; NVFP4 with vLLM's own reference dequantization)
+DEQUANTIZABLE = frozenset({StoredFormat.MODELOPT_FP8, StoredFormat.MODELOPT_NVFP4,
+                           StoredFormat.CT_NVFP4, StoredFormat.FP8_BLOCK})
 
 _TWO_PER_BYTE = frozenset({StoredFormat.MODELOPT_NVFP4, StoredFormat.CT_NVFP4, StoredFormat.MXFP4})
 

@@ -5,25 +5,29 @@ Which folder a drafter loads from is `checkpoint.speculative.draft_source`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from vllm_draft_quant.core.bounded import check_depth, loads_bounded
 from vllm_draft_quant.errors import ConfigError
 
-__all__ = ["parse_speculative_config"]
+__all__ = ["MAX_SPECULATIVE_CONFIG", "parse_speculative_config"]
+
+#: longest ``--speculative-config`` text read (vLLM's are a few hundred characters)
+MAX_SPECULATIVE_CONFIG = 64 * 1024
+_EXAMPLE = '\'{"method": "mtp", "model": "/models/bf16-original"}\''
 
 def parse_speculative_config(value: str | Mapping[str, Any]) -> dict[str, Any]:
     """The JSON object vLLM's ``--speculative-config`` takes (a string or a mapping)."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError as e:
-            raise ConfigError(
-                f"--speculative-config: not valid JSON ({e.msg} at position "
-                f"{e.pos}); pass the same JSON object as to vLLM, e.g. "
-                '\'{"method": "mtp", "model": "/models/bf16-original"}\''
-            ) from e
+            value = loads_bounded(value, origin="--speculative-config",
+                                  max_chars=MAX_SPECULATIVE_CONFIG, max_depth=16)
+        except ConfigError as e:
+            raise ConfigError(f"{e}; pass the same JSON object as to vLLM, e.g. "
+                              f"{_EXAMPLE}") from e
+    else:
+        check_depth(value, origin="--speculative-config", max_depth=16)
     if not isinstance(value, Mapping):
         raise ConfigError(
             f"--speculative-config: expected a JSON object, found "
@@ -36,6 +40,12 @@ def parse_speculative_config(value: str | Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError(
                 f"--speculative-config: field {key!r} must be a string, found {out[key]!r}"
             )
+    n = out.get("num_speculative_tokens")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= 1024):
+        raise ConfigError(
+            f"--speculative-config: field 'num_speculative_tokens' must be a positive integer "
+            f"(vLLM: gt=0), found {n!r}; e.g. \"num_speculative_tokens\": 3"
+        )
     return out
 
 

@@ -76,7 +76,19 @@ Ledger
    class. Weight creation, loading and post-load processing are the Quark methods'
    own; a forward pass would still need amd-quark (and Triton on a GPU).
 
-6. ``wna16-moe-cpu``
+6. ``dense-attention-for-sparse-cpu``
+   What: on the CPU platform, selects the dense attention backend for layers that ask
+   for sparse attention (DeepSeek Sparse Attention: GLM-5.x, DeepSeek-V3.2).
+   Why: ``platforms/cpu.py:CpuPlatform.get_attn_backend_cls`` raises "Sparse Attention
+   is not supported on CPU." for ``use_sparse``, so no GLM-5 / DeepSeek-V3.2 model or
+   drafter can be constructed. Attention backends hold no checkpoint weights (the
+   indexer's projections are ordinary linear layers, built and loaded as vLLM builds
+   them), so what a test observes about loading is unchanged.
+   How: wraps that classmethod; when ``attn_selector_config.use_sparse`` is set it
+   asks the original with ``use_sparse=False`` (the CPU MLA backend), otherwise it
+   calls the original unchanged.
+
+7. ``wna16-moe-cpu``
    What: makes ``select_wna16_moe_backend`` return vLLM's own CPU backend
    (``WNA16MoEBackend.CPU``, ``CPUExpertsInt4``) when it finds none; lets vLLM's
    ``CPUWNA16LinearKernel`` take output/input sizes that are not multiples of 32; and
@@ -316,6 +328,24 @@ def _mxfp4_moe_emulation_fallback() -> None:
     )
 
 
+def _dense_attention_for_sparse_cpu() -> None:
+    from vllm.platforms.cpu import CpuPlatform
+
+    original = CpuPlatform.__dict__["get_attn_backend_cls"].__func__
+    if getattr(original, "__vdq_shim__", False):
+        return
+
+    def get_attn_backend_cls(klass: Any, selected_backend: Any, attn_selector_config: Any,
+                             *args: Any, **kwargs: Any) -> Any:
+        if getattr(attn_selector_config, "use_sparse", False):
+            attn_selector_config = attn_selector_config._replace(use_sparse=False)
+        return original(klass, selected_backend, attn_selector_config, *args, **kwargs)
+
+    get_attn_backend_cls.__vdq_shim__ = True  # type: ignore[attr-defined]
+    get_attn_backend_cls.__wrapped__ = original  # type: ignore[attr-defined]
+    CpuPlatform.get_attn_backend_cls = classmethod(get_attn_backend_cls)  # type: ignore[method-assign,assignment]
+
+
 _WNA16_IMPORTERS = (
     "vllm.model_executor.layers.quantization.auto_gptq",
     "vllm.model_executor.layers.quantization.auto_awq",
@@ -386,6 +416,7 @@ SHIMS: dict[str, Callable[[], None]] = {
     "post-load-tolerance": _post_load_tolerance,
     "fp8-block-linear-cpu": _fp8_block_linear_cpu,
     "mxfp4-emulation-cpu": _mxfp4_emulation_cpu,
+    "dense-attention-for-sparse-cpu": _dense_attention_for_sparse_cpu,
     "wna16-moe-cpu": _wna16_moe_cpu,
 }
 

@@ -21,11 +21,21 @@ from vllm_draft_quant.core.profile import (
 from vllm_draft_quant.errors import UnknownDrafterError
 from vllm_draft_quant.profiles import (
     deepseek,
+    deepseek_v4,
+    deepseek_v32,
+    eagle3_deepseek,
     eagle3_llama,
+    eagle3_qwen3,
+    eagle_deepseek_mtp,
+    eagle_minicpm,
     glm4_moe,
+    glm4_moe_lite,
     mimo,
+    mimo_v2,
+    qwen3_5,
     qwen3_5_moe,
     qwen3_next,
+    qwen4_exp,
     step3p5,
 )
 
@@ -45,6 +55,8 @@ __all__ = [
 #: every family module, in the order their profiles are listed
 FAMILY_MODULES: tuple[ModuleType, ...] = (
     step3p5, qwen3_next, deepseek, glm4_moe, qwen3_5_moe, mimo, eagle3_llama,
+    deepseek_v32, qwen3_5, glm4_moe_lite, mimo_v2, deepseek_v4, qwen4_exp,
+    eagle3_qwen3, eagle3_deepseek, eagle_minicpm, eagle_deepseek_mtp,
 )
 PROFILES: tuple[DrafterProfile, ...] = tuple(
     p for module in FAMILY_MODULES for p in module.PROFILES

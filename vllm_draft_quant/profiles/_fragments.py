@@ -14,7 +14,9 @@ from vllm_draft_quant.core.schemes import ModuleKind, Scheme
 __all__ = [
     "MODELOPT_FP4_FC_UNQUANTIZED",
     "attention",
+    "dsa_indexer",
     "gated_mlp",
+    "mla_attention",
     "nextn_head",
     "qwen_sparse_moe",
     "routed_experts",
@@ -27,6 +29,37 @@ def attention(runtime: str = "self_attn") -> tuple[ModuleSpec, ...]:
         ModuleSpec(f"{runtime}.qkv_proj",
                    ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
         ModuleSpec(f"{runtime}.o_proj", ("self_attn.o_proj",)),
+    )
+
+
+def mla_attention(runtime: str = "self_attn") -> tuple[ModuleSpec, ...]:
+    """DeepSeek's MLA (``DeepseekV2MLAAttention``): ``q_a_proj`` + ``kv_a_proj_with_mqa``
+    fuse into ``fused_qkv_a_proj`` (a layer without ``q_a_proj`` keeps
+    ``kv_a_proj_with_mqa`` alone and has ``q_proj``), then ``q_b_proj``, ``kv_b_proj``,
+    ``o_proj``."""
+    return (
+        ModuleSpec(f"{runtime}.fused_qkv_a_proj",
+                   ("self_attn.q_a_proj", "self_attn.kv_a_proj_with_mqa")),
+        ModuleSpec(f"{runtime}.q_proj", ("self_attn.q_proj",)),
+        ModuleSpec(f"{runtime}.kv_a_proj_with_mqa", ("self_attn.kv_a_proj_with_mqa",),
+                   unless_present=("self_attn.q_a_proj",)),
+        ModuleSpec(f"{runtime}.q_b_proj", ("self_attn.q_b_proj",)),
+        ModuleSpec(f"{runtime}.kv_b_proj", ("self_attn.kv_b_proj",)),
+        ModuleSpec(f"{runtime}.o_proj", ("self_attn.o_proj",)),
+    )
+
+
+def dsa_indexer() -> tuple[ModuleSpec, ...]:
+    """The DeepSeek Sparse Attention "lightning indexer" of a DeepSeek-V3.2 / GLM-5 layer
+    (``deepseek_v32/attention.py:DeepseekV32Indexer``, and ``deepseek_v2.py:Indexer`` on
+    other platforms): ``wq_b`` is built with the quant config; ``wk`` and
+    ``weights_proj`` fuse into ``wk_weights_proj`` (the drafter's ``load_weights``
+    stacked mapping), which is always built with ``quant_config=None``."""
+    return (
+        ModuleSpec("self_attn.indexer.wq_b", ("self_attn.indexer.wq_b",)),
+        ModuleSpec("self_attn.indexer.wk_weights_proj",
+                   ("self_attn.indexer.wk", "self_attn.indexer.weights_proj"),
+                   ModuleKind.FIXED),
     )
 
 

@@ -6,31 +6,29 @@ Layer n = num_hidden_layers + k; parameters gain ``mtp_block.`` but the decoder 
 is built with the layer prefix, so runtime prefixes have none; ``q_a_proj`` +
 ``kv_a_proj_with_mqa`` fuse into ``fused_qkv_a_proj`` (a layer without ``q_a_proj``
 keeps ``kv_a_proj_with_mqa`` alone); the head's runtime prefix is
-``model.layers.{n}.head``. GLM-5.x and DeepSeek-V3.2 targets get another drafter
-(``DeepseekV32MTPModel``), which has no profile yet.
+``model.layers.{n}.head``. Kimi-K2 checkpoints declare ``DeepseekV3ForCausalLM``
+(there is no ``KimiK2ForCausalLM`` in vLLM's registry). GLM-5.x and DeepSeek-V3.2
+targets get another drafter, ``DeepseekV32MTPModel`` (``deepseek_v32.py``).
 """
 
 from __future__ import annotations
 
-from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, ModuleSpec, StockBehaviour
-from vllm_draft_quant.profiles._fragments import gated_mlp, nextn_head, routed_experts
+from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, StockBehaviour
+from vllm_draft_quant.profiles._fragments import (
+    gated_mlp,
+    mla_attention,
+    nextn_head,
+    routed_experts,
+)
 
 __all__ = ["DEEPSEEK_MTP", "PROFILES"]
 
 DEEPSEEK_MTP = DrafterProfile(
     architecture="DeepSeekMTPModel",
-    target_architectures=("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM",
-                          "KimiK2ForCausalLM"),
+    target_architectures=("DeepseekV3ForCausalLM",),
     root=LayerRoot(checkpoint="model.layers.{n}", runtime="model.layers.{n}", index="global"),
     modules=(
-        ModuleSpec("self_attn.fused_qkv_a_proj",
-                   ("self_attn.q_a_proj", "self_attn.kv_a_proj_with_mqa")),
-        ModuleSpec("self_attn.q_proj", ("self_attn.q_proj",)),
-        ModuleSpec("self_attn.kv_a_proj_with_mqa", ("self_attn.kv_a_proj_with_mqa",),
-                   unless_present=("self_attn.q_a_proj",)),
-        ModuleSpec("self_attn.q_b_proj", ("self_attn.q_b_proj",)),
-        ModuleSpec("self_attn.kv_b_proj", ("self_attn.kv_b_proj",)),
-        ModuleSpec("self_attn.o_proj", ("self_attn.o_proj",)),
+        *mla_attention(),
         *routed_experts("mlp"),
         *gated_mlp("mlp.shared_experts"),
         *gated_mlp("mlp"),

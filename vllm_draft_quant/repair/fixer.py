@@ -23,7 +23,7 @@ beyond the facts' header reads; `render_json` and the caller do the writing.
 from __future__ import annotations
 
 import difflib
-import fnmatch
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -36,7 +36,7 @@ from vllm_draft_quant.core.evidence import classify, group_by_module
 from vllm_draft_quant.core.intent import intent_from_configs
 from vllm_draft_quant.core.names import RuntimeModule, module_of
 from vllm_draft_quant.core.plan import ModuleDecision, Plan
-from vllm_draft_quant.core.rules import Grammar, RuleSet, make_rules
+from vllm_draft_quant.core.rules import Grammar, RuleSet, glob_matches, make_rules
 from vllm_draft_quant.core.schemes import Scheme, StoredFormat
 from vllm_draft_quant.errors import ConfigError
 from vllm_draft_quant.repair.stock import VLLM_VERSION, stock_quantizes
@@ -151,7 +151,7 @@ def _entry_hits(producer: str, entry: str) -> Callable[[str], bool]:
     grammar = _grammar(producer)
     rule = make_rules([entry], grammar=grammar, origin="fix")[0]
     if grammar == "modelopt":
-        return lambda n: rule.matches(n) or entry in n or fnmatch.fnmatch(n, entry)
+        return lambda n: rule.matches(n) or entry in n or glob_matches(n, entry)
     if entry.startswith("re:"):
         pat = re.compile(entry[3:])
         return lambda n: pat.match(n) is not None
@@ -189,7 +189,7 @@ class _Context:
 
     def ours(self, d: ModuleDecision, entries: Sequence[str]) -> bool:
         """Does our grammar exclude the whole module with these entries?"""
-        rules = RuleSet(make_rules(list(entries), grammar=_grammar(self.producer), origin="fix"))
+        rules = _rule_set(self.producer, tuple(entries))
         kind = d.kind
         names = _names(d)
         return rules.matches(d.module, kind) or (bool(names) and all(
@@ -286,8 +286,14 @@ def _wrong_entries(ctx: _Context, entries: list[str], res: FixResult) -> set[str
     return remove
 
 
+@functools.lru_cache(maxsize=8)
+def _rule_set(producer: str, entries: tuple[str, ...]) -> RuleSet:
+    """The entries as our grammar reads them, compiled once per list (not per module)."""
+    return RuleSet(make_rules(list(entries), grammar=_grammar(producer), origin="fix"))
+
+
 def _any_hit(ctx: _Context, d: ModuleDecision, entries: list[str]) -> bool:
-    rules = RuleSet(make_rules(entries, grammar=_grammar(ctx.producer), origin="fix"))
+    rules = _rule_set(ctx.producer, tuple(entries))
     kind = d.kind
     return any(rules.matches(n, kind) for n in (d.module, *_names(d)))
 

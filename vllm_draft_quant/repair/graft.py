@@ -39,6 +39,7 @@ from vllm_draft_quant.core.names import NameMap
 from vllm_draft_quant.core.schemes import StoredFormat
 from vllm_draft_quant.errors import CheckpointError, ConfigError, MissingDraftWeightsError
 from vllm_draft_quant.repair.fixer import CONFIG, HF_QUANT, FixResult, compute_fix, render_json
+from vllm_draft_quant.repair.shapes import check_config_shapes
 from vllm_draft_quant.repair.shard_io import TensorSource, same_bytes, sources_of, write_shard
 from vllm_draft_quant.repair.writer import Transaction
 
@@ -77,6 +78,7 @@ class GraftPlan:
     originals: dict[str, str]  # original text of every JSON file we may write
     notes: list[str] = field(default_factory=list)
     fix: FixResult | None = None
+    backups: dict[str, str | None] = field(default_factory=dict)  # file -> its backup's name
 
     @property
     def changed(self) -> bool:
@@ -152,6 +154,7 @@ def plan_graft(target: str | Path, source: str | Path, *, layers: str | Sequence
                               "be the unquantized original of TARGET")
     units = _units(ft, fs, layers)
     _check_source(fs, units)
+    check_config_shapes(ft, [t for u in units for t in u.source])
     _check_shapes(ft, units)
     for u in units:
         _decide(u, ft, fs, force)
@@ -414,7 +417,7 @@ def apply_graft(plan: GraftPlan, *, progress: Callable[[int], None] | None = Non
     texts = plan.texts()
     with Transaction(plan.target) as tx:
         for f in texts:
-            tx.backup(f)
+            plan.backups[f] = tx.backup(f)
         if plan.copy and plan.shard:
             tx.write_stream(plan.shard, partial(_fill, plan.copy, {"format": "pt"}, progress))
         for name, keep in plan.rewrites.items():

@@ -23,11 +23,12 @@ record of that drafter.
 
 from __future__ import annotations
 
-import fnmatch
+import functools
 import re
 from collections.abc import Mapping, Sequence
 
 from vllm_draft_quant.core import formats
+from vllm_draft_quant.core.rules import GlobIndex
 from vllm_draft_quant.core.schemes import ModuleKind, Scheme
 from vllm_draft_quant.core.vllm_range import measured_on
 from vllm_draft_quant.profiles import DrafterProfile, StockBehaviour
@@ -55,13 +56,48 @@ def packed_mapping(profile: DrafterProfile) -> dict[str, list[str]]:
     return out
 
 
+class _Entries:
+    """One exclusion list, compiled once for vLLM's ModelOpt matcher: a set for exact
+    names, the entries containing ``experts``, and a `GlobIndex` for ``fnmatch``; so each
+    question costs time in the prefix's length, not in the number of entries."""
+
+    def __init__(self, entries: tuple[str, ...]) -> None:
+        self.listed = frozenset(entries)
+        self.experts = tuple(e for e in self.listed if "experts" in e)
+        self.globs = GlobIndex(e for e in self.listed if any(c in e for c in "*?["))
+        self._substring: dict[str, bool] = {}
+        self._experts: dict[str, bool] = {}
+
+    def contained_in(self, prefix: str) -> bool:
+        """Some entry other than ``prefix`` itself is a substring of ``prefix``."""
+        hit = self._substring.get(prefix)
+        if hit is None:
+            n = len(prefix)
+            hit = any(prefix[i:j] in self.listed for i in range(n) for j in range(i + 1, n + 1)
+                      if (i, j) != (0, n))
+            self._substring[prefix] = hit
+        return hit
+
+    def expert_entry_contains(self, prefix: str) -> bool:
+        hit = self._experts.get(prefix)
+        if hit is None:
+            hit = self._experts[prefix] = any(prefix in e for e in self.experts)
+        return hit
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(entries: tuple[str, ...]) -> _Entries:
+    return _Entries(entries)
+
+
 def _modelopt_excluded(prefix: str, entries: Sequence[str],
                        packed: Mapping[str, list[str]]) -> bool | None:
     """vLLM's ModelOpt ``is_layer_excluded``; None where vLLM raises (mixed shards)."""
     if not entries:
         return False
+    c = _compiled(tuple(entries))
     proj = prefix.rsplit(".", 1)[-1]
-    listed = set(entries)
+    listed = c.listed
     skipped: bool | None
     if proj in packed and prefix in listed:
         skipped = True
@@ -71,33 +107,48 @@ def _modelopt_excluded(prefix: str, entries: Sequence[str],
             return None
         skipped = shards.pop()
     elif "experts" in prefix:
-        skipped = any(prefix in e for e in entries if "experts" in e)
+        skipped = c.expert_entry_contains(prefix)
     else:
         skipped = prefix in listed
     if skipped:
         return True
-    if any(e != prefix and e in prefix for e in entries):
+    if c.contained_in(prefix):
         return True
-    return any(fnmatch.fnmatch(prefix, e) for e in entries)
+    # fnmatch (on POSIX the same as fnmatchcase): a plain entry matches only itself
+    return prefix in listed or c.globs.any_match(prefix)
 
 
-def _ct_match(name: str, entry: str) -> bool:
-    if entry.startswith("re:"):
-        try:
-            return re.match(entry[3:], name) is not None
-        except re.error:
-            return False
-    return name == entry
+class _CtEntries:
+    """A compressed-tensors ``ignore`` list compiled once: exact names in a set, each
+    ``re:`` entry compiled once (an invalid one never matches, as in vLLM's reading)."""
+
+    def __init__(self, entries: tuple[str, ...]) -> None:
+        self.exact = frozenset(e for e in entries if not e.startswith("re:"))
+        self.regexes: list[re.Pattern[str]] = []
+        for e in dict.fromkeys(e for e in entries if e.startswith("re:")):
+            try:
+                self.regexes.append(re.compile(e[3:]))
+            except (re.error, OverflowError, RecursionError):
+                continue
+
+    def match(self, name: str) -> bool:
+        return name in self.exact or any(p.match(name) is not None for p in self.regexes)
+
+
+@functools.lru_cache(maxsize=16)
+def _ct_compiled(entries: tuple[str, ...]) -> _CtEntries:
+    return _CtEntries(entries)
 
 
 def _ct_ignored(prefix: str, entries: Sequence[str], packed: Mapping[str, list[str]]) -> bool | None:
     """vLLM's ``should_ignore_layer`` (``config_utils.py:find_matching_patterns``): an
     entry naming the prefix itself wins; else every shard of a fused prefix must match."""
-    if any(_ct_match(prefix, e) for e in entries):
+    c = _ct_compiled(tuple(entries))
+    if c.match(prefix):
         return True
     proj = prefix.rsplit(".", 1)[-1]
     names = [prefix.replace(proj, s) for s in packed[proj]] if proj in packed else [prefix]
-    hits = {any(_ct_match(n, e) for e in entries) for n in names}
+    hits = {c.match(n) for n in names}
     return None if len(hits) > 1 else hits.pop()
 
 
