@@ -13,10 +13,23 @@ from support import CheckpointSpec, write_checkpoint
 
 from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 from vllm_draft_quant.cli.main import main
+from vllm_draft_quant.repair import shard_io
 from vllm_draft_quant.repair.fixer import CONFIG, HF_QUANT, compute_fix
 
 FAMILIES = ("step3p5", "qwen3_next", "deepseek_v3")
 PRODUCERS = ("modelopt", "compressed-tensors")
+
+
+COPY_MODES = ("in-kernel", "plain")
+
+
+@pytest.fixture(params=COPY_MODES)
+def copy_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on graft's in-kernel copy path (copy_file_range) and on the plain one
+    (read/write through one buffer); modules opt in with ``usefixtures("copy_mode")``."""
+    mode: str = request.param
+    monkeypatch.setattr(shard_io, "IN_KERNEL", mode == "in-kernel")
+    return mode
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str | os.PathLike[str]

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _cli_support import FAMILIES, PRODUCERS, ckpt, digest, exclusions, load, pair, run_cli
+from _cli_support import (  # noqa: F401 - copy_mode is a fixture
+    FAMILIES,
+    PRODUCERS,
+    ckpt,
+    copy_mode,
+    digest,
+    exclusions,
+    load,
+    pair,
+    run_cli,
+)
 
 from vllm_draft_quant import plan as core_plan
 from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
@@ -16,6 +27,9 @@ from vllm_draft_quant.checkpoint.headers import read_header
 from vllm_draft_quant.checkpoint.index import CheckpointFiles
 from vllm_draft_quant.repair.fixer import compute_fix
 from vllm_draft_quant.repair.graft import GRAFT_SHARD
+
+#: every graft here runs on the in-kernel copy path and on the plain one
+pytestmark = pytest.mark.usefixtures("copy_mode")
 
 
 def _tensor_bytes(folder: Path, name: str) -> bytes:
@@ -118,9 +132,15 @@ def test_layers_must_exist_and_be_contiguous(tmp_path: Path, capsys: pytest.Capt
     target, source = pair(tmp_path, "step3p5", num_mtp_layers=2)
     before = digest(target)
     code, _, err = run_cli(capsys, "graft", target, "--from", source, "--layers", "7")
-    assert code == 2 and "no such draft layer" in err
+    assert code == 2 and err.count("\n") == 1
+    assert "--layers 7: SOURCE" in err and "has no draft layer 7; its 2 draft layers are 2, 3 " \
+        "(model.layers.2, model.layers.3); draft layers are numbered as in tensor names, " \
+        "after the model's 2 layers (num_hidden_layers 2 + 0..1)" in err
+    code, _, err = run_cli(capsys, "graft", target, "--from", source, "--layers", "0,7")
+    assert code == 2 and "has no draft layers 0 or 7" in err
     code, _, err = run_cli(capsys, "graft", target, "--from", source, "--layers", "3")
-    assert code == 2 and "not 0..0" in err
+    assert code == 2 and "would hold draft layer 3 without 2: vLLM numbers draft layers " \
+        "from the first without gaps; add 2 to --layers" in err
     assert digest(target) == before
 
 
@@ -227,6 +247,90 @@ def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 0 and "dry run: nothing was written" in out
     assert "+++ b/config.json" in out and "exclusion would be added: mtp.fc" in out
     assert digest(target) == before
+
+
+def test_progress_of_the_copy_and_of_a_rerun_comparison(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """stderr is not a terminal here: a line every 10% and a summary, for the copy and for
+    the byte comparison of a rerun or a --dry-run (which used to be silent)."""
+    from vllm_draft_quant.repair import shard_io
+
+    monkeypatch.setattr(shard_io, "CHUNK", 4096)  # tiny tensors: report often enough
+    monkeypatch.setattr(shard_io, "KERNEL_STEP", 4096)
+    target, source = pair(tmp_path, "deepseek_v3")
+    code, out, err = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 0
+    copy_lines = [ln for ln in err.splitlines() if ln.startswith("copying draft tensors: ")]
+    assert copy_lines[0].startswith("copying draft tensors:  10% (")
+    assert copy_lines[-2].startswith("copying draft tensors: 100% (")
+    assert re.fullmatch(r"copying draft tensors: copied .* \([\d,]+ bytes\) in \d+\.\d\d s, "
+                        r"\d+\.\d MB/s", copy_lines[-1])
+    for argv in (["graft", target, "--from", source], ["graft", target, "--from", source,
+                                                        "--dry-run"]):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 0 and "already present and identical" in out
+        lines = err.splitlines()
+        assert [ln.split(": ")[1][:4] for ln in lines[:-1]] == [
+            f"{p:3d}%" for p in range(10, 101, 10)]
+        assert lines[-1].startswith("comparing the draft tensors TARGET already has: compared ")
+
+
+def test_changes_are_reported_after_they_are_made(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """"exclusion added" only once the transaction is committed: a failed copy prints none."""
+    import vllm_draft_quant.repair.graft as graft_mod
+
+    target, source = pair(tmp_path, "step3p5")
+    real = graft_mod.write_shard
+
+    def fail(*a: object, **k: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(graft_mod, "write_shard", fail)
+    code, out, err = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 2 and "No space left" in err
+    assert "exclusion added" not in out and "grafted into" not in out
+    monkeypatch.setattr(graft_mod, "write_shard", real)
+    code, out, _ = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 0
+    assert out.index("exclusion added") > out.index("new shard:")
+    assert out.rstrip().endswith(f"grafted into {target}")
+
+
+@pytest.mark.parametrize("family", ["glm4_moe", "qwen3_5_moe", "qwen3_5_moe_vl", "mimo"])
+def test_graft_every_mtp_family(family: str, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Every MTP family the plugin plans, beyond the first three: copied byte for byte,
+    planned without conflicts, the exclusions fix would write, idempotent."""
+    target, source = pair(tmp_path, family, sharded=True)
+    code, out, err = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 0, err
+    grafted = _draft_names(target)
+    assert grafted and grafted == _draft_names(source)
+    for name in grafted:
+        assert _tensor_bytes(target, name) == _tensor_bytes(source, name)
+    assert core_plan(target, mode="strict").conflicts == ()
+    facts = load_facts(target)
+    assert not compute_fix(facts, plan_from_facts(facts)).changed
+    after = digest(target)
+    code, out, _ = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 0 and "already grafted, nothing to change" in out
+    assert digest(target) == after
+
+
+def test_graft_refuses_a_separate_draft_model_clearly(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from support.eagle3 import Eagle3Spec, write_eagle3_draft
+
+    bf16 = write_eagle3_draft(tmp_path / "bf16", Eagle3Spec()).path
+    fp8 = write_eagle3_draft(tmp_path / "fp8", Eagle3Spec(attn="fp8", mlp="fp8")).path
+    before = digest(fp8)
+    code, _, err = run_cli(capsys, "graft", fp8, "--from", bf16)
+    assert code == 2 and err.count("\n") == 1
+    assert "Eagle3LlamaForCausalLM is a separate draft model" in err
+    assert "--speculative-config" in err and digest(fp8) == before
 
 
 # ----------------------------------------------------------------- issue 18: reliability
@@ -338,7 +442,12 @@ def test_graft_output_comes_after_the_fact(tmp_path: Path, monkeypatch: pytest.M
                 with open(shard, "r+b") as f:
                     f.truncate(read_header(shard).bytes_read + 16)
 
+    from vllm_draft_quant.repair import shard_io
+
     monkeypatch.setattr(graft_cli, "Progress", Shrinks)
+    # the copy reports progress per step; small steps so the third comes mid-copy
+    monkeypatch.setattr(shard_io, "CHUNK", 256)
+    monkeypatch.setattr(shard_io, "KERNEL_STEP", 256)
     code, out, err = run_cli(capsys, "graft", target, "--from", source)
     assert code == 2
     assert out == "", out  # nothing claimed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,7 +79,7 @@ def test_internal_error_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str
     def boom(*a: object, **k: object) -> None:
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr("vllm_draft_quant.cli.plan_cmd.plan_from_facts", boom)
+    monkeypatch.setattr("vllm_draft_quant.checkpoint.facts.plan_from_facts", boom)
     code, _, err = run_cli(capsys, "plan", model)
     assert code == 3
     assert err.count("\n") == 1 and "internal error (RuntimeError): boom second line" in err
@@ -92,7 +93,7 @@ def test_interrupt_exit_130(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     def interrupt(*a: object, **k: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("vllm_draft_quant.cli.plan_cmd.plan_from_facts", interrupt)
+    monkeypatch.setattr("vllm_draft_quant.checkpoint.facts.plan_from_facts", interrupt)
     code, _, err = run_cli(capsys, "plan", model)
     assert code == 130 and "interrupted" in err
 
@@ -129,25 +130,42 @@ class _Tty(io.StringIO):
         return True
 
 
-def test_progress_fallback_without_tqdm(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_on_a_terminal_is_a_bar_that_ends_in_a_summary() -> None:
     from vllm_draft_quant.cli._output import Progress
 
-    monkeypatch.setitem(sys.modules, "tqdm", None)  # import fails
     stream = _Tty()
-    with Progress(4 * 2**20, "grafting", stream) as progress:
+    with Progress(4 * 2**20, "copying", stream) as progress:
         for _ in range(4):
             progress(2**20)
     text = stream.getvalue()
-    assert "\rgrafting:  25% of 4.0 MiB" in text and text.endswith("100% of 4.0 MiB\n")
+    assert "\rcopying: [" in text and "100% 4.0 MiB of 4.0 MiB" in text
+    last = text.rsplit("\x1b[K", 1)[1]  # the bar is erased, the summary stays
+    assert re.fullmatch(r"copying: done 4\.0 MiB \(4,194,304 bytes\) in \d+\.\d\d s, "
+                        r"\d+\.\d MB/s\n", last), last
 
 
-def test_progress_silent_when_not_a_terminal() -> None:
+def test_progress_elsewhere_is_a_line_every_ten_percent() -> None:
     from vllm_draft_quant.cli._output import Progress
 
     stream = io.StringIO()
-    with Progress(100, "grafting", stream) as progress:
-        progress(100)
-    assert stream.getvalue() == ""
+    with Progress(100, "comparing", stream, done_verb="compared") as progress:
+        for _ in range(20):
+            progress(5)
+    lines = stream.getvalue().splitlines()
+    assert lines[:10] == [f"comparing: {p:3d}% ({p / 2**20:.1f} MiB of 0.0 MiB)"
+                          for p in range(10, 101, 10)]
+    assert lines[10].startswith("comparing: compared 0.0 MiB (100 bytes) in ")
+    assert lines[10].endswith(" MB/s") and len(lines) == 11
+
+
+def test_progress_after_an_error_leaves_no_summary() -> None:
+    from vllm_draft_quant.cli._output import Progress
+
+    stream = _Tty()
+    with pytest.raises(OSError), Progress(100, "copying", stream) as progress:
+        progress(50)
+        raise OSError("disk full")
+    assert "done" not in stream.getvalue() and stream.getvalue().endswith("\n")
 
 
 @pytest.mark.parametrize("argv", [["plan"], ["frobnicate"], ["graft", "x"],

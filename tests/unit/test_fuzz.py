@@ -85,3 +85,35 @@ def test_model_folder_configs(tmp_path: Path, config: dict[str, Any], hq: Any) -
         plan_from_facts(load_facts(tmp_path))
 
     _only_ours(run)
+
+
+_JSONISH = st.text(alphabet='{}[]",:0123456789.eE+-truefalsnmodelthd \\', max_size=200)
+
+
+@_FUZZ
+@given(text=_JSONISH | st.text(max_size=200) | st.builds(
+    lambda d, inner: "[" * d + inner + "]" * d, st.integers(0, 3000), _JSONISH))
+def test_speculative_config_text(text: str) -> None:
+    """``--speculative-config`` text: only the project's ConfigError, always one line."""
+    from vllm_draft_quant.core.speculative import parse_speculative_config
+    from vllm_draft_quant.errors import ConfigError
+
+    try:
+        parse_speculative_config(text)
+    except ConfigError as e:
+        assert "\n" not in str(e)
+
+
+@_FUZZ
+@given(text=_JSONISH | st.text(max_size=200), suffix=st.sampled_from([".json", ".yaml"]))
+def test_overrides_file_text(tmp_path: Path, text: str, suffix: str) -> None:
+    """An overrides file of any text: only ConfigError, one line."""
+    from vllm_draft_quant.checkpoint.overrides_file import load_overrides
+    from vllm_draft_quant.errors import ConfigError
+
+    path = tmp_path / ("o" + suffix)
+    path.write_bytes(text.encode("utf-8", "replace"))
+    try:
+        load_overrides(path)
+    except ConfigError as e:
+        assert "\n" not in str(e)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -299,3 +300,65 @@ def test_model_folder_missing(tmp_path: Path) -> None:
 def test_model_folder_is_a_file(tmp_path: Path) -> None:
     path = write_safetensors(tmp_path / "model.safetensors", {"x": ("U8", [1])})
     assert "is not a folder" in _error(path)
+
+
+# -- lazy index: names_with finds entries in the raw text ------------------------------
+
+
+def _both(tmp_path: Path, prefixes: tuple[str, ...], subs: tuple[str, ...] = ()
+          ) -> tuple[list[str], list[str], CheckpointFiles]:
+    lazy = CheckpointFiles(tmp_path, lazy=True)
+    eager = CheckpointFiles(tmp_path)
+    return sorted(lazy.names_with(prefixes, subs)), sorted(eager.names_with(prefixes, subs)), lazy
+
+
+def test_lazy_search_equals_the_parsed_index(tmp_path: Path) -> None:
+    write_checkpoint(tmp_path, SHARDS)
+    got, want, lazy = _both(tmp_path, ("model.layers.1", "lm_head"), ("eh_proj",))
+    assert got == want == ["lm_head.weight", "model.layers.1.mlp.weight",
+                           "model.layers.1.mlp.weight_scale", "model.layers.2.eh_proj.weight"]
+    assert lazy._map is None  # answered without decoding the whole index
+    assert lazy.shard_of("model.layers.1.mlp.weight") == "model-00002-of-00003.safetensors"
+    assert lazy.tensors(got)["lm_head.weight"].file == "model-00003-of-00003.safetensors"
+    assert lazy.weight_names() == ALL_NAMES  # a full query parses it then
+
+
+def test_lazy_search_is_exact_about_prefixes_and_keys(tmp_path: Path) -> None:
+    """``model.layers.1`` must not match ``model.layers.10``'s siblings by accident of the
+    caller: prefixes are literal; values and metadata never count as names."""
+    write_safetensors(tmp_path / "a.safetensors", {"x.1.w": ("U8", [1]), "x.10.w": ("U8", [1])})
+    doc = {"metadata": {"note": "x.1.w"}, "weight_map": {"x.1.w": "a.safetensors",
+                                                          "x.10.w": "a.safetensors"}}
+    write_index(tmp_path, json.dumps(doc, indent=None))
+    got, want, _ = _both(tmp_path, ("x.1.",))
+    assert got == want == ["x.1.w"]
+
+
+@pytest.mark.parametrize("text", [
+    '{"weight_map": {"x.1.w": "a.safetensors", "x\\u002e1.v": "a.safetensors"}}',  # escape
+    '{"metadata": {"weight_map": {"x.1.w": "b.safetensors"}}, '
+    '"weight_map": {"x.1.w": "a.safetensors"}}',  # a second "weight_map"
+    '{"weight_map": {"x.1.w": "a.safetensors"}, "extra": {"x.1.w": "b.safetensors"}}',
+])
+def test_unusual_indexes_take_the_full_parse(tmp_path: Path, text: str) -> None:
+    write_safetensors(tmp_path / "a.safetensors", {"x.1.w": ("U8", [1]), "x.1.v": ("U8", [1])})
+    write_index(tmp_path, text)
+    got, want, _ = _both(tmp_path, ("x.1.",))
+    assert got == want
+
+
+def test_a_broken_index_fails_the_same_lazily(tmp_path: Path) -> None:
+    write_checkpoint(tmp_path, SHARDS)
+    write_index(tmp_path, '{"weight_map": {"model.layers.1.mlp.weight": ')
+    lazy = CheckpointFiles(tmp_path, lazy=True)  # not parsed yet
+    with pytest.raises(CheckpointError, match="JSON"):
+        lazy.names_with(("model.layers.1",))
+
+
+def test_lazy_search_checks_the_shards_it_returns(tmp_path: Path) -> None:
+    write_checkpoint(tmp_path, SHARDS)
+    (tmp_path / "model-00002-of-00003.safetensors").unlink()
+    lazy = CheckpointFiles(tmp_path, lazy=True)
+    assert sorted(lazy.names_with(("lm_head",))) == ["lm_head.weight"]  # shard 3 is fine
+    with pytest.raises(CheckpointError, match="missing"):
+        lazy.names_with(("model.layers.1",))

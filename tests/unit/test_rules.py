@@ -196,3 +196,28 @@ def test_malformed_rule_lists_raise_config_error(entries: object, needle: str) -
 def test_single_string_is_one_rule_and_none_is_no_rule() -> None:
     assert [r.text for r in make_rules("lm_head", grammar="modelopt", origin=ORIGIN)] == ["lm_head"]
     assert make_rules(None, grammar="modelopt", origin=ORIGIN) == ()
+
+
+# ------------------------------------------------- issue 18: linear matching, same answers
+_glob_chars = st.sampled_from(["*", "?", "[0-9]", "[!a]", "*.", ".*", "["])
+
+
+@st.composite
+def _globs(draw: st.DrawFn) -> str:
+    name = draw(module_names)
+    cut = draw(st.integers(0, len(name)))
+    return name[:cut] + draw(_glob_chars) + draw(st.sampled_from(["", name[cut:], "*"]))
+
+
+@given(patterns=st.lists(_globs() | module_names, max_size=12),
+       names=st.lists(module_names, min_size=1, max_size=6))
+def test_glob_index_agrees_with_fnmatchcase(patterns: list[str], names: list[str]) -> None:
+    from vllm_draft_quant.core.rules import GlobIndex, glob_matches
+
+    index = GlobIndex(patterns)
+    for name in names:
+        want = [p for p in dict.fromkeys(patterns)
+                if (any(c in p for c in "*?[") and fnmatch.fnmatchcase(name, p)) or p == name]
+        assert sorted(index.matching(name)) == sorted(want)
+        for p in patterns:
+            assert glob_matches(name, p) == fnmatch.fnmatchcase(name, p)

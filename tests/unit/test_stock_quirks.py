@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from _cli_support import ckpt, fix_in_place
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vllm_draft_quant import profiles
 from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
@@ -146,3 +148,49 @@ def test_a_profile_without_stock_facts_still_says_no_record(tmp_path: Path) -> N
     limits = compute_fix(bare, plan_from_facts(bare)).stock_limits
     assert limits == ["stock vLLM 0.33.0: no record of how Glm4MoeMTPModel reads exclusions; "
                       "try the plugin"]
+
+
+# --------------------------------------------- issue 18: the compiled stock matcher agrees
+def _modelopt_reference(prefix: str, entries: list[str], packed: dict[str, list[str]]
+                        ) -> bool | None:
+    """vLLM's ``is_layer_excluded`` as the model had it before compiling (per call)."""
+    import fnmatch
+
+    if not entries:
+        return False
+    proj = prefix.rsplit(".", 1)[-1]
+    listed = set(entries)
+    if proj in packed and prefix in listed:
+        skipped: bool | None = True
+    elif proj in packed:
+        shards = {prefix.replace(proj, s) in listed for s in packed[proj]}
+        if len(shards) > 1:
+            return None
+        skipped = shards.pop()
+    elif "experts" in prefix:
+        skipped = any(prefix in e for e in entries if "experts" in e)
+    else:
+        skipped = prefix in listed
+    if skipped:
+        return True
+    if any(e != prefix and e in prefix for e in entries):
+        return True
+    return any(fnmatch.fnmatch(prefix, e) for e in entries)
+
+
+_parts = st.sampled_from(["model", "layers", "3", "45", "mlp", "experts", "0", "gate_proj",
+                          "up_proj", "qkv_proj", "q_proj", "self_attn", "mtp_block"])
+_prefixes = st.lists(_parts, min_size=1, max_size=6).map(".".join)
+_entries = st.lists(_prefixes | st.just("") | _prefixes.map(lambda p: p + "*")
+                    | _prefixes.map(lambda p: p[: len(p) // 2])
+                    | _prefixes.map(lambda p: "*" + p[len(p) // 2:]), max_size=10)
+
+
+@given(prefix=_prefixes, entries=_entries, packed=st.booleans())
+def test_compiled_stock_matcher_agrees_with_the_reference(prefix: str, entries: list[str],
+                                                          packed: bool) -> None:
+    from vllm_draft_quant.repair.stock import _modelopt_excluded
+
+    mapping = {"qkv_proj": ["q_proj", "k_proj", "v_proj"]} if packed else {}
+    assert _modelopt_excluded(prefix, entries, mapping) == _modelopt_reference(
+        prefix, entries, mapping)

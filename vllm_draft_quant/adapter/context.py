@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vllm_draft_quant.core.plan import ModuleDecision, Plan
 from vllm_draft_quant.core.schemes import Scheme
+
+if TYPE_CHECKING:
+    from vllm_draft_quant.core.plan import ModuleDecision, Plan
 
 _local = threading.local()
 

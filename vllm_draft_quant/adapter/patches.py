@@ -77,7 +77,6 @@ from collections.abc import Callable
 from typing import Any
 
 from vllm_draft_quant.adapter import compat, context
-from vllm_draft_quant.adapter.draft_load import wrap_load_model
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +160,9 @@ def apply_layer_patches() -> int:
 
 def apply_loader_patch() -> int:
     """P1. Returns 1 if newly applied, 0 if it already was."""
+    # imported here: it pulls in the planner (and pydantic), which register() must not
+    from vllm_draft_quant.adapter.draft_load import wrap_load_model
+
     return int(_install_key("P1 BaseModelLoader.load_model",
                             lambda orig: wrap_load_model(orig, before_draft=apply_layer_patches)))
 

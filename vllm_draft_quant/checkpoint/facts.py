@@ -12,19 +12,21 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vllm_draft_quant.checkpoint.configs import load_json_object
 from vllm_draft_quant.checkpoint.index import CheckpointFiles
 from vllm_draft_quant.checkpoint.locate import locate_model
 from vllm_draft_quant.core.intent import QuantIntent, intent_from_configs
 from vllm_draft_quant.core.names import NameMap
-from vllm_draft_quant.core.overrides import Overrides
-from vllm_draft_quant.core.plan import Plan
 from vllm_draft_quant.core.profile import DrafterProfile
-from vllm_draft_quant.core.resolver import Mode, place_drafter, resolve
 from vllm_draft_quant.errors import CheckpointError, ConfigError
 from vllm_draft_quant.profiles import profile_for_draft, profile_for_target
+
+if TYPE_CHECKING:  # the resolver builds pydantic models: imported when a plan is made
+    from vllm_draft_quant.core.overrides import Overrides
+    from vllm_draft_quant.core.plan import Plan
+    from vllm_draft_quant.core.resolver import Mode
 
 __all__ = ["JOURNAL_NAME", "CheckpointFacts", "check_settled", "draft_dtypes", "load_facts",
            "plan_from_facts"]
@@ -77,6 +79,8 @@ def load_facts(model: str | os.PathLike[str], *, drafter: str | None = None,
             raise ConfigError(f"{cfg_path}: field 'architectures' must be a list of strings, "
                               f"found {archs!r}; fix config.json.")
         profile = profile_for_target(archs, origin=str(cfg_path))
+    from vllm_draft_quant.core.resolver import place_drafter
+
     text, names = place_drafter(config, profile, origin=str(cfg_path), target_layers=target_layers)
     hq_path = model_dir / "hf_quant_config.json"
     hf_quant = load_json_object(hq_path, what="ModelOpt quant config", required=False)
@@ -87,7 +91,7 @@ def load_facts(model: str | os.PathLike[str], *, drafter: str | None = None,
     intent = intent_from_configs(hf_quant, qc, hf_quant_origin=hq_path.name,
                                  config_origin=cfg_path.name)
     return CheckpointFacts(model_dir, config, text, hf_quant, intent, profile, names,
-                           CheckpointFiles(model_dir))
+                           CheckpointFiles(model_dir, lazy=True))
 
 
 def draft_dtypes(facts: CheckpointFacts) -> dict[str, str]:
@@ -97,7 +101,9 @@ def draft_dtypes(facts: CheckpointFacts) -> dict[str, str]:
 
 def _draft_headers(facts: CheckpointFacts) -> dict[str, tuple[str, tuple[int, ...]]]:
     """``{draft tensor name: (dtype, shape)}`` from the headers of the shards holding them."""
-    draft = [n for n in facts.files.weight_names() if facts.names.is_draft_name(n)]
+    nm = facts.names
+    draft = nm.draft_names(facts.files.names_with(nm.candidate_prefixes,
+                                                  nm.candidate_substrings))
     if not draft:
         return {}
     infos = facts.files.tensors(draft)
@@ -107,6 +113,8 @@ def _draft_headers(facts: CheckpointFacts) -> dict[str, tuple[str, tuple[int, ..
 def plan_from_facts(facts: CheckpointFacts, *, mode: Mode = "auto",
                     overrides: Overrides | None = None) -> Plan:
     """The plan of ``facts``' drafter (`core.resolver.resolve` on its draft tensors)."""
+    from vllm_draft_quant.core.resolver import resolve
+
     headers = _draft_headers(facts)
     return resolve(facts.names, facts.intent, {n: d for n, (d, _) in headers.items()},
                    mode=mode, overrides=overrides, origin=str(facts.model_dir),

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vllm_draft_quant.checkpoint.configs import read_bounded
 from vllm_draft_quant.core.bounded import check_depth, loads_bounded
-from vllm_draft_quant.core.overrides import Overrides, parse_overrides
+from vllm_draft_quant.core.overrides import parse_overrides
 from vllm_draft_quant.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vllm_draft_quant.core.overrides_model import Overrides
 
 __all__ = ["MAX_OVERRIDES_BYTES", "load_overrides"]
 

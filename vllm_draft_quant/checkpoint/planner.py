@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 from vllm_draft_quant.checkpoint.overrides_file import load_overrides
 from vllm_draft_quant.checkpoint.speculative import draft_source
-from vllm_draft_quant.core.overrides import Overrides
 from vllm_draft_quant.core.plan import Plan
 from vllm_draft_quant.core.resolver import Mode
 from vllm_draft_quant.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vllm_draft_quant.core.overrides import Overrides
 
 __all__ = ["plan"]
 
@@ -41,7 +43,7 @@ def plan(
     """
     if mode not in ("auto", "strict"):
         raise ConfigError(f"mode must be 'auto' or 'strict', got {mode!r}")
-    if overrides is not None and not isinstance(overrides, Overrides):
+    if isinstance(overrides, (str, os.PathLike)):  # else an Overrides or None
         overrides = load_overrides(overrides)
     if speculative_config is not None:
         src = draft_source(model, speculative_config)

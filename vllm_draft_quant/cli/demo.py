@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 from vllm_draft_quant.cli.plan_cmd import render
 from vllm_draft_quant.errors import DraftQuantError
 
@@ -67,6 +66,8 @@ def _demo(folder: Path, demo: Any, out: TextIO) -> int:
     model = demo.write_demo_checkpoint(folder)
     out.write(f"1. A tiny Step-3.7-Flash-shaped NVFP4 checkpoint with a grafted BF16 MTP block: "
               f"{model}\n\n")
+    from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
+
     facts = load_facts(model)
     render(facts, plan_from_facts(facts), out)
     out.write("\n2. Stock vLLM (plugin off) loads the drafter on the CPU...\n")

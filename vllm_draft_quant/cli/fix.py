@@ -5,19 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
-from vllm_draft_quant.checkpoint.locate import locate_model
-from vllm_draft_quant.repair.fixer import (
-    CONFIG,
-    HF_QUANT,
-    FixResult,
-    compute_fix,
-    render_json,
-    unified_diff,
-)
-from vllm_draft_quant.repair.writer import FolderLock, Transaction, settle
+if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
+    from vllm_draft_quant.repair.fixer import FixResult
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "note", "report_fix", "run"]
 
@@ -29,10 +20,17 @@ stock vLLM also follows. Without --write, print a unified diff (exit code 1 if a
 change is pending); with --write, rewrite hf_quant_config.json and config.json
 atomically and keep a .bak of each (config.json.bak, or config.json.bak.1, ... when a
 .bak exists: an existing one is never overwritten). Also says which layouts stock vLLM still cannot
-load even with a truthful config (then you need the plugin)."""
+load even with a truthful config (then you need the plugin).
+
+With --speculative-config (the same JSON as vLLM's flag), MODEL is the target and
+the configs fixed are those of the checkpoint the drafter loads from: the folder
+named by "model" when it is another one (an EAGLE3 draft, MTP layers in a separate
+checkpoint), whose own quantization config vLLM reads for the draft."""
 EXAMPLES = """\
   vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4            # show the diff
-  vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4 --write    # apply it (keeps .bak)"""
+  vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4 --write    # apply it (keeps .bak)
+  vllm-draft-quant fix /models/Llama-3.1-8B-Instruct --write \\
+      --speculative-config '{"method": "eagle3", "model": "/models/EAGLE3-NVFP4"}'"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,10 +38,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="model folder, or a Hugging Face repo id in the local cache")
     p.add_argument("--write", action="store_true",
                    help="rewrite the config files (atomically, keeping a .bak)")
+    p.add_argument("--speculative-config", metavar="JSON",
+                   help="vLLM's speculative config (same JSON as its flag); MODEL is then the "
+                        "target and the draft checkpoint it names is the one fixed")
 
 
 def _texts(model_dir: Path, res: FixResult, objects: dict[str, Any]) -> dict[str, tuple[str, str]]:
     """{file: (old text, new text)} for each file the fix changes."""
+    from vllm_draft_quant.repair.fixer import render_json
+
     out = {}
     for name, obj in res.new_objects(objects).items():
         old = (model_dir / name).read_text(encoding="utf-8-sig")
@@ -52,18 +55,33 @@ def _texts(model_dir: Path, res: FixResult, objects: dict[str, Any]) -> dict[str
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from vllm_draft_quant.checkpoint.locate import locate_model
+    from vllm_draft_quant.repair.fixer import HF_QUANT, unified_diff
+    from vllm_draft_quant.repair.writer import FolderLock, Transaction, settle
+
     out = out or sys.stdout
-    model_dir = locate_model(args.model)
+    drafter: str | None = None
+    target_layers: int | None = None
+    if getattr(args, "speculative_config", None) is not None:
+        from vllm_draft_quant.checkpoint.speculative import draft_source
+
+        src = draft_source(args.model, args.speculative_config)
+        model_dir, drafter, target_layers = src.draft_dir, src.drafter, src.target_layers
+        if src.separate:
+            out.write(f"the drafter loads from {model_dir} (speculative_config.model), with "
+                      "that checkpoint's own quantization config: fixing it\n")
+    else:
+        model_dir = locate_model(args.model)
     if not args.write:
         note(settle(model_dir))
-        res, texts = _compute(model_dir)
+        res, texts = _compute(model_dir, drafter, target_layers)
         for name, (old, new) in texts.items():
             out.write(unified_diff(name, old, new))
         report_fix(res, out, written=False)
         return 1 if res.changed or res.remaining else 0
     with FolderLock(model_dir) as lock:
         note(lock.notes)
-        res, texts = _compute(model_dir)
+        res, texts = _compute(model_dir, drafter, target_layers)
         if texts:
             backups: dict[str, str | None] = {}
             with Transaction(model_dir) as tx:
@@ -87,8 +105,12 @@ def note(lines: list[str]) -> None:
         sys.stderr.write(f"note: {line}\n")
 
 
-def _compute(model_dir: Path) -> tuple[FixResult, dict[str, tuple[str, str]]]:
-    facts = load_facts(model_dir)
+def _compute(model_dir: Path, drafter: str | None = None, target_layers: int | None = None
+             ) -> tuple[FixResult, dict[str, tuple[str, str]]]:
+    from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
+    from vllm_draft_quant.repair.fixer import CONFIG, HF_QUANT, compute_fix
+
+    facts = load_facts(model_dir, drafter=drafter, target_layers=target_layers)
     res = compute_fix(facts, plan_from_facts(facts))
     objects: dict[str, Any] = {CONFIG: facts.config}
     if facts.hf_quant_config is not None:

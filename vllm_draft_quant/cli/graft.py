@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from vllm_draft_quant.checkpoint.index import INDEX_FILE
-from vllm_draft_quant.checkpoint.locate import locate_model
 from vllm_draft_quant.cli._output import Progress
 from vllm_draft_quant.cli.fix import note, report_fix
 from vllm_draft_quant.errors import ConfigError, DraftQuantError
-from vllm_draft_quant.repair.fixer import unified_diff
-from vllm_draft_quant.repair.graft import GraftPlan, apply_graft, plan_graft
-from vllm_draft_quant.repair.writer import FolderLock, settle
+
+if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
+    from vllm_draft_quant.repair.graft import GraftPlan
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "parse_layers", "run"]
 
@@ -24,9 +22,11 @@ quantized export that dropped them): a new shard model-mtp-graft.safetensors str
 with bounded memory, an updated (or new) model.safetensors.index.json, the draft
 layers' entries of config.json's per-layer lists restored from SOURCE when TARGET's
 were truncated, and the same exclusions 'fix' would write. Hidden size, vocabulary,
-layer indices and tensor shapes must agree. Draft tensors TARGET already has are left
+layer indices and tensor shapes must agree (every tensor written is also checked
+against the shapes TARGET's config implies). Draft tensors TARGET already has are left
 alone when identical and refused otherwise (unless --force). All or nothing: on any
-failure TARGET is left byte-identical; a second run changes nothing."""
+failure TARGET is left byte-identical, and what was done is printed only once it is
+done; a second run changes nothing."""
 EXAMPLES = """\
   vllm-draft-quant graft /models/Step-3.7-Flash-NVFP4 --from /models/Step-3.7-Flash --dry-run
   vllm-draft-quant graft /models/Step-3.7-Flash-NVFP4 --from stepfun-ai/Step-3.7-Flash
@@ -61,20 +61,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from vllm_draft_quant.checkpoint.locate import locate_model
+    from vllm_draft_quant.repair.graft import apply_graft, plan_graft
+    from vllm_draft_quant.repair.writer import FolderLock, settle
+
     out = out or sys.stdout
     layers = parse_layers(args.layers)
     target = locate_model(args.target)
+    note(settle(locate_model(args.source)))  # SOURCE is only read, but never half-committed
+
+    def comparing(total: int) -> Progress:
+        return Progress(total, "comparing the draft tensors TARGET already has",
+                        done_verb="compared")
+
     if args.dry_run:
         note(settle(target))
-        plan = plan_graft(target, args.source, layers=layers, force=args.force)
+        plan = plan_graft(target, args.source, layers=layers, force=args.force,
+                          compare_progress=comparing)
         describe(plan, out, dry_run=True)
         return 0
     with FolderLock(target) as lock:
         note(lock.notes)
-        plan = plan_graft(target, args.source, layers=layers, force=args.force)
+        plan = plan_graft(target, args.source, layers=layers, force=args.force,
+                          compare_progress=comparing)
         if plan.changed:
             try:
-                with Progress(plan.bytes_to_write, "grafting") as progress:
+                with Progress(plan.bytes_to_write, "copying draft tensors",
+                              done_verb="copied") as progress:
                     apply_graft(plan, progress=progress)
             except DraftQuantError as e:
                 raise type(e)(f"{e}; graft rolled back: {plan.target} is as before") from e
@@ -90,6 +103,9 @@ def describe(plan: GraftPlan, out: TextIO, *, dry_run: bool) -> None:
     With ``dry_run`` it says what would be done; otherwise it is called after the
     commit and says what was done (in the past tense).
     """
+    from vllm_draft_quant.checkpoint.index import INDEX_FILE
+    from vllm_draft_quant.repair.fixer import unified_diff
+
     would = "would " if dry_run else ""
     for u in plan.units:
         size = sum(t.nbytes for t in u.source) / 2**20

@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from vllm_draft_quant.checkpoint.facts import CheckpointFacts, load_facts, plan_from_facts
-from vllm_draft_quant.checkpoint.locate import locate_model
-from vllm_draft_quant.checkpoint.overrides_file import load_overrides
-from vllm_draft_quant.checkpoint.speculative import DraftSource, draft_source
 from vllm_draft_quant.cli._output import highlight
 from vllm_draft_quant.cli.fix import note
 from vllm_draft_quant.core.overrides import ENV_OVERRIDES
-from vllm_draft_quant.core.plan import ModuleDecision, Plan
-from vllm_draft_quant.repair.writer import settle
+
+if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
+    from vllm_draft_quant.checkpoint.facts import CheckpointFacts
+    from vllm_draft_quant.checkpoint.speculative import DraftSource
+    from vllm_draft_quant.core.plan import ModuleDecision, Plan
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "overrides_path", "render", "run"]
 
@@ -69,6 +68,12 @@ def overrides_path(args: argparse.Namespace) -> tuple[str | None, str]:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
+    from vllm_draft_quant.checkpoint.locate import locate_model
+    from vllm_draft_quant.checkpoint.overrides_file import load_overrides
+    from vllm_draft_quant.checkpoint.speculative import draft_source
+    from vllm_draft_quant.repair.writer import settle
+
     out = out or sys.stdout
     path, origin = overrides_path(args)
     overrides = load_overrides(path) if path else None

@@ -97,6 +97,15 @@ class NameMap:
             dict.fromkeys([*(f"{layer.checkpoint_root}." for layer in self.layers),
                            *(c for s in profile.globals for c in s.checkpoint)])
         )
+        # is_draft_name without a loop: names equal to a root (without its dot), or
+        # starting with a root plus its dot
+        self._root_names = frozenset(r.rstrip(".") for r in self.checkpoint_roots)
+        self._root_prefixes = tuple(r if r.endswith(".") else r + "." for r in self.checkpoint_roots)
+        # every draft name starts with one of these, or holds a rename's source
+        self.candidate_prefixes: tuple[str, ...] = tuple(
+            dict.fromkeys(r.rstrip(".") for r in self.checkpoint_roots))
+        self.candidate_substrings: tuple[str, ...] = tuple(
+            dict.fromkeys(old for old, _ in profile.checkpoint_renames))
 
     def _place(self, k: int) -> DraftLayer:
         root = self.profile.root
@@ -115,11 +124,22 @@ class NameMap:
 
     def is_draft_name(self, checkpoint_name: str) -> bool:
         """Whether a checkpoint tensor or module name belongs to the drafter."""
-        checkpoint_name = self.canonical(checkpoint_name)
-        return any(
-            checkpoint_name == r.rstrip(".") or checkpoint_name.startswith(r if r.endswith(".") else r + ".")
-            for r in self.checkpoint_roots
-        )
+        if self.profile.checkpoint_renames:
+            checkpoint_name = self.canonical(checkpoint_name)
+        return checkpoint_name in self._root_names or checkpoint_name.startswith(
+            self._root_prefixes)
+
+    def draft_names(self, names: Iterable[str]) -> list[str]:
+        """The draft names among ``names`` (`is_draft_name`), sorted.
+
+        Cheap on a whole checkpoint's names: a C-level prefix test first, and only the
+        names that pass it (or hold a rename's source) are canonicalised."""
+        prefixes, subs = self.candidate_prefixes, self.candidate_substrings
+        cands = [n for n in names if n.startswith(prefixes)] if prefixes else []
+        if subs:
+            seen = set(cands)
+            cands += [n for n in names if n not in seen and any(s in n for s in subs)]
+        return sorted(n for n in cands if self.is_draft_name(n))
 
     def is_active(self, module: RuntimeModule, present: Container[str] | None = None) -> bool:
         """Whether vLLM builds ``module`` given the checkpoint modules ``present``.

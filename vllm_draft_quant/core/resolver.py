@@ -13,16 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from vllm_draft_quant.core.evidence import ModuleEvidence, classify, group_by_module
 from vllm_draft_quant.core.intent import Intent, QuantIntent
 from vllm_draft_quant.core.names import NameMap, RuntimeModule
-from vllm_draft_quant.core.overrides import Overrides
 from vllm_draft_quant.core.plan import Conflict, ModuleDecision, Plan, Source
 from vllm_draft_quant.core.profile import DrafterProfile
 from vllm_draft_quant.core.schemes import DEQUANTIZABLE, Scheme, StoredFormat
 from vllm_draft_quant.errors import ConfigError, ConflictError, MissingDraftWeightsError
+
+if TYPE_CHECKING:
+    from vllm_draft_quant.core.overrides import Overrides
 
 __all__ = ["MAX_DRAFT_LAYERS", "Mode", "place_drafter", "resolve"]
 

@@ -55,6 +55,10 @@ _CLASS_KINDS: dict[str, frozenset[ModuleKind]] = {
     "ParallelLMHead": frozenset({ModuleKind.LM_HEAD}),
 }
 _WILD = re.compile(r"[*?\[]")
+
+
+def _wild(text: str) -> bool:
+    return "*" in text or "?" in text or "[" in text
 _CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9_]*\Z")
 # Longest rule we compile; longer ones are refused (hostile configs).
 _MAX_RULE_LEN = 4096
@@ -82,11 +86,11 @@ def _classify(text: str, grammar: str) -> str:
         return "regex"
     if grammar in ("compressed-tensors", "quark") and _CLASS_NAME.match(text) and text in _CLASS_KINDS:
         return "class"
-    if grammar in ("modelopt", "quark") and _WILD.search(text):
+    if grammar in ("modelopt", "quark") and _wild(text):
         # `path*` with path ending in a letter or digit; a bare `*`, `x.*` or
         # `gate_*` is a plain glob.
         if grammar == "modelopt" and text.endswith("*") and text[-2:-1].isalnum() \
-                and not _WILD.search(text, 0, len(text) - 1):
+                and not _wild(text[:-1]):
             return "tree"
         return "glob"
     return "exact"
@@ -191,11 +195,14 @@ class GlobIndex:
             if n > len(name):
                 break
             for p in self._by_prefix.get(name[:n], ()):
-                if p == name or (_WILD.search(p) and _glob_regex(p).match(name)):
+                if p == name or (_wild(p) and _glob_regex(p).match(name)):
                     yield p
 
     def any_match(self, name: str) -> bool:
         return next(self.matching(name), None) is not None
+
+
+_COMBINE_MAX = 256
 
 
 def _order(r: Rule) -> tuple[str, str]:
@@ -234,6 +241,14 @@ class RuleSet:
         others.sort(key=_order)
         self._glob_index = GlobIndex(self._globs)
         self._non_glob = [(r, _matcher(r)) for r in others]
+        # A few globs/trees (the usual case): one combined regex answers "any of them?"
+        # at C speed. Many: the index only (compiling a regex of thousands of
+        # alternatives costs more than it saves, and grows faster than linearly).
+        self._any_glob: re.Pattern[str] | None = None
+        if 0 < len(self._globs) + len(self._trees) <= _COMBINE_MAX:
+            parts = [fnmatch.translate(g) for g in self._globs]
+            parts += [re.escape(t) + r"(?:\..*)?\Z" for t in self._trees]
+            self._any_glob = re.compile("|".join(f"(?:{p})" for p in parts), re.S)
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -261,9 +276,10 @@ class RuleSet:
         r = self._exact.get(name)
         if r is not None:
             yield r
-        yield from self._tree_hits(name)
-        for g in self._glob_index.matching(name):
-            yield self._globs[g]
+        if self._any_glob is None or self._any_glob.match(name) is not None:
+            yield from self._tree_hits(name)
+            for g in self._glob_index.matching(name):
+                yield self._globs[g]
         for r, m in self._non_glob:
             if m(name, kind):
                 yield r

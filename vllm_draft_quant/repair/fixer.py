@@ -1,4 +1,4 @@
-"""Truthful exclusion entries for a checkpoint's draft layers (what ``fix`` writes).
+r"""Truthful exclusion entries for a checkpoint's draft layers (what ``fix`` writes).
 
 `compute_fix` reads the plan (the stored format of every draft module) and
 returns new exclusion lists, in each producer's own grammar, such that both
@@ -8,11 +8,14 @@ module unquantized:
 - a draft layer whose tensors are all unquantized, when every quantizable
   module in it needs an entry: ModelOpt's tree wildcard ``<layer root>*``
   (e.g. ``model.layers.45*``), which also covers its runtime prefixes
-  (Step-3.5's ``mtp_block.``, DeepSeek's ``head``);
-- otherwise, per module: the checkpoint name of every shard (ModelOpt: all
-  experts as ``<experts root>*``; compressed-tensors: every expert's exact
-  names), plus the runtime prefix itself where stock vLLM still would not
-  match (Step-3.5's ``mtp_block.*``, DeepSeek's ``model.layers.N.head``).
+  (Step-3.5's ``mtp_block.``, DeepSeek's ``head``), or
+  compressed-tensors' ``re:`` on the layer's checkpoint and runtime roots
+  (``re:model\.layers\.61\.``; MiMo ``re:(?:model\.mtp_layers\.0|model\.layers\.36)\.``);
+- otherwise, per module: the checkpoint name of every shard (all experts as one
+  entry: ModelOpt ``<experts root>*``, compressed-tensors one ``re:`` on the
+  experts' checkpoint root and runtime prefix), plus the runtime prefix itself
+  where stock vLLM still would not match (Step-3.5's ``mtp_block.*``, DeepSeek's
+  ``model.layers.N.head``).
 
 Entries that exclude a *quantized* draft module are removed when that is safe
 (an exact name of that module) and reported otherwise. Nothing is added that
@@ -307,9 +310,9 @@ def _needed_entries(ctx: _Context, kept: list[str], res: FixResult) -> list[str]
         rm = ctx.runtime(d)
         by_layer.setdefault(rm.layer.checkpoint_root if rm and rm.layer else None, []).append(d)
     for root, mods in by_layer.items():
-        if root is not None and ctx.producer == "modelopt" and _whole_layer(ctx, root, mods):
-            entry = f"{root}*"
-            if ctx.safe(entry):
+        if root is not None and _whole_layer(ctx, root, mods):
+            entry = _layer_entry(ctx, root, mods)
+            if entry is not None and ctx.safe(entry):
                 added.append(entry)
                 continue
         for d in mods:
@@ -331,15 +334,44 @@ def _whole_layer(ctx: _Context, root: str, need: list[ModuleDecision]) -> bool:
     return not any(m == root or m.startswith(root + ".") for m in ctx.quantized_modules())
 
 
+def _ct_pattern(prefixes: Sequence[str]) -> str:
+    """One compressed-tensors ``re:`` entry matching everything under any of ``prefixes``
+    (vLLM's ``re.match``: anchored at the start; the escaped dot keeps ``layers.4``
+    from matching ``layers.40``)."""
+    alts = [re.escape(p) for p in dict.fromkeys(prefixes)]
+    body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+    return f"re:{body}\\."
+
+
+def _layer_entry(ctx: _Context, root: str, mods: list[ModuleDecision]) -> str | None:
+    """One entry for a whole unquantized draft layer: ModelOpt's tree wildcard, or a
+    compressed-tensors ``re:`` on the layer's checkpoint and runtime roots (vLLM matches
+    runtime prefixes, which for some drafters are not the checkpoint's names)."""
+    if ctx.producer == "modelopt":
+        return f"{root}*"
+    if formats.fix_grammar(ctx.producer) != "compressed-tensors":
+        return None
+    runtime = {rm.layer.runtime_root for d in mods
+               if (rm := ctx.runtime(d)) is not None and rm.layer is not None}
+    return _ct_pattern([root, *sorted(runtime)])
+
+
 def _module_entries(ctx: _Context, d: ModuleDecision) -> list[str]:
     names = _names(d)
     rm = ctx.runtime(d)
-    if ctx.producer == "modelopt" and rm is not None and rm.spec.per_expert:
-        roots = {c.split(".{e}", 1)[0] for c in rm.checkpoint_modules if "{e}" in c}
-        trees = [f"{r}*" for r in sorted(roots)]
-        if all(ctx.safe(t) for t in trees):
-            rest = [n for n in names if not any(n.startswith(r + ".") for r in roots)]
-            return trees + rest
+    if rm is not None and rm.spec.per_expert:
+        roots = sorted({c.split(".{e}", 1)[0] for c in rm.checkpoint_modules if "{e}" in c})
+        rest = [n for n in names if not any(n.startswith(r + ".") for r in roots)]
+        if ctx.producer == "modelopt":
+            trees = [f"{r}*" for r in roots]
+            if all(ctx.safe(t) for t in trees):
+                return trees + rest
+        elif formats.fix_grammar(ctx.producer) == "compressed-tensors":
+            # every expert by one pattern (vLLM checks expert 0's names under the
+            # runtime prefix), instead of one exact name per expert
+            pattern = _ct_pattern([*roots, d.module])
+            if ctx.safe(pattern):
+                return [pattern, *rest]
     return names
 
 

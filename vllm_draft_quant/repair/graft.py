@@ -20,6 +20,7 @@ changes nothing); a different one needs ``force``, which replaces it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
@@ -46,6 +47,8 @@ from vllm_draft_quant.repair.writer import Transaction
 __all__ = ["GRAFT_SHARD", "GraftPlan", "Unit", "apply_graft", "plan_graft"]
 
 GRAFT_SHARD = "model-mtp-graft.safetensors"
+#: total bytes -> a context manager that is told the bytes compared so far
+CompareProgress = Callable[[int], contextlib.AbstractContextManager[Callable[[int], None]]]
 _PACKED = frozenset(f for f in StoredFormat if f.two_per_byte)
 _NEW_FILE_STYLE = '{\n  "": 0\n}\n'  # how render_json should format a file we create
 _IN_LAYER = re.compile(r"(?:.*\.)?layers\.\d+\.(.+)\Z")
@@ -136,8 +139,13 @@ def _under(names: Sequence[str], prefix: str) -> list[str]:
 
 
 def plan_graft(target: str | Path, source: str | Path, *, layers: str | Sequence[int] = "auto",
-               force: bool = False) -> GraftPlan:
-    """Decide what grafting SOURCE's draft layers into TARGET writes (reads headers only)."""
+               force: bool = False, compare_progress: CompareProgress | None = None) -> GraftPlan:
+    """Decide what grafting SOURCE's draft layers into TARGET writes.
+
+    Reads headers, and the bytes of draft tensors TARGET already has (to tell an
+    identical rerun from a different layer); ``compare_progress(total bytes)`` gives the
+    context manager that is told the bytes compared (``cli._output.Progress``)."""
+    _refuse_separate_drafters(Path(target), Path(source))
     ft, fs = load_facts(target), load_facts(source)
     if ft.model_dir.resolve() == fs.model_dir.resolve():
         raise ConfigError(f"{ft.model_dir}: TARGET and SOURCE are the same folder; pass the "
@@ -156,9 +164,38 @@ def plan_graft(target: str | Path, source: str | Path, *, layers: str | Sequence
     _check_source(fs, units)
     check_config_shapes(ft, [t for u in units for t in u.source])
     _check_shapes(ft, units)
-    for u in units:
-        _decide(u, ft, fs, force)
+    compared = [u for u in units if u.existing and {t.name for t in u.source} == set(u.existing)]
+    total = sum(t.nbytes for u in compared for t in u.source)
+    with (compare_progress(total) if compare_progress is not None and total
+          else contextlib.nullcontext(None)) as progress:
+        for u in units:
+            _decide(u, ft, fs, force, progress)
     return _assemble(ft, fs, units)
+
+
+def _refuse_separate_drafters(*folders: Path) -> None:
+    """graft completes a model's own draft layers; a separate draft model (EAGLE3) is a
+    whole checkpoint of its own, which vLLM loads through ``--speculative-config``."""
+    from vllm_draft_quant.checkpoint.locate import locate_model
+    from vllm_draft_quant.checkpoint.speculative import _architectures
+    from vllm_draft_quant.errors import DraftQuantError
+    from vllm_draft_quant.profiles import profile_for_target
+
+    for folder in folders:
+        try:
+            model_dir = locate_model(folder)
+            profile = profile_for_target(_architectures(model_dir), origin=str(model_dir))
+        except DraftQuantError:
+            continue  # load_facts says what is wrong with it
+        if profile.hidden_layers_from == "target":
+            raise ConfigError(
+                f"{model_dir}: {profile.architecture} is a separate draft model (all of it is "
+                "the drafter), not a model whose draft layers an export dropped; graft copies "
+                "MTP/NextN layers into such a model. Use the unquantized draft as it is: "
+                "vLLM's --speculative-config '{\"method\": \"eagle3\", \"model\": "
+                "\"<draft folder>\"}' (check it with 'vllm-draft-quant plan TARGET "
+                "--speculative-config ...'), or 'fix TARGET --speculative-config ...' for a "
+                "quantized draft whose config is wrong")
 
 
 def _units(ft: CheckpointFacts, fs: CheckpointFacts, layers: str | Sequence[int]) -> list[Unit]:
@@ -180,8 +217,7 @@ def _units(ft: CheckpointFacts, fs: CheckpointFacts, layers: str | Sequence[int]
         chosen = sorted(set(layers))
         unknown = [n for n in chosen if n not in available]
         if unknown:
-            raise ConfigError(f"--layers {','.join(map(str, unknown))}: SOURCE has no such draft "
-                              f"layer; it has {', '.join(map(str, sorted(available)))}")
+            raise ConfigError(_unknown_layers(fs, unknown, available))
     units = []
     for n in chosen:
         root = available[n].checkpoint_root + "."
@@ -191,11 +227,30 @@ def _units(ft: CheckpointFacts, fs: CheckpointFacts, layers: str | Sequence[int]
     if ns is not None:
         container = fs.profile.root.checkpoint.split("{n}", 1)[0]
         shared = [n for n in _under(src_names, ns + ".") if not n.startswith(container)]
+        if any(_IN_LAYER.match(n) for n in shared):
+            shared = []  # the target's layers live there too (MiMo's model.mtp_layers)
         if shared:
             existing = [n for n in _under(tgt_names, ns + ".") if not n.startswith(container)]
             units.append(Unit(f"shared draft tensors {ns}.*", ns + ".",
                               sources_for(fs.files, shared), existing))
     return units
+
+
+def _unknown_layers(fs: CheckpointFacts, unknown: Sequence[int],
+                    available: Mapping[int, Any]) -> str:
+    """The --layers error: which numbers SOURCE lacks, which it has, and how they count."""
+    have = sorted(available)
+    roots = ", ".join(available[n].checkpoint_root for n in have)
+    many = len(unknown) > 1
+    msg = (f"--layers {','.join(map(str, unknown))}: SOURCE ({fs.model_dir}) has no draft "
+           f"layer{'s' if many else ''} {' or '.join(map(str, unknown))}; its "
+           f"{len(have)} draft layer{'s are' if len(have) > 1 else ' is'} "
+           f"{', '.join(map(str, have))} ({roots})")
+    if fs.profile.root.index == "global":
+        hidden = fs.names.num_hidden_layers
+        msg += (f"; draft layers are numbered as in tensor names, after the model's "
+                f"{hidden} layers (num_hidden_layers {hidden} + 0..{len(fs.names.layers) - 1})")
+    return msg + "; pass some of those numbers, or leave out --layers to graft them all"
 
 
 def sources_for(files: CheckpointFiles, names: Sequence[str]) -> list[TensorSource]:
@@ -258,13 +313,21 @@ def _check_shapes(ft: CheckpointFacts, units: list[Unit]) -> None:
                     "SOURCE must be the unquantized original of TARGET")
 
 
-def _decide(u: Unit, ft: CheckpointFacts, fs: CheckpointFacts, force: bool) -> None:
+def _decide(u: Unit, ft: CheckpointFacts, fs: CheckpointFacts, force: bool,
+            progress: Callable[[int], None] | None = None) -> None:
     if not u.existing:
         u.action = "copy"
         return
     if {t.name for t in u.source} == set(u.existing):
         mine = {t.name: t for t in sources_for(ft.files, u.existing)}
-        if all(same_bytes(t, mine[t.name]) for t in u.source):
+        same = True
+        for t in u.source:  # every tensor is told to progress, even after a difference
+            if not same:
+                if progress is not None:
+                    progress(t.nbytes)
+                continue
+            same = same_bytes(t, mine[t.name], progress=progress)
+        if same:
             u.action = "skip"
             return
     if not force:
@@ -334,8 +397,14 @@ def _new_config(ft: CheckpointFacts, fs: CheckpointFacts, units: list[Unit],
             have.append(k)
     n_draft = len(have)
     if have != list(range(n_draft)):
-        raise ConfigError(f"{ft.model_dir}: after the graft TARGET would hold draft layers "
-                          f"{have}, not 0..{n_draft - 1}; graft the missing ones too")
+        missing = [k for k in range(max(have) + 1) if k not in have]
+        number = [_number(ft, k) for k in missing]
+        raise ConfigError(
+            f"{ft.model_dir}: after the graft TARGET would hold draft layer"
+            f"{'s' if len(have) > 1 else ''} {', '.join(str(_number(ft, k)) for k in have)} "
+            f"without {', '.join(map(str, number))}: vLLM numbers draft layers from the first "
+            f"without gaps; add {', '.join(map(str, number))} to --layers, or leave out "
+            "--layers to graft all of SOURCE's")
     keys = ft.profile.num_layers_keys
     key = next((k for k in keys if k in text), next((k for k in keys if k in stext), keys[0]))
     if text.get(key) != n_draft:
@@ -351,6 +420,11 @@ def _new_config(ft: CheckpointFacts, fs: CheckpointFacts, units: list[Unit],
             notes.append(f"config.json: {'.'.join((*tpath, name))} restored from SOURCE "
                          f"({len(old)} -> {len(text[name])} entries)")
     return config, n_draft
+
+
+def _number(facts: CheckpointFacts, k: int) -> int:
+    """Draft layer k's number as in tensor names (and --layers)."""
+    return facts.names.num_hidden_layers + k if facts.profile.root.index == "global" else k
 
 
 def _root(facts: CheckpointFacts, k: int) -> str:

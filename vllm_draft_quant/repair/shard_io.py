@@ -1,12 +1,22 @@
 """Streaming tensor bytes between safetensors files with bounded memory.
 
 A tensor is copied as the raw byte range its header names; nothing is decoded,
-so no torch or numpy is needed and memory stays at one chunk.
+so no torch or numpy is needed. `copy_range` moves a range inside the kernel
+(``os.copy_file_range``, which also reflinks on filesystems that share extents, else
+``os.sendfile``), so no tensor byte passes through Python, and starts each copied
+range's writeback right away (the final fsync overlaps the copy instead of following it);
+where neither call works (another OS, a filesystem that refuses both) it falls back to
+reading and writing `CHUNK`-sized blocks. Either way memory stays at one chunk.
+`write_shard` lays the tensors out in their source order, so adjacent ranges of a
+source shard are copied as one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +25,19 @@ from typing import BinaryIO
 from vllm_draft_quant.checkpoint.headers import read_header
 from vllm_draft_quant.errors import CheckpointError
 
-__all__ = ["CHUNK", "TensorSource", "build_header", "same_bytes", "sources_of", "write_shard"]
+__all__ = ["CHUNK", "IN_KERNEL", "TensorSource", "build_header", "copy_range", "same_bytes",
+           "sources_of", "write_shard"]
 
 CHUNK = 8 * 2**20
+#: bytes per in-kernel call: progress is reported (and Ctrl-C seen) at least this often
+KERNEL_STEP = 64 * 2**20
+#: try the in-kernel copies (tests set False to run the plain path)
+IN_KERNEL = True
 Progress = Callable[[int], None]
+
+#: errors meaning "this call cannot copy between these files", not "the copy failed"
+_UNSUPPORTED = frozenset({errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EBADF, errno.ENOTSUP,
+                          getattr(errno, "EOPNOTSUPP", errno.ENOTSUP)})
 
 
 @dataclass(frozen=True)
@@ -69,40 +88,136 @@ def _chunks(src: BinaryIO, path: Path, offset: int, nbytes: int) -> Iterator[byt
     while left:
         block = src.read(min(CHUNK, left))
         if not block:
-            raise CheckpointError(f"{path}: ends before the tensor data its header promises "
-                                  "(truncated download?); re-download the shard")
+            raise _truncated(path)
         left -= len(block)
         yield block
 
 
+def _truncated(path: Path) -> CheckpointError:
+    return CheckpointError(f"{path}: ends before the tensor data its header promises "
+                           "(truncated download?); re-download the shard")
+
+
+def copy_range(src: BinaryIO, path: Path, offset: int, nbytes: int, out: BinaryIO, *,
+               progress: Progress | None = None) -> None:
+    """Append ``nbytes`` of ``src`` from ``offset`` to ``out`` (at its current position).
+
+    In the kernel when it can (``copy_file_range``, then ``sendfile``), else through one
+    `CHUNK`-sized buffer. ``out`` must be a buffered binary file: it is flushed first
+    and left positioned after the copied bytes. ``path`` names ``src`` in errors.
+    """
+    done = 0
+    if IN_KERNEL and nbytes:
+        out.flush()
+        fd_in, fd_out = src.fileno(), out.fileno()
+        start = out.tell()
+        done = _kernel_copy(fd_in, offset, fd_out, start, nbytes, path, progress)
+        out.seek(start + done)
+    if done < nbytes:
+        for block in _chunks(src, path, offset + done, nbytes - done):
+            out.write(block)
+            if progress is not None:
+                progress(len(block))
+
+
+def _kernel_copy(fd_in: int, offset: int, fd_out: int, at: int, nbytes: int, path: Path,
+                 progress: Progress | None) -> int:
+    """Bytes copied in the kernel (all of them, or fewer where both calls are refused)."""
+    done = 0
+    use_sendfile = False
+    while done < nbytes:
+        step = min(KERNEL_STEP, nbytes - done)
+        try:
+            if not use_sendfile:
+                n = os.copy_file_range(fd_in, fd_out, step, offset + done, at + done)
+            else:
+                os.lseek(fd_out, at + done, os.SEEK_SET)
+                n = os.sendfile(fd_out, fd_in, offset + done, step)
+        except AttributeError:  # no such call on this platform
+            if use_sendfile:
+                return done
+            use_sendfile = True
+            continue
+        except OSError as e:
+            if e.errno not in _UNSUPPORTED:
+                raise
+            if use_sendfile:
+                return done  # the plain path copies the rest
+            use_sendfile = True
+            continue
+        if n == 0:
+            raise _truncated(path)
+        _start_writeback(fd_out, at + done, n)
+        done += n
+        if progress is not None:
+            progress(n)
+    return done
+
+
+def _start_writeback(fd: int, offset: int, nbytes: int) -> None:
+    """Start writing a copied range to disk now, in the background, and drop it from the
+    page cache once written (``POSIX_FADV_DONTNEED`` on dirty pages starts their
+    writeback). The fsync at the end then waits for the tail only, instead of for every
+    byte: the disk writes overlap the copy. Best effort: where unsupported, nothing."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:  # pragma: no cover - not on Linux
+        return
+    with contextlib.suppress(OSError):
+        advise(fd, offset, nbytes, os.POSIX_FADV_DONTNEED)
+
+
+def _ranges(tensors: Sequence[TensorSource]) -> list[tuple[Path, int, int]]:
+    """(file, offset, length) per run of tensors stored back to back in one file."""
+    out: list[tuple[Path, int, int]] = []
+    for t in tensors:
+        if out and out[-1][0] == t.path and out[-1][1] + out[-1][2] == t.offset:
+            out[-1] = (t.path, out[-1][1], out[-1][2] + t.nbytes)
+        else:
+            out.append((t.path, t.offset, t.nbytes))
+    return out
+
+
 def write_shard(out: BinaryIO, tensors: Sequence[TensorSource], *,
                 metadata: dict[str, str] | None = None, progress: Progress | None = None) -> None:
-    """Write a safetensors file holding ``tensors`` to ``out``, streaming each byte range."""
+    """Write a safetensors file holding ``tensors`` to ``out``, copying each byte range.
+
+    The tensors are laid out in the order they are stored in their source files, so a
+    block of adjacent source tensors is one `copy_range`.
+    """
+    tensors = sorted(tensors, key=lambda t: (str(t.path), t.offset))
     header = build_header(tensors, metadata)
     out.write(len(header).to_bytes(8, "little"))
     out.write(header)
     handles: dict[Path, BinaryIO] = {}
     try:
-        for t in tensors:
-            src = handles.get(t.path)
+        for path, offset, nbytes in _ranges(tensors):
+            src = handles.get(path)
             if src is None:
-                src = handles[t.path] = open(t.path, "rb")  # noqa: SIM115 - closed below
-            for block in _chunks(src, t.path, t.offset, t.nbytes):
-                out.write(block)
-                if progress is not None:
-                    progress(len(block))
+                src = handles[path] = open(path, "rb")  # noqa: SIM115 - closed below
+            copy_range(src, path, offset, nbytes, out, progress=progress)
     finally:
         for h in handles.values():
             h.close()
 
 
-def same_bytes(a: TensorSource, b: TensorSource) -> bool:
-    """Whether two tensors have the same dtype, shape and bytes (streamed compare)."""
+def same_bytes(a: TensorSource, b: TensorSource, *, progress: Progress | None = None) -> bool:
+    """Whether two tensors have the same dtype, shape and bytes (streamed compare).
+
+    ``progress`` gets the bytes of ``a`` compared so far; on a difference it is also told
+    the bytes left unread, so a caller's total still adds up."""
     if (a.dtype, a.shape, a.nbytes) != (b.dtype, b.shape, b.nbytes):
+        if progress is not None:
+            progress(a.nbytes)
         return False
+    seen = 0
     with open(a.path, "rb") as fa, open(b.path, "rb") as fb:
         for x, y in zip(_chunks(fa, a.path, a.offset, a.nbytes),
                         _chunks(fb, b.path, b.offset, b.nbytes), strict=True):
+            seen += len(x)
             if x != y:
+                if progress is not None:
+                    progress(a.nbytes - seen + len(x))
                 return False
+            if progress is not None:
+                progress(len(x))
     return True

@@ -73,8 +73,9 @@ class _Entries:
         hit = self._substring.get(prefix)
         if hit is None:
             n = len(prefix)
-            hit = any(prefix[i:j] in self.listed for i in range(n) for j in range(i + 1, n + 1)
-                      if (i, j) != (0, n))
+            hit = ("" in self.listed and n > 0) or any(
+                prefix[i:j] in self.listed for i in range(n) for j in range(i + 1, n + 1)
+                if (i, j) != (0, n))
             self._substring[prefix] = hit
         return hit
 

@@ -1,0 +1,184 @@
+"""The CLI's promises for the families beyond the first three, on real vLLM (CPU).
+
+- ``fix --write`` on each BF16-MTP layout (a, b, c) of GLM-4.5 MoE, Qwen3.5 MoE and MiMo
+  (ModelOpt NVFP4 and FP8): stock vLLM (plugin off) then builds every draft module in its
+  stored precision, or ``fix`` names the stock limit that stops it. Layouts stock vLLM
+  gets wrong before the fix are built before it too (the failure exists).
+- compressed-tensors NVFP4 for GLM (layout a): ``fix`` writes one ``re:`` pattern for the
+  BF16 draft layer, and stock vLLM follows it.
+- ``fix --speculative-config`` on an EAGLE3 draft whose config does not exclude its BF16
+  ``fc`` and ``lm_head``: stock vLLM mis-loads it before and loads it right after.
+- ``graft`` for the same families: before, no load; after, stock vLLM (with the
+  exclusions graft wrote) and the plugin both load the grafted layers unquantized.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from matrix_more import STOCK_OUTCOMES_MORE, engine_args
+from support import CheckpointSpec, write_checkpoint
+from support.eagle3 import Eagle3Spec, LlamaTargetSpec, write_eagle3_draft, write_llama_target
+from support.harness import BuildRequest, DraftResult, early_fixture, submit_many
+from test_cli_load import correct
+
+from vllm_draft_quant import plan as core_plan
+from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
+from vllm_draft_quant.cli.main import main
+from vllm_draft_quant.repair.fixer import compute_fix
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3600)]
+
+FAMILIES = ("glm4_moe", "qwen3_5_moe", "mimo")
+CASES = [(f, "modelopt", s, lay) for f in FAMILIES for s in ("nvfp4", "fp8") for lay in "abc"]
+CASES += [("glm4_moe", "compressed-tensors", "nvfp4", "a")]
+
+
+def _request(path: Path, family: str) -> BuildRequest:
+    return BuildRequest(path, dump=False, engine_args=engine_args(family) or None)
+
+
+def start_fixed(session: pytest.Session, root: Path) -> Callable[[], dict[Any, Any]]:
+    requests, meta, slots = [], {}, {}
+    for case in CASES:
+        family, producer, scheme, layout = case
+        before = write_checkpoint(root / ("-".join(case) + "-before"), CheckpointSpec(
+            family, scheme, producer=producer, layout=layout)).path  # type: ignore[arg-type]
+        after = root / ("-".join(case) + "-after")
+        shutil.copytree(before, after)
+        assert main(["fix", str(after), "--write"]) in (0, 1)
+        facts = load_facts(after)
+        meta[case] = (before, after, compute_fix(facts, plan_from_facts(facts)).stock_limits)
+        stock = STOCK_OUTCOMES_MORE.get(case)
+        if stock is not None and stock.outcome != "ok":
+            slots[(case, "before")] = len(requests)
+            requests.append(_request(before, family))
+        slots[(case, "after")] = len(requests)
+        requests.append(_request(after, family))
+    submitted = submit_many(requests, plugin=False, workdir=root / "work")
+
+    def finish() -> dict[Any, Any]:
+        results = submitted()
+        return {case: (*meta[case],
+                       results[slots[(case, "before")]] if (case, "before") in slots else None,
+                       results[slots[(case, "after")]]) for case in CASES}
+
+    return finish
+
+
+fixed = early_fixture(start_fixed)
+
+
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_fix_then_stock_load(case: tuple[str, ...], fixed: dict[Any, Any]) -> None:
+    before, after, limits, r_before, r_after = fixed[case]
+    if r_before is not None:
+        assert correct(r_before, before) != [], "the failure exists without the fix"
+    problems = correct(r_after, after)
+    if limits:
+        assert problems, f"fix reported {limits} but stock vLLM loaded it correctly"
+    else:
+        assert problems == [], problems
+    if case[1] == "compressed-tensors":
+        cfg = json.loads((after / "config.json").read_text())
+        added = [e for e in cfg["quantization_config"]["ignore"] if e.startswith("re:")]
+        assert added == [r"re:model\.layers\.2\."], cfg["quantization_config"]["ignore"]
+
+
+# ------------------------------------------------------------------------------ EAGLE3
+def _strip_exclusions(draft: Path) -> None:
+    for name in ("config.json", "hf_quant_config.json"):
+        path = draft / name
+        if not path.exists():
+            continue
+        obj = json.loads(path.read_text())
+        if isinstance(obj.get("quantization_config"), dict):
+            obj["quantization_config"]["ignore"] = []
+        if isinstance(obj.get("quantization"), dict):
+            obj["quantization"]["exclude_modules"] = []
+        path.write_text(json.dumps(obj, indent=2))
+
+
+def start_eagle(session: pytest.Session, root: Path) -> Callable[[], dict[str, Any]]:
+    target = write_llama_target(root / "llama", LlamaTargetSpec("bf16")).path
+    out: dict[str, Any] = {"target": target}
+    requests = []
+    for tag in ("before", "after"):
+        draft = write_eagle3_draft(root / f"eagle3-{tag}", Eagle3Spec(attn="fp8", mlp="fp8")).path
+        _strip_exclusions(draft)
+        spec = {"method": "eagle3", "model": str(draft), "num_speculative_tokens": 1}
+        if tag == "after":
+            assert main(["fix", str(target), "--speculative-config", json.dumps(spec),
+                         "--write"]) == 0
+        out[tag] = (draft, spec)
+        requests.append(BuildRequest(target, dump=False, engine_args={"speculative_config": spec}))
+    off = submit_many(requests, plugin=False, workdir=root / "off")
+
+    def finish() -> dict[str, Any]:
+        out["results"] = off()
+        return out
+
+    return finish
+
+
+eagle = early_fixture(start_eagle)
+
+
+def _eagle_wrong(target: Path, spec: dict[str, Any], result: DraftResult) -> list[str]:
+    if not result.ok:
+        return [result.error_text]
+    p = core_plan(target, speculative_config=spec)
+    bad = [f"{d.module}: loaded {'quantized' if result.modules[d.module].quantized else 'unquantized'}"
+           f", stored {d.stored}" for d in p.modules
+           if d.module in result.modules and d.kind != "plain"
+           and result.modules[d.module].quantized != (d.stored != "unquantized")]
+    return bad + [f"{m}: scale left at -3.4e38" for m in result.sentinel_modules()]
+
+
+def test_fix_speculative_config_eagle3(eagle: dict[str, Any]) -> None:
+    r_before, r_after = eagle["results"]
+    assert _eagle_wrong(eagle["target"], eagle["before"][1], r_before) != [], \
+        "stock vLLM mis-loads the draft whose config does not exclude fc/lm_head"
+    assert _eagle_wrong(eagle["target"], eagle["after"][1], r_after) == []
+
+
+# ------------------------------------------------------------------------------- graft
+def start_grafted(session: pytest.Session, root: Path) -> Callable[[], dict[str, Any]]:
+    out: dict[str, Any] = {}
+    requests = []
+    for family in FAMILIES:
+        source = write_checkpoint(root / f"{family}-src", CheckpointSpec(
+            family, "nvfp4", layout="a")).path  # type: ignore[arg-type]
+        before = write_checkpoint(root / f"{family}-before", CheckpointSpec(
+            family, "nvfp4", layout="a", with_mtp=False, sharded=True)).path  # type: ignore[arg-type]
+        after = root / f"{family}-after"
+        shutil.copytree(before, after)
+        assert main(["graft", str(after), "--from", str(source)]) == 0
+        out[family] = [before, after]
+        requests += [_request(before, family), _request(after, family)]
+    off = submit_many(requests, plugin=False, workdir=root / "off")
+    on = submit_many(requests[1::2], plugin=True, workdir=root / "on")
+
+    def finish() -> dict[str, Any]:
+        r_off, r_on = off(), on()
+        return {family: [*out[family], r_off[2 * i], r_off[2 * i + 1], r_on[i]]
+                for i, family in enumerate(FAMILIES)}
+
+    return finish
+
+
+grafted = early_fixture(start_grafted)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_graft_then_load(family: str, grafted: dict[str, Any]) -> None:
+    _, after, r_before, r_off, r_on = grafted[family]
+    assert not r_before.ok, "a target without draft weights should not load"
+    assert core_plan(after).conflicts == ()
+    assert correct(r_off, after) == [], "stock vLLM, with the exclusions graft wrote"
+    assert correct(r_on, after) == [], "with the plugin"

@@ -1,0 +1,66 @@
+"""What a cold start imports: the CLI's --version/--help and vLLM's plugin register().
+
+vLLM imports the plugin in every process it starts, and users wait for the CLI's
+--help, so neither may import pydantic (most of a cold start), yaml, numpy,
+safetensors, torch or vllm. Each case runs in a fresh interpreter and lists
+sys.modules; the CLI's own modules are pinned exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("pydantic", "pydantic_core", "yaml", "numpy", "safetensors", "torch", "vllm")
+#: the project's modules that make a plan or a fix (and pull in pydantic): never at start-up
+PLANNING = ("vllm_draft_quant.core.plan", "vllm_draft_quant.core.resolver",
+            "vllm_draft_quant.core.overrides_model", "vllm_draft_quant.repair.fixer",
+            "vllm_draft_quant.repair.graft", "vllm_draft_quant.checkpoint.planner",
+            "vllm_draft_quant.adapter")
+
+
+def _modules(code: str, env: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """(heavy top-level packages, vllm_draft_quant modules) imported by ``code``."""
+    probe = (code + "\nimport json, sys\nmods = sorted(sys.modules)\n"
+             f"print(json.dumps([sorted({{m.split('.')[0] for m in mods}} & set({HEAVY!r})),"
+             " [m for m in mods if m.split('.')[0] == 'vllm_draft_quant']]))\n")
+    run_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=ROOT, env=run_env).stdout
+    heavy, ours = json.loads(out.strip().splitlines()[-1])
+    return heavy, ours
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["fix", "--help"],
+                                  ["graft", "--help"], ["plan", "--help"]])
+def test_cli_help_and_version_import_only_the_cli(argv: list[str]) -> None:
+    code = ("import contextlib, io\nfrom vllm_draft_quant.cli.main import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            f"    main({argv!r})\n")
+    heavy, ours = _modules(code)
+    assert heavy == []
+    assert not [m for m in ours if m.startswith(PLANNING)], ours
+
+
+def test_package_import_is_light_and_the_api_still_resolves() -> None:
+    heavy, ours = _modules("import vllm_draft_quant")
+    assert heavy == []
+    assert ours == ["vllm_draft_quant", "vllm_draft_quant._version", "vllm_draft_quant.errors"]
+    heavy, _ = _modules("from vllm_draft_quant import Overrides, plan\nassert callable(plan)")
+    assert "pydantic" in heavy  # imported on first use, not at package import
+
+
+@pytest.mark.parametrize("mode", ["auto", "off"])
+def test_plugin_register_imports_nothing_heavy(mode: str) -> None:
+    heavy, ours = _modules("from vllm_draft_quant.adapter import register\nregister()",
+                           env={"VLLM_DRAFT_QUANT": mode})
+    assert heavy == []
+    assert not any(m.startswith(("vllm_draft_quant.checkpoint", "vllm_draft_quant.repair",
+                                 "vllm_draft_quant.core.plan", "vllm_draft_quant.core.resolver"))
+                   for m in ours), ours
