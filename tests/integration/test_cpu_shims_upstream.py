@@ -97,3 +97,33 @@ def test_shim6_cpu_refuses_sparse_attention() -> None:
                                   block_size=None, use_mla=True, use_sparse=True)
     with pytest.raises(NotImplementedError, match="Sparse Attention is not supported on CPU"):
         CpuPlatform.get_attn_backend_cls(None, cfg)  # type: ignore[arg-type]
+
+
+def test_shim7_no_wna16_moe_backend_runs_on_this_cpu() -> None:
+    """The CPU backends are AOCL's (off unless ``VLLM_CPU_INT4_W4A8``) and one needing AMX
+    tiles; on a CPU without them no INT4 MoE (GPTQ/AWQ/compressed-tensors) constructs."""
+    usable = _experts_for_this_device(
+        "vllm.model_executor.layers.fused_moe.oracle.int_wna16", "WNA16MoEBackend")
+    assert usable == [], f"WNA16 MoE backends {usable} run on this CPU: drop shim 7 (wna16-moe-cpu)"
+
+
+def test_shim7_cpu_wna16_linear_refuses_small_sizes_and_inc_moe_is_unquantized() -> None:
+    import inspect
+
+    import torch
+    from vllm.model_executor.kernels.linear import MPLinearLayerConfig
+    from vllm.model_executor.kernels.linear.mixed_precision.cpu import CPUWNA16LinearKernel
+    from vllm.model_executor.layers.quantization.inc.schemes.inc_wna16_moe import (
+        INCWNA16MoEScheme,
+    )
+    from vllm.scalar_type import scalar_types
+
+    config = MPLinearLayerConfig(
+        full_weight_shape=(128, 144), partition_weight_shape=(128, 144),
+        weight_type=scalar_types.uint4b8, act_type=torch.bfloat16, group_size=32,
+        zero_points=False)
+    ok, reason = CPUWNA16LinearKernel.can_implement(config)
+    assert not ok and "multiples of 32" in str(reason), (
+        "CPUWNA16LinearKernel takes any size now: drop that part of shim 7")
+    assert "UnquantizedFusedMoEMethod" in inspect.getsource(INCWNA16MoEScheme._build_cpu_method), (
+        "INC builds quantized INT4 experts on CPU now: drop that part of shim 7")

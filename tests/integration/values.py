@@ -8,7 +8,13 @@ plan names, the way vLLM's weight loaders place them, and compared byte for byte
   ``[num_shards]`` parameter (``weight_scale``/``input_scale``/``weight_scale_2``);
 - fused experts: ``w13_<param>[e]`` is gate_e then up_e, ``w2_<param>[e]`` is down_e
   (per-expert checkpoint names, or stacked 3-D ``moe.{gate,up,down}_proj`` tensors);
-- an LM head may be padded past the vocabulary: only the checkpoint's rows are compared.
+- an LM head may be padded past the vocabulary: only the checkpoint's rows are compared;
+- GPTQ/AWQ tensors (``qweight``, ``qzeros``, ``scales``) keep the output dimension last,
+  so their shards (and an expert's gate/up) are joined along the last dimension;
+  compressed-tensors' ``weight_shape`` ([out, in] as data) is compared for modules of one
+  shard only (vLLM keeps one [2] parameter for a fused module); the expert biases
+  GPTQ/AWQ MoE methods register for checkpoints that have them are skipped when none
+  is stored.
 
 Values are compared before vLLM's post-load processing (the worker dumps them there).
 """
@@ -54,6 +60,10 @@ def _same(a: Any, b: Any) -> bool:
     return bool(torch.equal(_bytes(a), _bytes(b)))
 
 
+#: parameters whose output dimension is the last one (GPTQ / AWQ packing)
+OUT_LAST = ("qweight", "qzeros", "scales")
+
+
 def _expected_linear(shards: list[str], pname: str, ckpt: Mapping[str, Any], param: Any) -> Any:
     import torch
 
@@ -64,7 +74,7 @@ def _expected_linear(shards: list[str], pname: str, ckpt: Mapping[str, Any], par
         return torch.stack([p.reshape(()) for p in parts]).reshape(param.shape)
     if all(p.numel() == 1 for p in parts) and param.numel() == 1:
         return parts[0].reshape(param.shape)
-    return torch.cat(parts, dim=0)
+    return torch.cat(parts, dim=-1 if pname in OUT_LAST else 0)
 
 
 def _expected_experts(
@@ -95,7 +105,7 @@ def _expected_experts(
                 ts = ts[:1]
             rows.append(torch.stack([t.reshape(()) for t in ts]))
         else:
-            rows.append(torch.cat(ts, dim=0))
+            rows.append(torch.cat(ts, dim=-1 if base in OUT_LAST else 0))
     out = torch.stack(rows)
     return out.reshape(param.shape) if out.numel() == param.numel() else out
 
@@ -119,6 +129,8 @@ def mismatches(
         for pname, _ in info.params.items():
             if d.kind == "experts" and not pname.startswith(("w13_", "w2_")):
                 continue  # router state shared with the gate (e_score_correction_bias)
+            if pname.endswith("weight_shape") and (d.kind == "experts" or len(shards) > 1):
+                continue  # one [2] parameter for several shards (see the docstring)
             key = f"{info.module_path}.{pname}"
             if key not in dump:
                 bad.append(f"{key}: not in the dump")
@@ -131,6 +143,8 @@ def mismatches(
                 exp = _expected_linear(shards, pname, ckpt, param)
                 if exp is not None and d.kind == "lm_head" and exp.shape[0] < param.shape[0]:
                     param = param[: exp.shape[0]]
+            if exp is None and d.kind == "experts" and pname in ("w13_bias", "w2_bias"):
+                continue  # INT4 MoE methods' optional expert bias (GPTQ/AWQ); none stored
             if exp is None:
                 bad.append(f"{key}: no checkpoint tensor for it")
             elif not _same(param, exp):

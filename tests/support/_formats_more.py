@@ -55,9 +55,12 @@ MXFP4_GROUP = 32
 #: producer -> the schemes it writes
 PRODUCER_SCHEMES: dict[str, tuple[str, ...]] = {
     "modelopt": ("nvfp4", "fp8"),
-    "compressed-tensors": ("nvfp4", "fp8"),
+    "compressed-tensors": ("nvfp4", "fp8", "int4"),
     "fp8": ("fp8_block",),
     "quark": ("mxfp4",),
+    "gptq": ("int4",),
+    "awq": ("int4",),
+    "auto-round": ("int4",),
 }
 MORE_PRODUCERS = ("fp8", "quark")
 #: producers whose vLLM config cannot build a quantized ParallelLMHead

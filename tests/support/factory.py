@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from support import _formats_more
+from support import _formats_int4, _formats_more
 from support._families import FAMILIES as _BASE_FAMILIES
 from support._families import Family, Linear, Plain
 from support._families_learned import LEARNED_FAMILIES
@@ -65,10 +65,11 @@ FamilyName = Literal[
     "glm5", "qwen3_5", "glm4_moe_lite", "deepseek_v32", "ernie4_5_moe", "exaone_moe",
 ]
 FAMILIES = {**_BASE_FAMILIES, **MORE_FAMILIES, **LEARNED_FAMILIES}
-Scheme = Literal["nvfp4", "fp8", "fp8_block", "mxfp4"]
-Format = Literal["bf16", "nvfp4", "fp8", "fp8_block", "mxfp4"]
+Scheme = Literal["nvfp4", "fp8", "fp8_block", "mxfp4", "int4"]
+Format = Literal["bf16", "nvfp4", "fp8", "fp8_block", "mxfp4", "int4"]
 # "fp8": DeepSeek-native FP8 block (weight_scale_inv); "quark": AMD Quark MXFP4
-Producer = Literal["modelopt", "compressed-tensors", "fp8", "quark"]
+# "gptq", "awq", "auto-round" (and "compressed-tensors" int4): support/_formats_int4.py
+Producer = Literal["modelopt", "compressed-tensors", "fp8", "quark", "gptq", "awq", "auto-round"]
 ExclusionMode = Literal["none", "wildcard", "exact"]
 _GROUPS = ("attn", "mlp", "head")
 
@@ -251,6 +252,10 @@ def _quant_tensors(
     lead: tuple[int, ...] = (lin.stacked_experts,) if lin.stacked_experts else ()
     # per-tensor scalars: [] for ModelOpt, [1] for compressed-tensors, [E] when stacked
     scalar: tuple[int, ...] = lead or (() if producer == "modelopt" else (1,))
+    if fmt == "int4":
+        if lead:
+            raise ValueError(f"{lin.name}: stacked experts are not written as int4")
+        return list(_formats_int4.int4_tensors(lin.name, lin.out, lin.inp, producer, seed))
     if fmt in ("fp8_block", "mxfp4"):
         return list(_formats_more.quant_tensors(lin.name, lin.out, lin.inp, lead, fmt, seed))
     if fmt != "nvfp4" or producer == "modelopt":  # BF16, FP8 (both producers), ModelOpt NVFP4
@@ -286,7 +291,10 @@ def _module_format(lin: Linear, spec: CheckpointSpec, mtp_fmts: tuple[MtpFormats
         return "bf16"
     if lin.mtp is None:
         return spec.scheme
-    if _formats_more.head_stays_bf16(spec.producer, lin.name):
+    if _formats_more.head_stays_bf16(spec.producer, lin.name) or (
+        spec.producer in _formats_int4.HEADS_NEVER_QUANTIZED
+        and lin.name.endswith(("shared_head.head", "shared_head.output"))
+    ):
         return "bf16"
     return mtp_fmts[lin.mtp].of(lin.group)
 
@@ -339,9 +347,28 @@ def _quant_configs(
     """(config.json quantization_config, hf_quant_config.json or None)."""
     if spec.producer in _formats_more.MORE_PRODUCERS:
         return _formats_more.quant_config(spec.producer, exclusions), None
+    if spec.producer in _formats_int4.INT4_PRODUCERS:
+        fam = FAMILIES[spec.family](spec.num_mtp_layers)
+        target = _target_exclusions(fam)
+        return _formats_int4.quant_config(
+            spec.producer, [e for e in exclusions if e not in target], target), None
     if spec.producer == "modelopt":
         return modelopt_quant_configs(spec.scheme, exclusions)
-    if spec.scheme == "nvfp4":
+    if spec.scheme == "int4":
+        args = {
+            "num_bits": 4,
+            "type": "int",
+            "strategy": "group",
+            "group_size": _formats_int4.GROUP,
+            "symmetric": True,
+            "dynamic": False,
+            "observer": "minmax",
+            "actorder": None,
+            "block_structure": None,
+        }
+        acts = None
+        fmt = "pack-quantized"
+    elif spec.scheme == "nvfp4":
         args = {
             "num_bits": 4,
             "type": "float",
@@ -440,7 +467,8 @@ def write_checkpoint(path: str | os.PathLike[str], spec: CheckpointSpec) -> Writ
 
     qc, hf_quant = _quant_configs(spec, exclusions)
     written_exclusions: list[str] = list(  # each producer's own exclusion field
-        qc.get("ignore", qc.get("exclude", qc.get("modules_to_not_convert", [])))
+        qc.get("ignore", qc.get("exclude", qc.get("modules_to_not_convert",
+               qc.get("dynamic", qc.get("extra_config", []))))) or []
     ) if spec.quantized else []
     config = {**fam.config, "quantization_config": qc} if spec.quantized else dict(fam.config)
     T.write_json(root / "config.json", config)

@@ -194,7 +194,7 @@ def test_fix_writes_modelopt_and_compressed_tensors_lists_only() -> None:
 
 def test_lm_head_policy() -> None:
     keep = {f.name for f in formats.FORMATS if not f.quantizes_lm_heads}
-    assert keep == {"fp8", "gptq", "awq", "mxfp4"}
+    assert keep == {"fp8", "gptq", "awq", "auto-round", "moe_wna16", "mxfp4"}
 
 
 # ------------------------------------------------------------------ stored formats
@@ -210,7 +210,9 @@ def test_lm_head_policy() -> None:
           "input_global_scale": "F32"}, StoredFormat.CT_NVFP4),
         ({"weight_packed": "U8", "weight_scale": "U8"}, StoredFormat.MXFP4),
         ({"weight_packed": "I32", "weight_scale": "BF16", "weight_shape": "I64"},
-         StoredFormat.INT4),
+         StoredFormat.CT_WNA16),
+        ({"qweight": "I32", "scales": "F16", "qzeros": "I32", "g_idx": "I32"},
+         StoredFormat.GPTQ_INT4),
         ({"qweight": "I32", "scales": "F16", "qzeros": "I32"}, StoredFormat.INT4),
         ({"weight": "U8", "weight_scale": "U8"}, StoredFormat.MXFP4),
         ({"weight": "BF16", "bias": "BF16"}, StoredFormat.UNQUANTIZED),

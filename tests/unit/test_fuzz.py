@@ -31,11 +31,15 @@ _KEYS = ["quantization", "quant_algo", "exclude_modules", "ignore", "quant_metho
          "strategy", "group_size", "symmetric",
          "global_quant_config", "exclude", "modules_to_not_convert", "weight_block_size",
          "architectures", "num_hidden_layers", "num_nextn_predict_layers", "text_config",
-         "quantization_config", "modules", "version"]
+         "quantization_config", "modules", "version", "dynamic", "bits", "desc_act", "sym",
+         "lm_head", "modules_in_block_to_quantize", "block_name_to_quantize",
+         "to_quant_block_names", "extra_config", "data_type", "layer_quant_config",
+         "linear_quant_method", "w_bit", "zero_point"]
 _VALUES = ["NVFP4", "FP8", "MIXED_PRECISION", "modelopt", "compressed-tensors", "quark", "fp8",
            "Linear", "re:.*", "re:(", "*", "model.layers.2*", "float", "int", "group",
            "tensor_group",
-           "DeepseekV3ForCausalLM", "Step3p5ForCausalLM", "Qwen3NextForCausalLM"]
+           "DeepseekV3ForCausalLM", "Step3p5ForCausalLM", "Qwen3NextForCausalLM",
+           "gptq", "awq", "auto-round", "moe_wna16", "-:mtp.*", "+:.*", "-:(", "mtp\\..*"]
 # JSON shaped like the configs: their keys and values, nested, mixed with arbitrary JSON.
 config_like = st.recursive(
     st.one_of(st.sampled_from(_VALUES), json_values, st.integers(-3, 70)),

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vllm_draft_quant.core import formats
-from vllm_draft_quant.core.schemes import Scheme
+from vllm_draft_quant.core.schemes import IntLayout, Scheme, StoredFormat
 from vllm_draft_quant.core.vllm_range import SUPPORTED_VLLM, bounds
 from vllm_draft_quant.errors import UnsupportedSchemeError, UnsupportedVllmError
 
@@ -132,8 +132,33 @@ def _build(scheme: Scheme) -> Any:
     return get_quantization_config(spec.method).from_config(copy.deepcopy(dict(spec.config)))
 
 
-def config_for(scheme: Scheme, base: Any) -> Any:
-    """A quant config that quantizes every layer it is given with ``scheme``."""
+def _build_stored(stored: StoredFormat, layout: IntLayout) -> Any:
+    """The vLLM config that loads ``stored`` with exactly ``layout``'s bits and group size
+    (`core.formats.vllm_config_for_stored`), or None when no format builds one."""
+    spec = formats.vllm_config_for_stored(stored, layout)
+    if spec is None:
+        return None
+    from vllm.model_executor.layers.quantization import get_quantization_config
+
+    return get_quantization_config(spec.method).from_config(copy.deepcopy(dict(spec.config)))
+
+
+def config_for(scheme: Scheme, base: Any, *, stored: StoredFormat | None = None,
+               layout: IntLayout | None = None) -> Any:
+    """A quant config that quantizes every layer it is given with ``scheme``.
+
+    A packed-integer module (``layout`` read from its shapes) always gets a config built
+    for its own layout, bits and group size, whatever the target's config is: a GPTQ, AWQ
+    or compressed-tensors INT4 config of the target may describe another packing or group
+    size, and its ``dynamic`` / ``modules_in_block_to_quantize`` rules would still apply.
+    """
+    if layout is not None and stored is not None:
+        built = _build_stored(stored, layout)
+        if built is not None:
+            if base is not None:
+                built.packed_modules_mapping = dict(
+                    getattr(base, "packed_modules_mapping", {}) or {})
+            return built
     if base is not None and scheme_of(base) is scheme and base.get_name() != "modelopt_mixed":
         return _without_exclusions(base)
     built = _build(scheme)

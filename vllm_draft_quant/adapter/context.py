@@ -25,7 +25,7 @@ class DraftBuild:
     base_config: Any  # the drafter's (private copy of the) quant config
     decisions: dict[str, ModuleDecision] = field(default_factory=dict)
     seen: dict[str, str] = field(default_factory=dict)  # prefix -> what we did
-    _forced: dict[tuple[int, Scheme], Any] = field(default_factory=dict)
+    _forced: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.decisions = {
@@ -43,9 +43,9 @@ class DraftBuild:
         from vllm_draft_quant.adapter.compat import config_for
 
         base = given if given is not None else self.base_config
-        key = (id(base), d.scheme)
+        key = (id(base), d.scheme, d.stored, d.layout)
         if key not in self._forced:
-            self._forced[key] = config_for(d.scheme, base)
+            self._forced[key] = config_for(d.scheme, base, stored=d.stored, layout=d.layout)
         self.seen[prefix] = d.scheme.value
         return True, self._forced[key]
 

@@ -102,13 +102,18 @@ def load_facts(model: str | os.PathLike[str], *, drafter: str | None = None,
 
 def draft_dtypes(facts: CheckpointFacts) -> dict[str, str]:
     """``{draft tensor name: safetensors dtype}`` from the headers of the shards holding them."""
+    return {n: dtype for n, (dtype, _) in _draft_headers(facts).items()}
+
+
+def _draft_headers(facts: CheckpointFacts) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """``{draft tensor name: (dtype, shape)}`` from the headers of the shards holding them."""
     nm = facts.names
     draft = nm.draft_names(facts.files.names_with(nm.candidate_prefixes,
                                                   nm.candidate_substrings))
     if not draft:
         return {}
     infos = facts.files.tensors(draft)
-    return {n: infos[n].dtype for n in draft}
+    return {n: (infos[n].dtype, tuple(infos[n].shape)) for n in draft}
 
 
 def plan_from_facts(facts: CheckpointFacts, *, mode: Mode = "auto",
@@ -117,9 +122,11 @@ def plan_from_facts(facts: CheckpointFacts, *, mode: Mode = "auto",
     module with the checkpoint file its weight is read from."""
     from vllm_draft_quant.core.resolver import resolve
 
-    p = resolve(facts.names, facts.intent, draft_dtypes(facts), mode=mode,
-                overrides=overrides, origin=str(facts.model_dir),
-                raise_conflicts=raise_conflicts)
+    headers = _draft_headers(facts)
+    p = resolve(facts.names, facts.intent, {n: d for n, (d, _) in headers.items()},
+                mode=mode, overrides=overrides, origin=str(facts.model_dir),
+                raise_conflicts=raise_conflicts,
+                shapes={n: s for n, (_, s) in headers.items()})
     return p.model_copy(update={"modules": tuple(
         m.model_copy(update={"checkpoint_file": _file_of(facts, m.checkpoint_tensors)})
         for m in p.modules)})

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from vllm_draft_quant.core import formats
-from vllm_draft_quant.core.schemes import StoredFormat
+from vllm_draft_quant.core.schemes import IntLayout, StoredFormat
 
 __all__ = ["ModuleEvidence", "classify", "group_by_module"]
 
@@ -25,6 +25,7 @@ class ModuleEvidence:
     format: StoredFormat
     tensors: tuple[str, ...]  # full tensor names
     detail: str  # e.g. "weight U8, weight_scale F8_E4M3, weight_scale_2 F32"
+    layout: IntLayout | None = None  # packed integers: bits and group size from the shapes
 
 
 def group_by_module(names: Iterable[str]) -> dict[str, list[str]]:
@@ -36,8 +37,15 @@ def group_by_module(names: Iterable[str]) -> dict[str, list[str]]:
     return out
 
 
-def classify(module: str, dtypes: Mapping[str, str]) -> ModuleEvidence:
-    """Classify one module from ``{tensor name: safetensors dtype}``."""
+def classify(module: str, dtypes: Mapping[str, str],
+             shapes: Mapping[str, tuple[int, ...]] | None = None) -> ModuleEvidence:
+    """Classify one module from ``{tensor name: safetensors dtype}`` (and, when given,
+    ``{tensor name: shape}``, which tells GPTQ from AWQ and gives bits and group size)."""
     params = {n.rpartition(".")[2]: d for n, d in dtypes.items()}
-    detail = ", ".join(f"{p} {d}" for p, d in sorted(params.items()))
-    return ModuleEvidence(module, formats.classify(params), tuple(sorted(dtypes)), detail)
+    shp = {n.rpartition(".")[2]: tuple(s) for n, s in (shapes or {}).items() if n in dtypes}
+    fmt, layout = formats.classify_layout(params, shp)
+    detail = ", ".join(f"{p} {d}" + (f" {list(shp[p])}" if p in shp and layout else "")
+                       for p, d in sorted(params.items()))
+    if layout is not None:
+        detail = f"{fmt}: {layout} ({detail})"
+    return ModuleEvidence(module, fmt, tuple(sorted(dtypes)), detail, layout)

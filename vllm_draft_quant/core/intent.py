@@ -34,6 +34,7 @@ class Intent:
     rule: Rule | None  # the exclusion/target rule that decided, if any
     reason: str
     partial: bool = False  # some shards excluded, others not
+    group_size: int | None = None  # packed integers: the group size the config says
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,14 @@ class QuantIntent:
     groups: tuple[TargetGroup, ...] = ()  # compressed-tensors targets
     per_module: Mapping[str, Scheme] = field(default_factory=dict)  # MIXED_PRECISION
     quantizes_lm_heads: bool = True  # False: vLLM never quantizes an LM head for this format
+    group_size: int | None = None  # packed integers: the default group size
 
     @classmethod
     def of(cls, fmt: QuantFormat, reading: ConfigReading, origin: str, method: str) -> QuantIntent:
+        heads = fmt.quantizes_lm_heads if reading.quantizes_lm_heads is None \
+            else reading.quantizes_lm_heads
         return cls(fmt.name, reading.scheme, reading.exclusions, origin, method, reading.groups,
-                   reading.per_module, fmt.quantizes_lm_heads)
+                   reading.per_module, heads, reading.group_size)
 
     def decide(self, checkpoint_names: Sequence[str], runtime_name: str, kind: ModuleKind) -> Intent:
         """What the config intends for one runtime module.
@@ -88,14 +92,16 @@ class QuantIntent:
                     return Intent(Scheme.UNQUANTIZED, rule, f"excluded by {where}")
                 return Intent(self.scheme, rule,
                               f"{len(hit)} of {len(checkpoint_names)} shards excluded by {where}",
-                              partial=True)
+                              partial=True, group_size=self.group_size)
         if self.groups:
             for g in self.groups:
                 r = g.targets.first_match(names, kind)
                 if r is not None:
-                    return Intent(g.scheme, None, f"targeted by {r.origin} {r.text!r}")
+                    return Intent(g.scheme, None, f"targeted by {r.origin} {r.text!r}",
+                                  group_size=g.group_size)
             return Intent(Scheme.UNQUANTIZED, None, f"{self.origin}: no config group targets it")
-        return Intent(self.scheme, None, f"{self.origin}: {self.scheme} by default, no exclusion matches")
+        return Intent(self.scheme, None, f"{self.origin}: {self.scheme} by default, no exclusion "
+                      "matches", group_size=self.group_size)
 
 
 def intent_from_configs(

@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vllm_draft_quant.core.schemes import Group, ModuleKind, Scheme, StoredFormat
+from vllm_draft_quant.core.schemes import Group, IntLayout, ModuleKind, Scheme, StoredFormat
 
 __all__ = ["PLAN_SCHEMA_VERSION", "Conflict", "ModuleDecision", "Plan", "Source", "precision_label"]
 
@@ -56,6 +56,8 @@ class ModuleDecision(_Frozen):
     weight_dtype: str = Field(default="", exclude=True)
     kind: ModuleKind = Field(default=ModuleKind.LINEAR, exclude=True)
     group: Group | Literal[""] = Field(default="", exclude=True)
+    # packed integers: bits and group size read from the shapes (the reason says them)
+    layout: IntLayout | None = Field(default=None, exclude=True)
 
     @property
     def stored_label(self) -> str:

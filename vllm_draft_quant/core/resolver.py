@@ -94,7 +94,8 @@ class _Found:
     shards: set[int]
 
 
-def _collect(names: NameMap, dtypes: Mapping[str, str], origin: str) -> dict[str, _Found]:
+def _collect(names: NameMap, dtypes: Mapping[str, str], origin: str,
+             shapes: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, _Found]:
     """Evidence per runtime module from ``{draft tensor name: safetensors dtype}``."""
     layer_roots = tuple(f"{layer.checkpoint_root}." for layer in names.layers)
     if names.layers and not any(names.canonical(n).startswith(layer_roots) for n in dtypes):
@@ -113,7 +114,8 @@ def _collect(names: NameMap, dtypes: Mapping[str, str], origin: str) -> dict[str
         if hit is None:
             continue
         rm, shard, _ = hit
-        ev = classify(module, {t: dtypes[t] for t in tensors})
+        ev = classify(module, {t: dtypes[t] for t in tensors},
+                      None if shapes is None else {t: shapes[t] for t in tensors if t in shapes})
         f = found.setdefault(rm.prefix, _Found([], set()))
         f.evidence.append(ev)
         f.shards.add(shard)
@@ -122,6 +124,10 @@ def _collect(names: NameMap, dtypes: Mapping[str, str], origin: str) -> dict[str
 
 def _stored(found: _Found) -> tuple[StoredFormat, str]:
     formats = {e.format for e in found.evidence}
+    layouts = {e.layout for e in found.evidence}
+    if len(formats) == 1 and len(layouts) > 1:
+        parts = sorted({f"{e.module.rsplit('.', 1)[-1]}: {e.layout}" for e in found.evidence})
+        return StoredFormat.UNKNOWN, "shards packed differently: " + "; ".join(parts[:8])
     if len(formats) == 1:
         fmt = formats.pop()
         ex = found.evidence[0]
@@ -194,7 +200,19 @@ def _decide(rm: RuntimeModule, found: _Found, intent: QuantIntent | None,
                 False))
     else:
         scheme = stored.scheme
-        if stored is not StoredFormat.UNKNOWN and said.scheme is scheme:
+        layout = found.evidence[0].layout
+        regrouped = (said.scheme is scheme and said.group_size is not None and layout is not None
+                     and layout.group_size is not None and layout.group_size != said.group_size)
+        if regrouped and layout is not None:
+            source = "evidence"
+            reason = f"tensors: {detail}"
+            text = (f"config says {said.scheme} with group size {said.group_size} "
+                    f"({said.reason}) but the tensors are packed with group size "
+                    f"{layout.group_size} ({detail})")
+            conflicts.append((text, f"config says {precision_label(said.scheme)} group "
+                                    f"{said.group_size} but the tensors are packed with group "
+                                    f"{layout.group_size}", True))
+        elif stored is not StoredFormat.UNKNOWN and said.scheme is scheme:
             source = "exclude-rule" if said.rule is not None and scheme is Scheme.UNQUANTIZED \
                 else "default"
             reason = f"{said.reason}; tensors agree ({detail})"
@@ -214,6 +232,7 @@ def _decide(rm: RuntimeModule, found: _Found, intent: QuantIntent | None,
         module=rm.prefix, scheme=scheme, source=source, reason=reason,
         checkpoint_tensors=tensors, stored=stored, kind=kind, group=rm.spec.group,
         layer=rm.layer.k if rm.layer else None, weight_dtype=wdtype,
+        layout=found.evidence[0].layout if stored is not StoredFormat.UNKNOWN else None,
     )
     return decision, conflicts
 
@@ -227,7 +246,8 @@ def _matches(pattern: str, names: Sequence[str]) -> bool:
 
 def resolve(names: NameMap, intent: QuantIntent | None, dtypes: Mapping[str, str], *,
             mode: Mode = "auto", overrides: Overrides | None = None, origin: str = "",
-            raise_conflicts: bool = True) -> Plan:
+            raise_conflicts: bool = True,
+            shapes: Mapping[str, tuple[int, ...]] | None = None) -> Plan:
     """The plan for the drafter ``names`` places, from its draft tensors' header dtypes.
 
     ``dtypes`` maps every draft tensor name (`NameMap.is_draft_name`) to its safetensors
@@ -238,7 +258,7 @@ def resolve(names: NameMap, intent: QuantIntent | None, dtypes: Mapping[str, str
     """
     if mode not in ("auto", "strict"):
         raise ConfigError(f"mode must be 'auto' or 'strict', got {mode!r}")
-    found = _collect(names, dtypes, origin)
+    found = _collect(names, dtypes, origin, shapes)
     present = {names.canonical(e.module) for f in found.values() for e in f.evidence}
     decisions: list[ModuleDecision] = []
     conflicts: list[Conflict] = []

@@ -20,6 +20,10 @@ names, and document where vLLM's own matcher differs):
   substring containment, as transformers checks it.
 - **ignored_layers** (vLLM's ``fp8`` config): exact names, fused names
   expanded by the caller.
+- **gptq** (GPTQModel's ``dynamic`` keys): ``-:<regex>`` (skip) or ``+:<regex>`` /
+  ``<regex>`` (override), matched with ``re.match`` (anchored at the start only), the
+  first key in the dict's order that matches deciding (``gptq.py`` compiles that
+  order into the patterns).
 
 A rule set's decision is independent of rule order: a name is excluded iff
 *some* rule matches, and the rule reported is the first match in sorted order.
@@ -39,7 +43,7 @@ from vllm_draft_quant.errors import ConfigError
 
 __all__ = ["GRAMMARS", "GlobIndex", "Grammar", "Rule", "RuleSet", "glob_matches"]
 
-Grammar = Literal["modelopt", "compressed-tensors", "quark", "substring", "exact"]
+Grammar = Literal["modelopt", "compressed-tensors", "quark", "substring", "exact", "gptq"]
 GRAMMARS: tuple[Grammar, ...] = get_args(Grammar)
 
 # Class names a compressed-tensors/Quark rule may use, and the module kinds they cover.
@@ -76,6 +80,8 @@ class Rule:
 def _classify(text: str, grammar: str) -> str:
     if grammar == "substring":
         return "substring"
+    if grammar == "gptq":
+        return "regex"
     if grammar in ("compressed-tensors", "quark") and text.startswith("re:"):
         return "regex"
     if grammar in ("compressed-tensors", "quark") and _CLASS_NAME.match(text) and text in _CLASS_KINDS:
@@ -90,13 +96,19 @@ def _classify(text: str, grammar: str) -> str:
     return "exact"
 
 
+def _regex_body(rule: Rule) -> str:
+    if rule.grammar == "gptq":
+        return rule.text[2:] if rule.text[:2] in ("-:", "+:") else rule.text
+    return rule.text[3:]
+
+
 def _compile_regex(rule: Rule) -> re.Pattern[str]:
     try:
-        return re.compile(rule.text[3:])
+        return re.compile(_regex_body(rule))
     except (re.error, OverflowError, RecursionError) as e:  # a{99999999999}, deep nesting
         raise ConfigError(
             f"{rule.origin}: {rule.text!r} is not a valid regular expression ({e}); "
-            "fix the pattern after 're:' (Python re syntax)."
+            "fix the pattern (Python re syntax)."
         ) from e
 
 

@@ -9,9 +9,11 @@ formats share one scheme: ModelOpt NVFP4 and compressed-tensors NVFP4 are both
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["DEQUANTIZABLE", "GROUPS", "Group", "ModuleKind", "Scheme", "StoredFormat"]
+__all__ = ["DEQUANTIZABLE", "GROUPS", "Group", "IntLayout", "ModuleKind", "Scheme",
+           "StoredFormat"]
 
 #: how users and the factory talk about the parts of a draft layer
 Group = Literal["attn", "mlp", "head"]
@@ -42,7 +44,10 @@ class StoredFormat(str, enum.Enum):
     FP8_BLOCK = "fp8-block"  # weight_scale_inv (DeepSeek native)
     CT_NVFP4 = "compressed-tensors-nvfp4"
     MXFP4 = "mxfp4"  # Quark, compressed-tensors mxfp4-pack-quantized
-    INT4 = "int4"  # GPTQ / AWQ / compressed-tensors pack-quantized
+    INT4 = "int4"  # GPTQ / AWQ layout not told apart (dtypes only, no shapes)
+    GPTQ_INT4 = "gptq-int4"  # qweight [in*b/32, out], qzeros, scales [in/g, out], g_idx
+    AWQ_INT4 = "awq-int4"  # qweight [in, out*b/32], qzeros, scales [in/g, out]
+    CT_WNA16 = "compressed-tensors-wna16"  # weight_packed [out, in*b/32], weight_scale [out, in/g]
     UNKNOWN = "unknown"
 
     def __str__(self) -> str:
@@ -66,6 +71,9 @@ _FORMAT_TO_SCHEME = {
     StoredFormat.FP8_BLOCK: Scheme.FP8_BLOCK,
     StoredFormat.MXFP4: Scheme.MXFP4,
     StoredFormat.INT4: Scheme.INT4,
+    StoredFormat.GPTQ_INT4: Scheme.INT4,
+    StoredFormat.AWQ_INT4: Scheme.INT4,
+    StoredFormat.CT_WNA16: Scheme.INT4,
     StoredFormat.UNKNOWN: Scheme.UNKNOWN,
 }
 
@@ -76,6 +84,28 @@ DEQUANTIZABLE = frozenset({StoredFormat.MODELOPT_FP8, StoredFormat.MODELOPT_NVFP
                            StoredFormat.CT_NVFP4, StoredFormat.FP8_BLOCK})
 
 _TWO_PER_BYTE = frozenset({StoredFormat.MODELOPT_NVFP4, StoredFormat.CT_NVFP4, StoredFormat.MXFP4})
+
+
+@dataclass(frozen=True)
+class IntLayout:
+    """Bits and group size of a packed integer layout, read from the tensors' shapes.
+
+    ``group_size`` -1: one scale per output channel. ``zero_point``: the layout stores
+    zero points (GPTQ and AWQ always do; compressed-tensors only when asymmetric).
+    ``act_order``: a ``g_idx`` is stored (GPTQ activation order or static groups).
+    """
+
+    bits: int | None  # None: the headers do not fix it (the config's bits decide)
+    group_size: int | None
+    zero_point: bool
+    act_order: bool = False
+
+    def __str__(self) -> str:
+        b = "bits from the config" if self.bits is None else f"{self.bits}-bit"
+        g = ("group from the config" if self.group_size is None
+             else "channel" if self.group_size == -1 else f"group {self.group_size}")
+        return f"{b}, {g}" + (", zero points" if self.zero_point else "") + (
+            ", g_idx" if self.act_order else "")
 
 
 class ModuleKind(str, enum.Enum):

@@ -92,6 +92,31 @@ Ledger
    asks the original with ``use_sparse=False`` (the CPU MLA backend), otherwise it
    calls the original unchanged.
 
+7. ``wna16-moe-cpu``
+   What: makes ``select_wna16_moe_backend`` return vLLM's own CPU backend
+   (``WNA16MoEBackend.CPU``, ``CPUExpertsInt4``) when it finds none; lets vLLM's
+   ``CPUWNA16LinearKernel`` take output/input sizes that are not multiples of 32; and
+   builds AutoRound (INC) INT4 experts with the method vLLM builds for them on GPUs.
+   Why: ``fused_moe/oracle/int_wna16.py:select_wna16_moe_backend`` offers only
+   ``ZEN_CPU`` (AOCL, off unless ``VLLM_CPU_INT4_W4A8``) and ``CPU``, whose experts
+   require AMX tiles (``cpu_moe.py:CPUExpertsInt4._supports_current_device``); on
+   other CPUs every GPTQ/AWQ/compressed-tensors INT4 MoE raises "No WNA16 MoE backend
+   supports the deployment configuration" at construction.
+   How: as shim 2, the name in each module that imported it (``auto_gptq.py``,
+   ``auto_awq.py``, ``moe_wna16.py``, ``compressed_tensors_moe_wna16.py``,
+   ``quark_moe.py``) tries the original and, when it raises, returns the CPU backend
+   and its experts class. Weight creation and loading are the INT4 MoE methods' own;
+   the CPU kernel's post-load repack is a CUDA-wheel-only op (tolerated by shim 3).
+   ``CPUWNA16LinearKernel.can_implement`` refuses sizes that are not multiples of 32
+   (``kernels/linear/mixed_precision/cpu.py``); the tiny DeepSeek's fused
+   ``fused_qkv_a_proj`` has 144 outputs (real ones: 2112), so its wrapper accepts a
+   refusal that names only those multiples (construction and loading only; a forward
+   pass would need real sizes). ``inc/schemes/inc_wna16_moe.py:INCWNA16MoEScheme.
+   get_method`` builds an *unquantized* MoE method on the CPU platform, so no AutoRound
+   INT4 experts load on a CPU; its wrapper takes the GPTQ/AWQ branch vLLM takes on GPUs
+   (``_build_gptq_method`` / ``_build_awq_method``). This one changes which method vLLM
+   picks, to the one it picks on the platform the checkpoints are for.
+
 ``POST_LOAD_CPU_GAPS`` (read by shim 3): post-load failures that only mean "no CPU
 kernel for this shape", tolerated like CUDA-only ops. ``Unsupported FP8 MoE backend:
 NONE``: vLLM's CPU FP8 MoE experts take 128x128 blocks only, the factory writes
@@ -325,6 +350,70 @@ def _dense_attention_for_sparse_cpu() -> None:
     CpuPlatform.get_attn_backend_cls = classmethod(get_attn_backend_cls)  # type: ignore[method-assign,assignment]
 
 
+_WNA16_IMPORTERS = (
+    "vllm.model_executor.layers.quantization.auto_gptq",
+    "vllm.model_executor.layers.quantization.auto_awq",
+    "vllm.model_executor.layers.quantization.moe_wna16",
+    "vllm.model_executor.layers.quantization.compressed_tensors.compressed_tensors_moe."
+    "compressed_tensors_moe_wna16",
+    "vllm.model_executor.layers.quantization.quark.quark_moe",
+)
+
+
+def _wna16_linear_any_size() -> None:
+    from vllm.model_executor.kernels.linear.mixed_precision.cpu import CPUWNA16LinearKernel
+
+    original = CPUWNA16LinearKernel.can_implement
+    if getattr(original, "__wrapped__", None) is not None:
+        return
+
+    def can_implement(klass: Any, c: Any) -> tuple[bool, str | None]:
+        ok, reason = original.__func__(klass, c)  # type: ignore[attr-defined]
+        if not ok and reason and "supported sizes are multiples of 32" in reason:
+            return True, None
+        return ok, reason
+
+    can_implement.__wrapped__ = original  # type: ignore[attr-defined]
+    CPUWNA16LinearKernel.can_implement = classmethod(can_implement)  # type: ignore[method-assign,assignment]
+
+
+def _inc_moe_gpu_branch() -> None:
+    from vllm.model_executor.layers.quantization.inc.schemes.inc_wna16_moe import (
+        INCWNA16MoEScheme,
+    )
+
+    original = INCWNA16MoEScheme._build_cpu_method
+    if getattr(original, "__wrapped__", None) is not None:
+        return
+
+    def build(self: Any, layer: Any) -> Any:
+        if self.layer_config.is_gptq:
+            return self._build_gptq_method(layer)
+        if self.layer_config.is_awq:
+            return self._build_awq_method(layer)
+        return original(self, layer)
+
+    build.__wrapped__ = original  # type: ignore[attr-defined]
+    INCWNA16MoEScheme._build_cpu_method = build  # type: ignore[method-assign]
+
+
+def _wna16_moe_cpu() -> None:
+    import importlib
+
+    from vllm.model_executor.layers.fused_moe.oracle import int_wna16 as oracle
+
+    _wna16_linear_any_size()
+    _inc_moe_gpu_branch()
+
+    fallback = _emulation_fallback(oracle.select_wna16_moe_backend,
+                                   oracle.WNA16MoEBackend.CPU, oracle)
+    for modname in _WNA16_IMPORTERS:
+        mod = importlib.import_module(modname)
+        select = getattr(mod, "select_wna16_moe_backend", None)
+        if select is not None and getattr(select, "__wrapped__", None) is None:
+            mod.select_wna16_moe_backend = fallback
+
+
 SHIMS: dict[str, Callable[[], None]] = {
     "nvfp4-linear-cpu": _nvfp4_linear_cpu,
     "nvfp4-moe-emulation": _nvfp4_moe_emulation,
@@ -332,6 +421,7 @@ SHIMS: dict[str, Callable[[], None]] = {
     "fp8-block-linear-cpu": _fp8_block_linear_cpu,
     "mxfp4-emulation-cpu": _mxfp4_emulation_cpu,
     "dense-attention-for-sparse-cpu": _dense_attention_for_sparse_cpu,
+    "wna16-moe-cpu": _wna16_moe_cpu,
 }
 
 

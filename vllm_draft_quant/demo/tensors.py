@@ -39,7 +39,7 @@ __all__ = [
     "write_safetensors",
 ]
 
-_ITEMSIZE = {"BF16": 2, "F32": 4, "F8_E4M3": 1, "U8": 1}
+_ITEMSIZE = {"BF16": 2, "F32": 4, "F8_E4M3": 1, "U8": 1, "I32": 4, "I64": 8}
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,12 @@ module                    formats (``name``)      reads
 ``compressed_tensors.py`` ``compressed-tensors``  ``config_groups`` + ``ignore``
 ``quark.py``              ``quark``               ``global_quant_config`` + ``exclude``
 ``fp8.py``                ``fp8``                 vLLM's ``fp8`` (DeepSeek native)
-``transformers_style.py`` ``gptq``, ``awq``,      ``modules_to_not_convert``; ``other`` is
-                          ``mxfp4``, ``other``    any ``quant_method`` none of these reads
+``gptq.py``              ``gptq``                ``dynamic``, ``modules_in_block_to_quantize``
+``awq.py``                ``awq``                 ``modules_to_not_convert``
+``auto_round.py``         ``auto-round``          ``block_name_to_quantize``, ``extra_config``
+``moe_wna16.py``          ``moe_wna16``           vLLM's MoE WNA16 config (GPTQ/AWQ checkpoints)
+``transformers_style.py`` ``mxfp4``, ``other``    ``modules_to_not_convert``; ``other`` is
+                                                  any ``quant_method`` none of these reads
 ========================  ======================  ==========================================
 
 Each is a `QuantFormat` (``base.py`` says what one holds). `FORMATS` is the registry;
@@ -19,32 +23,46 @@ registry order whether a module's stored parameters are a layout it writes: form
 keyed on a parameter of their own (``weight_packed``, ``qweight``, ``weight_scale_inv``)
 come before those keyed on a plain ``weight``, and the first answer wins. `vllm_config_for`
 is the one vLLM config (as data) built for a stored scheme; one format builds each scheme.
+With header shapes, `classify_layout` also reads a packed-integer layout's bits and group
+size (``_packed.py``), and `vllm_config_for_stored` builds the config that loads it.
 
 Adding a format: CONTRIBUTING.md, "Adding a quant format".
 """
 
 from __future__ import annotations
 
-from vllm_draft_quant.core.formats import compressed_tensors, fp8, modelopt, quark
+from vllm_draft_quant.core.formats import (
+    auto_round,
+    awq,
+    compressed_tensors,
+    fp8,
+    gptq,
+    modelopt,
+    moe_wna16,
+    quark,
+)
 from vllm_draft_quant.core.formats.base import (
     ConfigReading,
     Params,
     Producer,
     QuantFormat,
+    Shapes,
     TargetGroup,
     VllmConfigSpec,
 )
-from vllm_draft_quant.core.formats.transformers_style import AWQ, GPTQ, MXFP4, OTHER
+from vllm_draft_quant.core.formats.transformers_style import MXFP4, OTHER
 from vllm_draft_quant.core.rules import Grammar
-from vllm_draft_quant.core.schemes import Scheme, StoredFormat
+from vllm_draft_quant.core.schemes import IntLayout, Scheme, StoredFormat
 
 __all__ = [
+    "AUTO_ROUND",
     "AWQ",
     "COMPRESSED_TENSORS",
     "FORMATS",
     "FP8",
     "GPTQ",
     "MODELOPT",
+    "MOE_WNA16",
     "MXFP4",
     "OTHER",
     "QUARK",
@@ -52,23 +70,31 @@ __all__ = [
     "Params",
     "Producer",
     "QuantFormat",
+    "Shapes",
     "TargetGroup",
     "VllmConfigSpec",
     "by_name",
     "classify",
+    "classify_layout",
     "fix_grammar",
     "for_method",
     "for_vllm_name",
     "vllm_config_for",
+    "vllm_config_for_stored",
 ]
 
 MODELOPT = modelopt.FORMAT
 COMPRESSED_TENSORS = compressed_tensors.FORMAT
 QUARK = quark.FORMAT
 FP8 = fp8.FORMAT
+GPTQ = gptq.FORMAT
+AWQ = awq.FORMAT
+AUTO_ROUND = auto_round.FORMAT
+MOE_WNA16 = moe_wna16.FORMAT
 
 #: the registry, in classification order
-FORMATS: tuple[QuantFormat, ...] = (COMPRESSED_TENSORS, GPTQ, AWQ, FP8, MODELOPT, QUARK, MXFP4, OTHER)
+FORMATS: tuple[QuantFormat, ...] = (COMPRESSED_TENSORS, GPTQ, AWQ, AUTO_ROUND, MOE_WNA16, FP8,
+                                    MODELOPT, QUARK, MXFP4, OTHER)
 
 _FLOAT = frozenset({"BF16", "F16", "F32", "F64"})
 _QUANT_PARAMS = frozenset({"weight_scale", "weight_scale_2", "weight_scale_inv",
@@ -111,6 +137,23 @@ def classify(params: Params) -> StoredFormat:
     if w in _FLOAT and not _QUANT_PARAMS & params.keys():
         return StoredFormat.UNQUANTIZED
     return StoredFormat.UNKNOWN
+
+
+def classify_layout(params: Params, shapes: Shapes | None) -> tuple[StoredFormat, IntLayout | None]:
+    """`classify`, plus bits and group size where the shapes give them: with ``shapes``,
+    each format may first claim the module from its shapes (``classify_shapes``)."""
+    if shapes:
+        for f in FORMATS:
+            got = f.classify_shapes(params, shapes)
+            if got is not None:
+                return got
+    return classify(params), None
+
+
+def vllm_config_for_stored(stored: StoredFormat, layout: IntLayout | None) -> VllmConfigSpec | None:
+    """The vLLM config that loads a module stored as ``stored`` with ``layout``, as data."""
+    return next((spec for f in FORMATS if (spec := f.builds_stored(stored, layout)) is not None),
+                None)
 
 
 def vllm_config_for(scheme: Scheme) -> VllmConfigSpec | None:

@@ -23,16 +23,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from vllm_draft_quant.core.rules import Grammar, RuleSet
-from vllm_draft_quant.core.schemes import Scheme, StoredFormat
+from vllm_draft_quant.core.schemes import IntLayout, Scheme, StoredFormat
 
 __all__ = ["E8M0_DTYPES", "FP8_DTYPES", "ConfigReading", "Params", "Producer", "QuantFormat",
-           "TargetGroup", "VllmConfigSpec"]
+           "Shapes", "TargetGroup", "VllmConfigSpec"]
 
 #: the registry's format names; a ``quant_method`` no format reads is ``other``
-Producer = Literal["modelopt", "compressed-tensors", "quark", "fp8", "gptq", "awq", "mxfp4", "other"]
+Producer = Literal["modelopt", "compressed-tensors", "quark", "fp8", "gptq", "awq", "auto-round",
+                   "moe_wna16", "mxfp4", "other"]
 
 #: one module's stored parameters: ``{param suffix: safetensors dtype}``
 Params = Mapping[str, str]
+#: one module's stored shapes: ``{param suffix: shape}`` (header facts, like the dtypes)
+Shapes = Mapping[str, tuple[int, ...]]
 #: safetensors dtypes of FP8 data, and of MX (power-of-two) scales
 FP8_DTYPES = frozenset({"F8_E4M3", "F8_E5M2"})
 E8M0_DTYPES = frozenset({"U8", "F8_E8M0"})
@@ -45,6 +48,7 @@ class TargetGroup:
     scheme: Scheme
     targets: RuleSet
     name: str
+    group_size: int | None = None  # packed integers: the group size it says (-1: channel)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,11 @@ class ConfigReading:
     exclusions: RuleSet
     groups: tuple[TargetGroup, ...] = ()  # compressed-tensors targets
     per_module: Mapping[str, Scheme] = field(default_factory=dict)  # ModelOpt MIXED_PRECISION
+    #: None: the format's `QuantFormat.quantizes_lm_heads`; a config field may say otherwise
+    #: (GPTQ/AWQ ``lm_head: true``)
+    quantizes_lm_heads: bool | None = None
+    #: packed integers: the default group size the config says (-1: per channel)
+    group_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,14 @@ class VllmConfigSpec:
 
 
 def _claims_nothing(params: Params) -> StoredFormat | None:
+    return None
+
+
+def _no_layout(params: Params, shapes: Shapes) -> tuple[StoredFormat, IntLayout | None] | None:
+    return None
+
+
+def _builds_no_layout(stored: StoredFormat, layout: IntLayout | None) -> VllmConfigSpec | None:
     return None
 
 
@@ -92,6 +109,13 @@ class QuantFormat:
     #: attributes of those configs ``runtime_scheme`` is given, as plain values
     runtime_attrs: tuple[str, ...] = ()
     runtime_scheme: Callable[[str, Mapping[str, Any]], Scheme | None] = _reads_nothing
+    #: with shapes: the stored format and, for packed integers, bits and group size read
+    #: from the shapes (None: not a layout of this format; ``classify`` is asked then)
+    classify_shapes: Callable[[Params, Shapes], tuple[StoredFormat, IntLayout | None] | None] = \
+        _no_layout
+    #: the vLLM config that loads a module stored as ``stored`` with ``layout`` (None: none)
+    builds_stored: Callable[[StoredFormat, IntLayout | None], VllmConfigSpec | None] = \
+        _builds_no_layout
 
     def __post_init__(self) -> None:
         for attr in ("quant_methods", "vllm_names"):

@@ -4,7 +4,13 @@ Config: ``hf_quant_config.json`` ``quantization`` (``quant_algo``,
 ``exclude_modules``) and/or ``config.json`` ``quantization_config``
 (``quant_method`` ``modelopt*``, the same fields at top level or nested under
 ``quantization``, exclusions in ``ignore`` or ``exclude_modules``).
-``MIXED_PRECISION`` lists every quantized module in ``quantized_layers``.
+``MIXED_PRECISION`` lists every quantized module in ``quantized_layers``, each with its
+own ``quant_algo`` (``FP8``, ``NVFP4``, ``W4A16_NVFP4``, block FP8 ``FP8_PB_WO`` /
+``FP8_BLOCK_SCALES`` for experts, ...); vLLM (``modelopt.py:
+ModelOptMixedPrecisionConfig._resolve_quant_algo``) looks a runtime prefix up exactly,
+then through its fused shards (all must agree), then as the parent of listed modules
+(``experts`` -> ``experts.0.gate_proj``); an unlisted module is unquantized. The plan
+reads the same lists in checkpoint names (each shard's own entry).
 Stored: NVFP4 ``weight`` U8 + ``weight_scale`` F8_E4M3 + ``weight_scale_2``;
 FP8 ``weight`` F8_E4M3 + ``weight_scale``. vLLM: ``modelopt_fp4`` (NVFP4),
 ``modelopt`` (FP8); LM heads are quantized unless excluded.
@@ -33,6 +39,9 @@ _ALGOS = {
     "FP8": Scheme.FP8,
     "FP8_PER_CHANNEL_PER_TOKEN": Scheme.FP8,
     "FP8_PB_WO": Scheme.FP8_BLOCK,
+    "FP8_BLOCK_SCALES": Scheme.FP8_BLOCK,
+    "W4A16_NVFP4": Scheme.NVFP4,
+    "MXFP8": Scheme.UNKNOWN,  # vLLM loads it (modelopt_mxfp8); no scheme here builds it
     "W4A8_AWQ": Scheme.INT4,
     "W4A16_AWQ": Scheme.INT4,
     "MXFP4": Scheme.MXFP4,

@@ -5,6 +5,15 @@ weight dtype in ``global_quant_config.weight.dtype``, exclusions in ``exclude``
 (exact names, globs, ``re:`` regexes). Stored MXFP4: ``weight`` U8 (two values
 a byte) + ``weight_scale`` U8/E8M0. vLLM: ``quark``, whose ``quant_config`` is
 the config dict; LM heads are quantized unless excluded.
+
+Per-layer configs (``layer_quant_config``: ``{name or glob: {"weight": {"dtype":
+...}}}``) come before the global config, first key in the dict's order first
+(``quark.py:QuarkConfig._find_matched_config``); a key without ``*`` matches in vLLM
+when the runtime prefix is a *substring of the key* (``layer_name in name_pattern``), a
+key with ``*`` by ``fnmatch``; fused modules take their shards' (equal) configs. The
+plan reads keys as the producer wrote them (exact names or globs, in checkpoint names):
+a key naming a whole fused module's shard set still agrees, a key that is a longer name
+than the module (``mtp.layers.0.self_attn.q_proj.weight``) matches only in vLLM.
 """
 
 from __future__ import annotations
@@ -12,7 +21,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vllm_draft_quant.core.formats.base import E8M0_DTYPES, ConfigReading, Params, QuantFormat
+from vllm_draft_quant.core.formats.base import (
+    E8M0_DTYPES,
+    ConfigReading,
+    Params,
+    QuantFormat,
+    TargetGroup,
+)
 from vllm_draft_quant.core.rules import RuleSet, make_rules
 from vllm_draft_quant.core.schemes import Scheme, StoredFormat
 from vllm_draft_quant.errors import ConfigError
@@ -37,7 +52,29 @@ def _parse(q: Mapping[str, Any], origin: str) -> ConfigReading:
         raise ConfigError(f"{origin}.global_quant_config: expected an object (with 'weight'), "
                           f"found {type(g).__name__}; re-export or fix the field.")
     rules = make_rules(q.get("exclude"), grammar="quark", origin=f"{origin}.exclude")
-    return ConfigReading(_weight_scheme(g) or Scheme.UNKNOWN, RuleSet(rules))
+    default = _weight_scheme(g) or Scheme.UNKNOWN
+    return ConfigReading(default, RuleSet(rules), _layer_groups(q, default, origin))
+
+
+def _layer_groups(q: Mapping[str, Any], default: Scheme, origin: str) -> tuple[TargetGroup, ...]:
+    """``layer_quant_config`` as target groups in its order, then the global config."""
+    per = q.get("layer_quant_config")
+    if not per:
+        return ()
+    if not isinstance(per, dict):
+        raise ConfigError(f"{origin}.layer_quant_config: expected an object mapping module "
+                          f"names or globs to quant configs, found {type(per).__name__}.")
+    groups = []
+    for key, cfg in per.items():
+        where = f"{origin}.layer_quant_config[{key!r}]"
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"{where}: expected an object with 'weight'.")
+        scheme = _weight_scheme(cfg)
+        groups.append(TargetGroup(scheme if scheme is not None else Scheme.UNQUANTIZED,
+                                  RuleSet(make_rules([key], grammar="quark", origin=where)),
+                                  f"layer_quant_config[{key!r}]"))
+    rest = make_rules(["*"], grammar="quark", origin=f"{origin}.global_quant_config")
+    return (*groups, TargetGroup(default, RuleSet(rest), "global_quant_config"))
 
 
 def _classify(p: Params) -> StoredFormat | None:

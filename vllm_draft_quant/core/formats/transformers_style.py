@@ -1,9 +1,9 @@
-"""Configs in transformers' style: GPTQ, AWQ, MXFP4, and any ``quant_method`` no other format reads.
+"""Configs in transformers' style: MXFP4, and any ``quant_method`` no other format reads
+(GPTQ and AWQ have modules of their own, ``gptq.py`` and ``awq.py``).
 
 Exclusions: ``modules_to_not_convert`` (substring containment, as transformers
 checks it) and vLLM's ``ignored_layers`` (exact names). vLLM quantizes no LM
-head under ``gptq``, ``awq`` or ``mxfp4``. Stored GPTQ/AWQ INT4: ``qweight``
-with ``scales`` or ``qzeros``. A method outside the registry (``bitsandbytes``,
+head under ``mxfp4``. A method outside the registry (``bitsandbytes``,
 ``torchao``, ...) is read as ``other``: its exclusions count, its scheme is
 ``unknown``.
 """
@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from vllm_draft_quant.core.formats.base import ConfigReading, Params, QuantFormat
+from vllm_draft_quant.core.formats.base import ConfigReading, QuantFormat
 from vllm_draft_quant.core.rules import Rule, RuleSet, make_rules
-from vllm_draft_quant.core.schemes import Scheme, StoredFormat
+from vllm_draft_quant.core.schemes import Scheme
 
-__all__ = ["AWQ", "GPTQ", "MXFP4", "OTHER", "not_converted"]
+__all__ = ["MXFP4", "OTHER", "not_converted"]
 
 
 def not_converted(q: Mapping[str, Any], origin: str) -> tuple[Rule, ...]:
@@ -35,16 +35,6 @@ def _parser(scheme: Scheme) -> Callable[[Mapping[str, Any], str], ConfigReading]
     return parse
 
 
-def _classify_int4(p: Params) -> StoredFormat | None:
-    if "qweight" in p and ("scales" in p or "qzeros" in p):
-        return StoredFormat.INT4
-    return None
-
-
-GPTQ = QuantFormat(name="gptq", parse=_parser(Scheme.INT4),
-                   classify=_classify_int4, quantizes_lm_heads=False)
-AWQ = QuantFormat(name="awq", parse=_parser(Scheme.INT4),
-                  classify=_classify_int4, quantizes_lm_heads=False)
 MXFP4 = QuantFormat(name="mxfp4", parse=_parser(Scheme.MXFP4),
                     quantizes_lm_heads=False)
 #: the fallback for a ``quant_method`` no format in the registry reads
