@@ -133,9 +133,9 @@ def test_env_registry_still_applies() -> None:
     from vllm.platforms.interface import Platform
 
     assert "envs.environment_variables" in inspect.getsource(Platform.validate_environ)
-    added = compat.register_env_vars({"VLLM_DRAFT_QUANT_UPSTREAM_CHECK": ""})
     from vllm import envs
 
+    added = compat.register_env_vars({"VLLM_DRAFT_QUANT_UPSTREAM_CHECK": ""})
     assert added == ["VLLM_DRAFT_QUANT_UPSTREAM_CHECK"]
     assert envs.is_set("VLLM_DRAFT_QUANT_UPSTREAM_CHECK") is False
     del envs.environment_variables["VLLM_DRAFT_QUANT_UPSTREAM_CHECK"]

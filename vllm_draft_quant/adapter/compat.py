@@ -214,10 +214,18 @@ def patch_targets() -> dict[str, tuple[Any, str]]:
 
 
 def logger() -> Any:
-    """vLLM's logger for this plugin (vLLM's handlers, format and VLLM_LOGGING_LEVEL)."""
-    from vllm.logger import init_logger
+    """vLLM's logger for this plugin: ``vllm.draft_quant``, under vLLM's ``vllm`` logger
+    (its handlers, format and VLLM_LOGGING_LEVEL). ``vllm.logger.init_logger`` returns
+    that same logger object; it is only called when vLLM's logger is already imported,
+    so that ``register()`` imports nothing of vLLM by itself."""
+    import logging
+    import sys
 
-    return init_logger("vllm.draft_quant")
+    if "vllm.logger" in sys.modules:
+        from vllm.logger import init_logger
+
+        return init_logger("vllm.draft_quant")
+    return logging.getLogger("vllm.draft_quant")
 
 
 def mtp_completeness_check_disabled() -> Any:
@@ -285,9 +293,13 @@ def register_env_vars(names: Mapping[str, str]) -> list[str]:
     """Make vLLM know the plugin's environment variables (``envs.py:environment_variables``,
     the registry ``platforms/interface.py:Platform.validate_environ`` checks every
     ``VLLM_*`` variable against, warning "Unknown vLLM environment variable detected" or,
-    with ``--fail-on-environ-validation``, refusing to start). Returns the names added."""
-    from vllm import envs
+    with ``--fail-on-environ-validation``, refusing to start). Returns the names added;
+    imports nothing: outside a vLLM process there is no registry to add to."""
+    import sys
 
+    envs = sys.modules.get("vllm.envs")
+    if envs is None:  # not inside vLLM (vllm.plugins imports vllm.envs before plugins load)
+        return []
     added = []
     for name in names:
         if name not in envs.environment_variables:
