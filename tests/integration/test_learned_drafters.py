@@ -258,8 +258,9 @@ def test_plan_learns_the_mapping_and_says_so(
         cli_learned: subprocess.CompletedProcess[str]) -> None:
     out = cli_learned.stdout
     assert cli_learned.returncode == 1, cli_learned.stderr[-2000:]  # config says NVFP4: conflicts
-    assert out.startswith("ErnieMTPModel (auto mode)")
+    assert out.startswith("ErnieMTPModel draft plan (auto mode)")
     assert "mapping: learned from vLLM" in out and "ErnieMTP in-process (no hand profile)" in out
+    assert L in out  # the layer line names the runtime root; rows are relative to it
     for module in ("self_attn.qkv_proj", "mlp.gate_up_proj", "mtp_linear_proj"):
-        assert f"{L}.{module}" in out
+        assert module in out
     assert "learning vLLM's own mapping" in cli_learned.stderr

@@ -253,6 +253,8 @@ import os, signal, sys
 from pathlib import Path
 from vllm_draft_quant.cli.main import main
 sig = getattr(signal, sys.argv[1])
+# as in a terminal: a child of a background job (`cmd &`) starts with SIGINT ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
 real = os.replace
 calls = [0]
 def replace(src, dst, *a, **k):
