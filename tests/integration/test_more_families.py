@@ -1,7 +1,7 @@
 """Issue 8: more drafter families and formats load correctly with the plugin.
 
-The 182 cases of ``matrix_more.py`` (GLM-4.5 MoE, Qwen3.5 MoE text-only and
-multimodal, MiMo, GLM-5, dense Qwen3.5 and GLM-4.7-Flash with ModelOpt NVFP4/FP8; Step-3.5, Qwen3-Next, DeepSeek-V3 with
+The 190 cases of ``matrix_more.py`` (GLM-4.5 MoE, Qwen3.5 MoE text-only and
+multimodal, MiMo, GLM-5, DeepSeek-V3.2, dense Qwen3.5 and GLM-4.7-Flash with ModelOpt NVFP4/FP8; Step-3.5, Qwen3-Next, DeepSeek-V3 with
 compressed-tensors NVFP4/FP8, DeepSeek-native FP8 block and Quark MXFP4), each built
 through vLLM's own draft path on the CPU platform, checked like the adapter matrix:
 
@@ -15,7 +15,7 @@ through vLLM's own draft path on the CPU platform, checked like the adapter matr
 - the target's layers are the same with the plugin on and off.
 
 Only the cases ``-k`` selects are built (one batch for all of them), so
-``pytest tests/integration/test_more_families.py -k glm4_moe`` builds 14 cases, not 182.
+``pytest tests/integration/test_more_families.py -k glm4_moe`` builds 14 cases, not 190.
 Then two targeted tests of the P5 weight-stream fixes (GLM's shadowing ``lm_head``,
 Step-3.5's completeness check) on checkpoints shaped to expose them.
 """
@@ -191,8 +191,8 @@ def test_matrix_score(built: dict[Case, Built]) -> None:
     stock = {
         o: sum(STOCK_OUTCOMES_MORE[c].outcome == o for c in CASES) for o in ("ok", "loud", "silent")
     }
-    assert loaded == len(CASES) == 182
-    assert sum(stock.values()) == 182
+    assert loaded == len(CASES) == 190
+    assert sum(stock.values()) == 190
 
 
 # ---------------------------------------------------------------- P5, targeted

@@ -31,12 +31,10 @@ from vllm_draft_quant.profiles import profile_for_draft
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 
-#: cases the learner does not reach yet, and why (each fails loudly if it starts passing)
-NOT_YET = {
-    ("DeepseekV32MTPModel", "glm5"): "the dry run does not apply the demo's test-only dense "
-    "attention backend: 'Sparse Attention is not supported on CPU'",
-    ("DeepseekV32MTPModel", "deepseek_v32"): "as glm5",
-}
+#: cases the learner does not reach yet, and why (each fails loudly if it starts passing).
+#: The learner runs under the build worker's CPU stand-ins (support/learning.py), so
+#: GLM-5 / DeepSeek-V3.2 (sparse attention: shim 6) are learned as they are built.
+NOT_YET: dict[tuple[str, str], str] = {}
 
 
 def _draft_dir(folder: Path, extra: dict[str, Any]) -> Path:
@@ -82,6 +80,14 @@ def test_profile_matches_learned_mapping(architecture: str, family: str,
     assert plain[0] <= plain[1], f"plain modules: profile {plain[0]} vs vLLM {plain[1]}"
     expected = {k: v for k, v in expected.items() if v[0] != "plain"}
     got = {k: v for k, v in got.items() if v[0] != "plain"}
+    # a layer vLLM always builds with quant_config=None (GLM-5 / DeepSeek-V3.2's indexer
+    # wk_weights_proj, deepseek_v2.py:Indexer.__init__) is "fixed" in a profile; the
+    # learner keeps a non-replicated linear "linear" (it cannot tell that from a
+    # per-config workaround), but records that vLLM passed no quant config
+    no_qc = {layer.prefix for layer in obs.layers if layer.no_quant_config}
+    for k, (kind, mods) in list(expected.items()):
+        if kind == "fixed" and k in no_qc and got.get(k) == ("linear", mods):
+            got[k] = expected[k]
     differ = sorted(k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k))
     assert not differ, (
         f"{architecture}: the hand profile and vLLM's drafter disagree on "

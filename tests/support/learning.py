@@ -2,7 +2,11 @@
 
 One fresh process (``VLLM_TARGET_DEVICE=cpu``) learns every case of a batch, paying
 vLLM's import once; nothing is built on a real device, so the build service's workers
-are not needed. Tests start it beside the workers (`harness.run_aside`).
+are not needed. Tests start it beside the workers (`harness.run_aside`). It runs with
+the CPU stand-ins the build workers apply (``python -m vllm_draft_quant.demo.shimmed``:
+``demo/cpu_shims.py:apply_all``), so a drafter the tests can build only with a stand-in
+(GLM-5 / DeepSeek-V3.2: shim 6, dense attention for DSA layers) is learned under the
+same one; the plugin's own learner never applies them.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ def learn_many(cases: Sequence[LearnCase], workdir: Path,
     req.write_text(json.dumps(body))
     log = workdir / "learn.log"
     with open(log, "w") as fh:
-        subprocess.run([sys.executable, "-m", "vllm_draft_quant.adapter.learn_main", "--batch",
-                        str(req)], env=worker_env(True), stdout=fh, stderr=subprocess.STDOUT,
+        subprocess.run([sys.executable, "-m", "vllm_draft_quant.demo.shimmed",
+                        "vllm_draft_quant.adapter.learn_main", "--batch", str(req)],
+                       env=worker_env(True), stdout=fh, stderr=subprocess.STDOUT,
                        timeout=timeout, check=False)
     out: list[Observation | str] = []
     for c in body["cases"]:

@@ -16,6 +16,10 @@ is built: ``EngineArgs(...).create_engine_config()`` for MODEL as an MTP target 
 resolves the draft architecture and its config), a world-size-1 distributed state
 (gloo), and the speculative config's draft ``ModelConfig``. No weights are read, no
 model is built on a real device. On a machine without a GPU set ``VLLM_TARGET_DEVICE=cpu``.
+The test suite starts it under the build worker's CPU stand-ins
+(``python -m vllm_draft_quant.demo.shimmed vllm_draft_quant.adapter.learn_main ...``,
+``tests/support/learning.py``), so drafters the tests build only with one (GLM-5 /
+DeepSeek-V3.2's sparse attention) are learned there too; this module applies none.
 """
 
 from __future__ import annotations
