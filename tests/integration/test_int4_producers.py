@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from matrix import assert_loud
-from matrix_int4 import CASES, PLUGIN_LIMITS, STOCK_INT4, Case, case_id, write_case
+from matrix_int4 import CASES, PLUGIN_REFUSES, STOCK_INT4, Case, case_id, write_case
 from support.harness import BuildRequest, DraftResult, early_fixture, submit_many
 from values import load_checkpoint, mismatches
 
@@ -80,7 +80,7 @@ def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[Case, 
 
 built = early_fixture(start_built)
 IDS = [case_id(c) for c in CASES]
-LOADABLE = [c for c in CASES if c not in PLUGIN_LIMITS]
+LOADABLE = [c for c in CASES if c not in PLUGIN_REFUSES]
 LOADABLE_IDS = [case_id(c) for c in LOADABLE]
 
 
@@ -150,11 +150,14 @@ def test_off_switch_shows_stock_outcome(case: Case, built: dict[Case, Built]) ->
             assert right != (prefix in wrong), (prefix, stored[prefix], m.quant_method)
 
 
-@pytest.mark.parametrize("case", sorted(PLUGIN_LIMITS), ids=[case_id(c) for c in sorted(PLUGIN_LIMITS)])
-def test_recorded_limits_fail_as_stock_does(case: Case, built: dict[Case, Built]) -> None:
-    """What the plugin cannot load yet fails exactly as stock vLLM does (see PLUGIN_LIMITS)."""
-    assert_loud(PLUGIN_LIMITS[case], built[case].on)
-    assert_loud(PLUGIN_LIMITS[case], built[case].off)
+@pytest.mark.parametrize("case", sorted(PLUGIN_REFUSES),
+                         ids=[case_id(c) for c in sorted(PLUGIN_REFUSES)])
+def test_refused_with_one_clear_error(case: Case, built: dict[Case, Built]) -> None:
+    """What the plugin cannot load right is one error naming the tensor (see PLUGIN_REFUSES);
+    the old plugin dropped that ``g_idx`` as vLLM's mapper does and loaded silently wrong."""
+    b = built[case]
+    assert_loud(PLUGIN_REFUSES[case], b.on)
+    assert "desc_act false" in b.on.error_text, b.on.error_text
 
 
 @pytest.mark.parametrize("case", LOADABLE, ids=LOADABLE_IDS)
@@ -170,5 +173,5 @@ def test_target_layers_untouched(case: Case, built: dict[Case, Built]) -> None:
 
 def test_int4_score(built: dict[Case, Built]) -> None:
     """Every case loads with the plugin; the stock table says how many do without it."""
-    assert [c for c in CASES if not built[c].on.ok] == sorted(PLUGIN_LIMITS, key=CASES.index)
+    assert [c for c in CASES if not built[c].on.ok] == sorted(PLUGIN_REFUSES, key=CASES.index)
     assert sorted(STOCK_INT4) == sorted(CASES)

@@ -42,7 +42,8 @@ import numpy as np
 
 from vllm_draft_quant.demo import tensors as T
 
-__all__ = ["GROUP", "HEADS_NEVER_QUANTIZED", "INT4_PRODUCERS", "int4_tensors", "quant_config"]
+__all__ = ["GROUP", "HEADS_NEVER_QUANTIZED", "INT4_PRODUCERS", "act_order_g_idx", "int4_tensors",
+           "quant_config", "with_mtp_of"]
 
 GROUP = 32
 INT4_PRODUCERS = ("gptq", "awq", "auto-round")
@@ -138,3 +139,20 @@ def with_mtp_of(dst: Any, base: Any, mtp_from: Any, is_mtp: Any) -> None:
     target = [(n, t) for n, t in _read_raw(base / "model.safetensors") if not is_mtp(n)]
     draft = [(n, t) for n, t in _read_raw(mtp_from / "model.safetensors") if is_mtp(n)]
     T.write_safetensors(dst / "model.safetensors", [*target, *draft], {"format": "pt"})
+
+
+def act_order_g_idx(file: Any, tensor: str) -> None:
+    """Rewrite ``tensor`` (a ``g_idx`` of `GROUP`-wide groups) in the single-file checkpoint
+    ``file`` as an activation-order export stores it: columns quantized in reverse order,
+    ``g_idx[i] = (n - 1 - i) // GROUP`` (not the static ``i // GROUP``)."""
+    rows = _read_raw(file)
+    out = []
+    for name, t in rows:
+        if name == tensor:
+            n = t.shape[0]
+            g_idx = ((n - 1 - np.arange(n)) // GROUP).astype("<i4")
+            t = T.RawTensor("I32", (n,), g_idx.tobytes())
+        out.append((name, t))
+    if tensor not in {n for n, _ in rows}:
+        raise ValueError(f"{file}: no tensor {tensor}")
+    T.write_safetensors(file, out, {"format": "pt"})
