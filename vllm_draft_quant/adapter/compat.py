@@ -132,7 +132,7 @@ def _build(scheme: Scheme) -> Any:
     return get_quantization_config(spec.method).from_config(copy.deepcopy(dict(spec.config)))
 
 
-def _build_stored(stored: StoredFormat, layout: IntLayout) -> Any:
+def _build_stored(stored: StoredFormat, layout: IntLayout | None) -> Any:
     """The vLLM config that loads ``stored`` with exactly ``layout``'s bits and group size
     (`core.formats.vllm_config_for_stored`), or None when no format builds one."""
     spec = formats.vllm_config_for_stored(stored, layout)
@@ -161,7 +161,11 @@ def config_for(scheme: Scheme, base: Any, *, stored: StoredFormat | None = None,
             return built
     if base is not None and scheme_of(base) is scheme and base.get_name() != "modelopt_mixed":
         return _without_exclusions(base)
-    built = _build(scheme)
+    # a stored layout the scheme's default config names differently (ModelOpt block FP8
+    # under ``weight_scale``, not ``fp8``'s ``weight_scale_inv``)
+    built = _build_stored(stored, layout) if stored is not None and layout is None else None
+    if built is None:
+        built = _build(scheme)
     if base is not None:
         built.packed_modules_mapping = dict(getattr(base, "packed_modules_mapping", {}) or {})
     return built
