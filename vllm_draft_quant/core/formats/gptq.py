@@ -49,7 +49,14 @@ from vllm_draft_quant.core.formats._packed import (
     shapes_classifier,
     stored_builder,
 )
-from vllm_draft_quant.core.formats.base import ConfigReading, Params, QuantFormat, TargetGroup
+from vllm_draft_quant.core.formats.base import (
+    ConfigReading,
+    Params,
+    QuantFormat,
+    TargetGroup,
+    ordered_groups,
+    rule_group,
+)
 from vllm_draft_quant.core.formats.transformers_style import not_converted
 from vllm_draft_quant.core.rules import Rule, RuleSet, make_rules
 from vllm_draft_quant.core.schemes import Scheme, StoredFormat
@@ -99,10 +106,9 @@ def dynamic_rules(dynamic: object, default: Scheme, origin: str, group: int | No
                               f"desc_act, sym), found {type(value).__name__}.")
         make_rules([key], grammar="gptq", origin=where)  # refuse a bad pattern here
         scheme = bits_scheme(value["bits"]) if "bits" in value else default
-        groups.append(TargetGroup(scheme, RuleSet(make_rules([f"+:{guard}(?:{body})"],
-                                                             grammar="gptq", origin=where)),
-                                  f"dynamic[{key!r}]",
-                                  group_of(value.get("group_size", group))))
+        groups.append(rule_group(scheme, [f"+:{guard}(?:{body})"], grammar="gptq", origin=where,
+                                 name=f"dynamic[{key!r}]",
+                                 group_size=group_of(value.get("group_size", group))))
         earlier.append(body)
     return tuple(exclusions), tuple(groups)
 
@@ -128,10 +134,10 @@ def _parse(q: Mapping[str, Any], origin: str) -> ConfigReading:
     group = group_of(q.get("group_size"))
     excl, groups = dynamic_rules(q.get("dynamic"), scheme, f"{origin}.dynamic", group)
     rules = RuleSet((*excl, *_in_block(q, origin), *not_converted(q, origin)))
-    if groups:  # positive keys first, then every other module with the defaults
-        groups = (*groups, TargetGroup(scheme, RuleSet(make_rules(
-            ["+:.*"], grammar="gptq", origin=f"{origin} (every other module)")), "default",
-            group))
+    # positive keys first, then every other module with the defaults
+    groups = ordered_groups(groups, scheme, everything="+:.*", grammar="gptq",
+                            origin=f"{origin} (every other module)", name="default",
+                            group_size=group)
     return ConfigReading(scheme, rules, groups, quantizes_lm_heads=bool(q.get("lm_head", False)),
                          group_size=group)
 
