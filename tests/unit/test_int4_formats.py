@@ -290,3 +290,12 @@ def test_block_fp8_under_weight_scale_builds_modelopt_fp8_pb_wo() -> None:
     assert formats.MODELOPT.runtime_scheme("modelopt", {"quant_method": "FP8_PB_WO"}) \
         is Scheme.FP8_BLOCK
     assert formats.MODELOPT.runtime_scheme("modelopt", {"quant_method": "FP8"}) is Scheme.FP8
+
+
+def test_quark_runtime_scheme_is_the_global_one_with_per_layer_configs() -> None:
+    """The adapter's copy of a Quark config drops ``layer_quant_config`` (the per-layer
+    schemes get configs of their own), so an MXFP4 global config still builds the MXFP4
+    draft modules; the old code returned None and refused them (UnsupportedSchemeError)."""
+    qc = {"global_quant_config": {"weight": {"dtype": "fp4"}},
+          "layer_quant_config": {"mtp.layers.0.self_attn.*": {"weight": {"dtype": "fp8_e4m3"}}}}
+    assert formats.QUARK.runtime_scheme("quark", {"quant_config": qc}) is Scheme.MXFP4

@@ -101,7 +101,8 @@ def _without_exclusions(config: Any) -> Any:
       since its ``Linear`` class target never matches a ``ParallelLMHead``
       (``CompressedTensorsConfig.get_quant_method`` builds quantized heads only
       for a matching target).
-    - Quark: exclusions live in the ``quant_config`` dict (``exclude``).
+    - Quark: exclusions live in the ``quant_config`` dict (``exclude``); its per-layer
+      configs (``layer_quant_config``) are dropped too, so the global scheme applies.
     """
     forced = copy.copy(config)
     for attr in ("exclude_modules", "ignore", "ignored_layers", "modules_to_not_convert"):
@@ -114,7 +115,8 @@ def _without_exclusions(config: Any) -> Any:
             tsm.setdefault("re:.*", next(iter(specs.values())))
         forced.target_scheme_map = tsm
     if config.get_name() == "quark" and isinstance(getattr(config, "quant_config", None), dict):
-        forced.quant_config = {**config.quant_config, "exclude": []}
+        # per-layer configs are other schemes: the copy quantizes with the global one
+        forced.quant_config = {**config.quant_config, "exclude": [], "layer_quant_config": {}}
     return forced
 
 

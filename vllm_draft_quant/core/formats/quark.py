@@ -86,11 +86,12 @@ def _classify(p: Params) -> StoredFormat | None:
 
 
 def _runtime_scheme(name: str, attrs: Mapping[str, Any]) -> Scheme | None:
-    """The global weight scheme, when no per-layer config may override it. Only MXFP4 is
-    rebuilt from a Quark config (the one the integration tier loads); for the others the
-    adapter builds a config of its own."""
+    """The global weight scheme: what the adapter's copy of the config (no ``exclude``, no
+    ``layer_quant_config``: ``compat.py:_without_exclusions``) quantizes every layer with.
+    Only MXFP4 is rebuilt from a Quark config (the one the integration tier loads); for the
+    others, and for the per-layer schemes, the adapter builds a config of its own."""
     qc = attrs.get("quant_config")
-    if not isinstance(qc, Mapping) or qc.get("layer_quant_config"):
+    if not isinstance(qc, Mapping):
         return None
     scheme = _weight_scheme(qc.get("global_quant_config"))
     return scheme if scheme is Scheme.MXFP4 else None
