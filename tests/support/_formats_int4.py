@@ -42,8 +42,16 @@ import numpy as np
 
 from vllm_draft_quant.demo import tensors as T
 
-__all__ = ["GROUP", "HEADS_NEVER_QUANTIZED", "INT4_PRODUCERS", "act_order_g_idx", "int4_tensors",
-           "quant_config", "with_mtp_of"]
+__all__ = [
+    "GROUP",
+    "HEADS_NEVER_QUANTIZED",
+    "INT4_PRODUCERS",
+    "act_order_g_idx",
+    "compose",
+    "int4_tensors",
+    "quant_config",
+    "with_mtp_of",
+]
 
 GROUP = 32
 INT4_PRODUCERS = ("gptq", "awq", "auto-round")
@@ -130,15 +138,27 @@ def with_mtp_of(dst: Any, base: Any, mtp_from: Any, is_mtp: Any) -> None:
     """Write ``dst``: ``base``'s config and target tensors, ``mtp_from``'s draft tensors
     (``is_mtp(name)``), e.g. an INT4 MTP inside an NVFP4 or BF16 export. Both are
     single-file checkpoints of the same family."""
+    compose(dst, base, [(mtp_from, is_mtp)], drop=is_mtp)
+
+
+def compose(dst: Any, base: Any, picks: list[tuple[Any, Any]], drop: Any = None) -> None:
+    """Write ``dst``: ``base``'s JSON files and tensors, each tensor ``name`` that a pick
+    ``(folder, wants)`` wants (``wants(name)``, first pick first) taken from that folder's
+    export instead; ``drop(name)``: leave ``base``'s tensor out. Single-file checkpoints of
+    one family (e.g. an MTP whose attention comes from an FP8 export, its experts from a
+    block-FP8 one, inside an NVFP4 export)."""
     import shutil
 
     dst.mkdir(parents=True, exist_ok=True)
     for f in base.iterdir():
         if f.suffix == ".json":
             shutil.copy(f, dst / f.name)
-    target = [(n, t) for n, t in _read_raw(base / "model.safetensors") if not is_mtp(n)]
-    draft = [(n, t) for n, t in _read_raw(mtp_from / "model.safetensors") if is_mtp(n)]
-    T.write_safetensors(dst / "model.safetensors", [*target, *draft], {"format": "pt"})
+    taken: dict[str, T.RawTensor] = {}
+    for folder, wants in reversed(picks):
+        taken.update((n, t) for n, t in _read_raw(folder / "model.safetensors") if wants(n))
+    rows = [(n, taken.pop(n, t)) for n, t in _read_raw(base / "model.safetensors")
+            if n in taken or not (drop and drop(n))]
+    T.write_safetensors(dst / "model.safetensors", [*rows, *taken.items()], {"format": "pt"})
 
 
 def act_order_g_idx(file: Any, tensor: str) -> None:
