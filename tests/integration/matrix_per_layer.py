@@ -31,13 +31,14 @@ from typing import Any
 
 from matrix import OK, Expected, _loud
 from matrix_int4 import write_case as write_int4_case
-from support import CheckpointSpec, _formats_more, write_checkpoint
+from support import CheckpointSpec, _formats_int4, _formats_more, write_checkpoint
 from support._formats_int4 import compose
 
 Case = tuple[str, str, str, str]  # (family, producer, scheme, layout)
 
 CASES: tuple[Case, ...] = (
     ("qwen3_next", "modelopt-mixed", "nvfp4+fp8+fp8_block", "mixed"),
+    ("qwen3_next", "modelopt-mixed", "nvfp4+fp8_pb_wo", "o_proj"),
     ("qwen3_next", "quark-per-layer", "mxfp4+fp8", "g"),
     ("glm4_moe", "gptq", "moe_wna16", "g"),
     ("deepseek_v3", "gptq", "moe_wna16", "a"),
@@ -60,18 +61,21 @@ def _write(path: Path, spec: CheckpointSpec) -> Path:
 
 
 def _modules(folder: Path) -> dict[str, str]:
-    """{module: "fp8" | "fp8_block" | "nvfp4" | "bf16"} of a single-file checkpoint's linears."""
+    """{module: "fp8" | "fp8_block" | "fp8_pb_wo" | "nvfp4"} of a single-file checkpoint's
+    quantized linears."""
     blob = (folder / "model.safetensors").read_bytes()
     header = json.loads(blob[8:8 + int.from_bytes(blob[:8], "little")])
     header.pop("__metadata__", None)
     out: dict[str, str] = {}
-    for name in header:
+    for name, h in header.items():
         module, _, suffix = name.rpartition(".")
-        if suffix == "weight_scale_inv":
+        if suffix == "weight_scale" and len(h["shape"]) == 4:
+            out[module] = "fp8_pb_wo"
+        elif suffix == "weight_scale_inv":
             out[module] = "fp8_block"
         elif suffix == "weight_scale_2":
             out[module] = "nvfp4"
-        elif suffix == "weight_scale" and out.get(module) not in ("nvfp4", "fp8_block"):
+        elif suffix == "weight_scale" and out.get(module) not in ("nvfp4", "fp8_pb_wo"):
             out[module] = "fp8"
     return out
 
@@ -91,6 +95,36 @@ def _mixed(path: Path) -> Path:
         _formats_more.BLOCK = saved
     compose(path, base, [(fp8, lambda n: n.startswith(_ATTN)),
                          (block, lambda n: n.startswith(_EXPERTS))])
+    _mixed_config(path)
+    return path
+
+
+def _pb_wo_o_proj(path: Path) -> Path:
+    """Qwen3-Next, ModelOpt MIXED_PRECISION: NVFP4 target, the MTP ``o_proj`` block FP8 as
+    ModelOpt writes ``FP8_PB_WO`` (``weight_scale`` F32 ``[out/128, 1, in/128, 1]``, no
+    input scale), the rest of the MTP BF16 (unlisted)."""
+    import numpy as np
+
+    from vllm_draft_quant.demo import tensors as T
+
+    fam = "qwen3_next"
+    o_proj = f"{_ATTN}o_proj."
+    base = _write(path.with_name(path.name + ".nvfp4"), CheckpointSpec(fam, "nvfp4", layout="a"))
+    fp8 = _write(path.with_name(path.name + ".fp8"), CheckpointSpec(fam, "fp8", layout="g"))
+    compose(path, base, [(fp8, lambda n: n == f"{o_proj}weight")])
+    rows = _formats_int4._read_raw(path / "model.safetensors")
+    out, inp = next(t.shape for n, t in rows if n == f"{o_proj}weight")
+    grid = (-(-out // 128), 1, inp // 128, 1)
+    scale = np.random.default_rng(7).uniform(1e-4, 4e-4, size=int(np.prod(grid)))
+    rows.append((f"{o_proj}weight_scale", T.f32(scale, grid)))
+    T.write_safetensors(path / "model.safetensors", rows, {"format": "pt"})
+    _mixed_config(path)
+    return path
+
+
+def _mixed_config(path: Path) -> None:
+    """Write ``path``'s MIXED_PRECISION configs from its tensors: every quantized module
+    listed with its algorithm, BF16 ones unlisted."""
     layers: dict[str, dict[str, Any]] = {}
     for module, fmt in sorted(_modules(path).items()):
         if fmt == "nvfp4":
@@ -99,6 +133,8 @@ def _mixed(path: Path) -> Path:
             layers[module] = {"quant_algo": "FP8"}
         elif fmt == "fp8_block":
             layers[module] = {"quant_algo": "FP8_BLOCK_SCALES", "group_size": 128}
+        elif fmt == "fp8_pb_wo":
+            layers[module] = {"quant_algo": "FP8_PB_WO", "group_size": 128}
     quantization = {"quant_algo": "MIXED_PRECISION", "kv_cache_quant_algo": None,
                     "exclude_modules": [], "quantized_layers": layers}
     config = json.loads((path / "config.json").read_text())
@@ -107,7 +143,6 @@ def _mixed(path: Path) -> Path:
     (path / "hf_quant_config.json").write_text(json.dumps(
         {"producer": {"name": "modelopt", "version": "0.41.0"}, "quantization": quantization},
         indent=1))
-    return path
 
 
 def _quark_per_layer(path: Path) -> Path:
@@ -134,7 +169,7 @@ def write_case(case: Case, path: Path) -> Path:
     """Write ``case``'s checkpoint at ``path``; return the model folder."""
     family, producer, _, layout = case
     if producer == "modelopt-mixed":
-        return _mixed(path)
+        return _pb_wo_o_proj(path) if layout == "o_proj" else _mixed(path)
     if producer == "quark-per-layer":
         return _quark_per_layer(path)
     return write_int4_case((family, producer, "int4", layout), path)
@@ -143,6 +178,7 @@ def write_case(case: Case, path: Path) -> Path:
 # ------------------------------------------------------------------ stock outcomes (measured)
 STOCK_PER_LAYER: dict[Case, Expected] = {
     ("qwen3_next", "modelopt-mixed", "nvfp4+fp8+fp8_block", "mixed"): OK,
+    ("qwen3_next", "modelopt-mixed", "nvfp4+fp8_pb_wo", "o_proj"): OK,
     ("qwen3_next", "quark-per-layer", "mxfp4+fp8", "g"): OK,
     # GLM's MTP load_weights indexes params_dict with the experts' g_idx (no parameter)
     ("glm4_moe", "gptq", "moe_wna16", "g"): _loud(

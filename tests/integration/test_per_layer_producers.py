@@ -35,7 +35,8 @@ from vllm_draft_quant.core.schemes import Scheme, StoredFormat
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
-METHODS = {**SCHEME_METHODS, Scheme.INT4: ("AutoGPTQ", "MoeWNA16")}
+METHODS = {**SCHEME_METHODS, Scheme.INT4: ("AutoGPTQ", "MoeWNA16"),
+           Scheme.FP8_BLOCK: (*SCHEME_METHODS[Scheme.FP8_BLOCK], "ModelOptLinearMethod")}
 DTYPES = {**SCHEME_WEIGHT_DTYPE, Scheme.INT4: "int32"}
 _WEIGHTS = ("weight", "qweight")
 

@@ -266,6 +266,7 @@ def test_plan_flags_a_group_size_the_config_does_not_say() -> None:
     ((256, 512), (2, 1, 4, 1)),  # ModelOpt's 4-D grid (modelopt.py:KFp8Block128)
     ((4, 256, 512), (4, 2, 4)),  # stacked experts
     ((128, 512), (1, 4)),  # one block of rows, four of columns
+    ((128, 128), (1, 1, 1, 1)),  # ModelOpt's grid of one block
 ])
 def test_modelopt_block_fp8_weight_scale_is_block_from_shapes(
         weight: tuple[int, ...], scale: tuple[int, ...]) -> None:

@@ -108,19 +108,23 @@ def _classify(p: Params) -> StoredFormat | None:
 def block_scaled(weight: tuple[int, ...], scale: tuple[int, ...]) -> bool:
     """Whether an FP8 ``weight_scale`` of shape ``scale`` holds one scale per block of a
     ``weight`` of shape ``weight`` (same leading dims): ``[ceil(out/b), ceil(in/b)]`` or
-    ``[ceil(out/b), 1, ceil(in/b), 1]``, not one per tensor (``[]``, ``[1]``, ``[1, 1]``)
-    or per output channel (``[out]``, ``[out, 1]``)."""
+    ``[ceil(out/b), 1, ceil(in/b), 1]`` (ModelOpt's grid: block-scaled even as one block),
+    not one per tensor (``[]``, ``[1]``, ``[1, 1]``) or per output channel (``[out]``,
+    ``[out, 1]``)."""
     if len(weight) < 2:
         return False
     lead = len(weight) - 2
-    if len(scale) == len(weight) + 2 and scale[lead + 1] == 1 and scale[lead + 3] == 1:
-        scale = (*scale[:lead], scale[lead], scale[lead + 2])  # ModelOpt's 4-D grid
+    grid = len(scale) == len(weight) + 2 and scale[lead + 1] == 1 and scale[lead + 3] == 1
+    if grid:  # ModelOpt's 4-D block grid: block-scaled whatever its size (one block too)
+        scale = (*scale[:lead], scale[lead], scale[lead + 2])
     if len(scale) != len(weight) or tuple(scale[:lead]) != tuple(weight[:lead]):
         return False
     (out, inp), (so, si) = weight[lead:], scale[lead:]
-    if (so, si) in ((1, 1), (out, 1)) or not (0 < so <= out and 0 < si <= inp):
+    if not (0 < so <= out and 0 < si <= inp):
         return False
-    return si > 1 or so < out
+    if grid:
+        return True
+    return (so, si) not in ((1, 1), (out, 1)) and (si > 1 or so < out)
 
 
 def _classify_shapes(p: Params, shapes: Shapes) -> tuple[StoredFormat, IntLayout | None] | None:
