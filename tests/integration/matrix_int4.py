@@ -25,6 +25,7 @@ its group). ``STOCK_INT4`` is what stock vLLM 0.33.0 does (plugin off, CPU platf
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, cast
 
@@ -79,7 +80,9 @@ def write_case(case: Case, path: Path) -> Path:
     if "+" not in producer:
         return write_checkpoint(path, spec_for(case)).path
     base_p, mtp_p = producer.split("+")
-    mtp_p, _, variant = mtp_p.partition("-")
+    variant = ""
+    if match := re.fullmatch(r"(.+)-(g\d+|actorder)", mtp_p):  # gptq-g64, gptq-actorder
+        mtp_p, variant = match.groups()
     group = variant[1:] if variant.startswith("g") else ""
     saved = _formats_int4.GROUP
     _formats_int4.GROUP = int(group or saved)
