@@ -10,20 +10,25 @@ by stock vLLM with the same k.
 ``run(cases, workdir)`` writes every checkpoint, runs all engines in ONE process
 (``engine_runner.py``: importing vLLM costs 10-30 s here) and returns the results.
 
-Families: MiMo only, so far. What stops the others on this CPU (vLLM 0.33.0 CUDA wheel):
+Families: MiMo (MTP in the target's folder or from the BF16 original's) and
+EAGLE3-Llama (a Llama target with a separate EAGLE3 draft, ``agreeing_eagle3.py``; its
+reference is the BF16 target with the BF16 draft). What stops the others on this CPU
+(vLLM 0.33.0 CUDA wheel; each is a ``torch.ops._C`` kernel the wheel lacks, or Triton):
 
-- GLM-4.x, Step-3.5, DeepSeek-V3/GLM-5, Qwen3-Next/Qwen3.5 all have MoE layers in the
-  target and in the MTP layer. A quantized MoE forward has no CPU path: the NVFP4 MoE
-  emulation experts are Triton kernels (``experts/nvfp4_emulation_moe.py``), and the
-  CPU MoE experts (``experts/cpu_moe.py``) need the ``_C`` packing ops
-  (``convert_weight_packed``, ...). A stand-in would be a pure-PyTorch MoE (routing +
-  grouped GEMM), not yet written; the agreeing construction also needs an MoE pass-through.
-- DeepSeek-V3/GLM-5 additionally need the CPU MLA backend's ``_C`` ops
-  (``cpu_mla.py``); Qwen3-Next/Qwen3.5 the Gated-DeltaNet/causal-conv1d kernels of their
-  linear-attention layers (Triton). Step-3.5's sliding window is covered by F6.
-- EAGLE3 (Llama target + a separate EAGLE3 draft) runs on the same stand-ins, but needs an
-  agreeing construction of its own (the draft sees the token only through attention);
-  not written yet.
+- GLM-4.x, Step-3.5, DeepSeek-V3/GLM-5, Qwen3-Next/Qwen3.5 have MoE layers in the target
+  and in the MTP layer. BF16 experts run ``experts/cpu_moe.py:CPUUnquantizedExperts``:
+  ``torch.ops._C.convert_weight_packed`` after loading and ``_custom_ops.cpu_fused_moe``
+  in the forward; FP8 experts (``CPUExpertsFp8``) also ``convert_scale_packed``; NVFP4
+  experts run ``experts/nvfp4_emulation_moe.py`` (Triton, no CPU backend). A stand-in
+  is a pure-PyTorch routed MoE (top-k routing, per-expert gated MLP, weighted sum), plus
+  an MoE pass-through in the agreeing construction: not written yet.
+- DeepSeek-V3/GLM-5 also need the CPU MLA backend's ``torch.ops._C.mla_decode_kvcache``
+  (``v1/attention/backends/mla/cpu_mla.py``); Qwen3-Next/Qwen3.5 the Gated-DeltaNet
+  kernels of ``model_executor/layers/mamba/ops/cpu/gdn_attention.py``
+  (``causal_conv1d_fwd_cpu``, ``causal_conv1d_update_cpu``, ``chunk_gated_delta_rule_cpu``,
+  ``fused_gdn_gating_cpu``, ``fused_sigmoid_gating_delta_rule_update_cpu`` and its
+  ``_spec_cpu`` variant for speculative decoding). Step-3.5's sliding window is covered
+  by F6.
 """
 
 from __future__ import annotations
