@@ -1,8 +1,9 @@
 """End to end: draft acceptance and output tokens/s, stock vLLM and the plugin, per case.
 
-Every case of the e2e tier (``tests/e2e/cases.py``: each quantized checkpoint x k = 1, 2)
-is generated greedily on vLLM's CPU platform (test-only CPU stand-ins,
-``vllm_draft_quant/demo/cpu_forward.py``), all engines in one process. The BF16
+Every case of the e2e tier (``tests/e2e/cases.py``: each quantized checkpoint x k = 1, 2;
+MTP drafters and a separate EAGLE3 draft) is generated greedily on vLLM's CPU platform
+(test-only CPU stand-ins, ``vllm_draft_quant/demo/cpu_forward.py``), all engines in one
+process. The BF16
 original of the same weights is the reference. Stock vLLM (``VLLM_DRAFT_QUANT=off``)
 runs each checkpoint with the smallest k (its failures happen at load, whatever k).
 
@@ -45,14 +46,14 @@ def main() -> int:
     by_key = {c.key: c for c in selected}
     print(f"{len(rows)} runs in {wall:.0f} s (one engine process); checkpoints in {root}")
     head = (
-        f"{'case':<28} {'k':>1} {'ref acc':>7} {'stock':>22} {'stock eq':>8} {'stock tok/s':>11} "
+        f"{'case':<30} {'k':>1} {'ref acc':>7} {'stock':>22} {'stock eq':>8} {'stock tok/s':>11} "
         f"{'plugin acc':>10} {'plugin tok/s':>12} {'tokens equal':>12}"
     )
     print(head)
     for r in rows:
         stps = f"{r.stock_tok_s:.1f}" if r.stock_tok_s is not None else "-"
         print(
-            f"{r.case:<28} {r.k:>1} {r.ref_accept:>7.2f} {r.stock:>22} "
+            f"{r.case:<30} {r.k:>1} {r.ref_accept:>7.2f} {r.stock:>22} "
             f"{'-' if r.stock_tokens_equal is None else str(r.stock_tokens_equal):>8} {stps:>11} "
             f"{r.plugin_accept:>10.2f} {r.plugin_tok_s:>12.1f} {r.plugin_tokens_equal!s:>12}"
         )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,63 @@ def _config(num_mtp: int = 1) -> dict[str, Any]:
     }
 
 
+def encode(
+    weights: dict[str, torch.Tensor],
+    linears: list[str],
+    quant: str | None,
+    is_quantized: Callable[[str], bool],
+    act_amax: dict[str, float] | None = None,
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The tensors to store and the linears stored quantized: each of ``linears`` for which
+    ``is_quantized`` holds as a ModelOpt ``quant`` export (``nvfp4``: a fused group shares
+    ``weight_scale_2``, as ModelOpt writes it; ``fp8``: each shard its own ``weight_scale``,
+    vLLM requantizes them to the largest at load), with a static ``input_scale`` from the
+    activation amax of its kind (``act_amax``, default ``_ACT_AMAX``); the rest BF16."""
+    amax_of = {**_ACT_AMAX, **(act_amax or {})}
+    amax: dict[str, float] = {}
+    for lin in linears:
+        key = _fusion(lin)
+        amax[key] = max(amax.get(key, 0.0), float(weights[f"{lin}.weight"].abs().max()))
+    tensors: dict[str, torch.Tensor] = {}
+    quantized: list[str] = []
+    for name, t in weights.items():
+        lin = name[: -len(".weight")] if name.endswith(".weight") else None
+        if quant is not None and lin in linears and is_quantized(lin):
+            if quant == "nvfp4":
+                enc = nvfp4_encode(t, amax[_fusion(lin)])
+            else:
+                enc = fp8_encode(t, float(t.abs().max()))
+            for suffix, v in enc.items():
+                tensors[f"{lin}.{suffix}"] = v
+            act_max = 6.0 * 448.0 if quant == "nvfp4" else 448.0
+            tensors[f"{lin}.input_scale"] = torch.tensor(
+                amax_of[_kind(lin)] / act_max, dtype=torch.float32
+            )
+            quantized.append(lin)
+        else:
+            tensors[name] = t.to(torch.bfloat16)
+    return tensors, quantized
+
+
+def save(
+    path: Path,
+    tensors: dict[str, torch.Tensor],
+    config: dict[str, Any],
+    quant: str | None,
+    exclusions: list[str],
+) -> None:
+    """``model.safetensors``, ``config.json`` (with the ModelOpt ``quantization_config`` of
+    ``quant`` excluding ``exclusions``, and ``hf_quant_config.json``) and a greedy
+    ``generation_config.json`` in ``path``."""
+    save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
+    if quant is not None:
+        qc, hf = modelopt_quant_configs(quant, exclusions)
+        config["quantization_config"] = qc
+        (path / "hf_quant_config.json").write_text(json.dumps(hf, indent=2))
+    (path / "config.json").write_text(json.dumps(config, indent=2))
+    (path / "generation_config.json").write_text(json.dumps({"do_sample": False}))
+
+
 MTP_GROUPS = {"attn": ("self_attn.",), "mlp": ("mlp.",)}
 
 
@@ -210,53 +268,22 @@ def write_mimo(
         weights["model.mtp_layers.0.mlp.down_proj.weight"].zero_()
     if drop_mtp:
         weights = {n: t for n, t in weights.items() if not n.startswith("model.mtp_layers.")}
-    config = _config()
-    tensors: dict[str, torch.Tensor] = {}
-    quantized: list[str] = []
     linears = [
         n[: -len(".weight")]
         for n in weights
         if n.endswith("_proj.weight") and ".input_proj" not in n
     ]
-    amax: dict[str, float] = {}
-    for lin in linears:
-        key = _fusion(lin)
-        amax[key] = max(amax.get(key, 0.0), float(weights[f"{lin}.weight"].abs().max()))
 
     def is_quantized(lin: str) -> bool:
-        if quant is None:
-            return False
         if not lin.startswith("model.mtp_layers."):
             return True
         return any(g in lin for grp in mtp_quantized for g in MTP_GROUPS[grp])
 
+    tensors, quantized = encode(weights, linears, quant, is_quantized)
     exclusions = ["lm_head"]
-    for name, t in weights.items():
-        lin = name[: -len(".weight")] if name.endswith(".weight") else None
-        if lin in linears and is_quantized(lin):
-            # NVFP4: a fused group shares weight_scale_2 (ModelOpt); FP8: each shard
-            # its own weight_scale (vLLM requantizes them to the largest at load)
-            if quant == "nvfp4":
-                enc = nvfp4_encode(t, amax[_fusion(lin)])
-            else:
-                enc = fp8_encode(t, float(t.abs().max()))
-            for suffix, v in enc.items():
-                tensors[f"{lin}.{suffix}"] = v
-            act_max = 6.0 * 448.0 if quant == "nvfp4" else 448.0
-            tensors[f"{lin}.input_scale"] = torch.tensor(
-                _ACT_AMAX[_kind(lin)] / act_max, dtype=torch.float32
-            )
-            quantized.append(lin)
-        else:
-            tensors[name] = t.to(torch.bfloat16)
-            if quant is not None and mtp_quantized and lin in linears:
-                exclusions.append(lin)
-    save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
-    if quant is not None:
-        qc, hf = modelopt_quant_configs(quant, exclusions)
-        config["quantization_config"] = qc
-        (path / "hf_quant_config.json").write_text(json.dumps(hf, indent=2))
-    (path / "config.json").write_text(json.dumps(config, indent=2))
+    if quant is not None and mtp_quantized:
+        exclusions += [lin for lin in linears if lin not in quantized]
+    config = _config()
+    save(path, tensors, config, quant, exclusions)
     (path / "configuration_mimo.py").write_text(CONFIGURATION_MIMO)
-    (path / "generation_config.json").write_text(json.dumps({"do_sample": False}))
     return Written(path, tuple(quantized))

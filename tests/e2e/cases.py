@@ -10,24 +10,30 @@ by stock vLLM with the same k.
 ``run(cases, workdir)`` writes every checkpoint, runs all engines in ONE process
 (``engine_runner.py``: importing vLLM costs 10-30 s here) and returns the results.
 
-Families: MiMo only, so far. What stops the others on this CPU (vLLM 0.33.0 CUDA wheel):
+Families: MiMo (MTP in the target's folder or from the BF16 original's) and
+EAGLE3-Llama (a Llama target with a separate EAGLE3 draft, ``agreeing_eagle3.py``; its
+reference is the BF16 target with the BF16 draft). What stops the others on this CPU
+(vLLM 0.33.0 CUDA wheel; each is a ``torch.ops._C`` kernel the wheel lacks, or Triton):
 
-- GLM-4.x, Step-3.5, DeepSeek-V3/GLM-5, Qwen3-Next/Qwen3.5 all have MoE layers in the
-  target and in the MTP layer. A quantized MoE forward has no CPU path: the NVFP4 MoE
-  emulation experts are Triton kernels (``experts/nvfp4_emulation_moe.py``), and the
-  CPU MoE experts (``experts/cpu_moe.py``) need the ``_C`` packing ops
-  (``convert_weight_packed``, ...). A stand-in would be a pure-PyTorch MoE (routing +
-  grouped GEMM), not yet written; the agreeing construction also needs an MoE pass-through.
-- DeepSeek-V3/GLM-5 additionally need the CPU MLA backend's ``_C`` ops
-  (``cpu_mla.py``); Qwen3-Next/Qwen3.5 the Gated-DeltaNet/causal-conv1d kernels of their
-  linear-attention layers (Triton). Step-3.5's sliding window is covered by F6.
-- EAGLE3 (Llama target + a separate EAGLE3 draft) runs on the same stand-ins, but needs an
-  agreeing construction of its own (the draft sees the token only through attention);
-  not written yet.
+- GLM-4.x, Step-3.5, DeepSeek-V3/GLM-5, Qwen3-Next/Qwen3.5 have MoE layers in the target
+  and in the MTP layer. BF16 experts run ``experts/cpu_moe.py:CPUUnquantizedExperts``:
+  ``torch.ops._C.convert_weight_packed`` after loading and ``_custom_ops.cpu_fused_moe``
+  in the forward; FP8 experts (``CPUExpertsFp8``) also ``convert_scale_packed``; NVFP4
+  experts run ``experts/nvfp4_emulation_moe.py`` (Triton, no CPU backend). A stand-in
+  is a pure-PyTorch routed MoE (top-k routing, per-expert gated MLP, weighted sum), plus
+  an MoE pass-through in the agreeing construction: not written yet.
+- DeepSeek-V3/GLM-5 also need the CPU MLA backend's ``torch.ops._C.mla_decode_kvcache``
+  (``v1/attention/backends/mla/cpu_mla.py``); Qwen3-Next/Qwen3.5 the Gated-DeltaNet
+  kernels of ``model_executor/layers/mamba/ops/cpu/gdn_attention.py``
+  (``causal_conv1d_fwd_cpu``, ``causal_conv1d_update_cpu``, ``chunk_gated_delta_rule_cpu``,
+  ``fused_gdn_gating_cpu``, ``fused_sigmoid_gating_delta_rule_update_cpu`` and its
+  ``_spec_cpu`` variant for speculative decoding). Step-3.5's sliding window is covered
+  by F6.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -51,15 +57,26 @@ class Case:
     key: str
     family: str
     description: str
-    writer: str  # a function of agreeing.py
+    writer: str  # a function of agreeing.py, or "module.function" of another writer here
     kwargs: dict[str, Any] = field(default_factory=dict)
     reference: str = "mimo-bf16"  # the key of its BF16 original
     engine_args: dict[str, Any] = field(default_factory=dict)
     fp8: bool = False
     tp: int = 1
-    draft: str | None = None  # the key of a separate draft checkpoint
+    draft: str | None = None  # the key of a separate draft checkpoint (REFERENCES, DRAFTS)
     ks: tuple[int, ...] = KS
     stock: bool = True
+    method: str = "mtp"  # speculative_config's method
+    draft_quantized: bool = False  # the draft stores some modules quantized
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A separate draft checkpoint (written like a case; never run on its own)."""
+
+    key: str
+    writer: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 MIMO_ARGS = {"trust_remote_code": True}
@@ -67,6 +84,24 @@ REFERENCES = {
     "mimo-bf16": Case(
         "mimo-bf16", "MiMo", "BF16 original", "write_mimo", {"quant": None}, engine_args=MIMO_ARGS
     ),
+    "llama-bf16": Case(
+        "llama-bf16",
+        "EAGLE3-Llama",
+        "BF16 Llama target, BF16 EAGLE3 draft",
+        "agreeing_eagle3.write_llama",
+        {"quant": None},
+        reference="llama-bf16",
+        draft="eagle3-bf16",
+        method="eagle3",
+    ),
+}
+DRAFTS = {
+    d.key: d
+    for d in (
+        Draft("eagle3-bf16", "agreeing_eagle3.write_eagle3_draft", {"quant": None}),
+        Draft("eagle3-nvfp4-attn", "agreeing_eagle3.write_eagle3_draft", {"quant": "nvfp4"}),
+        Draft("eagle3-fp8-attn", "agreeing_eagle3.write_eagle3_draft", {"quant": "fp8"}),
+    )
 }
 CASES = [
     Case(
@@ -84,6 +119,7 @@ CASES = [
         "write_mimo",
         {"quant": "nvfp4", "mtp_quantized": ("mlp",)},
         engine_args=MIMO_ARGS,
+        draft_quantized=True,
     ),
     Case(
         "mimo-fp8-bf16mtp",
@@ -114,6 +150,36 @@ CASES = [
         ks=(2,),
         stock=False,
     ),
+    Case(
+        "llama-fp8+eagle3-fp8-attn",
+        "EAGLE3-Llama",
+        "ModelOpt FP8 Llama target; EAGLE3 draft, attention FP8, MLP/fc/lm_head BF16 "
+        "excluded by checkpoint name",
+        "agreeing_eagle3.write_llama",
+        {"quant": "fp8"},
+        reference="llama-bf16",
+        draft="eagle3-fp8-attn",
+        method="eagle3",
+        fp8=True,
+        draft_quantized=True,
+    ),
+]
+# run by benchmarks/bench_e2e.py only (the tier keeps one case per family and layout kind
+# within its time budget): the EAGLE3 layout with NVFP4 (stock fails loudly), beside the
+# tier's FP8 one (stock loads it silently wrong)
+BENCH_ONLY = [
+    Case(
+        "llama-nvfp4+eagle3-nvfp4-attn",
+        "EAGLE3-Llama",
+        "ModelOpt NVFP4 Llama target; EAGLE3 draft, attention NVFP4, MLP/fc/lm_head BF16 "
+        "excluded by checkpoint name",
+        "agreeing_eagle3.write_llama",
+        {"quant": "nvfp4"},
+        reference="llama-bf16",
+        draft="eagle3-nvfp4-attn",
+        method="eagle3",
+        draft_quantized=True,
+    ),
 ]
 # a control: the BF16 original with its MTP MLP zeroed. Its acceptance must collapse,
 # or the construction would not tell a right draft load from a wrong one.
@@ -136,6 +202,7 @@ def runs_of(case: Case, root: Path, *, reference: bool = False) -> list[dict[str
     draft = {"draft": str(root / case.draft)} if case.draft else {}
     base = {
         **draft,
+        "method": case.method,
         "model": model,
         "prompts": PROMPTS,
         "max_tokens": MAX_TOKENS,
@@ -149,6 +216,9 @@ def runs_of(case: Case, root: Path, *, reference: bool = False) -> list[dict[str
         # the k=1 runs also save their drafter's module outputs (drafter equivalence)
         first = k == case.ks[0] and case.tp == 1
         probe = {"probe": str(root / f"{case.key}.probe.pt")} if first else {}
+        # tensor-parallel runs: every rank reports its plan digests and its weight shards
+        if case.tp > 1 and not reference:
+            probe = {"rank_report": str(root / f"{case.key}.k{k}")}
         if reference:
             out.append({**base, "name": f"{case.key}/ref/k{k}", "k": k, "plugin": False, **probe})
             continue
@@ -179,22 +249,34 @@ def write_stand_in_plugin(folder: Path) -> Path:
     return folder
 
 
-def write(case: Case, root: Path) -> None:
+def _writer(name: str) -> Any:
     sys.path.insert(0, str(HERE))
-    import agreeing
+    module, _, function = name.rpartition(".")
+    return getattr(importlib.import_module(module or "agreeing"), function)
 
-    getattr(agreeing, case.writer)(root / case.key, **case.kwargs)
+
+def write(case: Case | Draft, root: Path) -> None:
+    _writer(case.writer)(root / case.key, **case.kwargs)
+
+
+def expected_tokens(reference: Case) -> list[list[int]]:
+    """What greedy decoding of ``reference``'s target produces for ``PROMPTS``."""
+    module = _writer(reference.writer).__module__
+    walk = importlib.import_module(module).greedy_continuation
+    return [walk(p, MAX_TOKENS) for p in PROMPTS]
 
 
 def run(cases: list[Case], root: Path, *, log: Path | None = None) -> dict[str, dict[str, Any]]:
     """Write the checkpoints of ``cases`` and their references, run every engine in one
     process, return ``{run name: result}``."""
-    refs = {c.reference for c in cases} | {c.draft for c in cases if c.draft}
-    refs -= {c.key for c in cases}
+    refs = {c.reference for c in cases} - {c.key for c in cases}
     runs: list[dict[str, Any]] = []
     for key in sorted(refs):
         write(REFERENCES[key], root)
         runs += runs_of(REFERENCES[key], root, reference=True)
+    drafts = {c.draft for c in [*cases, *(REFERENCES[k] for k in refs)] if c.draft}
+    for key in sorted(drafts - refs):
+        write(DRAFTS[key] if key in DRAFTS else REFERENCES[key], root)
     for c in cases:
         write(c, root)
         runs += runs_of(c, root)

@@ -68,7 +68,9 @@ def speculative_config(case: dict[str, Any]) -> dict[str, Any]:
 
 
 def probe_drafter(worker: Any, path: str) -> list[str]:
-    """Run every linear of the drafter and its logits on fixed inputs; save them to ``path``.
+    """Run every linear of the drafter and its logits on fixed inputs; save them to ``path``
+    with the drafter's own parameters (``<weights>``: an MTP drafter's ``mtp_layers``, or
+    all but the embedding an EAGLE3 drafter shares with its target).
 
     Called in each worker (``LLM.collective_rpc``). Inputs are seeded per module shape,
     so two drafters with the same module names see the same inputs. Returns the names.
@@ -96,11 +98,73 @@ def probe_drafter(worker: Any, path: str) -> list[str]:
         g = torch.Generator().manual_seed(7)
         h = torch.randn(5, hidden, generator=g).to(torch.bfloat16)
         out["<logits>"] = model.compute_logits(h).float().clone()
-        out["<weights>"] = {
-            n: p.detach().clone() for n, p in model.named_parameters() if "mtp_layers" in n
-        }
+        out["<weights>"] = _draft_parameters(model)
+        out["<plans>"] = _plan_digests(worker)
     torch.save(out, path)
     return sorted(out)
+
+
+def _plan_digests(worker: Any) -> dict[str, str]:
+    """``{drafter: Plan.digest()}`` of the plans the plugin made in this process for the
+    draft's folder (its per-process plan cache, ``adapter/draft_load.py:plan_for``)."""
+    from vllm_draft_quant.adapter import draft_load
+
+    spec = worker.vllm_config.speculative_config
+    folder = str(Path(spec.draft_model_config.model).resolve())
+    return {key[1]: plan.digest() for key, plan in draft_load._PLANS.items() if key[0] == folder}
+
+
+def _draft_parameters(model: Any) -> dict[str, Any]:
+    mtp = any("mtp_layers" in n for n, _ in model.named_parameters())
+    return {
+        n: p.detach().clone()
+        for n, p in model.named_parameters()
+        if ("mtp_layers" in n if mtp else "embed_tokens" not in n)
+    }
+
+
+def report_rank(worker: Any, path: str) -> tuple[int, int, dict[str, str]]:
+    """What this tensor-parallel rank loaded, saved to ``path.rank<r>.pt``: its rank and
+    world size, the digests of the plans the plugin applied here (``<plans>``), and every
+    drafter parameter with how vLLM shards it (``output_dim``/``input_dim`` of the
+    parameter, the fused shards' ``output_sizes`` of its layer). Called on every rank
+    (``LLM.collective_rpc``); returns ``(rank, world size, digests)``."""
+    import torch
+    from vllm.distributed import (
+        get_tensor_model_parallel_rank,
+        get_tensor_model_parallel_world_size,
+    )
+    from vllm.model_executor.layers.linear import ColumnParallelLinear, RowParallelLinear
+
+    model = worker.model_runner.drafter.model
+    rank, world = get_tensor_model_parallel_rank(), get_tensor_model_parallel_world_size()
+    layout: dict[str, Any] = {}
+    modules = dict(model.named_modules())
+    for name, p in model.named_parameters():
+        owner = modules.get(name.rsplit(".", 1)[0])
+        sizes = getattr(owner, "output_sizes", None)
+        parallel = None
+        if isinstance(owner, ColumnParallelLinear):
+            parallel = "column"
+        elif isinstance(owner, RowParallelLinear):
+            parallel = "row"
+        layout[name] = {
+            "parallel": parallel,
+            "output_dim": getattr(p, "output_dim", None),
+            "input_dim": getattr(p, "input_dim", None),
+            "output_sizes": list(sizes) if sizes is not None else None,
+            "tp_size": getattr(owner, "tp_size", None),
+        }
+    digests = _plan_digests(worker)
+    out = {
+        "rank": rank,
+        "world": world,
+        "<plans>": digests,
+        "<weights>": _draft_parameters(model),
+        "<layout>": layout,
+    }
+    torch.save(out, f"{path}.rank{rank}.pt")
+    return rank, world, digests
 
 
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
@@ -140,6 +204,8 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         m = _metrics(llm)
         if case.get("probe"):
             result["probe"] = llm.collective_rpc(probe_drafter, args=(case["probe"],))[0]
+        if case.get("rank_report"):
+            result["ranks"] = llm.collective_rpc(report_rank, args=(case["rank_report"],))
         result.update(
             ok=True,
             tokens=tokens,

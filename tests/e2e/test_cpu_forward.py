@@ -216,3 +216,12 @@ def test_static_scaled_fp8_quant() -> None:
     F.static_scaled_fp8_quant(out, x, torch.tensor([[1.0], [0.5]]))
     want = (x / torch.tensor([[1.0], [0.5]])).clamp(-448, 448).to(torch.float8_e4m3fn)
     assert torch.equal(out.view(torch.uint8), want.view(torch.uint8))
+
+
+def test_silu_and_mul_quant() -> None:
+    x = torch.tensor([[1.0, -2.0, 3.0, 0.5], [-1.0, 4.0, 100.0, 9.0]], dtype=torch.bfloat16)
+    out = torch.empty(2, 2, dtype=torch.float8_e4m3fn)
+    F.silu_and_mul_quant(out, x, torch.tensor([0.5]))
+    y = torch.nn.functional.silu(x[:, :2].float()) * x[:, 2:].float()
+    want = (y / 0.5).clamp(-448, 448).to(torch.float8_e4m3fn)
+    assert torch.equal(out.view(torch.uint8), want.view(torch.uint8))

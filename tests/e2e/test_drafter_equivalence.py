@@ -5,8 +5,9 @@ generation, every linear module of the drafter (and its logits) is run on the sa
 seeded inputs (``engine_runner.probe_drafter``), once for the drafter loaded from the
 quantized checkpoint with the plugin and once for the one loaded from the BF16
 original. Modules the checkpoint stores in BF16 must agree bit for bit (and so must
-their parameters); quantized modules within NVFP4's error (weights exactly
-representable here, activations quantized to 4 bits: cosine >= 0.97).
+their parameters); quantized modules within the format's error (weights exactly
+representable here, activations quantized to 4 bits by NVFP4, 8 by FP8: cosine >= 0.97).
+MTP drafters (MiMo) and the EAGLE3 drafter (Llama) alike.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ def test_drafter_modules_equal_the_bf16_original(
     ref = torch.load(e2e_root / f"{case.reference}.probe.pt")
     got = torch.load(e2e_root / f"{case.key}.probe.pt")
     assert sorted(ref) == sorted(got)
+    stored_quantized = (torch.uint8, torch.float8_e4m3fn)  # NVFP4 packed, FP8
     quantized = {n.rsplit(".", 1)[0] for n, p in got["<weights>"].items()
-                 if p.dtype == torch.uint8}  # fmt: skip
-    assert (len(quantized) > 0) == bool(case.kwargs.get("mtp_quantized"))
+                 if p.dtype in stored_quantized}  # fmt: skip
+    assert (len(quantized) > 0) == case.draft_quantized
     exact = 0
-    for name in sorted(set(ref) - {"<weights>"}):
+    for name in sorted(set(ref) - {"<weights>", "<plans>"}):
         if name in quantized:
             cos = torch.nn.functional.cosine_similarity(
                 got[name].flatten(), ref[name].flatten(), dim=0)  # fmt: skip
@@ -47,7 +49,7 @@ def test_drafter_modules_equal_the_bf16_original(
         else:
             assert torch.equal(got[name], ref[name]), name
             exact += 1
-    assert exact >= 3  # at least input_proj, qkv_proj, o_proj (and the logits)
+    assert exact >= 3  # MTP: input_proj, qkv_proj, o_proj; EAGLE3: fc, gate_up, down (+ logits)
     for name, p in ref["<weights>"].items():
         if name.rsplit(".", 1)[0] not in quantized:
             assert torch.equal(got["<weights>"][name], p), name

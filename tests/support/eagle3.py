@@ -192,6 +192,32 @@ def _write(
     }
 
 
+def _write_draft_config(
+    root: Path,
+    spec: Eagle3Spec,
+    linears: Sequence[tuple[Linear, Format]],
+    tensors: dict[str, TensorInfo],
+    config: dict[str, Any],
+) -> WrittenModel:
+    """Declare the draft's quantization where ``spec.quant_config`` says (its BF16 linears
+    excluded by checkpoint name), write ``config.json`` and describe what was written."""
+    exclusions = [lin.name for lin, f in linears if f == "bf16"]
+    hf_quant = None
+    schemes = spec.schemes()
+    if schemes and spec.quant_config != "none":
+        qc, hq = modelopt_quant_configs(schemes.pop(), exclusions)
+        config["quantization_config"] = qc
+        if spec.quant_config == "hf_quant_config":
+            hf_quant = hq
+            T.write_json(root / "hf_quant_config.json", hq)
+    else:
+        exclusions = []
+    T.write_json(root / "config.json", config)
+    return WrittenModel(
+        root, tensors, {lin.name: f for lin, f in linears}, exclusions, config, hf_quant
+    )
+
+
 def write_llama_target(path: str | os.PathLike[str], spec: LlamaTargetSpec) -> WrittenModel:
     """A tiny Llama target; quantized ones keep ``lm_head`` BF16 (excluded, as exports do)."""
     root = Path(path)
@@ -282,21 +308,7 @@ def write_eagle3_draft(path: str | os.PathLike[str], spec: Eagle3Spec) -> Writte
     ]
     tensors = _write(root, linears, plains, extra, spec.seed, draft=True)
     config = _llama_config(1, **{**_QWEN3[spec.family][1], "draft_vocab_size": DRAFT_VOCAB})
-    exclusions = [lin.name for lin, f in linears if f == "bf16"]
-    hf_quant = None
-    schemes = spec.schemes()
-    if schemes and spec.quant_config != "none":
-        qc, hq = modelopt_quant_configs(schemes.pop(), exclusions)
-        config["quantization_config"] = qc
-        if spec.quant_config == "hf_quant_config":
-            hf_quant = hq
-            T.write_json(root / "hf_quant_config.json", hq)
-    else:
-        exclusions = []
-    T.write_json(root / "config.json", config)
-    return WrittenModel(
-        root, tensors, {lin.name: f for lin, f in linears}, exclusions, config, hf_quant
-    )
+    return _write_draft_config(root, spec, linears, tensors, config)
 
 
 def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) -> WrittenModel:
@@ -356,18 +368,4 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
                    "num_hidden_layers": 1,
                    "num_nextn_predict_layers": 0, "intermediate_size": INTER,
                    "draft_vocab_size": DRAFT_VOCAB})
-    exclusions = [lin.name for lin, f in linears if f == "bf16"]
-    hf_quant = None
-    schemes = spec.schemes()
-    if schemes and spec.quant_config != "none":
-        qc, hq = modelopt_quant_configs(schemes.pop(), exclusions)
-        config["quantization_config"] = qc
-        if spec.quant_config == "hf_quant_config":
-            hf_quant = hq
-            T.write_json(root / "hf_quant_config.json", hq)
-    else:
-        exclusions = []
-    T.write_json(root / "config.json", config)
-    return WrittenModel(
-        root, tensors, {lin.name: f for lin, f in linears}, exclusions, config, hf_quant
-    )
+    return _write_draft_config(root, spec, linears, tensors, config)

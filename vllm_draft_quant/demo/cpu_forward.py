@@ -19,7 +19,7 @@ Each engine must also be built with ``compilation_config={"custom_ops": ["none"]
 so that norms, activations and rotary embeddings take their native PyTorch paths
 (their CPU ``_C`` kernels are missing too) -- see ``ENGINE_ARGS``.
 
-Ledger (``F`` = forward, F10 runs at load time but only matters for a forward pass; ``tests/integration/test_cpu_shims_upstream.py`` has one
+Ledger (``F`` = forward, F10 runs at load time but only matters for a forward pass; ``tests/integration/test_cpu_forward_upstream.py`` has one
 ``*_still_needed`` test per entry, ``tests/e2e/test_cpu_forward.py`` checks each
 numerically against PyTorch or the Triton kernel's documented semantics)
 --------------------------------------------------------------------------------
@@ -70,6 +70,13 @@ F10. ``static_scaled_fp8_quant``: ``out = clamp(input / scale)`` cast to FP8 (a
     post-load step raises, and a tolerated failure there (``cpu_shims.py`` shim 3)
     also skips the input-scale reduction after it, so the target's first forward
     pass fails (``quant_utils.py``: ``s % t_dim_size == 0``, FINDINGS.md).
+F11. ``silu_and_mul_quant``: ``out = FP8(clamp(silu(x[..., :d]) * x[..., d:] / scale))``
+    (``d`` half the last dimension; computed in FP32, then F10's quantization).
+    For: ``model_executor/layers/fusion/fused_act_quant.py:_silu_and_mul_fp8_static``,
+    the SiLU-and-multiply fused with the static FP8 input quantization of the
+    ``down_proj`` it feeds, which ``llama.py:LlamaMLP.forward`` calls
+    (``maybe_fused_act_quant``) when that projection is FP8 per-tensor (the e2e
+    tier's FP8 Llama target of the EAGLE3 case).
 """
 
 from __future__ import annotations
@@ -390,6 +397,15 @@ def static_scaled_fp8_quant(output: Any, input: Any, scale: Any, group_shape: An
     )
 
 
+# ---------------------------------------------------------------------------- F11
+def silu_and_mul_quant(result: Any, input: Any, scale: Any) -> None:
+    import torch
+
+    d = input.shape[-1] // 2
+    x = input.float()
+    static_scaled_fp8_quant(result, torch.nn.functional.silu(x[..., :d]) * x[..., d:], scale)
+
+
 STAND_INS: dict[str, Callable[..., Any]] = {
     "init_cpu_memory_env": init_cpu_memory_env,
     "greedy_argmax": greedy_argmax,
@@ -404,6 +420,7 @@ STAND_INS: dict[str, Callable[..., Any]] = {
     "eagle_step_slot_mapping_metadata_kernel_impl": eagle_step_slot_mapping_metadata_kernel_impl,
     "copy_and_expand_eagle_inputs_kernel_impl": copy_and_expand_eagle_inputs_kernel_impl,
     "static_scaled_fp8_quant": static_scaled_fp8_quant,
+    "silu_and_mul_quant": silu_and_mul_quant,
 }
 
 
