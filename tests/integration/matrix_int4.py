@@ -14,7 +14,8 @@ Cases are ``(family, producer, scheme, layout)``:
   quant config) with a GPTQ MTP, a ModelOpt NVFP4 target with a compressed-tensors
   WNA16 MTP, and a GPTQ group-32 export whose MTP is GPTQ group 64 with no ``dynamic``
   rule saying so (the group size only the shapes tell) (`write_case` puts one export's
-  MTP tensors into the other).
+  MTP tensors into the other), and a BF16 target whose GPTQ MTP comes from an
+  activation-order export (``mtp.fc.g_idx`` permuted: `PLUGIN_REFUSES`).
 
 GPTQ/AWQ/AutoRound never quantize a ``ParallelLMHead`` (no ``lm_head`` flag), so MTP heads
 stay BF16 for them (GLM/DeepSeek NextN heads; Qwen's ``mtp.fc`` is a linear and follows
@@ -24,12 +25,13 @@ its group). ``STOCK_INT4`` is what stock vLLM 0.33.0 does (plugin off, CPU platf
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, cast
 
 from matrix import OK, Expected, _loud, _silent  # noqa: F401  (the table uses them)
 from support import CheckpointSpec, _formats_int4, write_checkpoint
-from support._formats_int4 import with_mtp_of
+from support._formats_int4 import act_order_g_idx, with_mtp_of
 
 Case = tuple[str, str, str, str]  # (family, producer, scheme, layout)
 
@@ -49,6 +51,7 @@ CROSS_CASES: tuple[Case, ...] = (
     ("qwen3_next", "bf16+gptq", "int4", "g"),
     ("qwen3_next", "modelopt+compressed-tensors", "int4", "g"),
     ("qwen3_next", "gptq+gptq-g64", "int4", "g"),
+    ("qwen3_next", "bf16+gptq-actorder", "int4", "g"),
 )
 CASES: tuple[Case, ...] = PRODUCER_CASES + CROSS_CASES
 
@@ -77,7 +80,10 @@ def write_case(case: Case, path: Path) -> Path:
     if "+" not in producer:
         return write_checkpoint(path, spec_for(case)).path
     base_p, mtp_p = producer.split("+")
-    mtp_p, _, group = mtp_p.partition("-g")
+    variant = ""
+    if match := re.fullmatch(r"(.+)-(g\d+|actorder)", mtp_p):  # gptq-g64, gptq-actorder
+        mtp_p, variant = match.groups()
+    group = variant[1:] if variant.startswith("g") else ""
     saved = _formats_int4.GROUP
     _formats_int4.GROUP = int(group or saved)
     try:
@@ -93,6 +99,8 @@ def write_case(case: Case, path: Path) -> Path:
         base = CheckpointSpec(cast(Any, family), "int4", cast(Any, base_p), layout="g")
     src = write_checkpoint(path.with_name(path.name + ".base"), base)
     with_mtp_of(path, src.path, mtp.path, _is_mtp(family))
+    if variant == "actorder":
+        act_order_g_idx(path / "model.safetensors", "mtp.fc.g_idx")
     return path
 
 
@@ -137,15 +145,15 @@ STOCK_INT4: dict[Case, Expected] = {
     ("qwen3_next", "modelopt+compressed-tensors", "int4", "g"): _loud("ValueError",
                                                                        "fc.weight_packed"),
     ("qwen3_next", "gptq+gptq-g64", "int4", "g"): _loud("AssertionError", "fc.qzeros"),
+    ("qwen3_next", "bf16+gptq-actorder", "int4", "g"): _loud("ValueError", "fc.g_idx"),
 }
 
-#: cases the plugin cannot load either, and why (the test checks the failure is stock's):
-#: GLM's and DeepSeek's MTP ``load_weights`` map every per-expert tensor through
-#: ``fused_moe_make_expert_params_mapping`` and index ``params_dict`` without a check, so a
-#: GPTQ ``g_idx`` (AutoGPTQ and AutoRound's auto_gptq packing store one per module) of an
-#: INT4 expert raises KeyError; vLLM 0.33's GPTQ MoE methods have no ``g_idx`` parameter.
-#: Fixing it means dropping those tensors from the drafter's weight stream (P5), left for
-#: a follow-up.
-PLUGIN_LIMITS: dict[Case, Expected] = {
-    (f, p, "int4", "g"): _G_IDX for f in ("glm4_moe", "deepseek_v3") for p in ("gptq", "auto-round")
+#: cases the plugin refuses, with the one error it names the tensor in (stock's failure is
+#: in ``STOCK_INT4``): an MTP from an activation-order GPTQ export (``g_idx`` not
+#: ``i // group``) grafted into a BF16 target. vLLM 0.33's GPTQ kernels cannot apply an
+#: activation order, and the config the plugin builds for the stored layout says
+#: ``desc_act: false``: dropping that ``g_idx`` as vLLM's own weight mapper does would load
+#: ``mtp.fc`` silently wrong (``adapter/weights.py``).
+PLUGIN_REFUSES: dict[Case, Expected] = {
+    ("qwen3_next", "bf16+gptq-actorder", "int4", "g"): _loud("DraftLoadError", "mtp.fc.g_idx"),
 }

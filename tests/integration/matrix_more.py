@@ -7,7 +7,10 @@ Cases are ``(family, producer, scheme, layout)``; layouts a..g are
   multimodal (``Qwen3_5MoeMTP``), MiMo (``MiMoMTPModel``), and (issue 13) GLM-5
   (``DeepseekV32MTPModel``, built with CPU shim 6), dense Qwen3.5 (``Qwen3_5MTP``) and
   GLM-4.7-Flash (``Glm4MoeLiteMTPModel``), each with ModelOpt NVFP4 and FP8:
-  7 x 2 x 7 = 98.
+  7 x 2 x 7 = 98; and DeepSeek-V3.2 (``DeepseekV32ForCausalLM``: GLM-5's drafter and
+  tensors under another target) in the layouts issue 13's acceptance names, BF16 MTP
+  with no exclusions (a), a wildcard (b), exact names (c), and quantized MTP (g):
+  2 x 4 = 8.
 - ``FORMAT_CASES``: Step-3.5, Qwen3-Next and DeepSeek-V3 with compressed-tensors
   NVFP4 (``nvfp4-pack-quantized``) and FP8 (``float-quantized``) -- ``ignore`` absent
   (a), ``re:`` (b) and exact (c-g) --, DeepSeek-native FP8 block (``weight_scale_inv``,
@@ -55,7 +58,10 @@ FAMILY_CASES: tuple[Case, ...] = tuple(
 FORMAT_CASES: tuple[Case, ...] = tuple(
     (f, p, s, lay) for f in FIRST_FAMILIES for p, s in FORMATS for lay in LAYOUT_KEYS
 )
-CASES: tuple[Case, ...] = FAMILY_CASES + FORMAT_CASES
+DSV32_CASES: tuple[Case, ...] = tuple(
+    ("deepseek_v32", "modelopt", s, lay) for s in ("nvfp4", "fp8") for lay in "abcg"
+)
+CASES: tuple[Case, ...] = FAMILY_CASES + DSV32_CASES + FORMAT_CASES
 
 #: EngineArgs a family needs (MiMo's config is remote code; the Qwen3.5 wrapper's
 #: vision tower is not built, so the factory writes none)
@@ -217,6 +223,12 @@ _GROUPS: dict[tuple[str, str, str], dict[str, Expected]] = {
         cdef=_loud("RuntimeError", "model.layers.2.shared_head.head.weight"),
     ),
     ("glm5", "modelopt", "fp8"): _row(a=_GLM5_MTP_SILENT, cdef=_silent(*_GLM_HEAD_PAIR)),
+    # DeepSeek-V3.2: the same drafter and tensors as GLM-5, the same outcomes
+    ("deepseek_v32", "modelopt", "nvfp4"): _row(
+        a=_loud("RuntimeError", _DS_ROUTED_W2),
+        c=_loud("RuntimeError", "model.layers.2.shared_head.head.weight"),
+    ),
+    ("deepseek_v32", "modelopt", "fp8"): _row(a=_GLM5_MTP_SILENT, c=_silent(*_GLM_HEAD_PAIR)),
     # GLM-4.7-Flash: DeepSeek-V3's layer (MLA, MoE) and head prefix
     ("glm4_moe_lite", "modelopt", "nvfp4"): _row(
         a=_loud("RuntimeError", _DS_ROUTED_W2),
@@ -260,7 +272,8 @@ _GROUPS: dict[tuple[str, str, str], dict[str, Expected]] = {
 }
 STOCK_OUTCOMES_MORE: dict[Case, Expected] = {
     (*group, layout): expected for group, row in _GROUPS.items() for layout, expected in row.items()
+    if (*group, layout) in CASES
 }
 
-assert len(FAMILY_CASES) == 98 and len(FORMAT_CASES) == 84
+assert len(FAMILY_CASES) == 98 and len(DSV32_CASES) == 8 and len(FORMAT_CASES) == 84
 assert sorted(STOCK_OUTCOMES_MORE) == sorted(CASES)

@@ -19,18 +19,21 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from built_cases import (
+    Built,
+    assert_target_layers_untouched,
+    assert_values_equal,
+    start_cases,
+    weights,
+)
 from matrix import assert_loud
-from matrix_int4 import CASES, PLUGIN_LIMITS, STOCK_INT4, Case, case_id, write_case
-from support.harness import BuildRequest, DraftResult, early_fixture, submit_many
-from values import load_checkpoint, mismatches
+from matrix_int4 import CASES, PLUGIN_REFUSES, STOCK_INT4, Case, case_id, write_case
+from support.harness import early_fixture
 
-from vllm_draft_quant import Plan, plan
-from vllm_draft_quant.checkpoint.facts import load_facts
 from vllm_draft_quant.core.schemes import Scheme, StoredFormat
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(5400)]
@@ -42,45 +45,17 @@ INT4_METHODS = {
     StoredFormat.CT_WNA16: ("CompressedTensorsLinearMethod", "CompressedTensorsWNA16"),
 }
 _PACKED = ("qweight", "weight_packed")
-_QUANTIZABLE = ("linear", "experts", "lm_head")
-
-
-@dataclass
-class Built:
-    path: Path
-    plan: Plan
-    on: DraftResult
-    off: DraftResult
-
-
-def _selected(session: pytest.Session) -> list[Case]:
-    wanted: set[Case] = set()
-    for item in session.items:
-        if getattr(item, "module", None) is not sys.modules[__name__]:
-            continue
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        if "case" in params:
-            wanted.add(params["case"])
-        if item.name.startswith("test_int4_score"):
-            wanted.update(CASES)
-    return [c for c in CASES if c in wanted]
 
 
 def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[Case, Built]]:
     """Write the selected cases' checkpoints and queue their builds, plugin on and off."""
-    paths = {c: write_case(c, root / case_id(c)) for c in _selected(session)}
-    reqs = [BuildRequest(p) for p in paths.values()]
-    on = submit_many(reqs, plugin=True, workdir=root / "on")
-    off = submit_many(reqs, plugin=True, workdir=root / "off", env={"VLLM_DRAFT_QUANT": "off"})
-    return lambda: {
-        c: Built(p, plan(p), a, b)
-        for (c, p), a, b in zip(paths.items(), on(), off(), strict=True)
-    }
+    return start_cases(session, root, sys.modules[__name__], CASES, case_id, write_case,
+                       score_test="test_int4_score")
 
 
 built = early_fixture(start_built)
 IDS = [case_id(c) for c in CASES]
-LOADABLE = [c for c in CASES if c not in PLUGIN_LIMITS]
+LOADABLE = [c for c in CASES if c not in PLUGIN_REFUSES]
 LOADABLE_IDS = [case_id(c) for c in LOADABLE]
 
 
@@ -89,7 +64,7 @@ def _packed(m: Any) -> list[Any]:
 
 
 def _weights(m: Any) -> list[Any]:
-    return [p for n, p in m.params.items() if n.endswith("weight") and "scale" not in n]
+    return weights(m.params)
 
 
 @pytest.mark.parametrize("case", LOADABLE, ids=LOADABLE_IDS)
@@ -118,16 +93,7 @@ def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None
 
 @pytest.mark.parametrize("case", LOADABLE, ids=LOADABLE_IDS)
 def test_values_equal_checkpoint_bytes(case: Case, built: dict[Case, Built]) -> None:
-    b = built[case]
-    assert b.on.ok, b.on.error_text
-    names = load_facts(b.path).names
-    templates = {m.prefix: list(m.checkpoint_modules) for m in names.modules}
-    quantizable = b.plan.model_copy(
-        update={"modules": tuple(d for d in b.plan.modules if d.kind in _QUANTIZABLE)}
-    )
-    bad = mismatches(quantizable, b.on.modules, b.on.load_dump(), load_checkpoint(b.path),
-                     templates)
-    assert bad == []
+    assert_values_equal(built[case])
 
 
 def _built_quantized(m: Any) -> bool:
@@ -150,25 +116,22 @@ def test_off_switch_shows_stock_outcome(case: Case, built: dict[Case, Built]) ->
             assert right != (prefix in wrong), (prefix, stored[prefix], m.quant_method)
 
 
-@pytest.mark.parametrize("case", sorted(PLUGIN_LIMITS), ids=[case_id(c) for c in sorted(PLUGIN_LIMITS)])
-def test_recorded_limits_fail_as_stock_does(case: Case, built: dict[Case, Built]) -> None:
-    """What the plugin cannot load yet fails exactly as stock vLLM does (see PLUGIN_LIMITS)."""
-    assert_loud(PLUGIN_LIMITS[case], built[case].on)
-    assert_loud(PLUGIN_LIMITS[case], built[case].off)
+@pytest.mark.parametrize("case", sorted(PLUGIN_REFUSES),
+                         ids=[case_id(c) for c in sorted(PLUGIN_REFUSES)])
+def test_refused_with_one_clear_error(case: Case, built: dict[Case, Built]) -> None:
+    """What the plugin cannot load right is one error naming the tensor (see PLUGIN_REFUSES);
+    the old plugin dropped that ``g_idx`` as vLLM's mapper does and loaded silently wrong."""
+    b = built[case]
+    assert_loud(PLUGIN_REFUSES[case], b.on)
+    assert "desc_act false" in b.on.error_text, b.on.error_text
 
 
 @pytest.mark.parametrize("case", LOADABLE, ids=LOADABLE_IDS)
 def test_target_layers_untouched(case: Case, built: dict[Case, Built]) -> None:
-    b = built[case]
-
-    def seen(r: DraftResult) -> dict[str, Any]:
-        return {p: (m.quant_method, {n: x.dtype for n, x in m.params.items()})
-                for p, m in r.target_modules.items()}
-
-    assert b.on.target_modules and seen(b.on) == seen(b.off)
+    assert_target_layers_untouched(built[case])
 
 
 def test_int4_score(built: dict[Case, Built]) -> None:
     """Every case loads with the plugin; the stock table says how many do without it."""
-    assert [c for c in CASES if not built[c].on.ok] == sorted(PLUGIN_LIMITS, key=CASES.index)
+    assert [c for c in CASES if not built[c].on.ok] == sorted(PLUGIN_REFUSES, key=CASES.index)
     assert sorted(STOCK_INT4) == sorted(CASES)

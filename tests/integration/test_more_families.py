@@ -1,7 +1,7 @@
 """Issue 8: more drafter families and formats load correctly with the plugin.
 
-The 182 cases of ``matrix_more.py`` (GLM-4.5 MoE, Qwen3.5 MoE text-only and
-multimodal, MiMo, GLM-5, dense Qwen3.5 and GLM-4.7-Flash with ModelOpt NVFP4/FP8; Step-3.5, Qwen3-Next, DeepSeek-V3 with
+The 190 cases of ``matrix_more.py`` (GLM-4.5 MoE, Qwen3.5 MoE text-only and
+multimodal, MiMo, GLM-5, DeepSeek-V3.2, dense Qwen3.5 and GLM-4.7-Flash with ModelOpt NVFP4/FP8; Step-3.5, Qwen3-Next, DeepSeek-V3 with
 compressed-tensors NVFP4/FP8, DeepSeek-native FP8 block and Quark MXFP4), each built
 through vLLM's own draft path on the CPU platform, checked like the adapter matrix:
 
@@ -15,7 +15,7 @@ through vLLM's own draft path on the CPU platform, checked like the adapter matr
 - the target's layers are the same with the plugin on and off.
 
 Only the cases ``-k`` selects are built (one batch for all of them), so
-``pytest tests/integration/test_more_families.py -k glm4_moe`` builds 14 cases, not 182.
+``pytest tests/integration/test_more_families.py -k glm4_moe`` builds 14 cases, not 190.
 Then two targeted tests of the P5 weight-stream fixes (GLM's shadowing ``lm_head``,
 Step-3.5's completeness check) on checkpoints shaped to expose them.
 """
@@ -25,11 +25,17 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from built_cases import (
+    Built,
+    assert_target_layers_untouched,
+    assert_values_equal,
+    start_cases,
+    weights,
+)
 from matrix import SCHEME_METHODS, SCHEME_WEIGHT_DTYPE, assert_loud
 from matrix_more import (
     CASES,
@@ -41,57 +47,24 @@ from matrix_more import (
 )
 from support import CheckpointSpec, WrittenCheckpoint, write_checkpoint
 from support.harness import BuildRequest, DraftResult, early_fixture, submit_many
-from values import load_checkpoint, mismatches
+from values import load_checkpoint
 
-from vllm_draft_quant import Plan, plan
-from vllm_draft_quant.checkpoint.facts import load_facts
+from vllm_draft_quant import plan
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(5400)]
 
-_QUANTIZABLE = ("linear", "experts", "lm_head")
-
-
-@dataclass
-class Built:
-    ckpt: WrittenCheckpoint
-    plan: Plan
-    on: DraftResult
-    off: DraftResult
-
-
-def _selected(session: pytest.Session) -> list[Case]:
-    """The cases of this module's tests that this session runs (``-k`` aware)."""
-    wanted: set[Case] = set()
-    for item in session.items:
-        if getattr(item, "module", None) is not sys.modules[__name__]:
-            continue
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        if "case" in params:
-            wanted.add(params["case"])
-        if item.name.startswith("test_matrix_score"):
-            wanted.update(CASES)
-    return [c for c in CASES if c in wanted]
-
-
 def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[Case, Built]]:
     """Write the selected cases' checkpoints and queue their builds, plugin on and off."""
-    ckpts = {c: write_checkpoint(root / case_id(c), spec_for(c)) for c in _selected(session)}
-    reqs = [BuildRequest(ck.path, engine_args=engine_args(c[0])) for c, ck in ckpts.items()]
-    on = submit_many(reqs, plugin=True, workdir=root / "on")
-    off = submit_many(reqs, plugin=True, workdir=root / "off", env={"VLLM_DRAFT_QUANT": "off"})
-    return lambda: {
-        c: Built(ck, plan(ck.path), a, b)
-        for (c, ck), a, b in zip(ckpts.items(), on(), off(), strict=True)
-    }
+    return start_cases(session, root, sys.modules[__name__], CASES, case_id,
+                       lambda c, path: write_checkpoint(path, spec_for(c)),
+                       score_test="test_matrix_score", engine_args=lambda c: engine_args(c[0]))
 
 
 built = early_fixture(start_built)
 
 
 def _weights(params: dict[str, Any]) -> list[Any]:
-    return [
-        p for n, p in params.items() if n.endswith(("weight", "weight_packed")) and "scale" not in n
-    ]
+    return weights(params, ("weight", "weight_packed"))
 
 
 IDS = [case_id(c) for c in CASES]
@@ -126,18 +99,7 @@ def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_values_equal_checkpoint_bytes(case: Case, built: dict[Case, Built]) -> None:
-    b = built[case]
-    assert b.on.ok, b.on.error_text
-    names = load_facts(b.ckpt.path).names
-    templates = {m.prefix: list(m.checkpoint_modules) for m in names.modules}
-    # routers are vLLM's fixed layers (GLM keeps them in FP32): not the plugin's business
-    quantizable = b.plan.model_copy(
-        update={"modules": tuple(d for d in b.plan.modules if d.kind in _QUANTIZABLE)}
-    )
-    bad = mismatches(
-        quantizable, b.on.modules, b.on.load_dump(), load_checkpoint(b.ckpt.path), templates
-    )
-    assert bad == []
+    assert_values_equal(built[case])
 
 
 def assert_stock(case: Case, result: DraftResult, ckpt: WrittenCheckpoint) -> None:
@@ -169,20 +131,12 @@ def _built_quantized(m: Any) -> bool:
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_off_switch_shows_stock_outcome(case: Case, built: dict[Case, Built]) -> None:
     b = built[case]
-    assert_stock(case, b.off, b.ckpt)
+    assert_stock(case, b.off, b.written)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_target_layers_untouched(case: Case, built: dict[Case, Built]) -> None:
-    b = built[case]
-
-    def seen(r: DraftResult) -> dict[str, Any]:
-        return {
-            p: (m.quant_method, {n: x.dtype for n, x in m.params.items()})
-            for p, m in r.target_modules.items()
-        }
-
-    assert b.on.target_modules and seen(b.on) == seen(b.off)
+    assert_target_layers_untouched(built[case])
 
 
 def test_matrix_score(built: dict[Case, Built]) -> None:
@@ -191,8 +145,8 @@ def test_matrix_score(built: dict[Case, Built]) -> None:
     stock = {
         o: sum(STOCK_OUTCOMES_MORE[c].outcome == o for c in CASES) for o in ("ok", "loud", "silent")
     }
-    assert loaded == len(CASES) == 182
-    assert sum(stock.values()) == 182
+    assert loaded == len(CASES) == 190
+    assert sum(stock.values()) == 190
 
 
 # ---------------------------------------------------------------- P5, targeted

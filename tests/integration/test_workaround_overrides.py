@@ -9,24 +9,46 @@ NVFP4 then cannot load on stock vLLM ("no module or parameter named 'fc.input_sc
 With the plugin, ``mtp.fc`` is built as its tensors are stored: NVFP4 when stored NVFP4,
 BF16 when stored BF16 (also under a ModelOpt FP8 config that would quantize it).
 
-Not covered here (no CPU-buildable checkpoint in the test factory): Qwen3.5's GPTQ
-``dynamic`` MTP opt-out, HY-V4's and Qwen4Exp's exclusion remaps, LongCat's
-``disable_quant_module``; in each the plan still builds every planned module from its
-stored tensors, because the layer patches replace whatever config the drafter passes.
+Qwen3.5's GPTQ ``dynamic`` opt-out (same ``__init__``): when the checkpoint's GPTQ
+``dynamic`` has any ``"-:"`` key containing ``mtp``, vLLM builds every MTP *layer* with
+``quant_config=None``, whatever that key names. A GPTQModel export that opts out only
+``mtp.fc`` (``-:mtp\\.fc``) and stores the MTP layers INT4 cannot load on stock vLLM (the
+INT4 tensors meet unquantized layers); with the plugin the layers load INT4 and
+``mtp.fc`` BF16. The MoE drafter (``Qwen3_5MoeMTP``) with INT4 MTP and routers opted out
+is the same case (and the same build as ``test_int4_producers.py``'s, so a full run
+builds it once). The opposite direction: an export that opts out every MTP module and
+stores them BF16, where the workaround agrees with the tensors: both load BF16.
+
+Not covered here yet (no tiny checkpoint of these families in the test factory):
+Qwen4Exp's exclusion remap (``qwen4_exp/nvidia/mtp.py:_remap_ignored_layers``: every
+``mtp.*`` exclusion's ``.layers.K`` becomes ``.layers.N+K``, so a list already written
+in runtime names is shifted past the MTP layers), HY-V4's
+(``hy_v4/nvidia/mtp.py:_remap_mtp_quant_exclusions``: ``model.mtp_layers.K.*`` entries
+gain a ``model.layers.N+K.*`` copy) and LongCat's ``disable_quant_module``
+(``longcat_flash_mtp.py:LongCatFlashMTP.__init__``: ``"mtp"`` there unquantizes only
+``eh_proj`` and ``lm_head``; the MTP block is built with ``vllm_config.quant_config``
+whatever the list says). In each the plan still builds every planned module from its
+stored tensors: the layer patches replace whatever config the drafter passes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from matrix import OK, _loud, assert_loud
 from support import CheckpointSpec, write_checkpoint
-from support.harness import BuildRequest, submit_many
-from values import load_checkpoint
+from support.harness import BuildRequest, early_fixture, submit_many
+from values import load_checkpoint, mismatches
 
 from vllm_draft_quant import plan
+from vllm_draft_quant.checkpoint.facts import load_facts
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
+
+_QUANTIZABLE = ("linear", "experts", "lm_head")
 
 # (family, scheme, layout, how mtp.fc is stored)
 CASES = (
@@ -35,21 +57,47 @@ CASES = (
     ("qwen3_5", "nvfp4", "d", "bf16"),  # stored BF16: the workaround agrees
     ("qwen3_5", "fp8", "a", "bf16"),  # stored BF16, not excluded, FP8 config
 )
+#: (family, layout, how the MTP layers are stored): GPTQ exports (support/_formats_int4.py)
+GPTQ_CASES = (
+    ("qwen3_5", "d", "int4"),  # dynamic {"-:mtp\\.fc"}: fc BF16, layers INT4
+    ("qwen3_5_moe", "g", "int4"),  # dynamic opts out the two MTP routers only
+    ("qwen3_5", "c", "bf16"),  # every MTP module opted out and stored BF16: agrees
+)
+#: stock vLLM 0.33.0 on GPTQ_CASES (plugin off), measured
+GPTQ_STOCK = {
+    ("qwen3_5", "d"): _loud("ValueError", "layers.0.mlp.down_proj.qweight"),
+    ("qwen3_5_moe", "g"): _loud("AttributeError",
+                                "mtp.layers.0.mlp.experts has no parameter 'w2_qweight'"),
+    ("qwen3_5", "c"): OK,
+}
 
 
 def _id(case: tuple[str, ...]) -> str:
     return "-".join(case[:3])
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[Any, Any]:
-    root = tmp_path_factory.mktemp("workarounds")
-    ckpts = {c: write_checkpoint(root / _id(c), CheckpointSpec(c[0], c[1], layout=c[2]))  # type: ignore[arg-type]
-             for c in CASES}
+def _gptq_id(case: tuple[str, ...]) -> str:
+    return f"{case[0]}-gptq-{case[1]}"
+
+
+def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[Any, Any]]:
+    """Write every case's checkpoint and queue its builds, plugin on and off."""
+    ckpts: dict[Any, Any] = {
+        c: write_checkpoint(root / _id(c), CheckpointSpec(c[0], c[1], layout=c[2]))  # type: ignore[arg-type]
+        for c in CASES
+    }
+    ckpts.update({
+        c: write_checkpoint(root / _gptq_id(c), CheckpointSpec(c[0], "int4", "gptq", layout=c[1]))  # type: ignore[arg-type]
+        for c in GPTQ_CASES
+    })
     reqs = [BuildRequest(ck.path) for ck in ckpts.values()]
-    on, off = submit_many(reqs, plugin=True, workdir=root / "on"), submit_many(
-        reqs, plugin=False, workdir=root / "off")
-    return {c: (ck, a, b) for (c, ck), a, b in zip(ckpts.items(), on(), off(), strict=True)}
+    on = submit_many(reqs, plugin=True, workdir=root / "on")
+    off = submit_many(reqs, plugin=False, workdir=root / "off")
+    return lambda: {c: (ck, a, b)
+                    for (c, ck), a, b in zip(ckpts.items(), on(), off(), strict=True)}
+
+
+built = early_fixture(start_built)
 
 
 def _fc(result: Any) -> Any:
@@ -80,3 +128,42 @@ def test_mtp_fc_loads_as_stored(built: dict[Any, Any], case: tuple[str, str, str
         assert off.ok and _fc(off).quantized, _fc(off)
     else:  # the workaround and the tensors agree
         assert off.ok and not _fc(off).quantized
+
+
+def _int4(m: Any) -> bool:
+    return any(n.endswith("qweight") and p.dtype == "int32" for n, p in m.params.items())
+
+
+@pytest.mark.parametrize("case", GPTQ_CASES, ids=_gptq_id)
+def test_gptq_dynamic_mtp_opt_out_overridden(built: dict[Any, Any],
+                                            case: tuple[str, str, str]) -> None:
+    """Each MTP module loads as stored (INT4 or BF16) with the checkpoint's exact values,
+    whatever the ``dynamic`` heuristic decided; stock vLLM's outcome beside it."""
+    ckpt, on, off = built[case]
+    family, layout, layers = case
+    dynamic = ckpt.config["quantization_config"].get("dynamic") or {}
+    # the heuristic vLLM applies (qwen3_5_mtp.py:Qwen3_5MultiTokenPredictor.__init__)
+    assert any(k.startswith("-:") and "mtp" in k for k in dynamic), dynamic
+    p = plan(ckpt.path)
+    assert on.ok, on.error_text
+    for d in p.modules:
+        if not d.module.startswith("mtp.") or d.kind in ("plain", "fixed"):
+            continue
+        m = on.modules[d.module]
+        stored_int4 = d.module != "mtp.fc" and layers == "int4"
+        if family == "qwen3_5_moe":  # layout g: fc INT4 too
+            stored_int4 = layers == "int4"
+        assert d.scheme.value == ("int4" if stored_int4 else "unquantized"), (d.module, d.scheme)
+        assert _int4(m) == stored_int4, (d.module, m.quant_method)
+    names = load_facts(ckpt.path).names
+    templates = {m.prefix: list(m.checkpoint_modules) for m in names.modules}
+    mtp = p.model_copy(update={"modules": tuple(
+        d for d in p.modules if d.module.startswith("mtp.") and d.kind in _QUANTIZABLE)})
+    assert mismatches(mtp, on.modules, on.load_dump(), load_checkpoint(ckpt.path),
+                      templates) == []
+    expected = GPTQ_STOCK[(family, layout)]
+    if expected.outcome == "loud":
+        assert_loud(expected, off)
+    else:  # the heuristic and the tensors agree: stock loads every MTP layer BF16
+        assert off.ok, off.error_text
+        assert not any(_int4(m) for pre, m in off.modules.items() if pre.startswith("mtp."))

@@ -42,7 +42,16 @@ import numpy as np
 
 from vllm_draft_quant.demo import tensors as T
 
-__all__ = ["GROUP", "HEADS_NEVER_QUANTIZED", "INT4_PRODUCERS", "int4_tensors", "quant_config"]
+__all__ = [
+    "GROUP",
+    "HEADS_NEVER_QUANTIZED",
+    "INT4_PRODUCERS",
+    "act_order_g_idx",
+    "compose",
+    "int4_tensors",
+    "quant_config",
+    "with_mtp_of",
+]
 
 GROUP = 32
 INT4_PRODUCERS = ("gptq", "awq", "auto-round")
@@ -129,12 +138,41 @@ def with_mtp_of(dst: Any, base: Any, mtp_from: Any, is_mtp: Any) -> None:
     """Write ``dst``: ``base``'s config and target tensors, ``mtp_from``'s draft tensors
     (``is_mtp(name)``), e.g. an INT4 MTP inside an NVFP4 or BF16 export. Both are
     single-file checkpoints of the same family."""
+    compose(dst, base, [(mtp_from, is_mtp)], drop=is_mtp)
+
+
+def compose(dst: Any, base: Any, picks: list[tuple[Any, Any]], drop: Any = None) -> None:
+    """Write ``dst``: ``base``'s JSON files and tensors, each tensor ``name`` that a pick
+    ``(folder, wants)`` wants (``wants(name)``, first pick first) taken from that folder's
+    export instead; ``drop(name)``: leave ``base``'s tensor out. Single-file checkpoints of
+    one family (e.g. an MTP whose attention comes from an FP8 export, its experts from a
+    block-FP8 one, inside an NVFP4 export)."""
     import shutil
 
     dst.mkdir(parents=True, exist_ok=True)
     for f in base.iterdir():
         if f.suffix == ".json":
             shutil.copy(f, dst / f.name)
-    target = [(n, t) for n, t in _read_raw(base / "model.safetensors") if not is_mtp(n)]
-    draft = [(n, t) for n, t in _read_raw(mtp_from / "model.safetensors") if is_mtp(n)]
-    T.write_safetensors(dst / "model.safetensors", [*target, *draft], {"format": "pt"})
+    taken: dict[str, T.RawTensor] = {}
+    for folder, wants in reversed(picks):
+        taken.update((n, t) for n, t in _read_raw(folder / "model.safetensors") if wants(n))
+    rows = [(n, taken.pop(n, t)) for n, t in _read_raw(base / "model.safetensors")
+            if n in taken or not (drop and drop(n))]
+    T.write_safetensors(dst / "model.safetensors", [*rows, *taken.items()], {"format": "pt"})
+
+
+def act_order_g_idx(file: Any, tensor: str) -> None:
+    """Rewrite ``tensor`` (a ``g_idx`` of `GROUP`-wide groups) in the single-file checkpoint
+    ``file`` as an activation-order export stores it: columns quantized in reverse order,
+    ``g_idx[i] = (n - 1 - i) // GROUP`` (not the static ``i // GROUP``)."""
+    rows = _read_raw(file)
+    out = []
+    for name, t in rows:
+        if name == tensor:
+            n = t.shape[0]
+            g_idx = ((n - 1 - np.arange(n)) // GROUP).astype("<i4")
+            t = T.RawTensor("I32", (n,), g_idx.tobytes())
+        out.append((name, t))
+    if tensor not in {n for n, _ in rows}:
+        raise ValueError(f"{file}: no tensor {tensor}")
+    T.write_safetensors(file, out, {"format": "pt"})

@@ -257,3 +257,46 @@ def test_plan_flags_a_group_size_the_config_does_not_say() -> None:
                for c in plan.conflicts)
     same = resolve(names, intent_from_configs(None, gptq(group_size=64)), dtypes, shapes=shapes)
     assert same.conflicts == () and same.decision(m).source == "default"  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------ block FP8 under weight_scale
+@pytest.mark.parametrize(("weight", "scale"), [
+    ((256, 512), (2, 4)),  # ModelOpt FP8_PB_WO 2-D: [ceil(out/128), in/128]
+    ((300, 256), (3, 2)),  # a partial last output block
+    ((256, 512), (2, 1, 4, 1)),  # ModelOpt's 4-D grid (modelopt.py:KFp8Block128)
+    ((4, 256, 512), (4, 2, 4)),  # stacked experts
+    ((128, 512), (1, 4)),  # one block of rows, four of columns
+    ((128, 128), (1, 1, 1, 1)),  # ModelOpt's grid of one block
+])
+def test_modelopt_block_fp8_weight_scale_is_block_from_shapes(
+        weight: tuple[int, ...], scale: tuple[int, ...]) -> None:
+    """The old code read ``weight`` F8_E4M3 + ``weight_scale`` as per-tensor FP8 whatever
+    the scale's shape (so a FP8_PB_WO module was planned, and built, per tensor)."""
+    fmt, layout = ev({"weight": ("F8_E4M3", weight), "weight_scale": ("F32", scale)})
+    assert fmt.scheme is Scheme.FP8_BLOCK, fmt  # old code: modelopt-fp8 (per tensor)
+    assert (fmt.value, layout) == ("fp8-block-weight-scale", None)
+
+
+@pytest.mark.parametrize("scale", [(), (1,), (1, 1), (256,), (256, 1)])
+def test_per_tensor_and_per_channel_fp8_scales_stay_fp8(scale: tuple[int, ...]) -> None:
+    fmt, _ = ev({"weight": ("F8_E4M3", (256, 512)), "weight_scale": ("F32", scale),
+                 "input_scale": ("F32", ())})
+    assert fmt is StoredFormat.MODELOPT_FP8 and fmt.scheme is Scheme.FP8
+
+
+def test_block_fp8_under_weight_scale_builds_modelopt_fp8_pb_wo() -> None:
+    spec = formats.vllm_config_for_stored(StoredFormat.FP8_BLOCK_SCALE, None)
+    assert spec is not None and spec.method == "modelopt"
+    assert spec.config["quantization"]["quant_algo"] == "FP8_PB_WO"
+    assert formats.MODELOPT.runtime_scheme("modelopt", {"quant_method": "FP8_PB_WO"}) \
+        is Scheme.FP8_BLOCK
+    assert formats.MODELOPT.runtime_scheme("modelopt", {"quant_method": "FP8"}) is Scheme.FP8
+
+
+def test_quark_runtime_scheme_is_the_global_one_with_per_layer_configs() -> None:
+    """The adapter's copy of a Quark config drops ``layer_quant_config`` (the per-layer
+    schemes get configs of their own), so an MXFP4 global config still builds the MXFP4
+    draft modules; the old code returned None and refused them (UnsupportedSchemeError)."""
+    qc = {"global_quant_config": {"weight": {"dtype": "fp4"}},
+          "layer_quant_config": {"mtp.layers.0.self_attn.*": {"weight": {"dtype": "fp8_e4m3"}}}}
+    assert formats.QUARK.runtime_scheme("quark", {"quant_config": qc}) is Scheme.MXFP4

@@ -140,3 +140,19 @@ def test_profile_rows_of_a_hand_profile() -> None:
     assert f"{L}.self_attn.kv_a_proj_with_mqa" not in rows  # the variant is inactive
     assert rows[f"{L}.mlp.experts"][1][:3] == tuple(
         f"{L}.mlp.experts.0.{p}" for p in ("gate_proj", "up_proj", "down_proj"))
+
+
+def test_no_quant_config_is_recorded_but_keeps_the_kind() -> None:
+    """A non-replicated linear vLLM built with no quant config stays ``linear`` in the
+    learned profile (the plan overrides per-config workarounds such as Qwen's ``mtp.fc``);
+    the flag only tells the conformance test that vLLM passed None. Observations written
+    before the field existed still read."""
+    obs = _ernie_like()
+    flagged = obs.model_copy(update={"layers": tuple(
+        layer.model_copy(update={"no_quant_config": layer.kind is ModuleKind.LINEAR})
+        for layer in obs.layers)})
+    assert mapping_rows(learned_profile(flagged)) == mapping_rows(learned_profile(obs))
+    raw = obs.model_dump(mode="json")
+    for layer in raw["layers"]:
+        del layer["no_quant_config"]
+    assert Observation.model_validate(raw) == obs

@@ -101,7 +101,8 @@ def _without_exclusions(config: Any) -> Any:
       since its ``Linear`` class target never matches a ``ParallelLMHead``
       (``CompressedTensorsConfig.get_quant_method`` builds quantized heads only
       for a matching target).
-    - Quark: exclusions live in the ``quant_config`` dict (``exclude``).
+    - Quark: exclusions live in the ``quant_config`` dict (``exclude``); its per-layer
+      configs (``layer_quant_config``) are dropped too, so the global scheme applies.
     """
     forced = copy.copy(config)
     for attr in ("exclude_modules", "ignore", "ignored_layers", "modules_to_not_convert"):
@@ -114,7 +115,8 @@ def _without_exclusions(config: Any) -> Any:
             tsm.setdefault("re:.*", next(iter(specs.values())))
         forced.target_scheme_map = tsm
     if config.get_name() == "quark" and isinstance(getattr(config, "quant_config", None), dict):
-        forced.quant_config = {**config.quant_config, "exclude": []}
+        # per-layer configs are other schemes: the copy quantizes with the global one
+        forced.quant_config = {**config.quant_config, "exclude": [], "layer_quant_config": {}}
     return forced
 
 
@@ -132,7 +134,7 @@ def _build(scheme: Scheme) -> Any:
     return get_quantization_config(spec.method).from_config(copy.deepcopy(dict(spec.config)))
 
 
-def _build_stored(stored: StoredFormat, layout: IntLayout) -> Any:
+def _build_stored(stored: StoredFormat, layout: IntLayout | None) -> Any:
     """The vLLM config that loads ``stored`` with exactly ``layout``'s bits and group size
     (`core.formats.vllm_config_for_stored`), or None when no format builds one."""
     spec = formats.vllm_config_for_stored(stored, layout)
@@ -161,7 +163,11 @@ def config_for(scheme: Scheme, base: Any, *, stored: StoredFormat | None = None,
             return built
     if base is not None and scheme_of(base) is scheme and base.get_name() != "modelopt_mixed":
         return _without_exclusions(base)
-    built = _build(scheme)
+    # a stored layout the scheme's default config names differently (ModelOpt block FP8
+    # under ``weight_scale``, not ``fp8``'s ``weight_scale_inv``)
+    built = _build_stored(stored, layout) if stored is not None and layout is None else None
+    if built is None:
+        built = _build(scheme)
     if base is not None:
         built.packed_modules_mapping = dict(getattr(base, "packed_modules_mapping", {}) or {})
     return built

@@ -116,14 +116,17 @@ def wrap_load_model(orig: Callable[..., Any],
         st = settings.from_env()
         if st.mode == "off":
             return orig(self, vllm_config, model_config, prefix)
-        profile = None
         if learn:
             profile = _learned(self, vllm_config, model_config, prefix, arch, st,
                                before_draft)
             if profile is None:  # auto mode, could not learn: stand aside (warned)
                 return orig(self, vllm_config, model_config, prefix)
+        else:
+            from vllm_draft_quant.profiles import profile_for_draft
+
+            profile = profile_for_draft(arch)
         return _load_draft(orig, self, vllm_config, model_config, prefix, arch, st, before_draft,
-                           profile)
+                           profile, learned=learn)
 
     return load_model
 
@@ -155,17 +158,19 @@ _WARNED: set[str] = set()
 
 def _load_draft(orig: Callable[..., Any], loader: Any, vllm_config: Any, model_config: Any,
                 prefix: str, arch: str, st: settings.Settings,
-                before_draft: Callable[[], Any], learned: DrafterProfile | None = None) -> Any:
+                before_draft: Callable[[], Any], profile: DrafterProfile, *,
+                learned: bool) -> Any:
+    """Build the drafter from the plan ``profile`` (a hand profile, or one ``learned``
+    from vLLM's code) gives for its checkpoint; the profile is looked up once, by the
+    caller, and the planner plans with it."""
     from vllm_draft_quant.adapter import verify, weights
-    from vllm_draft_quant.profiles import profile_for_draft
 
     log = compat.logger()
     draft_dir = _model_dir(loader, model_config)  # the *draft's* folder, whatever the target's
-    profile = learned or profile_for_draft(arch)
     target_layers = None
     if profile.hidden_layers_from == "target":  # as llama_eagle3 counts
         target_layers = compat.target_num_layers(vllm_config)
-    plan = plan_for(draft_dir, arch, st, target_layers, learned)
+    plan = plan_for(draft_dir, arch, st, target_layers, profile)
     unknown = [m.module for m in plan.modules if m.scheme is Scheme.UNKNOWN]
     if unknown:
         raise UnsupportedSchemeError(

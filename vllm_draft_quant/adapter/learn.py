@@ -168,10 +168,11 @@ def _kinds(model: Any, given_none: dict[str, bool]) -> list[LearnedLayer]:
                                     kind=ModuleKind.FIXED if fixed else ModuleKind.LM_HEAD,
                                     layer_class=cls))
         elif isinstance(module, classes["linear"]):
-            fixed = isinstance(module, classes["replicated"]) and given_none.get(module.prefix)
+            none = bool(given_none.get(module.prefix))
+            fixed = isinstance(module, classes["replicated"]) and none
             out.append(LearnedLayer(path=path, prefix=module.prefix,
                                     kind=ModuleKind.FIXED if fixed else ModuleKind.LINEAR,
-                                    layer_class=cls))
+                                    layer_class=cls, no_quant_config=none))
         elif isinstance(module, torch.nn.Linear):
             out.append(LearnedLayer(path=path, prefix=path, kind=ModuleKind.PLAIN,
                                     layer_class=cls))

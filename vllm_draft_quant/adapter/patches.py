@@ -66,11 +66,15 @@ P5 the drafter's ``load_weights`` (instance attribute, ``adapter/weights.py``)
          the checkpoint stores FP8/NVFP4: MiMo's ``input_proj``, NextN ``eh_proj``):
          its stored tensors are held back until complete and passed on as one
          dequantized ``weight`` (``adapter/dequant.py``), so the drafter never sees
-         the scales it has no parameter for.
+         the scales it has no parameter for. A GPTQ ``g_idx`` of a draft module
+         (no GPTQ method of vLLM 0.33 has that parameter; GLM's and DeepSeek's MTP
+         ``load_weights`` raise ``KeyError ...w2_g_idx`` on it) is dropped when it is
+         ``i // group`` and is one ``DraftLoadError`` naming it otherwise.
    upstream: glm4_moe_mtp.py ``if name == "lm_head.weight"`` rename;
          step3p5_mtp.py ``optional_params`` (numel()==1 KV scales only).
    remove when: GLM's drafter prefers the NextN head, Step-3.5's check knows
-         KV-cache placeholders, plain input projections carry a quant method (then drop ``also_fed_by`` / ``checks_completeness``
+         KV-cache placeholders, plain input projections carry a quant method, GLM's and
+         DeepSeek's MTP loaders apply ``get_checkpoint_weight_mapper`` (then drop ``also_fed_by`` / ``checks_completeness``
          from the profiles).
 """
 

@@ -29,6 +29,19 @@ Two drafters' own ``load_weights`` defeat the precision the plan chose:
   its scales are not passed on (stock vLLM fails on the first one: "There is no
   module or parameter named '...input_scale'").
 
+- **GPTQ ``g_idx`` of draft modules** (issue 14): vLLM 0.33's GPTQ linear and MoE
+  methods (``auto_gptq.py:AutoGPTQLinearMethod``/``AutoGPTQMoEMethod``,
+  ``moe_wna16.py:MoeWNA16Method``) register no ``g_idx``; drafters loading through
+  ``AutoWeightsLoader`` drop every ``.g_idx`` unread
+  (``base_config.py:QuantizationConfig.get_checkpoint_weight_mapper``), but GLM's and
+  DeepSeek's MTP ``load_weights`` index ``params_dict`` with it (experts through
+  ``fused_moe_make_expert_params_mapping``: ``KeyError ...w2_g_idx``). When the built
+  drafter has no ``g_idx`` parameter, a draft module's ``g_idx`` is dropped from the
+  stream if it is provably trivial (``g_idx[i] == i // group``, group from the stored
+  shapes: static groups, ``desc_act: false``, or one group per channel) and is one
+  `DraftLoadError` naming the tensor otherwise (an activation order no kernel of this
+  vLLM applies; vLLM's own mapper would drop it silently).
+
 All act on the model *instance* (an instance attribute shadows
 ``model.load_weights`` for the duration of the load and is deleted afterwards);
 nothing in vLLM's classes or modules changes.
@@ -46,7 +59,8 @@ from vllm_draft_quant.core.plan import ModuleDecision, Plan
 from vllm_draft_quant.errors import DraftLoadError, MissingDraftWeightsError
 from vllm_draft_quant.profiles import DrafterProfile
 
-__all__ = ["dequantized_modules", "shadowed_modules", "weight_stream"]
+__all__ = ["dequantized_modules", "g_idx_tensors", "shadowed_modules", "trivial_g_idx",
+           "weight_stream"]
 
 _KV_PLACEHOLDERS = (
     "q_scale",
@@ -84,6 +98,53 @@ def dequantized_modules(plan: Plan) -> dict[str, ModuleDecision]:
     """Checkpoint module -> its decision, for every module the plan dequantizes at load."""
     return {module_of(t): d for d in plan.modules if d.source == "dequantize"
             for t in d.checkpoint_tensors}
+
+
+def g_idx_tensors(plan: Plan) -> dict[str, ModuleDecision]:
+    """Checkpoint ``g_idx`` tensor -> its module's decision, for draft modules the plan
+    builds from a packed-integer layout read from the shapes."""
+    return {t: d for d in plan.modules if d.layout is not None
+            for t in d.checkpoint_tensors if t.endswith(".g_idx")}
+
+
+def trivial_g_idx(g_idx: Any, group_size: int | None) -> bool:
+    """Whether a GPTQ ``g_idx`` maps input column ``i`` to group ``i // group_size`` (-1:
+    one group per output channel), i.e. says nothing the group size does not."""
+    import torch
+
+    n = int(g_idx.numel())
+    if g_idx.dim() != 1 or n == 0 or group_size is None or group_size == 0:
+        return False
+    group = n if group_size == -1 else group_size
+    expected = torch.arange(n, dtype=torch.int64, device=g_idx.device) // group
+    return bool(torch.equal(g_idx.to(torch.int64), expected))
+
+
+class _GIdx:
+    """Drops the trivial ``g_idx`` of draft modules the built drafter has no parameter
+    for; a non-trivial one is one `DraftLoadError` naming it."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.tensors = g_idx_tensors(plan)
+
+    def arm(self, model: Any) -> None:
+        if any(n.endswith("g_idx") for n, _ in model.named_parameters()):
+            self.tensors = {}  # a vLLM whose methods take g_idx: pass it on
+
+    def take(self, name: str, tensor: Any) -> bool:
+        """True when ``name`` is a trivial draft ``g_idx`` (consumed, not passed on)."""
+        d = self.tensors.get(name)
+        if d is None:
+            return False
+        group = d.layout.group_size if d.layout is not None else None
+        if not trivial_g_idx(tensor, group):
+            raise DraftLoadError(
+                f"{self.plan.drafter}: {name} is not the static order of group size {group} "
+                f"(g_idx[i] != i // {group}): an activation order (GPTQ desc_act) that "
+                "vLLM's GPTQ kernels on this version cannot apply, so the module would load "
+                "wrong; re-export the draft layers with desc_act false (static groups).")
+        return True
 
 
 class _Dequantizer:
@@ -149,8 +210,10 @@ def weight_stream(model: Any, profile: DrafterProfile, plan: Plan,
     drop = shadowed_modules(profile, plan)
     check = profile.checks_completeness
     deq = _Dequantizer(plan, block)
+    gidx = _GIdx(plan)
+    gidx.arm(model)
     dropped: list[str] = []
-    if not drop and not check and not deq.modules:
+    if not drop and not check and not deq.modules and not gidx.tensors:
         yield dropped
         return
     original = model.load_weights
@@ -160,6 +223,8 @@ def weight_stream(model: Any, profile: DrafterProfile, plan: Plan,
             if module_of(name) in drop:
                 dropped.append(name)
                 continue
+            if gidx.take(name, tensor):
+                continue
             consumed, instead = deq.take(name, tensor)
             if instead is not None:
                 yield instead
@@ -168,7 +233,7 @@ def weight_stream(model: Any, profile: DrafterProfile, plan: Plan,
         deq.finish()
 
     def load_weights(weights: Iterable[tuple[str, Any]]) -> Any:
-        stream = filtered(weights) if (drop or deq.modules) else weights
+        stream = filtered(weights) if (drop or deq.modules or gidx.tensors) else weights
         if not check:
             return original(stream)
         with compat.mtp_completeness_check_disabled():

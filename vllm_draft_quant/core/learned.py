@@ -69,6 +69,10 @@ class LearnedLayer(_Frozen):
     prefix: str  # the prefix vLLM resolved its quant method with (plain layers: the path)
     kind: ModuleKind
     layer_class: str = ""
+    #: the drafter built it with ``quant_config=None`` (recorded for every linear; a
+    #: non-replicated one stays ``linear``: the dry run cannot tell a layer vLLM never
+    #: quantizes from a per-config workaround such as Qwen's ``mtp.fc``)
+    no_quant_config: bool = False
 
 
 class Feed(_Frozen):

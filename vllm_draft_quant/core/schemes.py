@@ -42,6 +42,9 @@ class StoredFormat(str, enum.Enum):
     MODELOPT_NVFP4 = "modelopt-nvfp4"
     MODELOPT_FP8 = "modelopt-fp8"  # also compressed-tensors float-quantized
     FP8_BLOCK = "fp8-block"  # weight_scale_inv (DeepSeek native)
+    #: weight F8_E4M3 + weight_scale per block, [out/b, in/b] or ModelOpt's [out/b, 1, in/b, 1]
+    #: (ModelOpt FP8_PB_WO, compressed-tensors ``block`` strategy)
+    FP8_BLOCK_SCALE = "fp8-block-weight-scale"
     CT_NVFP4 = "compressed-tensors-nvfp4"
     MXFP4 = "mxfp4"  # Quark, compressed-tensors mxfp4-pack-quantized
     INT4 = "int4"  # GPTQ / AWQ layout not told apart (dtypes only, no shapes)
@@ -69,6 +72,7 @@ _FORMAT_TO_SCHEME = {
     StoredFormat.CT_NVFP4: Scheme.NVFP4,
     StoredFormat.MODELOPT_FP8: Scheme.FP8,
     StoredFormat.FP8_BLOCK: Scheme.FP8_BLOCK,
+    StoredFormat.FP8_BLOCK_SCALE: Scheme.FP8_BLOCK,
     StoredFormat.MXFP4: Scheme.MXFP4,
     StoredFormat.INT4: Scheme.INT4,
     StoredFormat.GPTQ_INT4: Scheme.INT4,

@@ -14,10 +14,14 @@ from vllm_draft_quant.core.schemes import ModuleKind, Scheme
 __all__ = [
     "MODELOPT_FP4_FC_UNQUANTIZED",
     "attention",
+    "deepseek_moe",
+    "deepseek_nextn_layer",
+    "dense_block",
     "dsa_indexer",
     "gated_mlp",
     "mla_attention",
     "nextn_head",
+    "qwen_mtp_globals",
     "qwen_sparse_moe",
     "routed_experts",
 ]
@@ -73,6 +77,12 @@ def gated_mlp(checkpoint: str, runtime: str | None = None) -> tuple[ModuleSpec, 
     )
 
 
+def dense_block() -> tuple[ModuleSpec, ...]:
+    """A dense decoder block (Llama / Qwen2 / Qwen3 style): `attention` then a gated
+    ``mlp`` (MiMo, MiMo-V2, dense Qwen3.5, EAGLE3-Llama)."""
+    return (*attention(), *gated_mlp("mlp"))
+
+
 def routed_experts(block: str = "mlp") -> tuple[ModuleSpec, ...]:
     """The router (a vLLM layer built without a quant config) and per-expert tensors
     ``{block}.experts.{e}.*`` loaded through ``fused_moe_make_expert_params_mapping``."""
@@ -82,6 +92,20 @@ def routed_experts(block: str = "mlp") -> tuple[ModuleSpec, ...]:
                    tuple(f"{block}.experts.{{e}}.{p}" for p in ("gate_proj", "up_proj", "down_proj")),
                    ModuleKind.EXPERTS, group="mlp"),
     )
+
+
+def deepseek_moe() -> tuple[ModuleSpec, ...]:
+    """DeepSeek-V3's MLP slot (``DeepseekV2MoE`` or, in the first dense layers, a dense
+    ``DeepseekV2MLP``): router, routed experts, ``mlp.shared_experts``, and the dense
+    ``mlp`` (only the modules a checkpoint stores are planned)."""
+    return (*routed_experts("mlp"), *gated_mlp("mlp.shared_experts"), *gated_mlp("mlp"))
+
+
+def deepseek_nextn_layer(*, indexer: bool = False) -> tuple[ModuleSpec, ...]:
+    """A DeepSeek-style NextN layer (DeepSeek-V3, GLM-4.7-Flash, and with the DSA
+    ``indexer`` GLM-5 / DeepSeek-V3.2): MLA, `deepseek_moe`, `nextn_head`."""
+    return (*mla_attention(), *(dsa_indexer() if indexer else ()), *deepseek_moe(),
+            *nextn_head())
 
 
 def qwen_sparse_moe() -> tuple[ModuleSpec, ...]:
@@ -103,6 +127,16 @@ def nextn_head(also_fed_by: tuple[str, ...] = ()) -> tuple[ModuleSpec, ...]:
         ModuleSpec("head", ("shared_head.head",), ModuleKind.LM_HEAD, group="head",
                    also_fed_by=also_fed_by),
         ModuleSpec("eh_proj", ("eh_proj",), ModuleKind.PLAIN, group="head"),
+    )
+
+
+def qwen_mtp_globals(lm_head: ModuleKind = ModuleKind.LM_HEAD) -> tuple[ModuleSpec, ...]:
+    """The modules of a Qwen MTP drafter outside its layers: ``mtp.fc`` and the drafter's
+    own ``lm_head`` (``lm_head=ModuleKind.FIXED`` where the drafter builds it without a
+    quant config, as Qwen3-Next)."""
+    return (
+        ModuleSpec("mtp.fc", ("mtp.fc",), group="head"),
+        ModuleSpec("lm_head", ("lm_head",), lm_head, group="head"),
     )
 
 

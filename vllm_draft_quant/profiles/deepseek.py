@@ -14,12 +14,7 @@ targets get another drafter, ``DeepseekV32MTPModel`` (``deepseek_v32.py``).
 from __future__ import annotations
 
 from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, StockBehaviour
-from vllm_draft_quant.profiles._fragments import (
-    gated_mlp,
-    mla_attention,
-    nextn_head,
-    routed_experts,
-)
+from vllm_draft_quant.profiles._fragments import deepseek_nextn_layer
 
 __all__ = ["DEEPSEEK_MTP", "PROFILES"]
 
@@ -27,13 +22,7 @@ DEEPSEEK_MTP = DrafterProfile(
     architecture="DeepSeekMTPModel",
     target_architectures=("DeepseekV3ForCausalLM",),
     root=LayerRoot(checkpoint="model.layers.{n}", runtime="model.layers.{n}", index="global"),
-    modules=(
-        *mla_attention(),
-        *routed_experts("mlp"),
-        *gated_mlp("mlp.shared_experts"),
-        *gated_mlp("mlp"),
-        *nextn_head(),
-    ),
+    modules=deepseek_nextn_layer(),
     families=("DeepSeek-V3", "DeepSeek-R1", "DeepSeek-V3.1", "Kimi-K2"),
     # DeepSeekMultiTokenPredictorLayer.__init__ builds with vllm_config.quant_config, the
     # target's object. DeepSeekMTP has no packed_modules_mapping of its own, so the

@@ -23,13 +23,7 @@ and ``wk`` + ``weights_proj`` fused into ``wk_weights_proj`` (built unquantized)
 from __future__ import annotations
 
 from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, StockBehaviour
-from vllm_draft_quant.profiles._fragments import (
-    dsa_indexer,
-    gated_mlp,
-    mla_attention,
-    nextn_head,
-    routed_experts,
-)
+from vllm_draft_quant.profiles._fragments import deepseek_nextn_layer
 
 __all__ = ["DEEPSEEK_V32_MTP", "PROFILES"]
 
@@ -37,14 +31,7 @@ DEEPSEEK_V32_MTP = DrafterProfile(
     architecture="DeepseekV32MTPModel",
     target_architectures=("DeepseekV32ForCausalLM", "GlmMoeDsaForCausalLM"),
     root=LayerRoot(checkpoint="model.layers.{n}", runtime="model.layers.{n}", index="global"),
-    modules=(
-        *mla_attention(),
-        *dsa_indexer(),
-        *routed_experts("mlp"),
-        *gated_mlp("mlp.shared_experts"),
-        *gated_mlp("mlp"),
-        *nextn_head(),
-    ),
+    modules=deepseek_nextn_layer(indexer=True),
     families=("GLM-5", "GLM-5.1", "GLM-5.2", "DeepSeek-V3.2", "DeepSeek-V3.2-Exp"),
     # DeepseekV32MultiTokenPredictorLayer.__init__ / DeepseekV32DecoderLayer.__init__
     # build with vllm_config.quant_config, the target's object; DeepseekV32MTP has no

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, ModuleSpec, StockBehaviour
 from vllm_draft_quant.core.schemes import ModuleKind
-from vllm_draft_quant.profiles._fragments import attention, gated_mlp
+from vllm_draft_quant.profiles._fragments import dense_block
 
 __all__ = ["EAGLE3_LLAMA", "PROFILES"]
 
@@ -25,7 +25,7 @@ EAGLE3_LLAMA = DrafterProfile(
     target_architectures=(),
     root=LayerRoot(checkpoint="layers.{n}", runtime="model.layers.{n}",
                    index="local", runtime_index="global"),
-    modules=(*attention(), *gated_mlp("mlp")),
+    modules=dense_block(),
     globals=(
         ModuleSpec("model.fc", ("fc",), group="head"),
         ModuleSpec("lm_head", ("lm_head",), ModuleKind.LM_HEAD, group="head"),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, ModuleSpec, StockBehaviour
 from vllm_draft_quant.core.schemes import ModuleKind
-from vllm_draft_quant.profiles._fragments import gated_mlp, mla_attention, routed_experts
+from vllm_draft_quant.profiles._fragments import deepseek_moe, mla_attention
 
 __all__ = ["EAGLE_DEEPSEEK_MTP", "PROFILES"]
 
@@ -27,12 +27,7 @@ EAGLE_DEEPSEEK_MTP = DrafterProfile(
     target_architectures=(),
     root=LayerRoot(checkpoint="layers.{n}", runtime="model.layers.{n}",
                    index="local", runtime_index="global"),
-    modules=(
-        *mla_attention(),
-        *routed_experts("mlp"),
-        *gated_mlp("mlp.shared_experts"),
-        *gated_mlp("mlp"),
-    ),
+    modules=(*mla_attention(), *deepseek_moe()),
     globals=(
         ModuleSpec("model.fc", ("fc",), ModuleKind.PLAIN, group="head"),
         ModuleSpec("lm_head", ("lm_head",), ModuleKind.LM_HEAD, group="head"),

@@ -16,7 +16,7 @@ parameter (``also_fed_by``; stock vLLM keeps whichever it reads last).
 from __future__ import annotations
 
 from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, StockBehaviour
-from vllm_draft_quant.profiles._fragments import attention, gated_mlp, nextn_head, routed_experts
+from vllm_draft_quant.profiles._fragments import attention, deepseek_moe, nextn_head
 
 __all__ = ["GLM4_MOE_MTP", "PROFILES"]
 
@@ -26,9 +26,7 @@ GLM4_MOE_MTP = DrafterProfile(
     root=LayerRoot(checkpoint="model.layers.{n}", runtime="model.layers.{n}", index="global"),
     modules=(
         *attention(),
-        *routed_experts("mlp"),
-        *gated_mlp("mlp.shared_experts"),
-        *gated_mlp("mlp"),
+        *deepseek_moe(),  # GLM's MoE block is DeepSeek-V3's
         *nextn_head(also_fed_by=("lm_head",)),
     ),
     families=("GLM-4.5", "GLM-4.5-Air", "GLM-4.6", "GLM-4.7"),

@@ -18,12 +18,7 @@ plain ``torch.nn.Linear``. Unlike ``Glm4MoeMTP`` its ``load_weights`` does not r
 from __future__ import annotations
 
 from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, StockBehaviour
-from vllm_draft_quant.profiles._fragments import (
-    gated_mlp,
-    mla_attention,
-    nextn_head,
-    routed_experts,
-)
+from vllm_draft_quant.profiles._fragments import deepseek_nextn_layer
 
 __all__ = ["GLM4_MOE_LITE_MTP", "PROFILES"]
 
@@ -31,13 +26,7 @@ GLM4_MOE_LITE_MTP = DrafterProfile(
     architecture="Glm4MoeLiteMTPModel",
     target_architectures=("Glm4MoeLiteForCausalLM",),
     root=LayerRoot(checkpoint="model.layers.{n}", runtime="model.layers.{n}", index="global"),
-    modules=(
-        *mla_attention(),
-        *routed_experts("mlp"),
-        *gated_mlp("mlp.shared_experts"),
-        *gated_mlp("mlp"),
-        *nextn_head(),
-    ),
+    modules=deepseek_nextn_layer(),
     families=("GLM-4.7-Flash",),
     # Glm4MoeLiteMultiTokenPredictorLayer.__init__ builds with vllm_config.quant_config
     # (the target's object); Glm4MoeLiteMTP has no packed_modules_mapping, so the

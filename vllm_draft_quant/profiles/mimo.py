@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, ModuleSpec, StockBehaviour
 from vllm_draft_quant.core.schemes import ModuleKind
-from vllm_draft_quant.profiles._fragments import attention, gated_mlp
+from vllm_draft_quant.profiles._fragments import dense_block
 
 __all__ = ["MIMO_MTP", "PROFILES"]
 
@@ -24,8 +24,7 @@ MIMO_MTP = DrafterProfile(
     root=LayerRoot(checkpoint="model.mtp_layers.{n}", runtime="model.layers.{n}",
                    index="local", runtime_index="global"),
     modules=(
-        *attention(),
-        *gated_mlp("mlp"),
+        *dense_block(),
         ModuleSpec("input_proj", ("input_proj",), ModuleKind.PLAIN, group="head"),
     ),
     globals=(ModuleSpec("lm_head", ("lm_head",), ModuleKind.FIXED, group="head"),),

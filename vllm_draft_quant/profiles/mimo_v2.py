@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, ModuleSpec, StockBehaviour
 from vllm_draft_quant.core.schemes import ModuleKind
-from vllm_draft_quant.profiles._fragments import attention, gated_mlp
+from vllm_draft_quant.profiles._fragments import dense_block
 
 __all__ = ["MIMO_V2_MTP", "PROFILES"]
 
@@ -31,8 +31,7 @@ MIMO_V2_MTP = DrafterProfile(
     root=LayerRoot(checkpoint="model.mtp.layers.{n}", runtime="model.mtp.layers.{n}",
                    index="local"),
     modules=(
-        *attention(),
-        *gated_mlp("mlp"),
+        *dense_block(),
         ModuleSpec("eh_proj", ("eh_proj",), ModuleKind.FIXED, group="head"),
     ),
     globals=(ModuleSpec("lm_head", ("lm_head",), ModuleKind.FIXED, group="head"),),

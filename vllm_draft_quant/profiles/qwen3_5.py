@@ -14,12 +14,11 @@ ParallelLMHead built with the quant config.
 
 from __future__ import annotations
 
-from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, ModuleSpec, StockBehaviour
-from vllm_draft_quant.core.schemes import ModuleKind
+from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, StockBehaviour
 from vllm_draft_quant.profiles._fragments import (
     MODELOPT_FP4_FC_UNQUANTIZED,
-    attention,
-    gated_mlp,
+    dense_block,
+    qwen_mtp_globals,
 )
 
 __all__ = ["PROFILES", "QWEN3_5_MTP"]
@@ -28,11 +27,8 @@ QWEN3_5_MTP = DrafterProfile(
     architecture="Qwen3_5MTP",
     target_architectures=("Qwen3_5ForCausalLM", "Qwen3_5ForConditionalGeneration"),
     root=LayerRoot(checkpoint="mtp.layers.{n}", runtime="mtp.layers.{n}", index="local"),
-    modules=(*attention(), *gated_mlp("mlp")),
-    globals=(
-        ModuleSpec("mtp.fc", ("mtp.fc",), group="head"),
-        ModuleSpec("lm_head", ("lm_head",), ModuleKind.LM_HEAD, group="head"),
-    ),
+    modules=dense_block(),
+    globals=qwen_mtp_globals(),
     num_layers_keys=("mtp_num_hidden_layers",),
     families=("Qwen3.5", "Qwen3.6", "Qwen3.5-VL"),
     # Same construction as Qwen3_5MoeMTP (one __init__): the target's config object,

@@ -13,11 +13,11 @@ the embedding are read) and its text config sits under ``text_config``.
 
 from __future__ import annotations
 
-from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, ModuleSpec, StockBehaviour
-from vllm_draft_quant.core.schemes import ModuleKind
+from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, StockBehaviour
 from vllm_draft_quant.profiles._fragments import (
     MODELOPT_FP4_FC_UNQUANTIZED,
     attention,
+    qwen_mtp_globals,
     qwen_sparse_moe,
 )
 
@@ -28,10 +28,7 @@ QWEN3_5_MOE_MTP = DrafterProfile(
     target_architectures=("Qwen3_5MoeForCausalLM", "Qwen3_5MoeForConditionalGeneration"),
     root=LayerRoot(checkpoint="mtp.layers.{n}", runtime="mtp.layers.{n}", index="local"),
     modules=(*attention(), *qwen_sparse_moe()),
-    globals=(
-        ModuleSpec("mtp.fc", ("mtp.fc",), group="head"),
-        ModuleSpec("lm_head", ("lm_head",), ModuleKind.LM_HEAD, group="head"),
-    ),
+    globals=qwen_mtp_globals(),
     num_layers_keys=("mtp_num_hidden_layers",),
     families=("Qwen3.5-MoE", "Qwen3.5-VL-MoE"),
     # Qwen3_5MultiTokenPredictor.__init__ builds with vllm_config.quant_config, the

@@ -9,12 +9,12 @@ ParallelLMHead (built without a quant config) loading the target's ``lm_head.wei
 
 from __future__ import annotations
 
-from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, ModuleSpec, StockBehaviour
+from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, StockBehaviour
 from vllm_draft_quant.core.schemes import ModuleKind
 from vllm_draft_quant.profiles._fragments import (
     MODELOPT_FP4_FC_UNQUANTIZED,
-    attention,
-    gated_mlp,
+    dense_block,
+    qwen_mtp_globals,
     qwen_sparse_moe,
 )
 
@@ -24,11 +24,8 @@ QWEN3_NEXT_MTP = DrafterProfile(
     architecture="Qwen3NextMTP",
     target_architectures=("Qwen3NextForCausalLM",),
     root=LayerRoot(checkpoint="mtp.layers.{n}", runtime="mtp.layers.{n}", index="local"),
-    modules=(*attention(), *gated_mlp("mlp"), *qwen_sparse_moe()),
-    globals=(
-        ModuleSpec("mtp.fc", ("mtp.fc",), group="head"),
-        ModuleSpec("lm_head", ("lm_head",), ModuleKind.FIXED, group="head"),
-    ),
+    modules=(*dense_block(), *qwen_sparse_moe()),
+    globals=qwen_mtp_globals(lm_head=ModuleKind.FIXED),  # its lm_head: no quant config
     num_layers_keys=("num_nextn_predict_layers", "mtp_num_hidden_layers"),
     families=("Qwen3-Next",),
     # The drafter builds with vllm_config.quant_config, the target's object; its own

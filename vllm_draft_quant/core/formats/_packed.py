@@ -15,14 +15,23 @@ AWQ                qweight [in, out*b/32]       scales [in/g,     qweight / qzer
 compressed-tensors weight_packed [out, in*b/32] weight_scale      weight_zero_point
 (pack-quantized)                                [out, in/g]       [out*b/32, in/g] if asym
 =================  ===========================  ================  =======================
+
+The GPTQ and AWQ format modules are built from the same three pieces here:
+`shapes_classifier` (a reader above -> ``classify_shapes``), `stored_builder` (the vLLM
+config for exactly that layout -> ``builds_stored``) and `bits_runtime_scheme` (a vLLM
+config's ``weight_bits`` -> ``runtime_scheme``).
 """
 
 from __future__ import annotations
 
-from vllm_draft_quant.core.formats.base import Params, Shapes
-from vllm_draft_quant.core.schemes import IntLayout
+from collections.abc import Callable, Mapping
+from typing import Any
 
-__all__ = ["INT_DTYPES", "awq_layout", "ct_layout", "gptq_layout"]
+from vllm_draft_quant.core.formats.base import Params, Shapes, VllmConfigSpec
+from vllm_draft_quant.core.schemes import IntLayout, Scheme, StoredFormat
+
+__all__ = ["INT_DTYPES", "awq_layout", "bits_runtime_scheme", "bits_scheme", "ct_layout",
+           "gptq_layout", "shapes_classifier", "stored_builder"]
 
 INT_DTYPES = frozenset({"I32", "U32"})
 _BITS = (2, 4, 8)
@@ -92,3 +101,40 @@ def ct_layout(p: Params, shapes: Shapes) -> IntLayout | None:
         return None
     group = _group(wp[1] * 32 // bits, sc[1])
     return None if group is None else IntLayout(bits, group, zp is not None)
+
+
+# ------------------------------------------------------------------ format pieces
+def bits_scheme(bits: object) -> Scheme:
+    """The scheme of a packed-integer layout with ``bits`` (only 4-bit has one)."""
+    return Scheme.INT4 if bits == 4 else Scheme.UNKNOWN
+
+
+def bits_runtime_scheme(name: str, attrs: Mapping[str, Any]) -> Scheme | None:
+    """``runtime_scheme`` of a vLLM config whose ``weight_bits`` says the scheme."""
+    return bits_scheme(attrs.get("weight_bits"))
+
+
+def shapes_classifier(stored: StoredFormat, reader: Callable[[Params, Shapes], IntLayout | None]
+                      ) -> Callable[[Params, Shapes], tuple[StoredFormat, IntLayout | None] | None]:
+    """``classify_shapes`` of a format whose layout ``reader`` reads: ``stored`` with the
+    layout, None when the shapes do not fit."""
+
+    def classify_shapes(p: Params, shapes: Shapes) -> tuple[StoredFormat, IntLayout | None] | None:
+        layout = reader(p, shapes)
+        return None if layout is None else (stored, layout)
+
+    return classify_shapes
+
+
+def stored_builder(stored: StoredFormat, method: str,
+                   config: Callable[[IntLayout], dict[str, Any]]
+                   ) -> Callable[[StoredFormat, IntLayout | None], VllmConfigSpec | None]:
+    """``builds_stored`` of a format: the vLLM config ``method`` with ``config(layout)`` for a
+    module stored as ``stored`` whose bits the shapes gave, None for anything else."""
+
+    def builds_stored(s: StoredFormat, layout: IntLayout | None) -> VllmConfigSpec | None:
+        if s is not stored or layout is None or layout.bits is None:
+            return None
+        return VllmConfigSpec(method, config(layout))
+
+    return builds_stored

@@ -28,7 +28,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from vllm_draft_quant.core.formats.base import ConfigReading, QuantFormat, TargetGroup
+from vllm_draft_quant.core.formats.base import (
+    ConfigReading,
+    QuantFormat,
+    TargetGroup,
+    ordered_groups,
+)
 from vllm_draft_quant.core.formats.gptq import bits_scheme, group_of
 from vllm_draft_quant.core.rules import Rule, RuleSet, make_rules
 from vllm_draft_quant.core.schemes import Scheme
@@ -89,11 +94,9 @@ def _parse(q: Mapping[str, Any], origin: str) -> ConfigReading:
         alts = "|".join(re.escape(b) for b in blocks)
         excl += make_rules([f"-:{guard}(?!(?:{alts}))"], grammar="gptq",
                            origin=f"{origin}.block_name_to_quantize")
-    groups: tuple[TargetGroup, ...] = ()
-    if listed:
-        groups = (*listed, TargetGroup(scheme, RuleSet(make_rules(
-            ["+:.*"], grammar="gptq", origin=f"{origin} (every other module)")), "default",
-            group_of(q.get("group_size"))))
+    groups = ordered_groups(listed, scheme, everything="+:.*", grammar="gptq",
+                            origin=f"{origin} (every other module)", name="default",
+                            group_size=group_of(q.get("group_size")))
     heads = any(r.matches("lm_head") or r.matches("model.layers.0.shared_head.head")
                 for g in listed for r in g.targets.rules)
     return ConfigReading(scheme, RuleSet(excl), groups, quantizes_lm_heads=heads,

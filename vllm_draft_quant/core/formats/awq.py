@@ -20,18 +20,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vllm_draft_quant.core.formats._packed import awq_layout
-from vllm_draft_quant.core.formats.base import (
-    ConfigReading,
-    Params,
-    QuantFormat,
-    Shapes,
-    VllmConfigSpec,
+from vllm_draft_quant.core.formats._packed import (
+    awq_layout,
+    bits_runtime_scheme,
+    bits_scheme,
+    shapes_classifier,
+    stored_builder,
 )
-from vllm_draft_quant.core.formats.gptq import bits_scheme, group_of
+from vllm_draft_quant.core.formats.base import ConfigReading, QuantFormat
+from vllm_draft_quant.core.formats.gptq import group_of
 from vllm_draft_quant.core.formats.transformers_style import not_converted
 from vllm_draft_quant.core.rules import RuleSet
-from vllm_draft_quant.core.schemes import IntLayout, Scheme, StoredFormat
+from vllm_draft_quant.core.schemes import StoredFormat
 
 __all__ = ["FORMAT"]
 
@@ -43,30 +43,15 @@ def _parse(q: Mapping[str, Any], origin: str) -> ConfigReading:
                          group_size=group_of(q.get("group_size", q.get("q_group_size"))))
 
 
-def _classify_shapes(p: Params, shapes: Shapes) -> tuple[StoredFormat, IntLayout | None] | None:
-    layout = awq_layout(p, shapes)
-    return None if layout is None else (StoredFormat.AWQ_INT4, layout)
-
-
-def _builds_stored(stored: StoredFormat, layout: IntLayout | None) -> VllmConfigSpec | None:
-    if stored is not StoredFormat.AWQ_INT4 or layout is None or layout.bits is None:
-        return None
-    return VllmConfigSpec("awq", {
-        "quant_method": "awq", "bits": layout.bits, "group_size": layout.group_size,
-        "zero_point": True, "lm_head": True, "modules_to_not_convert": None})
-
-
-def _runtime_scheme(name: str, attrs: Mapping[str, Any]) -> Scheme | None:
-    return bits_scheme(attrs.get("weight_bits"))
-
-
 FORMAT = QuantFormat(
     name="awq",
     parse=_parse,
-    classify_shapes=_classify_shapes,
+    classify_shapes=shapes_classifier(StoredFormat.AWQ_INT4, awq_layout),
     quantizes_lm_heads=False,
-    builds_stored=_builds_stored,
+    builds_stored=stored_builder(StoredFormat.AWQ_INT4, "awq", lambda layout: {
+        "quant_method": "awq", "bits": layout.bits, "group_size": layout.group_size,
+        "zero_point": True, "lm_head": True, "modules_to_not_convert": None}),
     vllm_names=("auto_awq",),
     runtime_attrs=("weight_bits", "group_size"),
-    runtime_scheme=_runtime_scheme,
+    runtime_scheme=bits_runtime_scheme,
 )

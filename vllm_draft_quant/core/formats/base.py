@@ -22,11 +22,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from vllm_draft_quant.core.rules import Grammar, RuleSet
+from vllm_draft_quant.core.rules import Grammar, RuleSet, make_rules
 from vllm_draft_quant.core.schemes import IntLayout, Scheme, StoredFormat
 
 __all__ = ["E8M0_DTYPES", "FP8_DTYPES", "ConfigReading", "Params", "Producer", "QuantFormat",
-           "Shapes", "TargetGroup", "VllmConfigSpec"]
+           "Shapes", "TargetGroup", "VllmConfigSpec", "ordered_groups", "rule_group"]
 
 #: the registry's format names; a ``quant_method`` no format reads is ``other``
 Producer = Literal["modelopt", "compressed-tensors", "quark", "fp8", "gptq", "awq", "auto-round",
@@ -49,6 +49,26 @@ class TargetGroup:
     targets: RuleSet
     name: str
     group_size: int | None = None  # packed integers: the group size it says (-1: channel)
+
+
+def rule_group(scheme: Scheme, patterns: list[str], *, grammar: Grammar, origin: str, name: str,
+               group_size: int | None = None) -> TargetGroup:
+    """One target group: the modules ``patterns`` (in ``grammar``) match get ``scheme``."""
+    return TargetGroup(scheme, RuleSet(make_rules(patterns, grammar=grammar, origin=origin)), name,
+                       group_size)
+
+
+def ordered_groups(listed: list[TargetGroup] | tuple[TargetGroup, ...], default: Scheme, *,
+                   everything: str, grammar: Grammar, origin: str, name: str,
+                   group_size: int | None = None) -> tuple[TargetGroup, ...]:
+    """Per-module overrides a config lists in its own order (the first that matches
+    decides), then every other module with the config's defaults (``everything``: the
+    grammar's match-all pattern); none when it lists none. What GPTQ ``dynamic``, AutoRound
+    ``extra_config`` and Quark ``layer_quant_config`` read into."""
+    if not listed:
+        return ()
+    return (*listed, rule_group(default, [everything], grammar=grammar, origin=origin, name=name,
+                                group_size=group_size))
 
 
 @dataclass(frozen=True)

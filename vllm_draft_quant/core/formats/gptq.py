@@ -41,26 +41,28 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from vllm_draft_quant.core.formats._packed import INT_DTYPES, gptq_layout
+from vllm_draft_quant.core.formats._packed import (
+    INT_DTYPES,
+    bits_runtime_scheme,
+    bits_scheme,
+    gptq_layout,
+    shapes_classifier,
+    stored_builder,
+)
 from vllm_draft_quant.core.formats.base import (
     ConfigReading,
     Params,
     QuantFormat,
-    Shapes,
     TargetGroup,
-    VllmConfigSpec,
+    ordered_groups,
+    rule_group,
 )
 from vllm_draft_quant.core.formats.transformers_style import not_converted
 from vllm_draft_quant.core.rules import Rule, RuleSet, make_rules
-from vllm_draft_quant.core.schemes import IntLayout, Scheme, StoredFormat
+from vllm_draft_quant.core.schemes import Scheme, StoredFormat
 from vllm_draft_quant.errors import ConfigError
 
 __all__ = ["FORMAT", "bits_scheme", "dynamic_rules", "flatten", "group_of"]
-
-
-def bits_scheme(bits: object) -> Scheme:
-    """The scheme of a packed-integer layout with ``bits`` (only 4-bit has one)."""
-    return Scheme.INT4 if bits == 4 else Scheme.UNKNOWN
 
 
 def group_of(value: object) -> int | None:
@@ -104,10 +106,9 @@ def dynamic_rules(dynamic: object, default: Scheme, origin: str, group: int | No
                               f"desc_act, sym), found {type(value).__name__}.")
         make_rules([key], grammar="gptq", origin=where)  # refuse a bad pattern here
         scheme = bits_scheme(value["bits"]) if "bits" in value else default
-        groups.append(TargetGroup(scheme, RuleSet(make_rules([f"+:{guard}(?:{body})"],
-                                                             grammar="gptq", origin=where)),
-                                  f"dynamic[{key!r}]",
-                                  group_of(value.get("group_size", group))))
+        groups.append(rule_group(scheme, [f"+:{guard}(?:{body})"], grammar="gptq", origin=where,
+                                 name=f"dynamic[{key!r}]",
+                                 group_size=group_of(value.get("group_size", group))))
         earlier.append(body)
     return tuple(exclusions), tuple(groups)
 
@@ -133,10 +134,10 @@ def _parse(q: Mapping[str, Any], origin: str) -> ConfigReading:
     group = group_of(q.get("group_size"))
     excl, groups = dynamic_rules(q.get("dynamic"), scheme, f"{origin}.dynamic", group)
     rules = RuleSet((*excl, *_in_block(q, origin), *not_converted(q, origin)))
-    if groups:  # positive keys first, then every other module with the defaults
-        groups = (*groups, TargetGroup(scheme, RuleSet(make_rules(
-            ["+:.*"], grammar="gptq", origin=f"{origin} (every other module)")), "default",
-            group))
+    # positive keys first, then every other module with the defaults
+    groups = ordered_groups(groups, scheme, everything="+:.*", grammar="gptq",
+                            origin=f"{origin} (every other module)", name="default",
+                            group_size=group)
     return ConfigReading(scheme, rules, groups, quantizes_lm_heads=bool(q.get("lm_head", False)),
                          group_size=group)
 
@@ -149,31 +150,16 @@ def _classify(p: Params) -> StoredFormat | None:
     return None
 
 
-def _classify_shapes(p: Params, shapes: Shapes) -> tuple[StoredFormat, IntLayout | None] | None:
-    layout = gptq_layout(p, shapes)
-    return None if layout is None else (StoredFormat.GPTQ_INT4, layout)
-
-
-def _builds_stored(stored: StoredFormat, layout: IntLayout | None) -> VllmConfigSpec | None:
-    if stored is not StoredFormat.GPTQ_INT4 or layout is None or layout.bits is None:
-        return None
-    return VllmConfigSpec("gptq", {
-        "quant_method": "gptq", "bits": layout.bits, "group_size": layout.group_size,
-        "desc_act": False, "sym": True, "lm_head": True})
-
-
-def _runtime_scheme(name: str, attrs: Mapping[str, Any]) -> Scheme | None:
-    return bits_scheme(attrs.get("weight_bits"))
-
-
 FORMAT = QuantFormat(
     name="gptq",
     parse=_parse,
     classify=_classify,
-    classify_shapes=_classify_shapes,
+    classify_shapes=shapes_classifier(StoredFormat.GPTQ_INT4, gptq_layout),
     quantizes_lm_heads=False,
-    builds_stored=_builds_stored,
+    builds_stored=stored_builder(StoredFormat.GPTQ_INT4, "gptq", lambda layout: {
+        "quant_method": "gptq", "bits": layout.bits, "group_size": layout.group_size,
+        "desc_act": False, "sym": True, "lm_head": True}),
     vllm_names=("auto_gptq",),
     runtime_attrs=("weight_bits", "group_size"),
-    runtime_scheme=_runtime_scheme,
+    runtime_scheme=bits_runtime_scheme,
 )

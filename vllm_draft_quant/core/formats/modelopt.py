@@ -12,8 +12,12 @@ then through its fused shards (all must agree), then as the parent of listed mod
 (``experts`` -> ``experts.0.gate_proj``); an unlisted module is unquantized. The plan
 reads the same lists in checkpoint names (each shard's own entry).
 Stored: NVFP4 ``weight`` U8 + ``weight_scale`` F8_E4M3 + ``weight_scale_2``;
-FP8 ``weight`` F8_E4M3 + ``weight_scale``. vLLM: ``modelopt_fp4`` (NVFP4),
-``modelopt`` (FP8); LM heads are quantized unless excluded.
+FP8 ``weight`` F8_E4M3 + ``weight_scale`` (per tensor ``[]``, per channel ``[out, 1]``);
+block FP8 (``FP8_PB_WO``) the same names with one scale per block: ``[ceil(out/b), in/b]``,
+or ModelOpt's 4-D ``[ceil(out/b), 1, in/b, 1]`` (``modelopt.py:KFp8Block128``), stacked
+experts with a leading ``[E]``; only the shapes tell it from per-tensor FP8
+(`block_scaled`). vLLM: ``modelopt_fp4`` (NVFP4), ``modelopt`` (FP8; ``FP8_PB_WO`` for
+block-scaled linears); LM heads are quantized unless excluded.
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ from vllm_draft_quant.core.formats.base import (
     ConfigReading,
     Params,
     QuantFormat,
+    Shapes,
     VllmConfigSpec,
 )
 from vllm_draft_quant.core.rules import RuleSet, make_rules
-from vllm_draft_quant.core.schemes import Scheme, StoredFormat
+from vllm_draft_quant.core.schemes import IntLayout, Scheme, StoredFormat
 from vllm_draft_quant.errors import ConfigError
 
-__all__ = ["FORMAT", "parse_hf_quant_config"]
+__all__ = ["FORMAT", "block_scaled", "parse_hf_quant_config"]
 
 _ALGOS = {
     "NVFP4": Scheme.NVFP4,
@@ -100,7 +105,47 @@ def _classify(p: Params) -> StoredFormat | None:
     return None
 
 
+def block_scaled(weight: tuple[int, ...], scale: tuple[int, ...]) -> bool:
+    """Whether an FP8 ``weight_scale`` of shape ``scale`` holds one scale per block of a
+    ``weight`` of shape ``weight`` (same leading dims): ``[ceil(out/b), ceil(in/b)]`` or
+    ``[ceil(out/b), 1, ceil(in/b), 1]`` (ModelOpt's grid: block-scaled even as one block),
+    not one per tensor (``[]``, ``[1]``, ``[1, 1]``) or per output channel (``[out]``,
+    ``[out, 1]``)."""
+    if len(weight) < 2:
+        return False
+    lead = len(weight) - 2
+    grid = len(scale) == len(weight) + 2 and scale[lead + 1] == 1 and scale[lead + 3] == 1
+    if grid:  # ModelOpt's 4-D block grid: block-scaled whatever its size (one block too)
+        scale = (*scale[:lead], scale[lead], scale[lead + 2])
+    if len(scale) != len(weight) or tuple(scale[:lead]) != tuple(weight[:lead]):
+        return False
+    (out, inp), (so, si) = weight[lead:], scale[lead:]
+    if not (0 < so <= out and 0 < si <= inp):
+        return False
+    if grid:
+        return True
+    return (so, si) not in ((1, 1), (out, 1)) and (si > 1 or so < out)
+
+
+def _classify_shapes(p: Params, shapes: Shapes) -> tuple[StoredFormat, IntLayout | None] | None:
+    w, s = shapes.get("weight"), shapes.get("weight_scale")
+    if p.get("weight") not in FP8_DTYPES or w is None or s is None or "weight_scale_inv" in p:
+        return None
+    return (StoredFormat.FP8_BLOCK_SCALE, None) if block_scaled(w, s) else None
+
+
+def _builds_stored(stored: StoredFormat, layout: IntLayout | None) -> VllmConfigSpec | None:
+    """Block FP8 under ``weight_scale``: ModelOpt's ``FP8_PB_WO`` (128 x 128 blocks; vLLM's
+    ``modelopt.py:KFp8Block128``)."""
+    if stored is not StoredFormat.FP8_BLOCK_SCALE:
+        return None
+    return VllmConfigSpec("modelopt", {"quantization": {
+        "quant_algo": "FP8_PB_WO", "kv_cache_quant_algo": None, "exclude_modules": []}})
+
+
 def _runtime_scheme(name: str, attrs: Mapping[str, Any]) -> Scheme | None:
+    if name == "modelopt" and str(attrs.get("quant_method", "")).upper() == "FP8_PB_WO":
+        return Scheme.FP8_BLOCK
     return {"modelopt_fp4": Scheme.NVFP4, "modelopt": Scheme.FP8}.get(name)
 
 
@@ -109,6 +154,8 @@ FORMAT = QuantFormat(
     quant_methods=("modelopt*",),
     parse=_parse,
     classify=_classify,
+    classify_shapes=_classify_shapes,
+    builds_stored=_builds_stored,
     fix_grammar="modelopt",
     builds={
         # ``kv_cache_quant_algo`` is required by vLLM's from_config even when None.
@@ -119,5 +166,6 @@ FORMAT = QuantFormat(
             "quant_algo": "FP8", "kv_cache_quant_algo": None, "exclude_modules": []}}),
     },
     vllm_names=("modelopt_fp4", "modelopt"),
+    runtime_attrs=("quant_method",),
     runtime_scheme=_runtime_scheme,
 )

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from vllm_draft_quant.core.formats import awq, gptq
+from vllm_draft_quant.core.formats._packed import bits_runtime_scheme
 from vllm_draft_quant.core.formats.base import ConfigReading, QuantFormat
-from vllm_draft_quant.core.schemes import Scheme
 from vllm_draft_quant.errors import ConfigError
 
 __all__ = ["FORMAT"]
@@ -35,14 +35,10 @@ def _parse(q: Mapping[str, Any], origin: str) -> ConfigReading:
                       "and awq checkpoints.")
 
 
-def _runtime_scheme(name: str, attrs: Mapping[str, Any]) -> Scheme | None:
-    return gptq.bits_scheme(attrs.get("weight_bits"))
-
-
 FORMAT = QuantFormat(
     name="moe_wna16",
     parse=_parse,
     quantizes_lm_heads=False,
     runtime_attrs=("weight_bits", "group_size", "linear_quant_method"),
-    runtime_scheme=_runtime_scheme,
+    runtime_scheme=bits_runtime_scheme,
 )

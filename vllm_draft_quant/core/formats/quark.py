@@ -27,6 +27,8 @@ from vllm_draft_quant.core.formats.base import (
     Params,
     QuantFormat,
     TargetGroup,
+    ordered_groups,
+    rule_group,
 )
 from vllm_draft_quant.core.rules import RuleSet, make_rules
 from vllm_draft_quant.core.schemes import Scheme, StoredFormat
@@ -70,11 +72,11 @@ def _layer_groups(q: Mapping[str, Any], default: Scheme, origin: str) -> tuple[T
         if not isinstance(cfg, dict):
             raise ConfigError(f"{where}: expected an object with 'weight'.")
         scheme = _weight_scheme(cfg)
-        groups.append(TargetGroup(scheme if scheme is not None else Scheme.UNQUANTIZED,
-                                  RuleSet(make_rules([key], grammar="quark", origin=where)),
-                                  f"layer_quant_config[{key!r}]"))
-    rest = make_rules(["*"], grammar="quark", origin=f"{origin}.global_quant_config")
-    return (*groups, TargetGroup(default, RuleSet(rest), "global_quant_config"))
+        groups.append(rule_group(scheme if scheme is not None else Scheme.UNQUANTIZED, [key],
+                                 grammar="quark", origin=where,
+                                 name=f"layer_quant_config[{key!r}]"))
+    return ordered_groups(groups, default, everything="*", grammar="quark",
+                          origin=f"{origin}.global_quant_config", name="global_quant_config")
 
 
 def _classify(p: Params) -> StoredFormat | None:
@@ -84,11 +86,12 @@ def _classify(p: Params) -> StoredFormat | None:
 
 
 def _runtime_scheme(name: str, attrs: Mapping[str, Any]) -> Scheme | None:
-    """The global weight scheme, when no per-layer config may override it. Only MXFP4 is
-    rebuilt from a Quark config (the one the integration tier loads); for the others the
-    adapter builds a config of its own."""
+    """The global weight scheme: what the adapter's copy of the config (no ``exclude``, no
+    ``layer_quant_config``: ``compat.py:_without_exclusions``) quantizes every layer with.
+    Only MXFP4 is rebuilt from a Quark config (the one the integration tier loads); for the
+    others, and for the per-layer schemes, the adapter builds a config of its own."""
     qc = attrs.get("quant_config")
-    if not isinstance(qc, Mapping) or qc.get("layer_quant_config"):
+    if not isinstance(qc, Mapping):
         return None
     scheme = _weight_scheme(qc.get("global_quant_config"))
     return scheme if scheme is Scheme.MXFP4 else None
