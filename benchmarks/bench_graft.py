@@ -10,20 +10,31 @@ vocabulary, embed_tokens and shared_head.head alone are 3.7 GB. TARGET is the sa
 model as an NVFP4 export without the MTP tensors (``num_nextn_predict_layers`` still 1).
 
 Each round runs ``vllm-draft-quant graft TARGET --from SOURCE`` (a fresh TARGET each
-time; wall time of the whole command: start-up, planning, streaming, fsync, renames)
-and ``cp`` of the MTP shard followed by ``sync`` of the copy (graft fsyncs what it
-writes; cp alone would stop at the page cache). The order alternates per round. The
-page cache is dropped before every timed command when this runs as root (then the
-Python modules, cp and sync are read back in: only SOURCE's data is cold), else SOURCE
-is read once first and both are measured warm. Peak RSS of the graft process
-comes from ``wait4`` (that child only). MB here are MiB (2**20 bytes).
+time; wall time of the whole command: interpreter start-up, imports, planning,
+streaming, fsync, renames) and ``cp`` of the MTP shard followed by ``sync`` of the copy
+(graft fsyncs what it writes; cp alone would stop at the page cache), same bytes, same
+disk, in the same run; the order alternates per round.
+
+Both sides start from the same cache state. Cold (the default): before every timed
+command everything is synced and every file of SOURCE and TARGET is dropped from the
+page cache (``posix_fadvise(POSIX_FADV_DONTNEED)``; ``fincore`` confirms it where
+installed), so the bytes to copy and the checkpoints' headers and configs are read
+from the disk, while the programs (Python and the package's modules, cp, sync) stay
+cached as they are for anyone who runs them twice; one untimed ``graft --dry-run``
+loads them first. Nothing else on the (shared) machine loses its cache. ``--warm``:
+SOURCE's shard is read once before each command instead. The package's bytecode is
+cached as for an installed package (``pip`` compiles it; the children get
+``PYTHONPYCACHEPREFIX`` in the run's directory, even when ``PYTHONDONTWRITEBYTECODE``
+is set). Peak RSS of the graft process comes from ``wait4`` (that child only). MB here
+are MiB (2**20 bytes).
 
 graft copies each run of adjacent tensors inside the kernel (``os.copy_file_range``,
 ``repair/shard_io.copy_range``); ``--plain`` measures its fallback (read/write through one
 8 MiB buffer) instead. The block must be at least 1.5 GB (``--experts``/``--vocab``).
 
 Targets: graft >= 0.9 x cp throughput; peak RSS <= 1.5 x largest tensor + 200 MB.
-Last line: graft_mb_s=<n> cp_mb_s=<n> ratio=<graft/cp> peak_rss_mb=<n> largest_tensor_mb=<n>
+Last line: graft_mb_s=<n> cp_mb_s=<n> ratio=<graft/cp, of the medians> paired=<median over
+rounds of that round's cp time / graft time> peak_rss_mb=<n> largest_tensor_mb=<n>
 block_mb=<n> load=<1-min load average at the end>
 """
 
@@ -32,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -52,7 +64,6 @@ from vllm_draft_quant.repair.graft import GRAFT_SHARD
 MB = 2**20
 LAYERS = 4  # target layers: 1 dense + 3 MoE, all sparse; the MTP layer is model.layers.4
 MTP_SHARD = "model-00002-of-00002.safetensors"
-WARM_IMPORTS = "import vllm_draft_quant.cli.main, vllm_draft_quant.cli.graft"
 CLI = [sys.executable, "-c", "import sys; from vllm_draft_quant.cli.main import main; "
        "sys.argv[0] = 'vllm-draft-quant'; sys.exit(main())"]
 PLAIN_CLI = [sys.executable, "-c", "import sys; from vllm_draft_quant.repair import shard_io; "
@@ -100,31 +111,53 @@ def write_target(path: Path, spec: SyntheticSpec) -> None:
     cfg_path.write_text(json.dumps(cfg, indent=1))
 
 
-def drop_caches() -> bool:
-    """Drop the page cache, then read the programs back in (only the data stays cold)."""
-    os.sync()  # also settles the previous run's writes and deletes (discard on ext4)
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as fh:
-            fh.write("3\n")
-    except OSError:
-        return False
-    subprocess.run([sys.executable, "-c", WARM_IMPORTS], check=True)
-    subprocess.run(["cp", "--version"], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["sync", "--version"], check=True, stdout=subprocess.DEVNULL)
-    return True
+def evict(*folders: Path) -> None:
+    """Sync, then drop every file of ``folders`` from the page cache (clean pages go)."""
+    os.sync()
+    for folder in folders:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                fd = os.open(f, os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
 
 
-def run_child(argv: list[str], log: Path) -> tuple[float, float]:
+def resident_mib(path: Path) -> float | None:
+    """MiB of ``path`` in the page cache (``fincore``), None where fincore is missing."""
+    if shutil.which("fincore") is None:
+        return None
+    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out.split()[0]) / MB
+
+
+def read_through(path: Path) -> None:
+    with open(path, "rb") as fh:
+        while fh.read(16 * MB):
+            pass
+
+
+def run_child(argv: list[str], log: Path, env: dict[str, str]) -> tuple[float, float]:
     """(wall seconds, peak RSS MiB) of one child process; raises on failure."""
     with open(log, "wb") as out:
         t = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}:\n{log.read_text()}")
     return wall, usage.ru_maxrss / 1024  # KiB on Linux
+
+
+def copy_seconds(log: Path) -> float:
+    """The copy's own seconds, from graft's progress summary line."""
+    m = re.search(r"copying draft tensors: copied .* in ([0-9.]+) s,", log.read_text())
+    if m is None:
+        raise RuntimeError(f"no progress summary in {log}:\n{log.read_text()}")
+    return float(m.group(1))
 
 
 def check_graft(target: Path, source: Path, names: list[str]) -> None:
@@ -147,7 +180,8 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=16384,
                     help="vocabulary (DeepSeek-V3: 129280, +3.2 GB)")
     ap.add_argument("--dir", default=None, help="where to write (default: the temp dir)")
-    ap.add_argument("--warm", action="store_true", help="do not drop the page cache")
+    ap.add_argument("--warm", action="store_true",
+                    help="SOURCE's shard in the page cache for both sides (default: cold)")
     ap.add_argument("--plain", action="store_true",
                     help="measure graft's plain read/write fallback instead of the in-kernel copy")
     args = ap.parse_args()
@@ -165,56 +199,69 @@ def main() -> None:
         print(f"SOURCE: {len(read_header(source / MTP_SHARD).tensors)} MTP tensors, "
               f"{mtp_bytes / MB:.0f} MiB of random bytes in {MTP_SHARD} (written in "
               f"{time.perf_counter() - t:.1f} s); largest tensor {largest / MB:.0f} MiB")
-        cold = not args.warm and drop_caches()
-        if not cold:  # warm: read SOURCE once so both start from the page cache
-            with open(source / MTP_SHARD, "rb") as fh:
-                while fh.read(16 * MB):
-                    pass
-        print(f"page cache: {'dropped before every run (cold)' if cold else 'warm'}; "
-              f"load average {os.getloadavg()[0]:.2f}")
+        cold = not args.warm
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(root / "pycache")  # bytecode as pip installs it
+
+        def prepare() -> None:
+            """The same starting state before each timed command."""
+            os.sync()  # also settles the previous run's writes and deletes (discard on ext4)
+            if cold:
+                evict(source, target)
+            else:
+                read_through(source / MTP_SHARD)
 
         write_target(target, spec)
         if mtp_bytes < 1.5e9:
             print(f"warning: the block is {mtp_bytes / 1e9:.2f} GB, below the 1.5 GB the "
                   "target is defined on; raise --experts or --vocab")
-        dry, _ = run_child([*cli, "graft", str(target), "--from", str(source), "--dry-run"],
-                           root / "dry.log")
-        print(f"graft --dry-run (start-up + planning, no data): {dry:.2f} s")
+        for _ in range(2):  # the first compiles and caches the bytecode, the second is timed
+            prepare()
+            dry, _ = run_child([*cli, "graft", str(target), "--from", str(source), "--dry-run"],
+                               root / "dry.log", env)
+        subprocess.run(["cp", "--version"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["sync", "--version"], check=True, stdout=subprocess.DEVNULL)
+        print(f"graft --dry-run (start-up + planning, no data; checkpoints "
+              f"{'cold' if cold else 'warm'}): {dry:.2f} s")
+        prepare()
+        res = resident_mib(source / MTP_SHARD)
+        print(f"page cache before each command: {'cold' if cold else 'warm'} (SOURCE's shard "
+              f"resident: {'unknown, no fincore' if res is None else f'{res:.0f} MiB'}); "
+              f"load average {os.getloadavg()[0]:.2f}")
 
-        graft_s, cp_s, rss = [], [], []
+        graft_s, cp_s, rss, copy_s = [], [], [], []
         for r in range(args.repeat):
             for what in (("graft", "cp") if r % 2 == 0 else ("cp", "graft")):
                 if what == "graft":
                     write_target(target, spec)
-                    os.sync()
-                    if cold:
-                        drop_caches()
-                    wall, peak = run_child(
-                        [*cli, "graft", str(target), "--from", str(source)], root / "graft.log")
+                    prepare()
+                    wall, peak = run_child([*cli, "graft", str(target), "--from", str(source)],
+                                           root / "graft.log", env)
                     if r == 0:
                         check_graft(target, source, [n for n in read_header(
                             source / MTP_SHARD).tensors][::7])
                     shutil.rmtree(target)
                     graft_s.append(wall)
                     rss.append(peak)
+                    copy_s.append(copy_seconds(root / "graft.log"))
                 else:
                     dst = copy_dir / MTP_SHARD
-                    os.sync()
-                    if cold:
-                        drop_caches()
+                    write_target(target, spec)  # the same folders on disk as for graft
+                    prepare()
                     t = time.perf_counter()
                     subprocess.run(["cp", str(source / MTP_SHARD), str(dst)], check=True)
                     subprocess.run(["sync", str(dst)], check=True)  # fsync, as graft does
                     cp_s.append(time.perf_counter() - t)
                     dst.unlink()
-            print(f"round {r + 1}: graft {graft_s[-1]:.2f} s (peak RSS {rss[-1]:.0f} MiB), "
+            print(f"round {r + 1}: graft {graft_s[-1]:.2f} s (of which copying "
+                  f"{copy_s[-1]:.2f} s; peak RSS {rss[-1]:.0f} MiB), "
                   f"cp+sync {cp_s[-1]:.2f} s; load average {os.getloadavg()[0]:.2f}")
-        if cold:
-            drop_caches()  # leave no 2 GB of our pages behind either
 
     graft_mb_s = mtp_bytes / MB / statistics.median(graft_s)
     cp_mb_s = mtp_bytes / MB / statistics.median(cp_s)
     ratio = graft_mb_s / cp_mb_s
+    # the same round's two commands ran back to back, under about the same load
+    paired = statistics.median(c / g for g, c in zip(graft_s, cp_s, strict=True))
     peak_rss, largest_mb = max(rss), largest / MB
     bound = 1.5 * largest_mb + 200
     print(f"graft times: {', '.join(f'{x:.2f}' for x in graft_s)}; "
@@ -222,9 +269,10 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"copy path: {'plain read/write' if args.plain else 'in-kernel (copy_file_range)'}; "
           f"load average at the end {load:.2f}")
+    print(f"median of the rounds' own ratios (cp+sync time / graft time): {paired:.2f}")
     print(f"targets: ratio {ratio:.2f} >= 0.9: {ratio >= 0.9}; "
           f"peak RSS {peak_rss:.0f} <= {bound:.0f} MiB: {peak_rss <= bound}")
-    print(f"graft_mb_s={graft_mb_s:.0f} cp_mb_s={cp_mb_s:.0f} ratio={ratio:.2f} "
+    print(f"graft_mb_s={graft_mb_s:.0f} cp_mb_s={cp_mb_s:.0f} ratio={ratio:.2f} paired={paired:.2f} "
           f"peak_rss_mb={peak_rss:.0f} largest_tensor_mb={largest_mb:.0f} "
           f"block_mb={mtp_bytes / MB:.0f} load={load:.2f}")
 

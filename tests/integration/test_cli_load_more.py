@@ -25,12 +25,10 @@ from matrix_more import STOCK_OUTCOMES_MORE, engine_args
 from support import CheckpointSpec, write_checkpoint
 from support.eagle3 import Eagle3Spec, LlamaTargetSpec, write_eagle3_draft, write_llama_target
 from support.harness import BuildRequest, DraftResult, early_fixture, submit_many
-from test_cli_load import correct
+from test_cli_load import check_fix_then_load, correct, start_fix_then_load
 
 from vllm_draft_quant import plan as core_plan
-from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 from vllm_draft_quant.cli.main import main
-from vllm_draft_quant.repair.fixer import compute_fix
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -43,32 +41,19 @@ def _request(path: Path, family: str) -> BuildRequest:
     return BuildRequest(path, dump=False, engine_args=engine_args(family) or None)
 
 
+def _fails_on_stock(case: tuple[str, ...]) -> bool:
+    stock = STOCK_OUTCOMES_MORE.get(case)
+    return stock is not None and stock.outcome != "ok"
+
+
 def start_fixed(session: pytest.Session, root: Path) -> Callable[[], dict[Any, Any]]:
-    requests, meta, slots = [], {}, {}
-    for case in CASES:
-        family, producer, scheme, layout = case
-        before = write_checkpoint(root / ("-".join(case) + "-before"), CheckpointSpec(
-            family, scheme, producer=producer, layout=layout)).path  # type: ignore[arg-type]
-        after = root / ("-".join(case) + "-after")
-        shutil.copytree(before, after)
-        assert main(["fix", str(after), "--write"]) in (0, 1)
-        facts = load_facts(after)
-        meta[case] = (before, after, compute_fix(facts, plan_from_facts(facts)).stock_limits)
-        stock = STOCK_OUTCOMES_MORE.get(case)
-        if stock is not None and stock.outcome != "ok":
-            slots[(case, "before")] = len(requests)
-            requests.append(_request(before, family))
-        slots[(case, "after")] = len(requests)
-        requests.append(_request(after, family))
-    submitted = submit_many(requests, plugin=False, workdir=root / "work")
-
-    def finish() -> dict[Any, Any]:
-        results = submitted()
-        return {case: (*meta[case],
-                       results[slots[(case, "before")]] if (case, "before") in slots else None,
-                       results[slots[(case, "after")]]) for case in CASES}
-
-    return finish
+    return start_fix_then_load(
+        root, CASES,
+        spec=lambda case: CheckpointSpec(case[0], case[2], producer=case[1],  # type: ignore[arg-type]
+                                         layout=case[3]),  # type: ignore[arg-type]
+        fails_on_stock=_fails_on_stock,
+        request=lambda path, case: _request(path, case[0]),
+        fix_codes=(0, 1))
 
 
 fixed = early_fixture(start_fixed)
@@ -76,15 +61,9 @@ fixed = early_fixture(start_fixed)
 
 @pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
 def test_fix_then_stock_load(case: tuple[str, ...], fixed: dict[Any, Any]) -> None:
-    before, after, limits, r_before, r_after = fixed[case]
-    if r_before is not None:
-        assert correct(r_before, before) != [], "the failure exists without the fix"
-    problems = correct(r_after, after)
-    if limits:
-        assert problems, f"fix reported {limits} but stock vLLM loaded it correctly"
-    else:
-        assert problems == [], problems
+    check_fix_then_load(fixed[case])
     if case[1] == "compressed-tensors":
+        after = fixed[case][1]
         cfg = json.loads((after / "config.json").read_text())
         added = [e for e in cfg["quantization_config"]["ignore"] if e.startswith("re:")]
         assert added == [r"re:model\.layers\.2\."], cfg["quantization_config"]["ignore"]

@@ -1,8 +1,12 @@
-"""What a cold start imports: the CLI's --version/--help and vLLM's plugin register().
+"""What a cold start imports: the CLI's --version/--help, vLLM's plugin register(), and
+a whole ``graft`` / ``fix`` run.
 
 vLLM imports the plugin in every process it starts, and users wait for the CLI's
 --help, so neither may import pydantic (most of a cold start), yaml, numpy,
-safetensors, torch or vllm. Each case runs in a fresh interpreter and lists
+safetensors, torch or vllm. ``graft`` is measured against ``cp`` (its start-up is
+part of its time, `benchmarks/bench_graft.py`), so a graft or fix run imports none of
+them either, nor the pydantic plan model, nor the ``email`` package that
+``importlib.metadata`` pulls in. Each case runs in a fresh interpreter and lists
 sys.modules; the CLI's own modules are pinned exactly.
 """
 
@@ -25,10 +29,11 @@ PLANNING = ("vllm_draft_quant.core.plan", "vllm_draft_quant.core.resolver",
             "vllm_draft_quant.adapter")
 
 
-def _modules(code: str, env: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
-    """(heavy top-level packages, vllm_draft_quant modules) imported by ``code``."""
+def _modules(code: str, env: dict[str, str] | None = None,
+             heavy: tuple[str, ...] = HEAVY) -> tuple[list[str], list[str]]:
+    """(``heavy`` top-level packages, vllm_draft_quant modules) imported by ``code``."""
     probe = (code + "\nimport json, sys\nmods = sorted(sys.modules)\n"
-             f"print(json.dumps([sorted({{m.split('.')[0] for m in mods}} & set({HEAVY!r})),"
+             f"print(json.dumps([sorted({{m.split('.')[0] for m in mods}} & set({heavy!r})),"
              " [m for m in mods if m.split('.')[0] == 'vllm_draft_quant']]))\n")
     run_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
@@ -69,3 +74,30 @@ def test_plugin_register_imports_nothing_heavy() -> None:
     assert not any(m.startswith(("vllm_draft_quant.checkpoint", "vllm_draft_quant.repair",
                                  "vllm_draft_quant.core.plan", "vllm_draft_quant.core.resolver"))
                    for m in ours), ours
+
+
+#: what a graft or fix run must not import: the pydantic models and what only they,
+#: ``plan``, the learner, the demo or vLLM need
+NOT_FOR_REPAIR = ("vllm_draft_quant.core.plan", "vllm_draft_quant.core.overrides_model",
+                  "vllm_draft_quant.core.learned", "vllm_draft_quant.checkpoint.planner",
+                  "vllm_draft_quant.checkpoint.overrides_file", "vllm_draft_quant.cli._learn",
+                  "vllm_draft_quant.adapter", "vllm_draft_quant.demo")
+
+
+@pytest.mark.parametrize("argv", [["graft", "{target}", "--from", "{source}"],
+                                  ["graft", "{target}", "--from", "{source}", "--dry-run"],
+                                  ["fix", "{source}"], ["fix", "{source}", "--write"]])
+def test_graft_and_fix_runs_import_nothing_heavy(tmp_path: Path, argv: list[str]) -> None:
+    from _cli_support import pair
+
+    target, source = pair(tmp_path, "deepseek_v3")
+    argv = [a.format(target=target, source=source) for a in argv]
+    code = ("import contextlib, io\nfrom vllm_draft_quant.cli.main import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out, "
+            "contextlib.redirect_stderr(out):\n"
+            f"    code = main({argv!r})\n"
+            "assert code in (0, 1), out.getvalue()\n")
+    heavy, ours = _modules(code, heavy=(*HEAVY, "email"))
+    assert heavy == []
+    assert not [m for m in ours if m.startswith(NOT_FOR_REPAIR)], ours
+    assert "vllm_draft_quant.repair.graft" in ours or argv[0] == "fix"

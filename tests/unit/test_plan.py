@@ -109,6 +109,32 @@ def test_plan_is_immutable_and_stable(ckpts: dict[tuple[str, str], WrittenCheckp
     assert p.summary().startswith("Step3p5MTP: ")
 
 
+def test_plain_decisions_and_the_plan_model_agree(
+        ckpts: dict[tuple[str, str], WrittenCheckpoint]) -> None:
+    """``fix`` and ``graft`` read the resolver's plain dataclasses (no pydantic); the
+    public `Plan` is built from them field for field, so the two must keep the same
+    fields (names, order, defaults) and carry the same values."""
+    import dataclasses
+
+    from vllm_draft_quant.checkpoint.facts import decisions_from_facts, load_facts
+    from vllm_draft_quant.core import decisions
+    from vllm_draft_quant.core import plan as plan_model
+
+    for plain, model in ((decisions.Decision, plan_model.ModuleDecision),
+                         (decisions.ConflictRecord, plan_model.Conflict),
+                         (decisions.Decisions, plan_model.Plan)):
+        fields = dataclasses.fields(plain)
+        assert [f.name for f in fields] == list(model.model_fields), plain
+        for f in fields:
+            default = model.model_fields[f.name].default
+            assert f.default is dataclasses.MISSING or f.default == default, (plain, f.name)
+    for (family, layout), ck in ckpts.items():
+        facts = load_facts(ck.path)
+        d = decisions_from_facts(facts)
+        p = plan(ck.path)
+        assert Plan.of(d) == p and all(m.checkpoint_file for m in d.modules), (family, layout)
+
+
 def test_invalid_mode_is_a_config_error(ckpts: dict[tuple[str, str], WrittenCheckpoint]) -> None:
     with pytest.raises(ConfigError, match="mode"):
         plan(ckpts["step3p5", "g"].path, mode="lenient")  # type: ignore[arg-type]

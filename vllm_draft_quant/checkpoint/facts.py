@@ -3,14 +3,15 @@
 `load_facts` reads ``config.json`` (and ``hf_quant_config.json``), picks the drafter
 profile and places its layers (`core.resolver.place_drafter`); `draft_dtypes` reads
 the header dtypes of the draft tensors (only the shards that hold them are opened);
-`plan_from_facts` hands both to the pure `core.resolver.resolve`.
+`decisions_from_facts` hands both to the pure `core.resolver.decide` (plain data, what
+``fix`` and ``graft`` read), `plan_from_facts` makes the pydantic `Plan` of that.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +24,13 @@ from vllm_draft_quant.core.profile import DrafterProfile
 from vllm_draft_quant.errors import CheckpointError, ConfigError
 from vllm_draft_quant.profiles import profile_for_draft, profile_for_target
 
-if TYPE_CHECKING:  # the resolver builds pydantic models: imported when a plan is made
+if TYPE_CHECKING:  # the resolver and the plan model: imported when a plan is made
+    from vllm_draft_quant.core.decisions import Decisions, Mode
     from vllm_draft_quant.core.overrides import Overrides
     from vllm_draft_quant.core.plan import Plan
-    from vllm_draft_quant.core.resolver import Mode
 
-__all__ = ["JOURNAL_NAME", "CheckpointFacts", "check_settled", "draft_dtypes", "load_facts",
-           "plan_from_facts"]
+__all__ = ["JOURNAL_NAME", "CheckpointFacts", "check_settled", "decisions_from_facts",
+           "draft_dtypes", "load_facts", "plan_from_facts"]
 
 #: written by `repair.writer` before the first rename of a commit, removed after the last
 JOURNAL_NAME = ".vllm-draft-quant.journal"
@@ -118,18 +119,27 @@ def _draft_headers(facts: CheckpointFacts) -> dict[str, tuple[str, tuple[int, ..
 
 def plan_from_facts(facts: CheckpointFacts, *, mode: Mode = "auto",
                     overrides: Overrides | None = None, raise_conflicts: bool = True) -> Plan:
-    """The plan of ``facts``' drafter (`core.resolver.resolve` on its draft tensors), each
-    module with the checkpoint file its weight is read from."""
-    from vllm_draft_quant.core.resolver import resolve
+    """The plan of ``facts``' drafter: `decisions_from_facts` as the pydantic `Plan`."""
+    from vllm_draft_quant.core.plan import Plan
+
+    return Plan.of(decisions_from_facts(facts, mode=mode, overrides=overrides,
+                                        raise_conflicts=raise_conflicts))
+
+
+def decisions_from_facts(facts: CheckpointFacts, *, mode: Mode = "auto",
+                         overrides: Overrides | None = None,
+                         raise_conflicts: bool = True) -> Decisions:
+    """The decisions for ``facts``' drafter (`core.resolver.decide` on its draft tensors),
+    each module with the checkpoint file its weight is read from. Plain data: no pydantic."""
+    from vllm_draft_quant.core.resolver import decide
 
     headers = _draft_headers(facts)
-    p = resolve(facts.names, facts.intent, {n: d for n, (d, _) in headers.items()},
-                mode=mode, overrides=overrides, origin=str(facts.model_dir),
-                raise_conflicts=raise_conflicts,
-                shapes={n: s for n, (_, s) in headers.items()})
-    return p.model_copy(update={"modules": tuple(
-        m.model_copy(update={"checkpoint_file": _file_of(facts, m.checkpoint_tensors)})
-        for m in p.modules)})
+    d = decide(facts.names, facts.intent, {n: d for n, (d, _) in headers.items()},
+               mode=mode, overrides=overrides, origin=str(facts.model_dir),
+               raise_conflicts=raise_conflicts,
+               shapes={n: s for n, (_, s) in headers.items()})
+    return replace(d, modules=tuple(
+        replace(m, checkpoint_file=_file_of(facts, m.checkpoint_tensors)) for m in d.modules))
 
 
 def _file_of(facts: CheckpointFacts, tensors: tuple[str, ...]) -> str | None:

@@ -10,7 +10,6 @@ import sys
 import textwrap
 import time
 from collections.abc import Mapping
-from importlib import metadata
 from typing import Any, TextIO
 
 from vllm_draft_quant._version import __version__
@@ -22,6 +21,8 @@ WIDTH = 100  # every line the CLI prints fits 100 columns (paths and names excep
 
 def dist_version(name: str) -> str | None:
     """An installed distribution's version from its metadata (None if not installed)."""
+    from importlib import metadata  # not at start-up: it imports the email package
+
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -31,7 +32,7 @@ def dist_version(name: str) -> str | None:
 def json_document(kind: str, body: Mapping[str, Any]) -> str:
     """``body`` as the JSON a ``--json`` command prints: its own keys first, then
     ``kind`` (plan/fix/graft), ``schema_version`` and the tool and vLLM versions."""
-    from vllm_draft_quant.core.plan import PLAN_SCHEMA_VERSION  # pydantic: only when asked
+    from vllm_draft_quant.core.decisions import PLAN_SCHEMA_VERSION
 
     doc = {**body, "kind": kind, "schema_version": PLAN_SCHEMA_VERSION,
            "tool": "vllm-draft-quant", "tool_version": __version__,

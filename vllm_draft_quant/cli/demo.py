@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from vllm_draft_quant.cli.plan_cmd import render
 from vllm_draft_quant.errors import DraftQuantError
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "run", "write_demo_checkpoint"]
@@ -67,6 +66,7 @@ def _demo(folder: Path, demo: Any, out: TextIO) -> int:
     out.write(f"1. A tiny Step-3.7-Flash-shaped NVFP4 checkpoint with a grafted BF16 MTP block: "
               f"{model}\n\n")
     from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
+    from vllm_draft_quant.cli.plan_cmd import render
 
     facts = load_facts(model)
     render(facts, plan_from_facts(facts), out)

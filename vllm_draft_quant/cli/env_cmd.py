@@ -8,7 +8,6 @@ import json
 import os
 import platform
 import sys
-from importlib import metadata
 from typing import Any, TextIO
 
 from vllm_draft_quant._version import __version__
@@ -48,6 +47,8 @@ def _release(v: str) -> tuple[int, ...]:
 
 
 def collect() -> dict[str, Any]:
+    from importlib import metadata  # not at start-up: it imports the email package
+
     vllm = dist_version("vllm")
     low, below = bounds()
     names = [ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)

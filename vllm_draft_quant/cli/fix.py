@@ -140,11 +140,11 @@ def note(lines: list[str]) -> None:
 
 def _compute(model_dir: Path, drafter: str | None = None, target_layers: int | None = None
              ) -> tuple[FixResult, dict[str, tuple[str, str]]]:
-    from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
+    from vllm_draft_quant.checkpoint.facts import decisions_from_facts, load_facts
     from vllm_draft_quant.repair.fixer import CONFIG, HF_QUANT, compute_fix
 
     facts = load_facts(model_dir, drafter=drafter, target_layers=target_layers)
-    res = compute_fix(facts, plan_from_facts(facts))
+    res = compute_fix(facts, decisions_from_facts(facts))
     objects: dict[str, Any] = {CONFIG: facts.config}
     if facts.hf_quant_config is not None:
         objects[HF_QUANT] = facts.hf_quant_config

@@ -13,29 +13,34 @@
 
 Keys are only ever added (version 1 had the first five module keys and the first two
 conflict keys); `PLAN_SCHEMA_VERSION` counts the additions.
+
+The resolver decides in plain dataclasses (`core.decisions`, no pydantic); `Plan.of`
+turns its answer into this model.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from dataclasses import fields
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vllm_draft_quant.core.decisions import (
+    PLAN_SCHEMA_VERSION,
+    Decisions,
+    Source,
+    precision_label,
+)
 from vllm_draft_quant.core.schemes import Group, IntLayout, ModuleKind, Scheme, StoredFormat
 
 __all__ = ["PLAN_SCHEMA_VERSION", "Conflict", "ModuleDecision", "Plan", "Source", "precision_label"]
 
-#: version of the plan JSON (1: drafter/mode/modules/conflicts; 2: + stored, layer,
-#: checkpoint_file, cause, handled, warnings)
-PLAN_SCHEMA_VERSION = 2
 
-#: why a module got its scheme; ``dequantize``: vLLM builds it as a layer that cannot
-#: hold quantized weights (``torch.nn.Linear``, or a vLLM layer built without a quant
-#: config) but the checkpoint stores it quantized, so its stored tensors are
-#: dequantized exactly into the layer's unquantized weight while the drafter loads
-Source = Literal["evidence", "exclude-rule", "override", "default", "dequantize"]
+def _fields(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields by name, values as they are (no deep copy)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
 class _Frozen(BaseModel):
@@ -80,26 +85,20 @@ class Conflict(_Frozen):
     handled: bool = False
 
 
-_LABELS = {
-    Scheme.NVFP4: "NVFP4", Scheme.FP8: "FP8", Scheme.FP8_BLOCK: "FP8-block",
-    Scheme.MXFP4: "MXFP4", Scheme.INT4: "INT4 w/ group", Scheme.UNKNOWN: "unknown",
-}
-_DTYPES = {"BF16": "BF16", "F16": "FP16", "F32": "FP32"}
-
-
-def precision_label(scheme: Scheme, weight_dtype: str = "") -> str:
-    """``scheme`` as users say it; unquantized as its stored dtype (BF16 when unknown)."""
-    if scheme is Scheme.UNQUANTIZED:
-        return _DTYPES.get(weight_dtype, "BF16")
-    return _LABELS[scheme]
-
-
 class Plan(_Frozen):
     drafter: str
     mode: Literal["auto", "strict"]
     modules: tuple[ModuleDecision, ...]
     conflicts: tuple[Conflict, ...] = ()
     warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, decisions: Decisions) -> Plan:
+        """The plan model of the resolver's plain answer (`core.resolver.decide`)."""
+        return cls(drafter=decisions.drafter, mode=decisions.mode,
+                   modules=tuple(ModuleDecision(**_fields(m)) for m in decisions.modules),
+                   conflicts=tuple(Conflict(**_fields(c)) for c in decisions.conflicts),
+                   warnings=decisions.warnings)
 
     def decision(self, module: str) -> ModuleDecision | None:
         """The decision for one runtime prefix, or None if the plan does not cover it."""

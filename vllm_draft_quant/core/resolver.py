@@ -5,7 +5,8 @@ Pure: it decides from names and header facts that `checkpoint.facts` read.
 1. `place_drafter`: the text config and where the draft layers sit (`core.names`);
 2. classify each checkpoint module's stored format from its dtypes (`core.evidence`);
 3. ask the quant config what it intends for each runtime module (`core.intent`);
-4. decide: an override wins (one against the stored tensors is a conflict); else the
+4. decide (`decide`: plain `core.decisions` data; `resolve`: the same as the pydantic
+   `core.plan.Plan`): an override wins (one against the stored tensors is a conflict); else the
    stored tensors win, and a config that disagrees is recorded as a conflict the
    plugin handles (``auto``) or raised (``strict``). An override pattern that matches
    no module is a warning (``auto``) or a conflict (``strict``).
@@ -16,22 +17,28 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from vllm_draft_quant.core.decisions import (
+    ConflictRecord,
+    Decision,
+    Decisions,
+    Mode,
+    Source,
+    precision_label,
+)
 from vllm_draft_quant.core.evidence import ModuleEvidence, classify, group_by_module
 from vllm_draft_quant.core.intent import Intent, QuantIntent
 from vllm_draft_quant.core.names import NameMap, RuntimeModule
-from vllm_draft_quant.core.plan import Conflict, ModuleDecision, Plan, Source, precision_label
 from vllm_draft_quant.core.profile import DrafterProfile
 from vllm_draft_quant.core.schemes import DEQUANTIZABLE, Scheme, StoredFormat
 from vllm_draft_quant.errors import ConfigError, ConflictError, MissingDraftWeightsError
 
 if TYPE_CHECKING:
     from vllm_draft_quant.core.overrides import Overrides
+    from vllm_draft_quant.core.plan import Plan
 
-__all__ = ["MAX_DRAFT_LAYERS", "Mode", "place_drafter", "resolve", "strict_error"]
-
-Mode = Literal["auto", "strict"]
+__all__ = ["MAX_DRAFT_LAYERS", "Mode", "decide", "place_drafter", "resolve", "strict_error"]
 #: More draft (MTP/NextN) layers than this in config.json is an error, not a drafter.
 MAX_DRAFT_LAYERS = 64
 
@@ -148,7 +155,7 @@ def _weight_dtype(found: _Found, dtypes: Mapping[str, str]) -> str:
 
 def _decide(rm: RuntimeModule, found: _Found, intent: QuantIntent | None,
             overrides: Overrides | None, dtypes: Mapping[str, str]
-            ) -> tuple[ModuleDecision, list[_Msg]]:
+            ) -> tuple[Decision, list[_Msg]]:
     conflicts: list[_Msg] = []
     kind = rm.spec.kind
     wdtype = _weight_dtype(found, dtypes)
@@ -228,7 +235,7 @@ def _decide(rm: RuntimeModule, found: _Found, intent: QuantIntent | None,
     if rm.spec.also_fed_by:  # profile data: the drafter also loads these into it
         reason += (f"; the drafter's load_weights also writes {', '.join(rm.spec.also_fed_by)} "
                    "into it, so those tensors are not passed to the drafter")
-    decision = ModuleDecision(
+    decision = Decision(
         module=rm.prefix, scheme=scheme, source=source, reason=reason,
         checkpoint_tensors=tensors, stored=stored, kind=kind, group=rm.spec.group,
         layer=rm.layer.k if rm.layer else None, weight_dtype=wdtype,
@@ -248,7 +255,18 @@ def resolve(names: NameMap, intent: QuantIntent | None, dtypes: Mapping[str, str
             mode: Mode = "auto", overrides: Overrides | None = None, origin: str = "",
             raise_conflicts: bool = True,
             shapes: Mapping[str, tuple[int, ...]] | None = None) -> Plan:
-    """The plan for the drafter ``names`` places, from its draft tensors' header dtypes.
+    """`decide` as the pydantic `core.plan.Plan` (imported here, on first use)."""
+    from vllm_draft_quant.core.plan import Plan
+
+    return Plan.of(decide(names, intent, dtypes, mode=mode, overrides=overrides, origin=origin,
+                          raise_conflicts=raise_conflicts, shapes=shapes))
+
+
+def decide(names: NameMap, intent: QuantIntent | None, dtypes: Mapping[str, str], *,
+           mode: Mode = "auto", overrides: Overrides | None = None, origin: str = "",
+           raise_conflicts: bool = True,
+           shapes: Mapping[str, tuple[int, ...]] | None = None) -> Decisions:
+    """The decisions for the drafter ``names`` places, from its draft tensors' header dtypes.
 
     ``dtypes`` maps every draft tensor name (`NameMap.is_draft_name`) to its safetensors
     dtype; ``origin`` (the model folder) only appears in messages. In ``strict`` mode any
@@ -260,8 +278,8 @@ def resolve(names: NameMap, intent: QuantIntent | None, dtypes: Mapping[str, str
         raise ConfigError(f"mode must be 'auto' or 'strict', got {mode!r}")
     found = _collect(names, dtypes, origin, shapes)
     present = {names.canonical(e.module) for f in found.values() for e in f.evidence}
-    decisions: list[ModuleDecision] = []
-    conflicts: list[Conflict] = []
+    decisions: list[Decision] = []
+    conflicts: list[ConflictRecord] = []
     matched: set[str] = set()
     for rm in names.modules:
         f = found.get(rm.prefix)
@@ -275,24 +293,24 @@ def resolve(names: NameMap, intent: QuantIntent | None, dtypes: Mapping[str, str
         if overrides is not None:
             ckpt = [*sorted(e.module for e in f.evidence), rm.prefix]
             matched.update(p for p in overrides.modules if _matches(p, ckpt))
-        conflicts.extend(Conflict(module=rm.prefix, message=m, cause=c,
+        conflicts.extend(ConflictRecord(module=rm.prefix, message=m, cause=c,
                                   handled=h and mode == "auto") for m, c, h in msgs)
     warnings: list[str] = []
     for pat in sorted(set(overrides.modules) - matched) if overrides is not None else ():
         text = (f"override {pat!r} matches no draft module of {names.profile.architecture}; "
                 "write a runtime prefix or a checkpoint module name that `plan` lists")
         if mode == "strict":
-            conflicts.append(Conflict(module=pat, message=text, cause=text))
+            conflicts.append(ConflictRecord(module=pat, message=text, cause=text))
         else:
             warnings.append(text)
-    result = Plan(drafter=names.profile.architecture, mode=mode, modules=tuple(decisions),
-                  conflicts=tuple(conflicts), warnings=tuple(warnings))
+    result = Decisions(drafter=names.profile.architecture, mode=mode, modules=tuple(decisions),
+                       conflicts=tuple(conflicts), warnings=tuple(warnings))
     if mode == "strict" and conflicts and raise_conflicts:
         raise ConflictError(strict_error(result, origin))
     return result
 
 
-def strict_error(plan: Plan, origin: str) -> str:
+def strict_error(plan: Plan | Decisions, origin: str) -> str:
     """The one-line strict-mode error: how many conflicts, the first, where to see all."""
     first = plan.conflicts[0]
     cause = first.cause or first.message

@@ -31,18 +31,26 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vllm_draft_quant.checkpoint.facts import CheckpointFacts
 from vllm_draft_quant.core import formats
+from vllm_draft_quant.core.decisions import Decision, Decisions
 from vllm_draft_quant.core.evidence import classify, group_by_module
 from vllm_draft_quant.core.intent import intent_from_configs
 from vllm_draft_quant.core.names import RuntimeModule, module_of
-from vllm_draft_quant.core.plan import ModuleDecision, Plan
 from vllm_draft_quant.core.rules import Grammar, RuleSet, glob_matches, make_rules
 from vllm_draft_quant.core.schemes import Scheme, StoredFormat
 from vllm_draft_quant.errors import ConfigError
 from vllm_draft_quant.repair.stock import VLLM_VERSION, stock_quantizes
+
+if TYPE_CHECKING:  # fix reads the resolver's plain decisions; a pydantic Plan reads the same
+    from typing import TypeAlias
+
+    from vllm_draft_quant.core.plan import ModuleDecision, Plan
+
+    AnyDecision: TypeAlias = Decision | ModuleDecision
+    AnyPlan: TypeAlias = Decisions | Plan
 
 __all__ = ["ExclusionList", "FixResult", "compute_fix", "render_json", "unified_diff"]
 
@@ -161,36 +169,36 @@ def _entry_hits(producer: str, entry: str) -> Callable[[str], bool]:
     return lambda n: n == entry
 
 
-def _names(d: ModuleDecision) -> list[str]:
+def _names(d: AnyDecision) -> list[str]:
     return sorted({module_of(t) for t in d.checkpoint_tensors})
 
 
 class _Context:
     """The facts a fix is computed from, with helpers."""
 
-    def __init__(self, facts: CheckpointFacts, plan: Plan, producer: str, scheme: Scheme):
+    def __init__(self, facts: CheckpointFacts, plan: AnyPlan, producer: str, scheme: Scheme):
         self.facts, self.plan, self.producer, self.scheme = facts, plan, producer, scheme
         self.nm = facts.names
         self._quantized_modules: set[str] | None = None
         self._stored: dict[str, StoredFormat] | None = None
         self.flagged: set[str] = set()  # modules already reported as still untruthful
 
-    def runtime(self, d: ModuleDecision) -> RuntimeModule | None:
+    def runtime(self, d: AnyDecision) -> RuntimeModule | None:
         return self.nm.module(d.module)
 
-    def wants_excluded(self, d: ModuleDecision) -> bool:
+    def wants_excluded(self, d: AnyDecision) -> bool:
         return d.kind.quantizable and d.stored is StoredFormat.UNQUANTIZED
 
-    def wants_quantized(self, d: ModuleDecision) -> bool:
+    def wants_quantized(self, d: AnyDecision) -> bool:
         return d.kind.quantizable and d.stored not in (
             StoredFormat.UNQUANTIZED, StoredFormat.UNKNOWN)
 
-    def stock(self, d: ModuleDecision, entries: Sequence[str]) -> bool | None:
+    def stock(self, d: AnyDecision, entries: Sequence[str]) -> bool | None:
         return stock_quantizes(
             producer=self.producer, scheme=self.scheme, profile=self.facts.profile,
             prefix=d.module, kind=d.kind, entries=entries)
 
-    def ours(self, d: ModuleDecision, entries: Sequence[str]) -> bool:
+    def ours(self, d: AnyDecision, entries: Sequence[str]) -> bool:
         """Does our grammar exclude the whole module with these entries?"""
         rules = _rule_set(self.producer, tuple(entries))
         kind = d.kind
@@ -226,7 +234,7 @@ class _Context:
 
 
 # ------------------------------------------------------------------------------ the fix
-def compute_fix(facts: CheckpointFacts, plan: Plan) -> FixResult:
+def compute_fix(facts: CheckpointFacts, plan: AnyPlan) -> FixResult:
     """The exclusion lists that make ``facts``' configs truthful about its draft tensors."""
     intent = facts.intent
     if intent is None:
@@ -295,7 +303,7 @@ def _rule_set(producer: str, entries: tuple[str, ...]) -> RuleSet:
     return RuleSet(make_rules(list(entries), grammar=_grammar(producer), origin="fix"))
 
 
-def _any_hit(ctx: _Context, d: ModuleDecision, entries: list[str]) -> bool:
+def _any_hit(ctx: _Context, d: AnyDecision, entries: list[str]) -> bool:
     rules = _rule_set(ctx.producer, tuple(entries))
     kind = d.kind
     return any(rules.matches(n, kind) for n in (d.module, *_names(d)))
@@ -305,7 +313,7 @@ def _needed_entries(ctx: _Context, kept: list[str], res: FixResult) -> list[str]
     need = [d for d in ctx.plan.modules
             if ctx.wants_excluded(d) and (not ctx.ours(d, kept) or ctx.stock(d, kept) is not False)]
     added: list[str] = []
-    by_layer: dict[str | None, list[ModuleDecision]] = {}
+    by_layer: dict[str | None, list[AnyDecision]] = {}
     for d in need:
         rm = ctx.runtime(d)
         by_layer.setdefault(rm.layer.checkpoint_root if rm and rm.layer else None, []).append(d)
@@ -325,7 +333,7 @@ def _needed_entries(ctx: _Context, kept: list[str], res: FixResult) -> list[str]
     return added
 
 
-def _whole_layer(ctx: _Context, root: str, need: list[ModuleDecision]) -> bool:
+def _whole_layer(ctx: _Context, root: str, need: list[AnyDecision]) -> bool:
     """All of the layer's tensors are unquantized and every quantizable module needs an entry."""
     in_layer = [d for d in ctx.plan.modules
                 if (rm := ctx.runtime(d)) and rm.layer and rm.layer.checkpoint_root == root]
@@ -343,7 +351,7 @@ def _ct_pattern(prefixes: Sequence[str]) -> str:
     return f"re:{body}\\."
 
 
-def _layer_entry(ctx: _Context, root: str, mods: list[ModuleDecision]) -> str | None:
+def _layer_entry(ctx: _Context, root: str, mods: list[AnyDecision]) -> str | None:
     """One entry for a whole unquantized draft layer: ModelOpt's tree wildcard, or a
     compressed-tensors ``re:`` on the layer's checkpoint and runtime roots (vLLM matches
     runtime prefixes, which for some drafters are not the checkpoint's names)."""
@@ -356,7 +364,7 @@ def _layer_entry(ctx: _Context, root: str, mods: list[ModuleDecision]) -> str | 
     return _ct_pattern([root, *sorted(runtime)])
 
 
-def _module_entries(ctx: _Context, d: ModuleDecision) -> list[str]:
+def _module_entries(ctx: _Context, d: AnyDecision) -> list[str]:
     names = _names(d)
     rm = ctx.runtime(d)
     if rm is not None and rm.spec.per_expert:

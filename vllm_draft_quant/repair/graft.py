@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from vllm_draft_quant.checkpoint.configs import load_json_object
-from vllm_draft_quant.checkpoint.facts import CheckpointFacts, load_facts, plan_from_facts
+from vllm_draft_quant.checkpoint.facts import CheckpointFacts, decisions_from_facts, load_facts
 from vllm_draft_quant.checkpoint.headers import TensorInfo, read_header
 from vllm_draft_quant.checkpoint.index import INDEX_FILE, CheckpointFiles
 from vllm_draft_quant.core.evidence import classify, group_by_module
@@ -365,7 +365,7 @@ def _assemble(ft: CheckpointFacts, fs: CheckpointFacts, units: list[Unit]) -> Gr
                      None, {}, originals)
     new_config, n_draft = _new_config(ft, fs, units, plan.notes)
     virtual = _virtual_facts(ft, new_config, n_draft, weight_map, copy_)
-    fix = compute_fix(virtual, plan_from_facts(virtual))
+    fix = compute_fix(virtual, decisions_from_facts(virtual))
     objects: dict[str, Mapping[str, Any]] = {CONFIG: new_config}
     if ft.hf_quant_config is not None:
         objects[HF_QUANT] = ft.hf_quant_config

@@ -3,8 +3,10 @@
 A tensor is copied as the raw byte range its header names; nothing is decoded,
 so no torch or numpy is needed. `copy_range` moves a range inside the kernel
 (``os.copy_file_range``, which also reflinks on filesystems that share extents, else
-``os.sendfile``), so no tensor byte passes through Python, and starts each copied
-range's writeback right away (the final fsync overlaps the copy instead of following it);
+``os.sendfile``), so no tensor byte passes through Python; like ``cp`` it copies into
+the page cache and leaves the writing back to the caller's one fsync (starting each
+range's writeback early, ``posix_fadvise(POSIX_FADV_DONTNEED)``, mixed the writes with
+the reads of a cold source and made the copy slower than ``cp``: benchmarks/README.md);
 where neither call works (another OS, a filesystem that refuses both) it falls back to
 reading and writing `CHUNK`-sized blocks. Either way memory stays at one chunk.
 `write_shard` lays the tensors out in their source order, so adjacent ranges of a
@@ -147,23 +149,20 @@ def _kernel_copy(fd_in: int, offset: int, fd_out: int, at: int, nbytes: int, pat
             continue
         if n == 0:
             raise _truncated(path)
-        _start_writeback(fd_out, at + done, n)
         done += n
         if progress is not None:
             progress(n)
     return done
 
 
-def _start_writeback(fd: int, offset: int, nbytes: int) -> None:
-    """Start writing a copied range to disk now, in the background, and drop it from the
-    page cache once written (``POSIX_FADV_DONTNEED`` on dirty pages starts their
-    writeback). The fsync at the end then waits for the tail only, instead of for every
-    byte: the disk writes overlap the copy. Best effort: where unsupported, nothing."""
+def _read_sequentially(src: BinaryIO) -> None:
+    """Tell the kernel ``src`` is read front to back (a larger readahead window), as ``cp``
+    does (``POSIX_FADV_SEQUENTIAL``). Best effort: where unsupported, nothing."""
     advise = getattr(os, "posix_fadvise", None)
     if advise is None:  # pragma: no cover - not on Linux
         return
-    with contextlib.suppress(OSError):
-        advise(fd, offset, nbytes, os.POSIX_FADV_DONTNEED)
+    with contextlib.suppress(OSError, ValueError):
+        advise(src.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
 
 
 def _ranges(tensors: Sequence[TensorSource]) -> list[tuple[Path, int, int]]:
@@ -194,6 +193,7 @@ def write_shard(out: BinaryIO, tensors: Sequence[TensorSource], *,
             src = handles.get(path)
             if src is None:
                 src = handles[path] = open(path, "rb")  # noqa: SIM115 - closed below
+                _read_sequentially(src)
             copy_range(src, path, offset, nbytes, out, progress=progress)
     finally:
         for h in handles.values():
