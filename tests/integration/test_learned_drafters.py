@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from matrix import SCHEME_METHODS, SCHEME_WEIGHT_DTYPE, Expected, assert_loud
+from loaded import (
+    QUANTIZABLE,
+    assert_stock,
+    assert_stored_precision,
+    assert_values_equal,
+    target_seen,
+)
+from matrix import Expected
 from support import CheckpointSpec, WrittenCheckpoint, write_checkpoint
 from support.harness import (
     BuildRequest,
@@ -40,7 +47,6 @@ from support.harness import (
     worker_env,
 )
 from support.learning import learn_many
-from values import load_checkpoint, mismatches
 
 from vllm_draft_quant import Plan, plan
 from vllm_draft_quant.core.learned import Observation, learned_profile
@@ -52,7 +58,6 @@ FAMILIES = ("ernie4_5_moe", "exaone_moe")
 CASES: list[Case] = [(f, s, lay) for f in FAMILIES for s in ("nvfp4", "fp8")
                      for lay in ("a", "b", "c", "g")]
 IDS = ["-".join(c) for c in CASES]
-_QUANTIZABLE = ("linear", "experts", "lm_head")
 
 L = "model.layers.2"
 X = "mtp.layers.0"
@@ -122,11 +127,6 @@ def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[Case, 
 built = early_fixture(start_built)
 
 
-def _weights(params: dict[str, Any]) -> list[Any]:
-    return [p for n, p in params.items()
-            if n.endswith(("weight", "weight_packed")) and "scale" not in n]
-
-
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None:
     b = built[case]
@@ -136,69 +136,32 @@ def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None
     p = b.plan
     assert p.drafter == DRAFTER[case[0]] and p.modules
     assert {d.module for d in p.modules if d.kind == "linear"} == LINEAR[case[0]]
+    assert_stored_precision(p, b.on)
     for d in p.modules:
-        if d.kind == "plain":
-            continue
-        m = b.on.modules.get(d.module)
-        assert m is not None, f"{d.module} planned but vLLM built no such layer"
-        if d.kind == "fixed":
-            assert m.quant_method and m.quant_method.startswith("Unquantized"), d.module
-            continue
-        assert m.quant_method and m.quant_method.startswith(SCHEME_METHODS[d.scheme]), (
-            d.module, d.scheme, m.quant_method)
-        weights = _weights(m.params)
-        assert weights and all(w.dtype == SCHEME_WEIGHT_DTYPE[d.scheme] for w in weights), (
-            d.module, d.scheme, {n: w.dtype for n, w in m.params.items()})
-        assert (d.scheme.value == "unquantized") == (case[2] in "abc"), d.module
-    assert b.on.sentinel_modules() == []
+        if d.kind in QUANTIZABLE:
+            assert (d.scheme.value == "unquantized") == (case[2] in "abc"), d.module
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_values_equal_checkpoint_bytes(case: Case, built: dict[Case, Built]) -> None:
     b = built[case]
-    assert b.on.ok, b.on.error_text
     profile = learned_profile(b.obs)  # type: ignore[arg-type]
     templates = {s.runtime: list(s.checkpoint) for s in profile.globals}
-    quantizable = b.plan.model_copy(
-        update={"modules": tuple(d for d in b.plan.modules if d.kind in _QUANTIZABLE)})
-    assert quantizable.modules
-    bad = mismatches(quantizable, b.on.modules, b.on.load_dump(),
-                     load_checkpoint(b.ckpt.path), templates)
-    assert bad == []
-
-
-def _built_quantized(m: Any) -> bool:
-    return any(p.dtype in ("uint8", "float8_e4m3fn") for p in _weights(m.params))
+    assert_values_equal(b.plan, b.on, b.ckpt.path, templates)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_off_switch_shows_stock_outcome(case: Case, built: dict[Case, Built]) -> None:
     b = built[case]
-    expected = STOCK[case]
-    if expected.outcome == "loud":
-        assert_loud(expected, b.off)
-        return
-    assert b.off.ok, b.off.error_text
-    if expected.outcome == "ok":
-        assert b.off.sentinel_modules() == []
-        for d in b.plan.modules:
-            m = b.off.modules.get(d.module)
-            if m is not None and d.kind in _QUANTIZABLE:
-                assert _built_quantized(m) == (d.stored.value != "unquantized"), d.module
-        return
-    for prefix, ckpt_module in expected.wrong:  # silently wrong: quantized params, BF16 data
-        m = b.off.modules[prefix]
-        assert _built_quantized(m) != (b.ckpt.stored_format(ckpt_module) != "bf16"), prefix
+    stored = {d.module: d.stored for d in b.plan.modules if d.kind in QUANTIZABLE}
+    assert_stock(STOCK[case], b.off, stored, b.ckpt.stored_format)
 
 
 def test_target_layers_untouched(built: dict[Case, Built]) -> None:
     for c, b in built.items():
         if c[0] in MODE:
             continue
-        def seen(r: DraftResult) -> dict[str, Any]:
-            return {p: (m.quant_method, {n: x.dtype for n, x in m.params.items()})
-                    for p, m in r.target_modules.items()}
-        assert b.on.target_modules and seen(b.on) == seen(b.off)
+        assert b.on.target_modules and target_seen(b.on) == target_seen(b.off)
 
 
 # ------------------------------------------------------------ where it cannot decide

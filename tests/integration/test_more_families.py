@@ -27,10 +27,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from matrix import SCHEME_METHODS, SCHEME_WEIGHT_DTYPE, assert_loud
+from loaded import assert_stock as _assert_stock
+from loaded import assert_stored_precision, assert_values_equal, target_seen
 from matrix_more import (
     CASES,
     STOCK_OUTCOMES_MORE,
@@ -41,14 +41,12 @@ from matrix_more import (
 )
 from support import CheckpointSpec, WrittenCheckpoint, write_checkpoint
 from support.harness import BuildRequest, DraftResult, early_fixture, submit_many
-from values import load_checkpoint, mismatches
+from values import load_checkpoint
 
 from vllm_draft_quant import Plan, plan
 from vllm_draft_quant.checkpoint.facts import load_facts
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(5400)]
-
-_QUANTIZABLE = ("linear", "experts", "lm_head")
 
 
 @dataclass
@@ -88,12 +86,6 @@ def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[Case, 
 built = early_fixture(start_built)
 
 
-def _weights(params: dict[str, Any]) -> list[Any]:
-    return [
-        p for n, p in params.items() if n.endswith(("weight", "weight_packed")) and "scale" not in n
-    ]
-
-
 IDS = [case_id(c) for c in CASES]
 
 
@@ -102,68 +94,22 @@ def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None
     b = built[case]
     assert b.on.ok, b.on.error_text
     assert b.plan.conflicts == () or all("config says" in c.message for c in b.plan.conflicts)
-    for d in b.plan.modules:
-        if d.kind == "plain":
-            continue
-        m = b.on.modules.get(d.module)
-        assert m is not None, f"{d.module} planned but vLLM built no such layer"
-        if d.kind == "fixed":
-            assert m.quant_method and m.quant_method.startswith("Unquantized"), d.module
-            continue
-        assert m.quant_method and m.quant_method.startswith(SCHEME_METHODS[d.scheme]), (
-            d.module,
-            d.scheme,
-            m.quant_method,
-        )
-        weights = _weights(m.params)
-        assert weights and all(p.dtype == SCHEME_WEIGHT_DTYPE[d.scheme] for p in weights), (
-            d.module,
-            d.scheme,
-            {n: p.dtype for n, p in m.params.items()},
-        )
-    assert b.on.sentinel_modules() == []
+    assert_stored_precision(b.plan, b.on)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_values_equal_checkpoint_bytes(case: Case, built: dict[Case, Built]) -> None:
     b = built[case]
-    assert b.on.ok, b.on.error_text
     names = load_facts(b.ckpt.path).names
     templates = {m.prefix: list(m.checkpoint_modules) for m in names.modules}
     # routers are vLLM's fixed layers (GLM keeps them in FP32): not the plugin's business
-    quantizable = b.plan.model_copy(
-        update={"modules": tuple(d for d in b.plan.modules if d.kind in _QUANTIZABLE)}
-    )
-    bad = mismatches(
-        quantizable, b.on.modules, b.on.load_dump(), load_checkpoint(b.ckpt.path), templates
-    )
-    assert bad == []
+    assert_values_equal(b.plan, b.on, b.ckpt.path, templates)
 
 
 def assert_stock(case: Case, result: DraftResult, ckpt: WrittenCheckpoint) -> None:
     """Stock vLLM's outcome on ``case`` is the recorded one (see matrix_more.py)."""
-    expected = STOCK_OUTCOMES_MORE[case]
-    if expected.outcome == "loud":
-        assert_loud(expected, result)
-        return
-    assert result.ok, result.error_text
-    if expected.outcome == "ok":
-        assert result.sentinel_modules() == [], "scales left at -3.4e38"
-        stored = {d.module: d.stored for d in plan(ckpt.path).modules}
-        for prefix, m in result.modules.items():
-            if prefix in stored and stored[prefix] != "unknown":
-                assert _built_quantized(m) == (stored[prefix] != "unquantized"), prefix
-        return
-    for prefix, ckpt_module in expected.wrong:
-        m = result.modules[prefix]
-        assert _built_quantized(m) != (ckpt.stored_format(ckpt_module) != "bf16"), (
-            prefix,
-            {n: p.dtype for n, p in m.params.items()},
-        )
-
-
-def _built_quantized(m: Any) -> bool:
-    return any(p.dtype in ("uint8", "float8_e4m3fn") for p in _weights(m.params))
+    stored = {d.module: d.stored for d in plan(ckpt.path).modules}
+    _assert_stock(STOCK_OUTCOMES_MORE[case], result, stored, ckpt.stored_format)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -175,14 +121,7 @@ def test_off_switch_shows_stock_outcome(case: Case, built: dict[Case, Built]) ->
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_target_layers_untouched(case: Case, built: dict[Case, Built]) -> None:
     b = built[case]
-
-    def seen(r: DraftResult) -> dict[str, Any]:
-        return {
-            p: (m.quant_method, {n: x.dtype for n, x in m.params.items()})
-            for p, m in r.target_modules.items()
-        }
-
-    assert b.on.target_modules and seen(b.on) == seen(b.off)
+    assert b.on.target_modules and target_seen(b.on) == target_seen(b.off)
 
 
 def test_matrix_score(built: dict[Case, Built]) -> None:
