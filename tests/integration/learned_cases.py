@@ -59,6 +59,9 @@ X = "mtp.layers.0"
 _EXAONE_LINEAR = frozenset({f"{X}.self_attn.qkv_proj", f"{X}.self_attn.o_proj",
                             f"{X}.mlp.gate_up_proj", f"{X}.mlp.down_proj", "mtp.fc"})
 _OK = Expected("ok")
+#: HY-V3's head: built under the prefix "" (FP8 parameters) and fed lm_head's BF16 data
+_HY_HEAD = ("", "lm_head")
+_HY_HEAD_NVFP4 = Expected("loud", "RuntimeError", "[while loading lm_head.weight]")
 _LONGCAT_SCALES = Expected("loud", "KeyError", "model.mtp.layers.0.eh_proj.input_scale")
 
 CLASSES: tuple[LearnedClass, ...] = (
@@ -149,6 +152,32 @@ CLASSES: tuple[LearnedClass, ...] = (
                     "rename table (longcat_flash_mtp.py:LongCatFlashMTP.load_weights) has no "
                     "entry for ModelOpt's scale tensors (KeyError on "
                     "model.mtp.layers.0.eh_proj.input_scale)")),
+    # HY-V3: the NextN head is a ParallelLMHead built with the quant config and no prefix
+    # (hy_v3_mtp.py:HYV3SharedHead), fed from lm_head.weight: no exclusion can name it,
+    # and the plugin cannot either (a limit, plugin on or off); everything else it plans
+    LearnedClass(
+        "hy_v3", "HYV3MTP", "HYV3MTPModel",
+        frozenset({f"{L}.self_attn.qkv_proj", f"{L}.self_attn.o_proj",
+                   f"{L}.mlp.gate_up_proj", f"{L}.mlp.down_proj"}),
+        {
+            **{("nvfp4", lay): _HY_HEAD_NVFP4 for lay in "abcg"},
+            ("fp8", "a"): Expected("silent", wrong=(
+                (f"{L}.self_attn.qkv_proj", f"{L}.self_attn.q_proj"),
+                (f"{L}.mlp.gate_up_proj", f"{L}.mlp.gate_proj"), _HY_HEAD)),
+            ("fp8", "b"): Expected("silent", wrong=(_HY_HEAD,)),
+            ("fp8", "c"): Expected("silent", wrong=(
+                (f"{L}.self_attn.qkv_proj", f"{L}.self_attn.q_proj"),
+                (f"{L}.mlp.gate_up_proj", f"{L}.mlp.gate_proj"), _HY_HEAD)),
+            ("fp8", "g"): Expected("silent", wrong=(_HY_HEAD,)),
+        },
+        mode="draft",
+        limits={**{("nvfp4", lay): _HY_HEAD_NVFP4 for lay in "abcg"},
+                **{("fp8", lay): Expected("silent", wrong=(_HY_HEAD,)) for lay in "abcg"}},
+        limit_note=("its NextN head is built with the quant config and an empty prefix "
+                    "(hy_v3_mtp.py:HYV3SharedHead) and fed from lm_head.weight: neither an "
+                    "exclusion nor the plan can name it, so under NVFP4 it fails on "
+                    "lm_head.weight and under FP8 it holds BF16 data, plugin on or off; the "
+                    "other draft modules load in their stored precision")),
 )
 
 

@@ -42,6 +42,12 @@ Adding a drafter class is adding a row (and its cases in
   ``enorm.m``/``hnorm.m``, ``model.mtp.norm``; vLLM renames these through a fixed table
   of checkpoint names (``load_weights``). Only the drafter is built: the target layers
   here are placeholders in the MTP layer's shape, not LongCat's dual-attention blocks.
+- ``hy_v3``: ``HYV3ForCausalLM`` (Hunyuan-V3), drafted by vLLM's ``HYV3MTP``
+  (``hy_v3_mtp.py``): a NextN layer at ``model.layers.{N}`` (dense here:
+  ``first_k_dense_replace`` covers it), a plain ``eh_proj``, ``enorm``/``hnorm``,
+  ``final_layernorm``. vLLM skips the layer's own ``shared_head`` tensors and feeds its
+  head (a ``ParallelLMHead`` built with the quant config and no prefix) from
+  ``lm_head.weight``, so none is stored here.
 """
 
 from __future__ import annotations
@@ -269,6 +275,16 @@ SPECS: tuple[LearnedSpec, ...] = (
         extras=fc_extras("{p}.eh_proj", ("{p}.enorm.m", "{p}.hnorm.m", "model.mtp.norm")),
         root_glob="model.mtp*", head_glob="model.mtp.layers.0.eh_proj*",
         mlp_glob="model.mtp.layers.0.transformer_layer.mlp*"),
+    LearnedSpec(
+        "hy_v3", "HYV3ForCausalLM",
+        {"architectures": ["HYV3ForCausalLM"], "model_type": "hy_v3",
+         **text_config(num_experts=1, num_experts_per_tok=1, num_shared_experts=0,
+                       moe_intermediate_size=DENSE_INTER, first_k_dense_replace=N_TARGET + 1,
+                       qk_norm=False)},
+        mtp="model.layers.{n}", layer=llama_layer,
+        extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm"),
+                         group="eh_proj", quantizable=False),
+        root_glob="model.layers.2*"),
 )
 
 

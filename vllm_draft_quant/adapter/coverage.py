@@ -59,6 +59,12 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
         "a quantized MTP layer does not load, plugin on or off: vLLM's fixed rename table "
         "(longcat_flash_mtp.py:LongCatFlashMTP.load_weights) has no entry for ModelOpt's "
         "scale tensors (KeyError on model.mtp.layers.0.eh_proj.input_scale)")),
+    "HYV3MTP": (None, 8, (
+        "its NextN head is built with the quant config and an empty prefix "
+        "(hy_v3_mtp.py:HYV3SharedHead) and fed from lm_head.weight: neither an exclusion "
+        "nor the plan can name it, so under NVFP4 it fails on lm_head.weight and under FP8 "
+        "it holds BF16 data, plugin on or off; the other draft modules load in their stored "
+        "precision")),
 }
 #: where every hand-profiled drafter is built on CPU (and held against the learner)
 PROFILE_TESTS = "tests/integration/test_profile_prefixes.py"
