@@ -3,7 +3,9 @@
 The classes are the rows of ``learned_cases.py`` (``ErnieMTPModel``: ERNIE-4.5 MoE,
 whose checkpoint names ``model.mtp_block.0.*`` never equal the runtime prefixes vLLM
 matches exclusions against; ``ExaoneMoeMTP``: K-EXAONE, whose ``mtp.fc`` is a
-quantizable linear; ``Exaone4_5_MTP``, grouped with it; checkpoints from
+quantizable linear; ``Exaone4_5_MTP``, grouped with it; ``GlmOcrMTPModel``,
+``LongCatFlashMTPModel`` and ``HYV3MTPModel``, the last two with a limit the plugin
+does not lift, held to its recorded outcome; checkpoints from
 ``tests/support/_families_learned.py``). For each case (ModelOpt NVFP4 and FP8 targets
 x BF16 MTP with no exclusions (a), a wildcard (b), exact checkpoint names (c), and a
 quantized MTP (g); one case for a grouped class), built through vLLM's own draft path
