@@ -32,9 +32,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 
 #: cases the learner does not reach yet, and why (each fails loudly if it starts passing)
+#: (drafter, family) whose learned mapping and hand profile are known to disagree, with
+#: the reason (the test fails if they agree: then remove the entry). The learner runs in
+#: the build workers, where the demo's CPU shims apply (the dense attention backend lets
+#: DeepseekV32MTPModel build); it then reports the DSA indexer's ``wk_weights_proj``
+#: (built with ``quant_config=None``, ``deepseek_v2.py:Indexer.__init__``) as a
+#: quantizable linear, while the profile knows it is always unquantized.
 NOT_YET = {
-    ("DeepseekV32MTPModel", "glm5"): "the dry run does not apply the demo's test-only dense "
-    "attention backend: 'Sparse Attention is not supported on CPU'",
+    ("DeepseekV32MTPModel", "glm5"): "the learner classifies a non-replicated linear built "
+    "with quant_config=None (the indexer's wk_weights_proj) as quantizable",
     ("DeepseekV32MTPModel", "deepseek_v32"): "as glm5",
 }
 
@@ -59,10 +65,16 @@ learned = early_fixture(start_learned)
 def test_profile_matches_learned_mapping(architecture: str, family: str,
                                          learned: dict[Any, Any]) -> None:
     (folder, extra, _), obs = learned[(architecture, family)]
-    if (architecture, family) in NOT_YET:
-        assert not isinstance(obs, Observation), "learned now: remove it from NOT_YET"
-        pytest.xfail(NOT_YET[(architecture, family)])
     assert isinstance(obs, Observation), obs
+    if (architecture, family) in NOT_YET:
+        with pytest.raises(AssertionError, match="disagree"):
+            _check(architecture, family, folder, extra, obs)
+        pytest.xfail(NOT_YET[(architecture, family)])
+    _check(architecture, family, folder, extra, obs)
+
+
+def _check(architecture: str, family: str, folder: Path, extra: dict[str, Any],
+           obs: Observation) -> None:
     profile = profile_for_draft(architecture)
     assert obs.drafter in (profile.architecture, *profile.architecture_aliases)
     draft_dir = _draft_dir(folder, extra)

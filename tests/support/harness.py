@@ -2,7 +2,8 @@
 
 Every test builds through the same few processes. The first request starts
 ``VDQ_INTEGRATION_JOBS`` (default: 2, capped by the CPU count) workers running
-``python -m vllm_draft_quant.demo.worker --serve`` (``VLLM_TARGET_DEVICE=cpu``, plugin
+``demo/worker.py --serve`` (``tests/support/pool_worker.py``, which adds the mode
+``learn``: the mapping learner, `submit_learn`) (``VLLM_TARGET_DEVICE=cpu``, plugin
 installed and registered); they take cases from one queue, so a batch runs on all of
 them at once. vLLM's import (10-30 s) is paid once per worker, not once per batch.
 
@@ -59,7 +60,6 @@ from typing import IO, Any
 from vllm_draft_quant.demo.launcher import (
     NO_PLUGIN,
     QUANTIZED_DTYPES,
-    WORKER_MODULE,
     BuildRequest,
     DraftResult,
     Mode,
@@ -91,10 +91,14 @@ __all__ = [
     "shutdown",
     "start_early",
     "stats",
+    "submit_learn",
     "submit_many",
     "worker_env",
 ]
 
+#: ``demo/worker.py --serve`` plus the tests' ``learn`` mode (run with ``-P``: its folder
+#: stays off ``sys.path``)
+POOL_WORKER = Path(__file__).with_name("pool_worker.py")
 #: the variables a case may set in a shared worker (read per drafter load)
 PER_CASE_ENV = ("VLLM_DRAFT_QUANT", "VLLM_DRAFT_QUANT_OVERRIDES")
 #: seconds one case may take (after the worker is up), and a worker's start-up
@@ -279,7 +283,7 @@ class _Pool:
     their tests (priority 0, then 1; first come, first served within each)."""
 
     def __init__(self, command: Sequence[str] | None = None, size: int | None = None) -> None:
-        self.command = list(command or [sys.executable, "-m", WORKER_MODULE, "--serve"])
+        self.command = list(command or [sys.executable, "-P", str(POOL_WORKER), "--serve"])
         self.size = size
         self.jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
         self.order = itertools.count()
@@ -462,6 +466,29 @@ def submit_many(
             raw["worker_elapsed"] = time.perf_counter() - t0
             results.append(result_from_raw(req.model_dir, raw))
         return results
+
+    return collect
+
+
+def submit_learn(
+    cases: Sequence[tuple[Path, Mapping[str, Any] | None]], *, timeout: float | None = None,
+) -> Callable[[], list[dict[str, Any] | str]]:
+    """Queue mapping-learning cases (model folder, extra EngineArgs) on the same workers
+    (mode ``learn``: ``demo/worker.py:learn_case``, cached like builds); calling the
+    returned function gives per case ``adapter/learn_main.py``'s JSON body, or the
+    worker's failure as one line."""
+    work = Path(tempfile.mkdtemp(prefix="vdq-learn-"))
+    env = _case_env(True, None)
+    submitted = [_submit(BuildRequest(Path(m), "learn", dump=False, engine_args=extra), env,
+                         work, timeout or CASE_TIMEOUT)[0] for m, extra in cases]
+
+    def collect() -> list[dict[str, Any] | str]:
+        out: list[dict[str, Any] | str] = []
+        for future in submitted:
+            error, raw = future.result()
+            out.append(f"{error}: {raw}" if error is not None or not isinstance(raw, dict)
+                       else copy.deepcopy(raw["learn"]))
+        return out
 
     return collect
 

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["learn_folder", "main"]
+__all__ = ["learn_folder", "learn_result", "main"]
 
 
 def learn_folder(model_dir: str, engine_args: dict[str, Any] | None = None) -> Any:
@@ -80,19 +80,23 @@ def _write(path: str, body: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _one(model: str, out: str, engine_args: dict[str, Any] | None) -> int:
+def learn_result(model: str, engine_args: dict[str, Any] | None) -> dict[str, Any]:
+    """The JSON body this door writes for ``model`` (see the module docstring)."""
     import time
 
     t0 = time.perf_counter()
     try:
         obs = learn_folder(model, engine_args)
-        _write(out, {"observation": obs.model_dump(mode="json"),
-                     "seconds": time.perf_counter() - t0})
-        return 0
+        return {"observation": obs.model_dump(mode="json"), "seconds": time.perf_counter() - t0}
     except Exception as e:
         first = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
-        _write(out, {"error": first, "error_type": type(e).__name__})
-        return 1
+        return {"error": first, "error_type": type(e).__name__}
+
+
+def _one(model: str, out: str, engine_args: dict[str, Any] | None) -> int:
+    body = learn_result(model, engine_args)
+    _write(out, body)
+    return 0 if "observation" in body else 1
 
 
 def main(argv: list[str]) -> int:

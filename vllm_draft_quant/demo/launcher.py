@@ -37,7 +37,8 @@ WORKER_MODULE = "vllm_draft_quant.demo.worker"
 NO_PLUGIN = "vllm_draft_quant_disabled"  # matches no vllm.general_plugins entry point
 QUANTIZED_DTYPES = ("float8_e4m3fn", "uint8")
 
-Mode = Literal["draft", "target", "target+draft"]
+#: what a case builds; ``learn`` is a mode the tests' workers add (``worker.EXTRA_MODES``)
+Mode = Literal["draft", "target", "target+draft", "learn"]
 
 
 @dataclass(frozen=True)

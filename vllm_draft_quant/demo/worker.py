@@ -76,6 +76,7 @@ import re
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +256,22 @@ def _ensure_distributed(vllm_config: Any) -> None:
     ensure_model_parallel_initialized(1, 1)
 
 
+#: modes a process built on this worker adds (mode -> handler of the case, returning the
+#: result dict); the tests' build service adds ``learn`` (``tests/support/pool_worker.py``)
+EXTRA_MODES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _extra_mode(handler: Callable[[dict[str, Any]], dict[str, Any]],
+                case: dict[str, Any]) -> dict[str, Any]:
+    global _DIST_READY
+    import torch.distributed
+
+    try:
+        return handler(case)
+    finally:  # a handler may have made the world-size-1 state itself
+        _DIST_READY = _DIST_READY or torch.distributed.is_initialized()
+
+
 def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
     from vllm.compilation.backends import set_model_tag
     from vllm.config import set_current_vllm_config
@@ -264,6 +281,8 @@ def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
     from vllm_draft_quant.demo import cpu_shims
 
     mode = case.get("mode", "draft")
+    if mode in EXTRA_MODES:
+        return _extra_mode(EXTRA_MODES[mode], case)
     result: dict[str, Any] = {
         "ok": False,
         "mode": mode,
