@@ -14,8 +14,9 @@ on the CPU platform (with its target loaded first unless the row says ``draft``)
 - the plugin learns the mapping in-process (its log says so) and every planned draft
   module is built in its stored precision, its parameters equal to the checkpoint's
   bytes, no scale left at vLLM's sentinel;
-- the plan the tests compute from the same mapping (``adapter/learn_main.py``, every
-  case in one process, `core.learned.learned_profile`) is the one the adapter followed,
+- the plan the tests compute from the same mapping (learned on the build service's
+  workers, ``support/learning.py``; `core.learned.learned_profile`) is the one the
+  adapter followed,
   and names exactly the linear layers the row lists;
 - with ``VLLM_DRAFT_QUANT=off`` the stock outcome recorded in the row shows;
 - a grouped class's learned mapping equals its representative's;
