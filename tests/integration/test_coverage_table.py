@@ -1,33 +1,31 @@
 """README.md's drafter coverage table is the one the code generates from the installed vLLM.
 
-``python -m vllm_draft_quant.adapter.coverage --check README.md`` (in its own process,
-beside the build workers) regenerates the table from vLLM's drafter registry, the profile
-registry and the drafters' source files and compares it with README.md's.
+``python -m vllm_draft_quant.adapter.coverage --check README.md``'s ``main`` (run in a
+build worker, which has vLLM imported already: ``harness.call_in_worker``) regenerates the
+table from vLLM's drafter registry, the profile registry and the drafters' source files
+and compares it with README.md's.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support.harness import run_aside, worker_env
+from support.harness import call_in_worker, run_aside
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def _check() -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vllm_draft_quant.adapter.coverage", "--check", str(README)],
-        env=worker_env(True), capture_output=True, text=True, timeout=1100, check=False)
-
-
 def test_readme_coverage_table_is_current() -> None:
-    proc = run_aside(_check).result()
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    code, printed = run_aside(
+        call_in_worker,
+        "vllm_draft_quant.adapter.coverage:main",
+        ["--check", str(README)],
+        timeout=1100,
+    ).result()
+    assert code == 0, printed
 
 
 def test_profiles_not_built_are_the_prefix_tests_static_only() -> None:

@@ -1,7 +1,10 @@
 """The vllm.general_plugins entry point: cheap, re-entrant, never raising, version-aware.
 
-Each check runs in a fresh interpreter: patches are process-global. The interpreters
-are started right after collection, beside the build workers; each test reads its own.
+Each check runs in a process of its own (patches are process-global): a child forked
+from one interpreter that has imported vLLM's top package and nothing of the plugin,
+with the check's variables set (``_FORK_SERVER``; one vLLM import for all checks
+instead of one each). It starts right after collection, beside the build workers; each
+test reads its own result.
 """
 
 from __future__ import annotations
@@ -22,19 +25,77 @@ from support.harness import early_fixture, run_aside
 pytestmark = pytest.mark.integration
 
 
-def _run(code: str, env: dict[str, str]) -> dict[str, Any]:
-    full_env = {k: v for k, v in os.environ.items() if k != "VLLM_DRAFT_QUANT"}
-    full_env.update(VLLM_TARGET_DEVICE="cpu", **env)
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+#: runs every check's script in a child forked from one interpreter that has imported
+#: vLLM's top package (torch, ``vllm.envs``, ``vllm.logger``; no model loader, no
+#: platform), as vLLM's own processes have when they load plugins. Each child gets its
+#: script's variables, then runs the script; its output goes to a file of its own.
+_FORK_SERVER = """
+import json, os, sys, traceback
+import vllm  # noqa: F401 - what every child starts from
+jobs = json.loads(sys.stdin.read())
+pids = {}
+for key, job in jobs.items():
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.environ.pop("VLLM_DRAFT_QUANT", None)
+            os.environ.update(job["env"])
+            for fd, path in ((1, job["out"]), (2, job["out"] + ".err")):
+                f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(f, fd)
+                os.close(f)
+            exec(compile(job["code"], key, "exec"), {"__name__": "__main__"})
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    pids[pid] = key
+codes = {}
+for _ in range(len(pids)):
+    pid, status = os.wait()
+    codes[pids[pid]] = os.waitstatus_to_exitcode(status)
+print(json.dumps(codes))
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def _run_all(scripts: dict[str, tuple[str, dict[str, str]]], root: Path) -> dict[str, Any]:
+    """Each script's last printed line (JSON), or the AssertionError of its failure."""
+    root.mkdir(parents=True, exist_ok=True)
+    jobs = {key: {"code": textwrap.dedent(code), "env": env, "out": str(root / f"{key}.out")}
+            for key, (code, env) in scripts.items()}
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_DRAFT_QUANT"}
+    env["VLLM_TARGET_DEVICE"] = "cpu"
+    proc = subprocess.run([sys.executable, "-c", _FORK_SERVER], input=json.dumps(jobs),
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    codes = json.loads(proc.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = {}
+    for key, job in jobs.items():
+        printed = Path(job["out"]).read_text()
+        err = Path(job["out"] + ".err").read_text()
+        out[key] = (json.loads(printed.strip().splitlines()[-1]) if codes[key] == 0
+                    else AssertionError(f"{key}: exit {codes[key]}: {err[-3000:]}"))
+    return out
+
+
+class _Result:
+    """One script's result out of the fork server's run (``.result()`` as a Future's)."""
+
+    def __init__(self, run: Future[dict[str, Any]], key: str) -> None:
+        self.run, self.key = run, key
+
+    def result(self) -> dict[str, Any]:
+        value = self.run.result()[self.key]
+        if isinstance(value, AssertionError):
+            raise value
+        result: dict[str, Any] = value
+        return result
 
 
 #: register() with vLLM's log handler writing into a buffer (vLLM logs to stdout)
@@ -55,7 +116,7 @@ _LOGGED = """
                       "handlers": len(logging.getLogger("vllm").handlers)}))
 """
 
-#: each check's script and environment: a fresh interpreter each
+#: each check's script and environment: a forked child each
 SCRIPTS: dict[str, tuple[str, dict[str, str]]] = {
     "register_is_lazy_and_reentrant": (
         """
@@ -139,12 +200,13 @@ SCRIPTS: dict[str, tuple[str, dict[str, str]]] = {
         _LOGGED, {"VLLM_DRAFT_QUANT": "sometimes", "VLLM_LOGGING_LEVEL": "ERROR"}),
     "variables_known_to_vllm_when_off": (_LOGGED, {"VLLM_DRAFT_QUANT": "off"}),
 }
-Runs = dict[str, "Future[dict[str, Any]]"]
+Runs = dict[str, _Result]
 
 
 def start_runs(session: pytest.Session, root: Path) -> Callable[[], Runs]:
-    """Start every script beside the build workers (``support.harness.run_aside``)."""
-    runs = {key: run_aside(_run, code, env) for key, (code, env) in SCRIPTS.items()}
+    """Start the fork server beside the build workers (``support.harness.run_aside``)."""
+    run = run_aside(_run_all, SCRIPTS, root / "scripts")
+    runs = {key: _Result(run, key) for key in SCRIPTS}
     return lambda: runs
 
 

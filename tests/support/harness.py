@@ -84,6 +84,7 @@ __all__ = [
     "build_many",
     "build_many_parallel",
     "build_target",
+    "call_in_worker",
     "early",
     "early_fixture",
     "pool_size",
@@ -468,6 +469,22 @@ def submit_many(
         return results
 
     return collect
+
+
+def call_in_worker(call: str, *args: Any, timeout: float | None = None) -> tuple[Any, str]:
+    """Run ``"module:function"(*args)`` in one of the workers (mode ``call``; never cached):
+    (its value, what it printed)."""
+    future: Future[tuple[str | None, dict[str, Any] | str]] = Future()
+    case = {"mode": "call", "call": call, "args": list(args)}
+    _POOL.submit(_Job(next(_IDS), case, _case_env(True, None), timeout or CASE_TIMEOUT,
+                      future), 0)
+    error, raw = future.result()
+    if error is not None or not isinstance(raw, dict):
+        raise RuntimeError(f"{call} in a build worker: {error}: {raw}")
+    if raw.get("error_type"):
+        raise RuntimeError(f"{call} in a build worker: {raw['error_type']}: "
+                           f"{raw.get('error_message')}")
+    return raw["value"], _tail(Path(raw["worker_log"]))
 
 
 def submit_learn(

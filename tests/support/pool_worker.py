@@ -1,5 +1,8 @@
 """The build service's worker: ``demo/worker.py --serve`` plus the mode ``learn``.
 
+And the mode ``call``: a function run in a worker (``harness.call_in_worker``) where
+a test needs vLLM imported but no fresh process of its own.
+
 Started by ``harness._Pool`` as ``python tests/support/pool_worker.py --serve LOG_DIR``.
 A ``learn`` case runs the adapter's mapping learner in this process
 (``adapter/learn_main.py:learn_result``: what ``python -m vllm_draft_quant.adapter.learn_main``
@@ -32,7 +35,32 @@ def learn_case(case: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def call_case(case: dict[str, Any]) -> dict[str, Any]:
+    """Mode ``call``: ``module:function(*args)`` in this process; its JSON-able value (what
+    it prints goes to the case's log, ``raw["worker_log"]``)."""
+    import importlib
+
+    t0 = time.perf_counter()
+    module, _, name = case["call"].partition(":")
+    value, error_type, message = None, None, None
+    try:
+        value = getattr(importlib.import_module(module), name)(*case.get("args", ()))
+    except Exception as e:  # the worker stays up; the caller gets the error
+        error_type, message = type(e).__name__, str(e).strip()[:500]
+    seconds = time.perf_counter() - t0
+    return {
+        "ok": error_type is None,
+        "error_type": error_type,
+        "error_message": message,
+        "mode": "call",
+        "value": value,
+        "draft_architecture": f"({case['call']})",
+        "timings": {"call": seconds, "total": seconds},
+    }
+
+
 worker.EXTRA_MODES["learn"] = learn_case
+worker.EXTRA_MODES["call"] = call_case
 
 if __name__ == "__main__":
     sys.exit(worker.main(sys.argv))
