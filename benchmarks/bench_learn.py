@@ -56,6 +56,8 @@ def _learn_s(model_dir: Path) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--families", default=",".join(CASES),
+                    help="comma-separated factory families (default: %(default)s)")
     args = ap.parse_args()
     os.environ["VLLM_TARGET_DEVICE"] = "cpu"
     os.environ["VLLM_PLUGINS"] = "vllm_draft_quant_disabled"  # stock loads
@@ -67,7 +69,7 @@ def main() -> None:
     learn_ms: list[float] = []
     load_ms: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-learn-") as tmp:
-        for fam in CASES:
+        for fam in args.families.split(","):
             ck = write_checkpoint(Path(tmp) / fam, CheckpointSpec(fam, "nvfp4", quantized=False))  # type: ignore[arg-type]
             learn, load = [], []
             for _ in range(args.repeat):

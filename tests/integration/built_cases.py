@@ -1,7 +1,8 @@
 """What the matrix-style integration modules share (``test_more_families.py``,
 ``test_int4_producers.py``, ``test_per_layer_producers.py``): the cases a session
 selects, their builds queued plugin on and off in one batch, and the checks every
-module makes of a built case (values equal the checkpoint's, target layers untouched).
+module makes of a built case (values equal the checkpoint's, target layers untouched: ``loaded.py``'s checks, which
+``test_learned_drafters.py`` uses directly).
 
 A module lists its cases and says how to write one (``write(case, folder) -> model
 folder``) and which engine arguments it needs; `start_cases` does the rest::
@@ -20,9 +21,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import loaded
 import pytest
 from support.harness import BuildRequest, DraftResult, submit_many
-from values import load_checkpoint, mismatches
 
 from vllm_draft_quant import Plan, plan
 from vllm_draft_quant.checkpoint.facts import load_facts
@@ -31,7 +32,7 @@ __all__ = ["QUANTIZABLE", "Built", "assert_target_layers_untouched", "assert_val
            "selected", "start_cases", "weights"]
 
 #: the plan's module kinds that get a quant method (routers and plain layers do not)
-QUANTIZABLE = ("linear", "experts", "lm_head")
+QUANTIZABLE = loaded.QUANTIZABLE
 
 
 @dataclass
@@ -84,28 +85,17 @@ def start_cases(session: pytest.Session, root: Path, module: ModuleType,
 
 def weights(params: dict[str, Any], suffixes: tuple[str, ...] = ("weight",)) -> list[Any]:
     """A module's weight parameters (names ending in ``suffixes``), scales left out."""
-    return [p for n, p in params.items() if n.endswith(suffixes) and "scale" not in n]
+    return loaded.weights(params, suffixes)
 
 
 def assert_values_equal(b: Built) -> None:
     """Every parameter of every quantizable planned module equals the checkpoint's bytes
-    and shape (``values.py``); routers are vLLM's fixed layers, not the plugin's business."""
-    assert b.on.ok, b.on.error_text
+    and shape (``loaded.assert_values_equal``); routers are vLLM's fixed layers."""
     names = load_facts(b.path).names
     templates = {m.prefix: list(m.checkpoint_modules) for m in names.modules}
-    quantizable = b.plan.model_copy(
-        update={"modules": tuple(d for d in b.plan.modules if d.kind in QUANTIZABLE)}
-    )
-    bad = mismatches(quantizable, b.on.modules, b.on.load_dump(), load_checkpoint(b.path),
-                     templates)
-    assert bad == []
+    loaded.assert_values_equal(b.plan, b.on, b.path, templates)
 
 
 def assert_target_layers_untouched(b: Built) -> None:
     """The target's layers are the same with the plugin on and off."""
-
-    def seen(r: DraftResult) -> dict[str, Any]:
-        return {p: (m.quant_method, {n: x.dtype for n, x in m.params.items()})
-                for p, m in r.target_modules.items()}
-
-    assert b.on.target_modules and seen(b.on) == seen(b.off)
+    assert b.on.target_modules and loaded.target_seen(b.on) == loaded.target_seen(b.off)

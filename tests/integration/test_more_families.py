@@ -26,17 +26,11 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from built_cases import (
-    Built,
-    assert_target_layers_untouched,
-    assert_values_equal,
-    start_cases,
-    weights,
-)
-from matrix import SCHEME_METHODS, SCHEME_WEIGHT_DTYPE, assert_loud
+from built_cases import Built, assert_target_layers_untouched, assert_values_equal, start_cases
+from loaded import assert_stock as _assert_stock
+from loaded import assert_stored_precision
 from matrix_more import (
     CASES,
     STOCK_OUTCOMES_MORE,
@@ -63,38 +57,14 @@ def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[Case, 
 built = early_fixture(start_built)
 
 
-def _weights(params: dict[str, Any]) -> list[Any]:
-    return weights(params, ("weight", "weight_packed"))
-
-
 IDS = [case_id(c) for c in CASES]
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None:
     b = built[case]
-    assert b.on.ok, b.on.error_text
     assert b.plan.conflicts == () or all("config says" in c.message for c in b.plan.conflicts)
-    for d in b.plan.modules:
-        if d.kind == "plain":
-            continue
-        m = b.on.modules.get(d.module)
-        assert m is not None, f"{d.module} planned but vLLM built no such layer"
-        if d.kind == "fixed":
-            assert m.quant_method and m.quant_method.startswith("Unquantized"), d.module
-            continue
-        assert m.quant_method and m.quant_method.startswith(SCHEME_METHODS[d.scheme]), (
-            d.module,
-            d.scheme,
-            m.quant_method,
-        )
-        weights = _weights(m.params)
-        assert weights and all(p.dtype == SCHEME_WEIGHT_DTYPE[d.scheme] for p in weights), (
-            d.module,
-            d.scheme,
-            {n: p.dtype for n, p in m.params.items()},
-        )
-    assert b.on.sentinel_modules() == []
+    assert_stored_precision(b.plan, b.on)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -104,28 +74,8 @@ def test_values_equal_checkpoint_bytes(case: Case, built: dict[Case, Built]) -> 
 
 def assert_stock(case: Case, result: DraftResult, ckpt: WrittenCheckpoint) -> None:
     """Stock vLLM's outcome on ``case`` is the recorded one (see matrix_more.py)."""
-    expected = STOCK_OUTCOMES_MORE[case]
-    if expected.outcome == "loud":
-        assert_loud(expected, result)
-        return
-    assert result.ok, result.error_text
-    if expected.outcome == "ok":
-        assert result.sentinel_modules() == [], "scales left at -3.4e38"
-        stored = {d.module: d.stored for d in plan(ckpt.path).modules}
-        for prefix, m in result.modules.items():
-            if prefix in stored and stored[prefix] != "unknown":
-                assert _built_quantized(m) == (stored[prefix] != "unquantized"), prefix
-        return
-    for prefix, ckpt_module in expected.wrong:
-        m = result.modules[prefix]
-        assert _built_quantized(m) != (ckpt.stored_format(ckpt_module) != "bf16"), (
-            prefix,
-            {n: p.dtype for n, p in m.params.items()},
-        )
-
-
-def _built_quantized(m: Any) -> bool:
-    return any(p.dtype in ("uint8", "float8_e4m3fn") for p in _weights(m.params))
+    stored = {d.module: d.stored for d in plan(ckpt.path).modules}
+    _assert_stock(STOCK_OUTCOMES_MORE[case], result, stored, ckpt.stored_format)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

@@ -1,5 +1,12 @@
 """Tiny families of drafters that have no hand profile (vLLM's mapping is learned).
 
+A family here is one `LearnedSpec` row of `SPECS`: the target's ``config.json`` keys,
+where its MTP layers sit in the checkpoint, which decoder layer they are, and the
+drafter's extras (input projection, norms). `family` turns a row into the factory's
+`Family` (two dense target layers, one MTP layer, ``lm_head`` and ``model.norm``).
+Adding a drafter class is adding a row (and its cases in
+``tests/integration/test_learned_drafters.py``). The rows:
+
 - ``ernie4_5_moe``: ``Ernie4_5_MoeForCausalLM`` (ERNIE-4.5 MoE), drafted by vLLM's
   ``ErnieMTPModel`` (``ernie_mtp.py``). Its one MTP layer is stored flat, as the public
   checkpoints do: ``model.mtp_block.0.*`` (a Llama decoder layer: q/k/v/o, gate/up/down,
@@ -17,11 +24,36 @@
   ``mtp.norm``, ``mtp.pre_fc_norm_{hidden,embedding}``; the drafter renames ``mtp.`` to
   ``model.`` and builds its own ``lm_head``. Target layers are dense
   (``first_k_dense_replace`` covers them).
+- ``exaone4_5``: ``Exaone4_5_ForConditionalGeneration`` (EXAONE-4.5, multimodal: text
+  keys under ``text_config``, a tiny ``vision_config``), drafted by vLLM's
+  ``Exaone4_5_MTP`` (``exaone4_5_mtp.py``, a subclass of ``ExaoneMoeMTP``): the same
+  ``mtp.*`` names and load path, its layers EXAONE-4 decoder layers (post-norms
+  ``post_attention_layernorm`` / ``post_feedforward_layernorm``, q/k norms).
+- ``glm_ocr``: ``GlmOcrForConditionalGeneration`` (GLM-OCR, multimodal), drafted by
+  vLLM's ``GlmOcrMTP`` (``glm_ocr_mtp.py``): a NextN layer stored as
+  ``model.language_model.layers.{N}`` (a GLM-4 decoder layer, the DeepSeek/GLM extras
+  ``eh_proj`` (a plain ``torch.nn.Linear``), ``enorm``, ``hnorm``,
+  ``shared_head.{head,norm}``); the drafter also routes ``lm_head.weight`` into the
+  NextN head, as GLM-4.5's does.
+- ``longcat_flash``: ``LongcatFlashForCausalLM`` (LongCat-Flash), drafted by vLLM's
+  ``LongCatFlashMTP`` (``longcat_flash_mtp.py``): ``model.mtp.layers.0.*`` (a DeepSeek-V2
+  decoder layer with latent attention and a dense MLP under ``transformer_layer.mlp``),
+  ``eh_proj`` (a ``ReplicatedLinear`` built with the quant config, prefix ``eh_proj``),
+  ``enorm.m``/``hnorm.m``, ``model.mtp.norm``; vLLM renames these through a fixed table
+  of checkpoint names (``load_weights``). Only the drafter is built: the target layers
+  here are placeholders in the MTP layer's shape, not LongCat's dual-attention blocks.
+- ``hy_v3``: ``HYV3ForCausalLM`` (Hunyuan-V3), drafted by vLLM's ``HYV3MTP``
+  (``hy_v3_mtp.py``): a NextN layer at ``model.layers.{N}`` (dense here:
+  ``first_k_dense_replace`` covers it), a plain ``eh_proj``, ``enorm``/``hnorm``,
+  ``final_layernorm``. vLLM skips the layer's own ``shared_head`` tensors and feeds its
+  head (a ``ParallelLMHead`` built with the quant config and no prefix) from
+  ``lm_head.weight``, so none is stored here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from support._families import (
@@ -41,105 +73,223 @@ from support._families import (
     qk_norms,
 )
 
-__all__ = ["LEARNED_FAMILIES"]
+__all__ = ["LEARNED_FAMILIES", "SPECS", "LearnedSpec", "family"]
+
+Block = tuple[list[Linear], list[Plain]]
+N_TARGET = 2  # target decoder layers of every learned family
 
 
-def ernie4_5_moe(num_mtp: int) -> Family:
+def llama_layer(p: str, k: int | None) -> Block:
+    """q/k/v/o, gate/up/down, input and post-attention norms (Llama, ERNIE)."""
+    return (_attn_gqa(p, k, gated_q=False) + _mlp(f"{p}.mlp", DENSE_INTER, k),
+            layer_norms(p, k))
+
+
+def qk_norm_layer(p: str, k: int | None) -> Block:
+    """`llama_layer` with q/k norms (EXAONE-MoE, Qwen3)."""
+    lin, pl = llama_layer(p, k)
+    return lin, pl + qk_norms(p, k)
+
+
+def exaone4_layer(p: str, k: int | None) -> Block:
+    """EXAONE-4's post-norm decoder layer: q/k norms, ``post_attention_layernorm`` and
+    ``post_feedforward_layernorm`` (no input norm)."""
+    lin = _attn_gqa(p, k, gated_q=False) + _mlp(f"{p}.mlp", DENSE_INTER, k)
+    return lin, [_norm(f"{p}.post_attention_layernorm", HIDDEN, k),
+                 _norm(f"{p}.post_feedforward_layernorm", HIDDEN, k), *qk_norms(p, k)]
+
+
+def glm4_layer(p: str, k: int | None) -> Block:
+    """GLM-4's decoder layer: `llama_layer` plus ``post_self_attn_layernorm`` and
+    ``post_mlp_layernorm`` (GLM-OCR's text model)."""
+    lin, pl = llama_layer(p, k)
+    return lin, [*pl, _norm(f"{p}.post_self_attn_layernorm", HIDDEN, k),
+                 _norm(f"{p}.post_mlp_layernorm", HIDDEN, k)]
+
+
+MLA_Q_RANK, MLA_KV_RANK, MLA_NOPE, MLA_ROPE, MLA_V = 64, 64, 32, 32, 32
+
+
+def mla_mlp_layer(mlp: str) -> Callable[[str, int | None], Block]:
+    """DeepSeek-V2's decoder layer with multi-head latent attention (q/kv LoRA
+    projections and their norms) and a dense gated MLP under ``{prefix}.{mlp}``."""
+    def layer(p: str, k: int | None) -> Block:
+        g = "attn" if k is not None else "target"
+        a = f"{p}.self_attn"
+        lin = [
+            Linear(f"{a}.q_a_proj", MLA_Q_RANK, HIDDEN, k, g),  # type: ignore[arg-type]
+            Linear(f"{a}.q_b_proj", HEADS * (MLA_NOPE + MLA_ROPE), MLA_Q_RANK, k, g),  # type: ignore[arg-type]
+            Linear(f"{a}.kv_a_proj_with_mqa", MLA_KV_RANK + MLA_ROPE, HIDDEN, k, g),  # type: ignore[arg-type]
+            Linear(f"{a}.kv_b_proj", HEADS * (MLA_NOPE + MLA_V), MLA_KV_RANK, k, g),  # type: ignore[arg-type]
+            Linear(f"{a}.o_proj", HIDDEN, HEADS * MLA_V, k, g),  # type: ignore[arg-type]
+            *_mlp(f"{p}.{mlp}", DENSE_INTER, k),
+        ]
+        return lin, [*layer_norms(p, k), _norm(f"{a}.q_a_layernorm", MLA_Q_RANK, k),
+                     _norm(f"{a}.kv_a_layernorm", MLA_KV_RANK, k)]
+    return layer
+
+
+def fc_extras(proj: str, norms: tuple[str, ...], *, group: str = "head",
+              quantizable: bool = True) -> Callable[[str, int], Block]:
+    """An MTP layer's input projection ``proj`` [hidden, 2 * hidden] and its norms
+    (``{k}`` in a name: the MTP layer's index, ``{p}``: its prefix)."""
+    def extras(p: str, k: int) -> Block:
+        lin = Linear(proj.format(k=k, p=p), HIDDEN, 2 * HIDDEN, k, group,  # type: ignore[arg-type]
+                     quantizable)
+        return [lin], [_norm(n.format(k=k, p=p), HIDDEN, k) for n in norms]
+    return extras
+
+
+def nextn_extras(p: str, k: int) -> Block:
+    """DeepSeek/GLM NextN extras: a plain ``eh_proj``, ``enorm``/``hnorm`` and the
+    ``shared_head`` (``head``, quantizable, and ``norm``)."""
+    lin, pl = fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "{p}.shared_head.norm"),
+                        group="eh_proj", quantizable=False)(p, k)
+    return [*lin, Linear(f"{p}.shared_head.head", VOCAB, HIDDEN, k, "head")], pl
+
+
+def text_config(**extra: Any) -> dict[str, Any]:
+    """The text-model keys every row shares (the tiny sizes of ``_families``)."""
+    return {
+        "hidden_size": HIDDEN,
+        "intermediate_size": DENSE_INTER,
+        "num_hidden_layers": N_TARGET,
+        "num_attention_heads": HEADS,
+        "num_key_value_heads": KV_HEADS,
+        "head_dim": HEAD_DIM,
+        "hidden_act": "silu",
+        "vocab_size": VOCAB,
+        "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        **extra,
+    }
+
+
+@dataclass(frozen=True)
+class LearnedSpec:
+    """One tiny target with one MTP layer, for a drafter class whose mapping is learned."""
+
+    name: str  # the factory family name
+    architecture: str  # the target's ``architectures[0]``
+    config: Mapping[str, Any]  # config.json (without ``num_nextn_predict_layers``)
+    mtp: str  # checkpoint prefix of the MTP layer (``{k}``: its index, ``{n}``: N + k)
+    layer: Callable[[str, int | None], Block]  # a decoder layer (target and MTP alike)
+    extras: Callable[[str, int], Block]  # the MTP layer's own modules (projection, norms)
+    root_glob: str  # one wildcard over every MTP tensor (layout b)
+    head_glob: str | None = None  # the wildcard of the ``head`` group, if any
+    mlp_glob: str | None = None  # the wildcard of the ``mlp`` group (default ``{mtp}.mlp*``)
+    target_root: str = "model"  # target layers are ``{target_root}.layers.{i}``
+    text_key: str | None = None  # multimodal: the text keys nest under this key
+    files: Mapping[str, str] = field(default_factory=dict)  # extra files (remote code)
+
+
+def family(spec: LearnedSpec, num_mtp: int) -> Family:
+    """The factory `Family` of ``spec`` (one MTP layer: the drafters here map only ``0``)."""
     if num_mtp != 1:
-        raise ValueError("ERNIE-4.5 ships one MTP layer (vLLM's ErnieMTP maps only `.0.`)")
-    n = 2
+        raise ValueError(f"{spec.name}: the tiny checkpoint has one MTP layer (got {num_mtp})")
     linears: list[Linear] = []
-    plains: list[Plain] = [Plain("model.embed_tokens.weight", (VOCAB, HIDDEN), None)]
-    for i in range(n):
-        p = f"model.layers.{i}"
-        linears += _attn_gqa(p, None, gated_q=False) + _mlp(f"{p}.mlp", DENSE_INTER, None)
-        plains += layer_norms(p, None)
-    b = "model.mtp_block.0"
-    linears += _attn_gqa(b, 0, gated_q=False) + _mlp(f"{b}.mlp", DENSE_INTER, 0)
-    linears.append(Linear("model.mtp_linear_proj.0", HIDDEN, 2 * HIDDEN, 0, "eh_proj", False))
-    plains += layer_norms(b, 0)
-    plains += [_norm("model.mtp_emb_norm.0", HIDDEN, 0), _norm("model.mtp_hidden_norm.0", HIDDEN, 0)]
+    plains: list[Plain] = [Plain(f"{spec.target_root}.embed_tokens.weight", (VOCAB, HIDDEN),
+                                 None)]
+    for i in range(N_TARGET):
+        lin, pl = spec.layer(f"{spec.target_root}.layers.{i}", None)
+        linears += lin
+        plains += pl
+    b = spec.mtp.format(k=0, n=N_TARGET)
+    for lin, pl in (spec.layer(b, 0), spec.extras(b, 0)):
+        linears += lin
+        plains += pl
     linears.append(Linear("lm_head", VOCAB, HIDDEN, None, "router", False))
-    plains.append(_norm("model.norm", HIDDEN, None))
-    config: dict[str, Any] = {
-        "architectures": ["Ernie4_5_MoeForCausalLM"],
-        "model_type": "ernie4_5_moe",
-        "hidden_size": HIDDEN,
-        "intermediate_size": DENSE_INTER,
-        "num_hidden_layers": n,
-        "num_attention_heads": HEADS,
-        "num_key_value_heads": KV_HEADS,
-        "head_dim": HEAD_DIM,
-        "hidden_act": "silu",
-        "vocab_size": VOCAB,
-        "max_position_embeddings": 4096,
-        "rms_norm_eps": 1e-5,
-        "rope_theta": 10000.0,
-        "use_bias": False,
-        "moe_intermediate_size": DENSE_INTER,
-        "moe_num_experts": 4,
-        "moe_num_shared_experts": 0,
-        "moe_k": 2,
-        "moe_layer_start_index": n,
-        "num_nextn_predict_layers": num_mtp,
-        "tie_word_embeddings": False,
-        "torch_dtype": "bfloat16",
-    }
-    globs = {(0, "attn"): f"{b}.self_attn*", (0, "mlp"): f"{b}.mlp*"}
-    return Family.of("ernie4_5_moe", "Ernie4_5_MoeForCausalLM", num_mtp, config,
-                     (linears, plains, [b], globs), "model.mtp*")
+    plains.append(_norm(f"{spec.target_root}.norm", HIDDEN, None))
+    globs = {(0, "attn"): f"{b}.self_attn*", (0, "mlp"): spec.mlp_glob or f"{b}.mlp*"}
+    if spec.head_glob:
+        globs[(0, "head")] = spec.head_glob
+    config = dict(spec.config)
+    config["num_nextn_predict_layers"] = num_mtp
+    if spec.text_key:
+        config[spec.text_key] = {**config[spec.text_key], "num_nextn_predict_layers": num_mtp}
+    extra = {"extra_files": dict(spec.files)} if spec.files else {}
+    return Family.of(spec.name, spec.architecture, num_mtp, config,
+                     (linears, plains, [b], globs), spec.root_glob, **extra)
 
 
-def exaone_moe(num_mtp: int) -> Family:
-    n = 2
-    linears: list[Linear] = []
-    plains: list[Plain] = [Plain("model.embed_tokens.weight", (VOCAB, HIDDEN), None)]
-    layers = [(f"model.layers.{i}", None) for i in range(n)]
-    layers += [(f"mtp.layers.{k}", k) for k in range(num_mtp)]
-    globs: dict[tuple[int, str], str] = {}
-    for p, k in layers:
-        linears += _attn_gqa(p, k, gated_q=False) + _mlp(f"{p}.mlp", DENSE_INTER, k)
-        plains += layer_norms(p, k) + qk_norms(p, k)
-        if k is not None:
-            globs[(k, "attn")] = f"{p}.self_attn*"
-            globs[(k, "mlp")] = f"{p}.mlp*"
-            globs[(k, "head")] = "mtp.fc*"
-    linears.append(Linear("mtp.fc", HIDDEN, 2 * HIDDEN, 0, "head"))
-    plains += [_norm(f"mtp.{x}", HIDDEN, 0)
-               for x in ("norm", "pre_fc_norm_hidden", "pre_fc_norm_embedding")]
-    linears.append(Linear("lm_head", VOCAB, HIDDEN, None, "router", False))
-    plains.append(_norm("model.norm", HIDDEN, None))
-    config: dict[str, Any] = {
-        "architectures": ["ExaoneMoEForCausalLM"],
-        "model_type": "exaone_moe",
-        "hidden_size": HIDDEN,
-        "intermediate_size": DENSE_INTER,
-        "moe_intermediate_size": DENSE_INTER,
-        "num_hidden_layers": n,
-        "num_attention_heads": HEADS,
-        "num_key_value_heads": KV_HEADS,
-        "head_dim": HEAD_DIM,
-        "hidden_act": "silu",
-        "vocab_size": VOCAB,
-        "max_position_embeddings": 4096,
-        "rms_norm_eps": 1e-5,
-        "rope_theta": 10000.0,
-        "sliding_window": 128,
-        "layer_types": ["full_attention"] * n,
-        "first_k_dense_replace": n,
-        "num_experts": 4,
-        "num_experts_per_tok": 2,
-        "num_shared_experts": 1,
-        "num_nextn_predict_layers": num_mtp,
-        "tie_word_embeddings": False,
-        "torch_dtype": "bfloat16",
-    }
-    return Family.of("exaone_moe", "ExaoneMoEForCausalLM", num_mtp, config,
-                     (linears, plains, [f"mtp.layers.{k}" for k in range(num_mtp)], globs),
-                     "mtp*")
+SPECS: tuple[LearnedSpec, ...] = (
+    LearnedSpec(
+        "ernie4_5_moe", "Ernie4_5_MoeForCausalLM",
+        {"architectures": ["Ernie4_5_MoeForCausalLM"], "model_type": "ernie4_5_moe",
+         **text_config(use_bias=False, moe_intermediate_size=DENSE_INTER, moe_num_experts=4,
+                       moe_num_shared_experts=0, moe_k=2, moe_layer_start_index=N_TARGET)},
+        mtp="model.mtp_block.{k}", layer=llama_layer,
+        extras=fc_extras("model.mtp_linear_proj.{k}",
+                         ("model.mtp_emb_norm.{k}", "model.mtp_hidden_norm.{k}"),
+                         group="eh_proj", quantizable=False),
+        root_glob="model.mtp*"),
+    LearnedSpec(
+        "exaone_moe", "ExaoneMoEForCausalLM",
+        {"architectures": ["ExaoneMoEForCausalLM"], "model_type": "exaone_moe",
+         **text_config(moe_intermediate_size=DENSE_INTER, sliding_window=128,
+                       layer_types=["full_attention"] * N_TARGET,
+                       first_k_dense_replace=N_TARGET, num_experts=4, num_experts_per_tok=2,
+                       num_shared_experts=1)},
+        mtp="mtp.layers.{k}", layer=qk_norm_layer,
+        extras=fc_extras("mtp.fc", ("mtp.norm", "mtp.pre_fc_norm_hidden",
+                                    "mtp.pre_fc_norm_embedding")),
+        root_glob="mtp*", head_glob="mtp.fc*"),
+    LearnedSpec(
+        "exaone4_5", "Exaone4_5_ForConditionalGeneration",
+        {"architectures": ["Exaone4_5_ForConditionalGeneration"], "model_type": "exaone4_5",
+         "text_config": {"model_type": "exaone4", **text_config(
+             sliding_window=128, layer_types=["full_attention"] * N_TARGET)},
+         "vision_config": {"model_type": "exaone4_5_vision", "depth": 1, "hidden_size": 64,
+                           "intermediate_size": 128, "num_heads": 2, "num_key_value_heads": 2,
+                           "out_hidden_size": HIDDEN, "fullatt_block_indexes": [0]},
+         "vocab_size": VOCAB, "tie_word_embeddings": False, "torch_dtype": "bfloat16"},
+        mtp="mtp.layers.{k}", layer=exaone4_layer,
+        extras=fc_extras("mtp.fc", ("mtp.norm", "mtp.pre_fc_norm_hidden",
+                                    "mtp.pre_fc_norm_embedding")),
+        root_glob="mtp*", head_glob="mtp.fc*", target_root="model.language_model"),
+    LearnedSpec(
+        "glm_ocr", "GlmOcrForConditionalGeneration",
+        {"architectures": ["GlmOcrForConditionalGeneration"], "model_type": "glm_ocr",
+         "text_config": {"model_type": "glm_ocr_text", **text_config(
+             attention_bias=False, partial_rotary_factor=0.5)},
+         "vision_config": {"model_type": "glm_ocr_vision", "depth": 1, "hidden_size": 64,
+                           "intermediate_size": 128, "num_heads": 2, "out_hidden_size": HIDDEN},
+         "tie_word_embeddings": False, "torch_dtype": "bfloat16"},
+        mtp="model.language_model.layers.{n}", layer=glm4_layer, extras=nextn_extras,
+        root_glob="model.language_model.layers.2*",
+        head_glob="model.language_model.layers.2.shared_head*",
+        target_root="model.language_model", text_key="text_config"),
+    LearnedSpec(
+        "longcat_flash", "LongcatFlashForCausalLM",
+        {"architectures": ["LongcatFlashForCausalLM"], "model_type": "longcat_flash",
+         **text_config(num_layers=N_TARGET // 2, ffn_hidden_size=DENSE_INTER,
+                       q_lora_rank=MLA_Q_RANK, kv_lora_rank=MLA_KV_RANK,
+                       qk_nope_head_dim=MLA_NOPE, qk_rope_head_dim=MLA_ROPE,
+                       v_head_dim=MLA_V, head_dim=MLA_ROPE, n_routed_experts=4,
+                       zero_expert_num=2, moe_topk=2, expert_ffn_hidden_size=DENSE_INTER,
+                       mla_scale_q_lora=False, mla_scale_kv_lora=False)},
+        mtp="model.mtp.layers.{k}", layer=mla_mlp_layer("transformer_layer.mlp"),
+        extras=fc_extras("{p}.eh_proj", ("{p}.enorm.m", "{p}.hnorm.m", "model.mtp.norm")),
+        root_glob="model.mtp*", head_glob="model.mtp.layers.0.eh_proj*",
+        mlp_glob="model.mtp.layers.0.transformer_layer.mlp*"),
+    LearnedSpec(
+        "hy_v3", "HYV3ForCausalLM",
+        {"architectures": ["HYV3ForCausalLM"], "model_type": "hy_v3",
+         **text_config(num_experts=1, num_experts_per_tok=1, num_shared_experts=0,
+                       moe_intermediate_size=DENSE_INTER, first_k_dense_replace=N_TARGET + 1,
+                       qk_norm=False)},
+        mtp="model.layers.{n}", layer=llama_layer,
+        extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm"),
+                         group="eh_proj", quantizable=False),
+        root_glob="model.layers.2*"),
+)
 
 
-LEARNED_FAMILIES: dict[str, Callable[[int], Family]] = {
-    "ernie4_5_moe": ernie4_5_moe,
-    "exaone_moe": exaone_moe,
-}
+def _bind(spec: LearnedSpec) -> Callable[[int], Family]:
+    return lambda num_mtp: family(spec, num_mtp)
+
+
+LEARNED_FAMILIES: dict[str, Callable[[int], Family]] = {s.name: _bind(s) for s in SPECS}

@@ -1,0 +1,191 @@
+"""Drafter classes without a hand profile that the tests build on CPU, as data.
+
+One `LearnedClass` row per vLLM drafter class: the tiny checkpoint family that makes
+vLLM resolve it (a row of ``tests/support/_families_learned.py``), the linear layers
+vLLM builds for it (runtime prefixes: the learned plan must name exactly these), how it
+is built, and stock vLLM 0.33.0's outcome (``VLLM_DRAFT_QUANT=off``) on each case,
+measured with these builds (``matrix.Expected``: ok / loud with the error / silent with
+the modules loaded in the wrong precision).
+
+A class either gets the full matrix (ModelOpt NVFP4 and FP8 x layouts a, b, c, g of
+``support.factory.LAYOUTS``), or, when it shares its representative's base class and
+checkpoint names (``like``), one build case plus a test that its learned mapping equals
+the representative's. ``vllm_draft_quant/adapter/coverage.py:VERIFIED_LEARNED`` names the
+same classes (``test_learned_drafters.py`` checks that the two agree).
+
+Adding a class: a `LearnedSpec` row for its checkpoint, a row here with its stock
+outcomes (build the cases with ``VLLM_DRAFT_QUANT=off`` first), its entry in
+``VERIFIED_LEARNED``, then regenerate README's coverage table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from matrix import Expected
+
+__all__ = ["CASES", "CLASSES", "FULL", "ONE", "STOCK", "LearnedClass", "by_family"]
+
+Case = tuple[str, str, str]  # (family, scheme, layout)
+FULL: tuple[tuple[str, str], ...] = tuple((s, lay) for s in ("nvfp4", "fp8")
+                                          for lay in ("a", "b", "c", "g"))
+#: the one case of a class grouped with its representative: the grafted BF16 MTP in an
+#: NVFP4 export (the most reported failure)
+ONE: tuple[tuple[str, str], ...] = (("nvfp4", "a"),)
+
+
+@dataclass(frozen=True)
+class LearnedClass:
+    family: str  # the factory family whose target vLLM drafts with this class
+    drafter_class: str  # vLLM's class (the coverage table's row)
+    architecture: str  # the draft architecture vLLM resolves
+    linear: frozenset[str]  # runtime prefixes of the linear layers vLLM builds
+    stock: Mapping[tuple[str, str], Expected]  # (scheme, layout) -> stock outcome
+    mode: str = "target+draft"  # the build service's mode ("draft": drafter alone)
+    like: str | None = None  # the representative's family: same mapping, one case
+    #: (scheme, layout) -> how the load fails with the plugin too (a limit the plugin
+    #: does not lift; the coverage table says so): the tests hold it to this failure
+    limits: Mapping[tuple[str, str], Expected] = field(default_factory=dict)
+    limit_note: str = ""  # the coverage table's words for ``limits``
+
+    @property
+    def cases(self) -> list[Case]:
+        return [(self.family, s, lay) for s, lay in (ONE if self.like else FULL)]
+
+
+L = "model.layers.2"
+X = "mtp.layers.0"
+_EXAONE_LINEAR = frozenset({f"{X}.self_attn.qkv_proj", f"{X}.self_attn.o_proj",
+                            f"{X}.mlp.gate_up_proj", f"{X}.mlp.down_proj", "mtp.fc"})
+_OK = Expected("ok")
+#: HY-V3's head: built under the prefix "" (FP8 parameters) and fed lm_head's BF16 data
+_HY_HEAD = ("", "lm_head")
+_HY_HEAD_NVFP4 = Expected("loud", "RuntimeError", "[while loading lm_head.weight]")
+_LONGCAT_SCALES = Expected("loud", "KeyError", "model.mtp.layers.0.eh_proj.input_scale")
+
+CLASSES: tuple[LearnedClass, ...] = (
+    LearnedClass(
+        "ernie4_5_moe", "ErnieMTP", "ErnieMTPModel",
+        frozenset({f"{L}.self_attn.qkv_proj", f"{L}.self_attn.o_proj",
+                   f"{L}.mlp.gate_up_proj", f"{L}.mlp.down_proj"}),
+        {
+            # parameter.py load_merged_column_weight: BF16 data into the packed NVFP4
+            # parameter (exclusions in checkpoint names never match model.layers.N)
+            **{("nvfp4", lay): Expected("loud", "AssertionError",
+                                        f"{L}.mtp_block.mlp.gate_up_proj") for lay in "abc"},
+            ("nvfp4", "g"): _OK,
+            # FP8 parameters holding cast BF16 data: silently wrong
+            **{("fp8", lay): Expected(
+                "silent", wrong=((f"{L}.self_attn.qkv_proj", "model.mtp_block.0.self_attn.q_proj"),
+                                 (f"{L}.mlp.gate_up_proj", "model.mtp_block.0.mlp.gate_proj")))
+               for lay in "abc"},
+            ("fp8", "g"): _OK,
+        }),
+    # ExaoneMoE's tiny target does not load on CPU (its lm_head, stock and with the
+    # plugin alike): its drafter is built alone, as vLLM builds it after the target
+    LearnedClass(
+        "exaone_moe", "ExaoneMoeMTP", "ExaoneMoeMTP", _EXAONE_LINEAR,
+        {
+            # a: nothing excluded; c: exact checkpoint names exclude q/k/v and gate/up but
+            # not the fused modules (no packed-module mapping): NVFP4 dies, FP8 is wrong
+            ("nvfp4", "a"): Expected("loud", "AssertionError", "fc.weight"),
+            ("nvfp4", "c"): Expected("loud", "AssertionError", "layers.0.mlp.gate_up_proj"),
+            **{("nvfp4", lay): _OK for lay in "bg"},
+            ("fp8", "a"): Expected(
+                "silent", wrong=((f"{X}.self_attn.qkv_proj", f"{X}.self_attn.q_proj"),
+                                 ("mtp.fc", "mtp.fc"))),
+            ("fp8", "c"): Expected(
+                "silent", wrong=((f"{X}.self_attn.qkv_proj", f"{X}.self_attn.q_proj"),
+                                 (f"{X}.mlp.gate_up_proj", f"{X}.mlp.gate_proj"))),
+            **{("fp8", lay): _OK for lay in "bg"},
+        },
+        mode="draft"),
+    # a subclass of ExaoneMoeMTP (exaone4_5_mtp.py): same names and load path; built alone
+    # too (its target is multimodal)
+    LearnedClass(
+        "exaone4_5", "Exaone4_5_MTP", "Exaone4_5_MTP", _EXAONE_LINEAR,
+        {("nvfp4", "a"): Expected("loud", "AssertionError", "fc.weight")},
+        mode="draft", like="exaone_moe"),
+    # GLM-OCR: a GLM-4 NextN layer under model.language_model.layers.N; the drafter
+    # routes lm_head.weight into the NextN head too (read first: the head's own tensor
+    # wins); exclusions in checkpoint names never match its runtime names model.layers.N
+    LearnedClass(
+        "glm_ocr", "GlmOcrMTP", "GlmOcrMTPModel",
+        frozenset({f"{L}.self_attn.qkv_proj", f"{L}.self_attn.o_proj",
+                   f"{L}.mlp.gate_up_proj", f"{L}.mlp.down_proj"}),
+        {
+            # the BF16 lm_head.weight into the NVFP4 head's packed parameter, every layout
+            **{("nvfp4", lay): Expected("loud", "RuntimeError",
+                                        f"[while loading {L}.shared_head.head.weight]")
+               for lay in "abcg"},
+            **{("fp8", lay): Expected("silent", wrong=(
+                (f"{L}.self_attn.qkv_proj", "model.language_model.layers.2.self_attn.q_proj"),
+                (f"{L}.mlp.gate_up_proj", "model.language_model.layers.2.mlp.gate_proj"),
+                (f"{L}.head", "model.language_model.layers.2.shared_head.head")))
+               for lay in "abc"},
+            ("fp8", "g"): _OK,
+        },
+        mode="draft"),
+    # LongCat-Flash: a DeepSeek-V2 MLA layer; eh_proj is a quantizable ReplicatedLinear
+    # built with the bare prefix "eh_proj", which no exclusion written in checkpoint
+    # names matches; vLLM renames through a fixed table of checkpoint names
+    LearnedClass(
+        "longcat_flash", "LongCatFlashMTP", "LongCatFlashMTPModel",
+        frozenset({"eh_proj", f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_b_proj",
+                   f"{L}.self_attn.kv_b_proj", f"{L}.self_attn.o_proj",
+                   f"{L}.mlp.gate_up_proj", f"{L}.mlp.down_proj"}),
+        {
+            **{("nvfp4", lay): Expected("loud", "AssertionError",
+                                        f"[while loading {L}.eh_proj.weight]")
+               for lay in "abc"},
+            **{("fp8", lay): Expected("silent", wrong=(
+                ("eh_proj", "model.mtp.layers.0.eh_proj"),
+                (f"{L}.self_attn.fused_qkv_a_proj", "model.mtp.layers.0.self_attn.q_a_proj"),
+                (f"{L}.mlp.gate_up_proj", "model.mtp.layers.0.transformer_layer.mlp.gate_proj")))
+               for lay in "abc"},
+            **{(s, "g"): _LONGCAT_SCALES for s in ("nvfp4", "fp8")},
+        },
+        mode="draft",
+        limits={(s, "g"): _LONGCAT_SCALES for s in ("nvfp4", "fp8")},
+        limit_note=("a quantized MTP layer does not load, plugin on or off: vLLM's fixed "
+                    "rename table (longcat_flash_mtp.py:LongCatFlashMTP.load_weights) has no "
+                    "entry for ModelOpt's scale tensors (KeyError on "
+                    "model.mtp.layers.0.eh_proj.input_scale)")),
+    # HY-V3: the NextN head is a ParallelLMHead built with the quant config and no prefix
+    # (hy_v3_mtp.py:HYV3SharedHead), fed from lm_head.weight: no exclusion can name it,
+    # and the plugin cannot either (a limit, plugin on or off); everything else it plans
+    LearnedClass(
+        "hy_v3", "HYV3MTP", "HYV3MTPModel",
+        frozenset({f"{L}.self_attn.qkv_proj", f"{L}.self_attn.o_proj",
+                   f"{L}.mlp.gate_up_proj", f"{L}.mlp.down_proj"}),
+        {
+            **{("nvfp4", lay): _HY_HEAD_NVFP4 for lay in "abcg"},
+            ("fp8", "a"): Expected("silent", wrong=(
+                (f"{L}.self_attn.qkv_proj", f"{L}.self_attn.q_proj"),
+                (f"{L}.mlp.gate_up_proj", f"{L}.mlp.gate_proj"), _HY_HEAD)),
+            ("fp8", "b"): Expected("silent", wrong=(_HY_HEAD,)),
+            ("fp8", "c"): Expected("silent", wrong=(
+                (f"{L}.self_attn.qkv_proj", f"{L}.self_attn.q_proj"),
+                (f"{L}.mlp.gate_up_proj", f"{L}.mlp.gate_proj"), _HY_HEAD)),
+            ("fp8", "g"): Expected("silent", wrong=(_HY_HEAD,)),
+        },
+        mode="draft",
+        limits={**{("nvfp4", lay): _HY_HEAD_NVFP4 for lay in "abcg"},
+                **{("fp8", lay): Expected("silent", wrong=(_HY_HEAD,)) for lay in "abcg"}},
+        limit_note=("its NextN head is built with the quant config and an empty prefix "
+                    "(hy_v3_mtp.py:HYV3SharedHead) and fed from lm_head.weight: neither an "
+                    "exclusion nor the plan can name it, so under NVFP4 it fails on "
+                    "lm_head.weight and under FP8 it holds BF16 data, plugin on or off; the "
+                    "other draft modules load in their stored precision")),
+)
+
+
+def by_family(family: str) -> LearnedClass:
+    return next(c for c in CLASSES if c.family == family)
+
+
+CASES: list[Case] = [case for c in CLASSES for case in c.cases]
+STOCK: dict[Case, Expected] = {(c.family, s, lay): e for c in CLASSES
+                               for (s, lay), e in c.stock.items()}
+assert set(STOCK) == set(CASES), sorted(set(STOCK) ^ set(CASES))
