@@ -1,8 +1,8 @@
 """Issue 14: INT4 producers (GPTQ, AWQ, AutoRound, compressed-tensors WNA16) around MTP
 drafters load each draft module in its stored precision.
 
-The cases of ``matrix_int4.py`` (Qwen3-Next, Qwen3.5 MoE, GLM-4.5 MoE, DeepSeek-V3 x four
-producers x layouts a/b/c/e/g, plus an INT4 MTP next to a BF16 and an NVFP4 target), each
+The cases of ``matrix_int4.py`` (Qwen3-Next, Qwen3.5 MoE, dense Qwen3.5, GLM-4.5 MoE,
+DeepSeek-V3 x four producers x layouts a/b/c/e/g, plus an INT4 MTP next to a BF16 and an NVFP4 target), each
 built through vLLM's own draft path on the CPU platform (INT4 MoE experts need
 ``demo/cpu_shims.py`` shim 7), plugin on and off in one batch:
 

@@ -17,7 +17,8 @@ INT4 tensors meet unquantized layers); with the plugin the layers load INT4 and
 ``mtp.fc`` BF16. The MoE drafter (``Qwen3_5MoeMTP``) with INT4 MTP and routers opted out
 is the same case (and the same build as ``test_int4_producers.py``'s, so a full run
 builds it once). The opposite direction: an export that opts out every MTP module and
-stores them BF16, where the workaround agrees with the tensors: both load BF16.
+stores them BF16, where the workaround agrees with the tensors: both load BF16 (also
+``test_int4_producers.py``'s dense Qwen3.5 GPTQ layout c: one build in a full run).
 
 Not covered here yet (no tiny checkpoint of these families in the test factory):
 Qwen4Exp's exclusion remap (``qwen4_exp/nvidia/mtp.py:_remap_ignored_layers``: every
