@@ -27,6 +27,13 @@ from hypothesis import HealthCheck, settings
 # installed) is imported as ``support`` by every tier.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+# Every vLLM 0.33 import starts two background Python processes that try to JIT-build
+# the CUDA-only ``humming`` kernels (``humming/ops/utils.py:build_humming_launcher_in_bg``
+# and its nvrtc twin): about 13 CPU-seconds per vLLM process, wasted on a machine
+# without CUDA. Its own switch turns them off for every process the tests start (build
+# workers, scripts, engines, servers); nothing the tests run uses those kernels.
+os.environ.setdefault("HUMMING_DISABLE_PARALLEL_BUILD", "1")
+
 settings.register_profile(
     "dev",
     max_examples=25,

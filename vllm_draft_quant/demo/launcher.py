@@ -138,6 +138,9 @@ def worker_env(plugin: bool, env: Mapping[str, str] | None = None) -> dict[str, 
     out = dict(os.environ)
     out["VLLM_TARGET_DEVICE"] = "cpu"
     out.setdefault("PYTHONHASHSEED", "0")  # vLLM names "some" missing param from a set
+    # no background JIT builds of the CUDA-only humming kernels on this CPU-only worker
+    # (humming/ops/utils.py:build_humming_launcher_in_bg: two processes per vLLM import)
+    out.setdefault("HUMMING_DISABLE_PARALLEL_BUILD", "1")
     if plugin:
         out.pop("VLLM_PLUGINS", None)
         out.pop("VLLM_DRAFT_QUANT", None)
