@@ -10,8 +10,8 @@ Cases are ``(family, producer, scheme, layout)``:
   c (BF16 MTP, every module opted out in the producer's field: GPTQ ``dynamic`` ``-:``,
   AWQ ``modules_to_not_convert``, AutoRound ``extra_config`` ``bits: 16``,
   compressed-tensors ``ignore``) and g (INT4 MTP); Qwen3-Next also e (mixed: attention
-  BF16, MLP INT4). 84 cases, 168 builds (dense Qwen3.5's 16: 32 builds, 91 s of
-  worker time);
+  BF16, MLP INT4). 84 cases, 168 builds (dense Qwen3.5's 16: 32 builds, 91 s of worker
+  time with the full suite running beside them, about 15 s on a quiet machine);
 - ``CROSS_CASES``: an INT4 MTP next to a target of another scheme: a BF16 target (no
   quant config) with a GPTQ MTP, a ModelOpt NVFP4 target with a compressed-tensors
   WNA16 MTP, and a GPTQ group-32 export whose MTP is GPTQ group 64 with no ``dynamic``
