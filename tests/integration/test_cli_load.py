@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -167,23 +168,27 @@ def test_all_bf16_layouts_fixed(
         assert correct(r_after, after) == []
 
 
-def start_grafted(session: pytest.Session, root: Path) -> Callable[[], dict[str, Any]]:
-    """Per family: (before, after, stock before, stock after, plugin after)."""
+def start_graft_then_load(
+    root: Path, families: Sequence[str], *, request: Callable[[Path, str], BuildRequest]
+) -> Callable[[], dict[str, Any]]:
+    """Per family: write an NVFP4 target without draft weights (before) and a layout-a
+    source, ``graft`` the source's draft layers into a copy of the target (after), and
+    queue stock builds of both and a plugin build of the copy. The returned function
+    waits for them: ``{family: (before, after, stock before, stock after, plugin after)}``,
+    what `check_graft_then_load` takes."""
     out: dict[str, Any] = {}
     requests = []
-    for family in FAMILIES:
-        source = write_checkpoint(
-            root / f"{family}-src", CheckpointSpec(family, "nvfp4", layout="a")
-        ).path  # type: ignore[arg-type]
+    for family in families:
+        spec = CheckpointSpec(family, "nvfp4", layout="a")  # type: ignore[arg-type]
+        source = write_checkpoint(root / f"{family}-src", spec).path
         before = write_checkpoint(
-            root / f"{family}-before",
-            CheckpointSpec(family, "nvfp4", layout="a", with_mtp=False, sharded=True),
-        ).path  # type: ignore[arg-type]
+            root / f"{family}-before", replace(spec, with_mtp=False, sharded=True)
+        ).path
         after = root / f"{family}-after"
         shutil.copytree(before, after)
         assert main(["graft", str(after), "--from", str(source)]) == 0
         out[family] = [before, after]
-        requests += [BuildRequest(before, dump=False), BuildRequest(after, dump=False)]
+        requests += [request(before, family), request(after, family)]
     off = submit_many(requests, plugin=False, workdir=root / "off")
     on = submit_many(requests[1::2], plugin=True, workdir=root / "on")
 
@@ -191,10 +196,29 @@ def start_grafted(session: pytest.Session, root: Path) -> Callable[[], dict[str,
         r_off, r_on = off(), on()
         return {
             family: [*out[family], r_off[2 * i], r_off[2 * i + 1], r_on[i]]
-            for i, family in enumerate(FAMILIES)
+            for i, family in enumerate(families)
         }
 
     return finish
+
+
+def check_graft_then_load(entry: Sequence[Any]) -> None:
+    """Before the graft no load; after it stock vLLM (with the exclusions graft wrote)
+    and the plugin both build every grafted module unquantized, as stored."""
+    _, after, r_before, r_off, r_on = entry
+    assert not r_before.ok, "a target without draft weights should not load"
+    assert core_plan(after).conflicts == ()
+    assert correct(r_off, after) == [], "stock vLLM, with the exclusions graft wrote"
+    assert correct(r_on, after) == [], "with the plugin"
+    planned = {d.module for d in core_plan(after).modules}
+    assert r_on.modules and all(not m.quantized for p, m in r_on.modules.items() if p in planned)
+
+
+def start_grafted(session: pytest.Session, root: Path) -> Callable[[], dict[str, Any]]:
+    """Per family: (before, after, stock before, stock after, plugin after)."""
+    return start_graft_then_load(
+        root, FAMILIES, request=lambda path, _: BuildRequest(path, dump=False)
+    )
 
 
 grafted = early_fixture(start_grafted)
@@ -202,13 +226,4 @@ grafted = early_fixture(start_grafted)
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_graft_then_load(family: str, grafted: dict[str, Any]) -> None:
-    _, after, r_before, r_off, r_on = grafted[family]
-    assert not r_before.ok, "a target without draft weights should not load"
-    assert core_plan(after).conflicts == ()
-    assert correct(r_off, after) == [], "stock vLLM, with the exclusions graft wrote"
-    assert correct(r_on, after) == [], "with the plugin"
-    assert r_on.modules and all(
-        not m.quantized
-        for p, m in r_on.modules.items()
-        if p in {d.module for d in core_plan(after).modules}
-    )
+    check_graft_then_load(grafted[family])

@@ -15,17 +15,21 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from matrix_more import STOCK_OUTCOMES_MORE, engine_args
-from support import CheckpointSpec, write_checkpoint
+from support import CheckpointSpec
 from support.eagle3 import Eagle3Spec, LlamaTargetSpec, write_eagle3_draft, write_llama_target
 from support.harness import BuildRequest, DraftResult, early_fixture, submit_many
-from test_cli_load import check_fix_then_load, correct, start_fix_then_load
+from test_cli_load import (
+    check_fix_then_load,
+    check_graft_then_load,
+    start_fix_then_load,
+    start_graft_then_load,
+)
 
 from vllm_draft_quant import plan as core_plan
 from vllm_draft_quant.cli.main import main
@@ -128,27 +132,7 @@ def test_fix_speculative_config_eagle3(eagle: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------------------- graft
 def start_grafted(session: pytest.Session, root: Path) -> Callable[[], dict[str, Any]]:
-    out: dict[str, Any] = {}
-    requests = []
-    for family in FAMILIES:
-        source = write_checkpoint(root / f"{family}-src", CheckpointSpec(
-            family, "nvfp4", layout="a")).path  # type: ignore[arg-type]
-        before = write_checkpoint(root / f"{family}-before", CheckpointSpec(
-            family, "nvfp4", layout="a", with_mtp=False, sharded=True)).path  # type: ignore[arg-type]
-        after = root / f"{family}-after"
-        shutil.copytree(before, after)
-        assert main(["graft", str(after), "--from", str(source)]) == 0
-        out[family] = [before, after]
-        requests += [_request(before, family), _request(after, family)]
-    off = submit_many(requests, plugin=False, workdir=root / "off")
-    on = submit_many(requests[1::2], plugin=True, workdir=root / "on")
-
-    def finish() -> dict[str, Any]:
-        r_off, r_on = off(), on()
-        return {family: [*out[family], r_off[2 * i], r_off[2 * i + 1], r_on[i]]
-                for i, family in enumerate(FAMILIES)}
-
-    return finish
+    return start_graft_then_load(root, FAMILIES, request=_request)
 
 
 grafted = early_fixture(start_grafted)
@@ -156,8 +140,4 @@ grafted = early_fixture(start_grafted)
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_graft_then_load(family: str, grafted: dict[str, Any]) -> None:
-    _, after, r_before, r_off, r_on = grafted[family]
-    assert not r_before.ok, "a target without draft weights should not load"
-    assert core_plan(after).conflicts == ()
-    assert correct(r_off, after) == [], "stock vLLM, with the exclusions graft wrote"
-    assert correct(r_on, after) == [], "with the plugin"
+    check_graft_then_load(grafted[family])
