@@ -38,6 +38,11 @@ the target and the configs fixed are those of the checkpoint the drafter loads f
 the folder named by "model" when it is another one (an EAGLE3 draft, MTP layers in a
 separate checkpoint), whose own quantization config vLLM reads for the draft.
 
+With --learn, a drafter without a hand profile is fixed from the mapping learned from
+the installed vLLM (as 'plan --learn': vLLM imported in a subprocess): the entries name
+the prefixes vLLM was seen to build its layers with, and a layer it builds with no
+prefix (which no entry can name) is reported as a stock limit.
+
 --write refuses a snapshot of the Hugging Face cache (its files are links into the
 shared blob store): it names the 'hf download --local-dir' command that makes a local
 copy to fix instead. The diff (without --write) works anywhere."""
@@ -46,7 +51,8 @@ EXAMPLES = """\
   vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4 --write    # apply it (keeps .bak)
   vllm-draft-quant fix ./ckpt --json                           # the same as JSON
   vllm-draft-quant fix /models/Llama-3.1-8B-Instruct --write \\
-      --speculative-config '{"method": "eagle3", "model": "/models/EAGLE3-NVFP4"}'"""
+      --speculative-config '{"method": "eagle3", "model": "/models/EAGLE3-NVFP4"}'
+  vllm-draft-quant fix /models/ERNIE-4.5-21B-A3B-NVFP4 --learn    # no hand profile"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -35,11 +35,17 @@ alone when identical and refused otherwise (unless --force). All or nothing: on 
 failure TARGET is left byte-identical, and what was done is printed only once it is
 done; a second run changes nothing. TARGET must not be a snapshot of the Hugging Face
 cache (graft names the 'hf download --local-dir' command that makes a local copy);
-SOURCE may be a cached repo id."""
+SOURCE may be a cached repo id.
+
+With --learn, a drafter without a hand profile is grafted from the mapping learned from
+the installed vLLM on SOURCE (as 'plan --learn': vLLM imported in a subprocess): the
+tensors its load_weights reads that TARGET lacks are copied (--layers does not apply:
+such a mapping numbers no draft layers)."""
 EXAMPLES = """\
   vllm-draft-quant graft /models/Step-3.7-Flash-NVFP4 --from /models/Step-3.7-Flash --dry-run
   vllm-draft-quant graft /models/Step-3.7-Flash-NVFP4 --from stepfun-ai/Step-3.7-Flash
-  vllm-draft-quant graft ./nvfp4 --from ./bf16 --layers 45,46 --force"""
+  vllm-draft-quant graft ./nvfp4 --from ./bf16 --layers 45,46 --force
+  vllm-draft-quant graft ./ernie-nvfp4 --from ./ernie-bf16 --learn   # no hand profile"""
 
 
 def parse_layers(text: str) -> str | list[int]:
