@@ -100,7 +100,8 @@ def start_fix_then_load(
         before = write_checkpoint(root / ("-".join(case) + "-before"), spec(case)).path
         paths[case] = (before, root / ("-".join(case) + "-after"))
         shutil.copytree(before, paths[case][1])
-    learned = start_learning([b for b, _ in paths.values()]) if learn else None
+    # learned on the original, served to fix --learn for the copy it rewrites
+    learned = start_learning(*map(list, zip(*paths.values(), strict=True))) if learn else None
 
     def fix_and_build(profiles: Sequence[DrafterProfile | None]) -> Callable[[], dict[Case, Any]]:
         requests, meta, slots = [], {}, {}

@@ -44,24 +44,25 @@ def learn_many(
 _SERVED: dict[Path, Any] = {}
 
 
-def start_learning(models: Sequence[Path]) -> Callable[[], list[Any]]:
+def start_learning(models: Sequence[Path],
+                   serve_as: Sequence[Path] | None = None) -> Callable[[], list[Any]]:
     """Queue the learning of ``models`` on the build service; the returned function waits
     and gives each model's learned profile (`core.learned.learned_profile`) after making
-    the CLI's ``--learn`` door (`cli._learn.learned_profile_of`) answer that model with it,
-    so ``fix --learn`` / ``graft --learn`` in this process start no vLLM subprocess of
-    their own (the door itself is tested by ``test_learned_drafters.py``). Other models
-    still go through the door."""
+    the CLI's ``--learn`` door (`cli._learn.learned_profile_of`) answer that model (or its
+    entry of ``serve_as``: a copy the CLI is run on) with it, so ``fix --learn`` /
+    ``graft --learn`` in this process start no vLLM subprocess of their own (the door
+    itself is tested by ``test_learned_drafters.py``). Other models still go through it."""
     from vllm_draft_quant.core.learned import learned_profile
 
     collect = submit_learn([(m, None) for m in models])
 
     def done() -> list[Any]:
         profiles = []
-        for model, raw in zip(models, collect(), strict=True):
+        for model, served_as, raw in zip(models, serve_as or models, collect(), strict=True):
             assert isinstance(raw, dict) and "observation" in raw, f"{model}: {raw}"
             profile = learned_profile(Observation.model_validate(raw["observation"]),
                                       origin=str(model))
-            _SERVED[Path(model).resolve()] = profile
+            _SERVED[Path(served_as).resolve()] = profile
             profiles.append(profile)
         _serve()
         return profiles
