@@ -215,15 +215,18 @@ def learned_stock(obs: Observation, fed: Iterable[str] = ()) -> StockBehaviour:
     layers resolve their quant method with were observed, and an exact prefix is excluded
     by every matcher vLLM has, so fix names those; which config object the layers get is
     not observed, so exact shard names are not trusted to exclude a fused layer (the
-    cautious reading). A quantizable layer built with an empty prefix (HY-V3's NextN
-    head, ``hy_v3_mtp.py:HYV3SharedHead``) can be named by no entry: a limit."""
+    cautious reading). A vLLM layer built with an empty prefix (HY-V3's NextN head,
+    ``hy_v3_mtp.py:HYV3SharedHead``) can be named by no entry: a limit. Its kind is not
+    trusted there: the dry run tells a layer built without a quant config by its prefix,
+    and "" is every unnamed layer's (HY-V3's head reads as ``fixed`` but is built with the
+    quant config)."""
     fed = set(fed)
     limits = tuple(
         StockLimit(f"builds {layer.path} ({layer.layer_class or layer.kind.value}) with an "
                    "empty prefix, which no exclusion entry can name: it is quantized whatever "
                    "the config says")
         for layer in obs.layers
-        if not layer.prefix and layer.kind.quantizable and layer.path in fed)
+        if not layer.prefix and layer.kind is not ModuleKind.PLAIN and layer.path in fed)
     return StockBehaviour(quant_config="unknown", packed_exclusions=False, limits=limits)
 
 
