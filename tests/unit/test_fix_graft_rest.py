@@ -169,3 +169,69 @@ def test_layers_error_names_the_bad_number_and_the_valid_ones(
         and f"has no draft layer {bad}; its 1 draft layer is {valid}" in err
     )
     assert digest(target) == before
+
+
+# ----------------------------------------------------------- a drafter without a profile
+def _serve_learned(monkeypatch: pytest.MonkeyPatch, source: Path) -> list[str]:
+    """Make the CLI's --learn door answer with a mapping learned (here: written by hand,
+    as the dry run would record it) for ERNIE's drafter from ``source``; returns the
+    draft tensors it reads."""
+    from vllm_draft_quant.checkpoint.index import CheckpointFiles
+    from vllm_draft_quant.cli import _learn
+    from vllm_draft_quant.core.learned import Feed, LearnedLayer, Observation, learned_profile
+    from vllm_draft_quant.core.schemes import ModuleKind
+
+    draft = sorted(n for n in CheckpointFiles(source).weight_names() if ".mtp_" in n)
+    o_proj = next(n for n in draft if n.endswith("self_attn.o_proj.weight"))
+    layer = LearnedLayer(
+        path="model.layers.2.mtp_block.self_attn.o_proj",
+        prefix="model.layers.2.self_attn.o_proj",
+        kind=ModuleKind.LINEAR,
+    )
+    feeds = [
+        Feed(tensor=n, param=f"{layer.path}.weight" if n == o_proj else f"other.{i}")
+        for i, n in enumerate(draft)
+    ]
+    profile = learned_profile(
+        Observation(drafter="ErnieMTPModel", layers=(layer,), feeds=tuple(feeds))
+    )
+    monkeypatch.setattr(_learn, "learned_profile_of", lambda model, **_: profile)
+    return draft
+
+
+def test_graft_learn_copies_what_the_drafter_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, target = pair_of(tmp_path, "ernie4_5_moe")
+    code, _, err = run_cli(capsys, "graft", target, "--from", source)
+    assert code == 2 and "add --learn" in err and err.count("\n") == 1
+    draft = _serve_learned(monkeypatch, source)
+    before = digest(target)
+    code, _, err = run_cli(capsys, "graft", target, "--from", source, "--learn", "--layers", "2")
+    assert (
+        code == 2
+        and err.count("\n") == 1
+        and "--layers 2: ErnieMTPModel's mapping was "
+        "learned from vLLM, which numbers no draft layers"
+        in err
+        and "leave out --layers" in err
+    )
+    assert digest(target) == before
+    code, out, err = run_cli(capsys, "graft", target, "--from", source, "--learn")
+    assert code == 0, out + err
+    assert (
+        f"draft tensors ErnieMTPModel reads (learned from vLLM): copied {len(draft)} tensors" in out
+    )
+    assert "exclusion added: model.layers.2.self_attn.o_proj" in out
+    after = digest(target)
+    code, out, _ = run_cli(capsys, "graft", target, "--from", source, "--learn")
+    assert code == 0 and "already grafted, nothing to change" in out and digest(target) == after
+
+
+def pair_of(tmp_path: Path, family: str) -> tuple[Path, Path]:
+    from _cli_support import ckpt
+
+    return (
+        ckpt(tmp_path / "source", family, layout="a"),
+        ckpt(tmp_path / "target", family, layout="a", with_mtp=False),
+    )
