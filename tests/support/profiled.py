@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from support._io import write_json, write_safetensors
 from vllm_draft_quant.core.names import NameMap
 from vllm_draft_quant.core.profile import DrafterProfile, ModuleSpec
 from vllm_draft_quant.core.schemes import ModuleKind
@@ -103,7 +104,7 @@ def write_profiled(
     elif layout == "c":
         excluded += draft
     qc, hf = modelopt_quant_configs("nvfp4", excluded)
-    T.write_json(path / "config.json", {**config, "quantization_config": qc})
-    T.write_json(path / "hf_quant_config.json", hf)
-    T.write_safetensors(path / "model.safetensors", tensors, {"format": "pt"})
+    write_json(path / "config.json", {**config, "quantization_config": qc})
+    write_json(path / "hf_quant_config.json", hf)
+    write_safetensors(path / "model.safetensors", tensors, {"format": "pt"})
     return path
