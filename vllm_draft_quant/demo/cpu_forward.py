@@ -114,7 +114,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BUILD_SHIMS", "ENGINE_ARGS", "PAIRED", "STAND_INS", "install", "installed", "missing", "register"]
+__all__ = [
+    "BUILD_SHIMS",
+    "ENGINE_ARGS",
+    "PAIRED",
+    "STAND_INS",
+    "install",
+    "installed",
+    "missing",
+    "register",
+]
 
 # engine arguments every e2e engine needs on top of the stand-ins
 ENGINE_ARGS: dict[str, Any] = {
