@@ -11,7 +11,7 @@ by stock vLLM with the same k.
 (``engine_runner.py``: importing vLLM costs 10-30 s here) and returns the results.
 
 Families: MiMo (MTP in the target's folder or from the BF16 original's), GLM-4.x MoE
-(``Glm4MoeForCausalLM`` with its NextN layer, ``agreeing_glm.py``: NVFP4 target with the
+(``Glm4MoeForCausalLM`` with its NextN layer, ``agreeing_nextn.py``: NVFP4 target with the
 NextN layer grafted in BF16 in the tier, FP8 in ``BENCH_ONLY``; its MoE layers run the
 CPU MoE stand-ins F12/F13 of ``cpu_forward.py``) and EAGLE3-Llama (a Llama target with a
 separate EAGLE3 draft, ``agreeing_eagle3.py``; its reference is the BF16 target with the
@@ -104,7 +104,7 @@ REFERENCES = {
         "glm-bf16",
         "GLM-4.x",
         "BF16 original (Glm4MoeForCausalLM, NextN MTP)",
-        "agreeing_glm.write_glm4_moe",
+        "agreeing_nextn.write_glm4_moe",
         {"quant": None},
         reference="glm-bf16",
     ),
@@ -169,7 +169,7 @@ CASES = [
         "GLM-4.x",
         "ModelOpt NVFP4 target (routed experts BF16, excluded by name), NextN layer grafted "
         "in BF16 (layout a)",
-        "agreeing_glm.write_glm4_moe",
+        "agreeing_nextn.write_glm4_moe",
         {"quant": "nvfp4"},
         reference="glm-bf16",
         stock_error="RuntimeError",  # the NVFP4 NextN head meets the BF16 tensor
@@ -212,7 +212,7 @@ BENCH_ONLY = [
         "GLM-4.x",
         "ModelOpt FP8 target (routed experts BF16, excluded by name), NextN layer grafted in "
         "BF16 (layout a)",
-        "agreeing_glm.write_glm4_moe",
+        "agreeing_nextn.write_glm4_moe",
         {"quant": "fp8"},
         reference="glm-bf16",
         fp8=True,
@@ -238,7 +238,7 @@ CONTROLS = [
         "glm-bf16-experts-zeroed",
         "GLM-4.x",
         "control: BF16, NextN routed experts zeroed",
-        "agreeing_glm.write_glm4_moe",
+        "agreeing_nextn.write_glm4_moe",
         {"quant": None, "break_experts": True},
         reference="glm-bf16",
         ks=(1,),

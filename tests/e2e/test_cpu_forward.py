@@ -294,3 +294,32 @@ def test_fused_moe_refuses_unknown_activations() -> None:
     ids, weights = torch.zeros(1, 1, dtype=torch.int32), torch.ones(1, 1)
     with pytest.raises(NotImplementedError, match="swigluoai"):
         F.cpu_fused_moe(x.clone(), x, w13, w2, None, None, weights, ids, False, "swigluoai", "vec")
+
+
+def test_mla_decode_matches_sdpa_over_the_latent_cache() -> None:
+    """MLA decode: one query per request against its latent rows (keys: the whole row, values:
+    its first ``rank`` entries), as PyTorch's SDPA computes it on contiguous rows."""
+    g = torch.Generator().manual_seed(5)
+    heads, rank, rope, block = 4, 64, 16, 16
+    seq_lens = [5, 33, 16]
+    latents = [torch.randn(s, rank + rope, generator=g) for s in seq_lens]
+    per_req = [-(-s // block) for s in seq_lens]
+    order = torch.randperm(sum(per_req) + 1, generator=g)
+    cache = torch.zeros(sum(per_req) + 1, block, rank + rope)
+    table = torch.zeros(len(seq_lens), max(per_req), dtype=torch.int32)
+    used = 0
+    for r, lat in enumerate(latents):
+        table[r, : per_req[r]] = order[used : used + per_req[r]].int()
+        used += per_req[r]
+        pos = torch.arange(lat.shape[0])
+        cache.view(-1, rank + rope)[table[r].long()[pos // block] * block + pos % block] = lat
+    query = torch.randn(len(seq_lens), heads, rank + rope, generator=g)
+    out = torch.full((len(seq_lens), heads, rank), float("nan"))
+    scale = (rank + rope) ** -0.5
+    F.mla_decode_kvcache(out, query, cache, scale, table, torch.tensor(seq_lens))
+    for r, lat in enumerate(latents):
+        want = torch.nn.functional.scaled_dot_product_attention(
+            query[r].unsqueeze(1), lat.expand(heads, -1, -1), lat[:, :rank].expand(heads, -1, -1),
+            scale=scale,
+        ).squeeze(1)  # fmt: skip
+        torch.testing.assert_close(out[r], want, atol=1e-5, rtol=1e-5)

@@ -107,6 +107,15 @@ F13. ``cpu_fused_moe``: the routed experts of one MoE layer, given the router's
     be further stand-ins), and NVFP4 experts run vLLM's Triton emulation
     (``experts/nvfp4_emulation_moe.py``), which has no CPU backend. The e2e
     checkpoints keep every routed expert BF16 (the target's excluded by name).
+F14. ``mla_decode_kvcache``: MLA decode attention over the latent cache: per request
+    ``b`` and head ``h``, the single query ``q[b, h]`` (``kv_lora_rank + rope`` wide)
+    against the ``seq_lens[b]`` cached latent rows ``c`` (gathered through the block
+    table from the ``[blocks, block_size, kv_lora_rank + rope]`` cache), scores
+    ``scale * q . c``, softmax, and the weighted sum of the rows' first ``kv_lora_rank``
+    values, written to ``out[b, h]`` (computed in FP32).
+    For: ``_custom_ops.py:mla_decode_kvcache_cpu``, called by
+    ``v1/attention/backends/mla/cpu_mla.py:CPUMLAImpl.forward_mqa`` (the decode half of
+    vLLM's CPU MLA backend; its prefill half and its KV-cache write are plain PyTorch).
 """
 
 from __future__ import annotations
@@ -499,6 +508,23 @@ def cpu_fused_moe(
     out.copy_(acc.reshape(out.shape).to(out.dtype))
 
 
+# ---------------------------------------------------------------------------- F14
+def mla_decode_kvcache(
+    out: Any, query: Any, kv_cache: Any, scale: float, block_tables: Any, seq_lens: Any
+) -> None:
+    import torch
+
+    rank = out.shape[-1]
+    block_size = kv_cache.shape[-2]
+    flat = kv_cache.reshape(-1, kv_cache.shape[-1])
+    for b in range(query.shape[0]):
+        pos = torch.arange(int(seq_lens[b]))
+        slots = block_tables[b].long()[pos // block_size] * block_size + pos % block_size
+        latent = flat[slots].float()  # [S, rank + rope]
+        probs = torch.softmax(query[b].float() @ latent.T * scale, dim=-1)  # [H, S]
+        out[b] = (probs @ latent[:, :rank]).to(out.dtype)
+
+
 STAND_INS: dict[str, Callable[..., Any]] = {
     "init_cpu_memory_env": init_cpu_memory_env,
     "greedy_argmax": greedy_argmax,
@@ -516,6 +542,7 @@ STAND_INS: dict[str, Callable[..., Any]] = {
     "silu_and_mul_quant": silu_and_mul_quant,
     "prepack_moe_weight": prepack_moe_weight,
     "cpu_fused_moe": cpu_fused_moe,
+    "mla_decode_kvcache": mla_decode_kvcache,
 }
 # stand-ins that share a private weight layout: installed together or not at all
 PAIRED = (("prepack_moe_weight", "cpu_fused_moe"),)
