@@ -85,7 +85,12 @@ def test_tensor_parallel_equals_the_single_process_run(
     tokens and acceptance equal the single-process run of the same checkpoint."""
     import torch
 
-    single = next(c for c in cases.CASES if c.tp == 1 and c.kwargs == case.kwargs)
+    single = next(
+        c
+        for c in cases.CASES
+        if c.tp == 1 and c.family == case.family and c.writer == case.writer
+        and c.kwargs == case.kwargs
+    )  # fmt: skip
     one = torch.load(e2e_root / f"{single.key}.probe.pt")
     assert one["<plans>"], "the single-process run made no plan"
     for k in case.ks:
