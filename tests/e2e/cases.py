@@ -11,23 +11,26 @@ by stock vLLM with the same k.
 (``engine_runner.py``: importing vLLM costs 10-30 s here) and returns the results.
 
 Families: MiMo (MTP in the target's folder or from the BF16 original's), GLM-4.x MoE
-(``Glm4MoeForCausalLM`` with its NextN layer, ``agreeing_nextn.py``: NVFP4 target with the
-NextN layer grafted in BF16 in the tier, FP8 in ``BENCH_ONLY``; its MoE layers run the
-CPU MoE stand-ins F12/F13 of ``cpu_forward.py``) and EAGLE3-Llama (a Llama target with a
-separate EAGLE3 draft, ``agreeing_eagle3.py``; its reference is the BF16 target with the
-BF16 draft). What stops the rest on this CPU (vLLM 0.33.0 CUDA wheel; each is a
-``torch.ops._C`` kernel the wheel lacks, or Triton):
+(``Glm4MoeForCausalLM``) and DeepSeek-V3 (``DeepseekV3ForCausalLM``, MLA attention), each
+with its NextN layer (``agreeing_nextn.py``: NVFP4 target with the NextN layer grafted in
+BF16 in the tier, GLM's FP8 export in ``BENCH_ONLY``; their MoE layers run the CPU MoE
+stand-ins F12/F13 of ``cpu_forward.py``, DeepSeek's MLA decode F14), and EAGLE3-Llama (a
+Llama target with a separate EAGLE3 draft, ``agreeing_eagle3.py``; its reference is the
+BF16 target with the BF16 draft). What stops the rest on this CPU (vLLM 0.33.0 CUDA
+wheel; each is a ``torch.ops._C`` kernel the wheel lacks, or Triton):
 
 - Quantized routed experts, in every MoE family: ModelOpt FP8 per-tensor experts have no
   CPU backend (``experts/cpu_moe.py:CPUExpertsFp8`` takes 128x128-block FP8 only and needs
   AMX tiles; it would need ``fused_experts_cpu`` and ``convert_weight_packed`` stand-ins
   and a backend-selection shim), and NVFP4 experts run ``experts/nvfp4_emulation_moe.py``
-  (Triton, no CPU backend). So the GLM exports keep the target's routed experts BF16
+  (Triton, no CPU backend). So the NextN exports keep the target's routed experts BF16
   (excluded by name), and cases whose MTP experts are quantized (layouts d, e, g) cannot
   run; the FP8 "silently wrong" stock case of GLM shows here as a load failure (stock
   gives the BF16 NextN experts the FP8 MoE method, which finds no CPU backend).
-- DeepSeek-V3/GLM-5 also need the CPU MLA backend's ``torch.ops._C.mla_decode_kvcache``
-  (``v1/attention/backends/mla/cpu_mla.py``); Qwen3-Next/Qwen3.5 the Gated-DeltaNet
+- GLM-5.x / DeepSeek-V3.2 (``DeepseekV32MTPModel``): DeepSeek Sparse Attention has no CPU
+  backend (``platforms/cpu.py``; the build shim ``dense-attention-for-sparse-cpu`` swaps in
+  dense MLA for construction only, which changes what the model computes); not tried for
+  generation. Qwen3-Next/Qwen3.5 need the Gated-DeltaNet
   kernels of ``model_executor/layers/mamba/ops/cpu/gdn_attention.py``
   (``causal_conv1d_fwd_cpu``, ``causal_conv1d_update_cpu``, ``chunk_gated_delta_rule_cpu``,
   ``fused_gdn_gating_cpu``, ``fused_sigmoid_gating_delta_rule_update_cpu`` and its
@@ -108,6 +111,14 @@ REFERENCES = {
         {"quant": None},
         reference="glm-bf16",
     ),
+    "deepseek-bf16": Case(
+        "deepseek-bf16",
+        "DeepSeek-V3",
+        "BF16 original (DeepseekV3ForCausalLM, MLA, NextN MTP)",
+        "agreeing_nextn.write_deepseek_v3",
+        {"quant": None},
+        reference="deepseek-bf16",
+    ),
 }
 DRAFTS = {
     d.key: d
@@ -173,6 +184,16 @@ CASES = [
         {"quant": "nvfp4"},
         reference="glm-bf16",
         stock_error="RuntimeError",  # the NVFP4 NextN head meets the BF16 tensor
+    ),
+    Case(
+        "deepseek-nvfp4-bf16mtp",
+        "DeepSeek-V3",
+        "ModelOpt NVFP4 target (MLA; routed experts BF16, excluded by name), NextN layer "
+        "grafted in BF16 (layout a)",
+        "agreeing_nextn.write_deepseek_v3",
+        {"quant": "nvfp4"},
+        reference="deepseek-bf16",
+        stock_error="RuntimeError",  # the NVFP4 NextN experts meet the BF16 tensors (_load_w2)
     ),
     Case(
         "llama-fp8+eagle3-fp8-attn",
