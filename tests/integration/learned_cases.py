@@ -48,6 +48,11 @@ class LearnedClass:
     #: does not lift; the coverage table says so): the tests hold it to this failure
     limits: Mapping[tuple[str, str], Expected] = field(default_factory=dict)
     limit_note: str = ""  # the coverage table's words for ``limits``
+    #: a separate EAGLE-1 draft (``support.eagle3.write_eagle_pair`` family, method
+    #: ``eagle``) beside a target quantized in the case's scheme; layouts are then the
+    #: draft folder's own declaration (``support.eagle3.EagleLayout``); None: ``family``
+    #: is a factory family whose MTP layers sit in the target's folder
+    draft: str | None = None
 
     @property
     def cases(self) -> list[Case]:
@@ -59,6 +64,15 @@ X = "mtp.layers.0"
 _EXAONE_LINEAR = frozenset({f"{X}.self_attn.qkv_proj", f"{X}.self_attn.o_proj",
                             f"{X}.mlp.gate_up_proj", f"{X}.mlp.down_proj", "mtp.fc"})
 _OK = Expected("ok")
+E = "model.layers.2"  # an EAGLE-1 draft's layer, numbered after the 2 target layers
+#: stock EagleLlama: the draft's own config (get_draft_quant_config), exclusions matched
+#: against the runtime names model.layers.2.* / model.fc that checkpoint names never equal
+_EAGLE_FP8_WRONG = ((f"{E}.self_attn.qkv_proj", "layers.0.self_attn.q_proj"),
+                    (f"{E}.self_attn.o_proj", "layers.0.self_attn.o_proj"),
+                    (f"{E}.mlp.gate_up_proj", "layers.0.mlp.gate_proj"),
+                    (f"{E}.mlp.down_proj", "layers.0.mlp.down_proj"))
+_EAGLE_LINEAR = frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
+                           f"{E}.mlp.gate_up_proj", f"{E}.mlp.down_proj", "model.fc"})
 #: HY-V3's head: built under the prefix "" (FP8 parameters) and fed lm_head's BF16 data
 _HY_HEAD = ("", "lm_head")
 _HY_HEAD_NVFP4 = Expected("loud", "RuntimeError", "[while loading lm_head.weight]")
@@ -178,6 +192,27 @@ CLASSES: tuple[LearnedClass, ...] = (
                     "exclusion nor the plan can name it, so under NVFP4 it fails on "
                     "lm_head.weight and under FP8 it holds BF16 data, plugin on or off; the "
                     "other draft modules load in their stored precision")),
+    # EAGLE-1 for Llama (llama_eagle.py): a separate draft folder (method "eagle") built
+    # on its own quant config; layer 0 of the checkpoint is built as model.layers.{N}
+    # and fc is a quantizable ReplicatedLinear "model.fc"
+    LearnedClass(
+        "eagle_llama", "EagleLlamaForCausalLM", "EagleLlamaForCausalLM", _EAGLE_LINEAR,
+        {
+            # NVFP4: fc's packed parameter [128, 128] gets BF16 [128, 256] (a, b: neither
+            # "fc*" nor "layers.0*" matches model.fc / model.layers.2); with exact names
+            # "fc" matches model.fc but layers.0.mlp.* still miss model.layers.2.mlp.*
+            **{("nvfp4", lay): Expected("loud", "AssertionError", "[while loading fc.weight]")
+               for lay in "ab"},
+            ("nvfp4", "c"): Expected("loud", "AssertionError",
+                                     "[while loading layers.0.mlp.gate_up_proj]"),
+            ("nvfp4", "g"): _OK,
+            **{("fp8", lay): Expected("silent", wrong=(*_EAGLE_FP8_WRONG,
+                                                       ("model.fc", "fc")))
+               for lay in "ab"},
+            ("fp8", "c"): Expected("silent", wrong=_EAGLE_FP8_WRONG),
+            ("fp8", "g"): _OK,
+        },
+        draft="llama"),
 )
 
 

@@ -45,6 +45,7 @@ from loaded import (
 )
 from matrix import assert_loud
 from support import CheckpointSpec, WrittenCheckpoint, write_checkpoint
+from support.eagle3 import EagleSpec, WrittenModel, write_eagle_pair
 from support.harness import (
     BuildRequest,
     DraftResult,
@@ -64,9 +65,14 @@ IDS = ["-".join(c) for c in CASES]
 L = "model.layers.2"
 
 
+#: where a case's draft weights were written: the target's folder (MTP), or a separate
+#: EAGLE-1 draft folder
+Written = WrittenCheckpoint | WrittenModel
+
+
 @dataclass
 class Built:
-    ckpt: WrittenCheckpoint
+    ckpt: Written
     obs: Observation | str
     on: DraftResult
     off: DraftResult
@@ -95,16 +101,28 @@ def _selected(session: pytest.Session) -> list[Case]:
     return [c for c in CASES if c in wanted]
 
 
+def _write(case: Case, root: Path) -> tuple[Written, Path, dict[str, Any] | None]:
+    """(the draft weights' folder as written, the folder vLLM is given, extra EngineArgs)."""
+    row = by_family(case[0])
+    if row.draft is None:
+        ck = write_checkpoint(root / "-".join(case), CheckpointSpec(
+            case[0], case[1], layout=case[2]))  # type: ignore[arg-type]
+        return ck, ck.path, None
+    target, draft, spec = write_eagle_pair(root / "-".join(case), EagleSpec(
+        row.draft, case[1], case[2]))  # type: ignore[arg-type]
+    return draft, target.path, {"speculative_config": spec}
+
+
 def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[Case, Built]]:
-    ckpts = {c: write_checkpoint(root / "-".join(c), CheckpointSpec(
-        c[0], c[1], layout=c[2])) for c in _selected(session)}  # type: ignore[arg-type]
-    reqs = [BuildRequest(ck.path, mode=by_family(c[0]).mode)  # type: ignore[arg-type]
-            for c, ck in ckpts.items()]
+    written = {c: _write(c, root) for c in _selected(session)}
+    reqs = [BuildRequest(model, mode=by_family(c[0]).mode,  # type: ignore[arg-type]
+                         engine_args=extra) for c, (_, model, extra) in written.items()]
     on = submit_many(reqs, plugin=True, workdir=root / "on")
     off = submit_many(reqs, plugin=True, workdir=root / "off", env={"VLLM_DRAFT_QUANT": "off"})
-    learned = run_aside(learn_many, [(ck.path, None) for ck in ckpts.values()], root / "learn")
-    return lambda: {c: Built(ck, o, a, b) for (c, ck), o, a, b in zip(
-        ckpts.items(), learned.result(), on(), off(), strict=True)}
+    learned = run_aside(learn_many, [(model, extra) for _, model, extra in written.values()],
+                        root / "learn")
+    return lambda: {c: Built(w[0], o, a, b) for (c, w), o, a, b in zip(
+        written.items(), learned.result(), on(), off(), strict=True)}
 
 
 built = early_fixture(start_built)
