@@ -53,6 +53,9 @@ class LearnedClass:
     #: draft folder's own declaration (``support.eagle3.EagleLayout``); None: ``family``
     #: is a factory family whose MTP layers sit in the target's folder
     draft: str | None = None
+    #: the class has a hand profile: the plugin plans with it (the tests hold that plan
+    #: equal to the learned one); ``adapter/coverage.py:PROFILED_BUILT`` lists these
+    profile: bool = False
 
     @property
     def cases(self) -> list[Case]:

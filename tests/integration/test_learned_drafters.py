@@ -63,6 +63,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 
 IDS = ["-".join(c) for c in CASES]
 L = "model.layers.2"
+TARGET_LAYERS = 2  # every target here: a separate EAGLE-1 draft's layers follow these
 
 
 #: where a case's draft weights were written: the target's folder (MTP), or a separate
@@ -137,10 +138,17 @@ def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None
         return
     assert b.on.ok, b.on.error_text
     log = Path(b.on.raw["worker_log"]).read_text()
-    assert "mapping learned from vLLM's drafter (no hand profile)" in log
+    learned_line = "mapping learned from vLLM's drafter (no hand profile)"
     p = b.plan
     assert isinstance(b.obs, Observation) and b.obs.drafter_class == row.drafter_class
     assert p.drafter == row.architecture and p.modules
+    if row.profile:  # the plugin plans with the hand profile: held against the learner
+        assert learned_line not in log
+        hand = plan(b.ckpt.path, drafter=row.architecture, target_layers=TARGET_LAYERS)
+        assert summary(hand) == summary(p)
+        p = hand
+    else:
+        assert learned_line in log
     assert {d.module for d in p.modules if d.kind == "linear"} == row.linear
     if limit is not None:  # loads, the modules the limit names wrong, the rest right
         assert_stock(limit, b.on, {}, b.ckpt.stored_format)
@@ -151,7 +159,14 @@ def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None
         assert_stored_precision(p, b.on)
     for d in p.modules:
         if d.kind in QUANTIZABLE:
-            assert (d.scheme.value == "unquantized") == (case[2] in "abc"), d.module
+            # a quantized draft (g) keeps its lm_head BF16, as exports do
+            assert (d.scheme.value == "unquantized") == (case[2] in "abc"
+                                                         or d.module == "lm_head"), d.module
+
+
+def summary(p: Plan) -> set[tuple[str, str, str]]:
+    """What a plan decides: each module's kind and scheme."""
+    return {(d.module, d.kind, d.scheme.value) for d in p.modules}
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -203,10 +218,13 @@ def test_coverage_table_lists_exactly_these_classes() -> None:
     build for the classes built here and no other, with the same grouping."""
     from vllm_draft_quant.adapter.coverage import VERIFIED_LEARNED
 
+    from vllm_draft_quant.adapter.coverage import PROFILED_BUILT
+
     like = {c.family: c.drafter_class for c in CLASSES}
     built_here = {c.drafter_class: (like[c.like] if c.like else None, len(c.cases),
-                                    c.limit_note) for c in CLASSES}
+                                    c.limit_note) for c in CLASSES if not c.profile}
     assert built_here == VERIFIED_LEARNED
+    assert {c.drafter_class: len(c.cases) for c in CLASSES if c.profile} == PROFILED_BUILT
 
 
 # ------------------------------------------------------------ where it cannot decide
