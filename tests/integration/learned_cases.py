@@ -68,6 +68,7 @@ _EXAONE_LINEAR = frozenset({f"{X}.self_attn.qkv_proj", f"{X}.self_attn.o_proj",
                             f"{X}.mlp.gate_up_proj", f"{X}.mlp.down_proj", "mtp.fc"})
 _OK = Expected("ok")
 E = "model.layers.2"  # an EAGLE-1 draft's layer, numbered after the 2 target layers
+M = "model.eagle_layers.2"  # EagleMiniCPM's
 #: stock EagleLlama: the draft's own config (get_draft_quant_config), exclusions matched
 #: against the runtime names model.layers.2.* / model.fc that checkpoint names never equal
 _EAGLE_FP8_WRONG = ((f"{E}.self_attn.qkv_proj", "layers.0.self_attn.q_proj"),
@@ -216,6 +217,48 @@ CLASSES: tuple[LearnedClass, ...] = (
             ("fp8", "g"): _OK,
         },
         draft="llama"),
+    # EAGLE-1 for MiniCPM and DeepSeek-V3 (hand profiles): stock vLLM builds the separate
+    # draft with the *target's* quant config (vllm_config.quant_config), so the draft
+    # folder's exclusions play no part: every BF16 layout fails (NVFP4) or loads wrong
+    # (FP8) alike; MiniCPM's MLP is built with no prefix (".gate_up_proj")
+    LearnedClass(
+        "eagle_minicpm", "EagleMiniCPMForCausalLM", "EagleMiniCPMForCausalLM",
+        frozenset({f"{M}.self_attn.qkv_proj", f"{M}.self_attn.o_proj", ".gate_up_proj",
+                   ".down_proj"}),
+        {
+            **{("nvfp4", lay): Expected("loud", "AssertionError",
+                                        "[while loading eagle_layers.0.mlp.gate_up_proj.weight]")
+               for lay in "abc"},
+            **{("fp8", lay): Expected("silent", wrong=(
+                (f"{M}.self_attn.qkv_proj", "model.eagle_layers.0.self_attn.q_proj"),
+                (f"{M}.self_attn.o_proj", "model.eagle_layers.0.self_attn.o_proj"),
+                (".gate_up_proj", "model.eagle_layers.0.mlp.gate_proj"),
+                (".down_proj", "model.eagle_layers.0.mlp.down_proj"))) for lay in "abc"},
+            **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+        },
+        draft="minicpm", profile=True),
+    LearnedClass(
+        "eagle_deepseek", "EagleDeepseekV3ForCausalLM", "EagleDeepSeekMTPModel",
+        frozenset({f"{E}.self_attn.fused_qkv_a_proj", f"{E}.self_attn.q_b_proj",
+                   f"{E}.self_attn.kv_b_proj", f"{E}.self_attn.o_proj",
+                   f"{E}.mlp.shared_experts.gate_up_proj", f"{E}.mlp.shared_experts.down_proj"}),
+        {
+            **{("nvfp4", lay): Expected(
+                "loud", "RuntimeError",
+                "[while loading layers.0.mlp.experts.routed_experts.w2_weight]")
+               for lay in "abc"},
+            **{("fp8", lay): Expected("silent", wrong=(
+                (f"{E}.self_attn.fused_qkv_a_proj", "layers.0.self_attn.q_a_proj"),
+                (f"{E}.self_attn.q_b_proj", "layers.0.self_attn.q_b_proj"),
+                (f"{E}.self_attn.kv_b_proj", "layers.0.self_attn.kv_b_proj"),
+                (f"{E}.self_attn.o_proj", "layers.0.self_attn.o_proj"),
+                (f"{E}.mlp.experts", "layers.0.mlp.experts.0.gate_proj"),
+                (f"{E}.mlp.shared_experts.gate_up_proj", "layers.0.mlp.shared_experts.gate_proj"),
+                (f"{E}.mlp.shared_experts.down_proj", "layers.0.mlp.shared_experts.down_proj")))
+               for lay in "abc"},
+            **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+        },
+        draft="deepseek", profile=True),
 )
 
 

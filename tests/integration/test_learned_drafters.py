@@ -216,9 +216,7 @@ def test_grouped_class_learns_its_representatives_mapping(row: Any,
 def test_coverage_table_lists_exactly_these_classes() -> None:
     """README's coverage table (``adapter/coverage.py:VERIFIED_LEARNED``) claims a CPU
     build for the classes built here and no other, with the same grouping."""
-    from vllm_draft_quant.adapter.coverage import VERIFIED_LEARNED
-
-    from vllm_draft_quant.adapter.coverage import PROFILED_BUILT
+    from vllm_draft_quant.adapter.coverage import PROFILED_BUILT, VERIFIED_LEARNED
 
     like = {c.family: c.drafter_class for c in CLASSES}
     built_here = {c.drafter_class: (like[c.like] if c.like else None, len(c.cases),
