@@ -57,6 +57,7 @@ from support.harness import (
 from support.learning import learn_many
 
 from vllm_draft_quant import Plan, plan
+from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 from vllm_draft_quant.core.learned import Observation, learned_profile, mapping_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
@@ -175,6 +176,12 @@ def test_values_equal_checkpoint_bytes(case: Case, built: dict[Case, Built]) -> 
     limit = by_family(case[0]).limits.get(case[1:])
     if limit is not None and limit.outcome == "loud":
         pytest.skip("does not load (test_loads_in_stored_precision holds it to its error)")
+    row = by_family(case[0])
+    if row.profile:  # the hand profile's plan and shard templates ({e} per expert)
+        facts = load_facts(b.ckpt.path, drafter=row.architecture, target_layers=TARGET_LAYERS)
+        templates = {m.prefix: list(m.checkpoint_modules) for m in facts.names.modules}
+        assert_values_equal(plan_from_facts(facts), b.on, b.ckpt.path, templates)
+        return
     profile = learned_profile(b.obs)  # type: ignore[arg-type]
     templates = {s.runtime: list(s.checkpoint) for s in profile.globals}
     assert_values_equal(b.plan, b.on, b.ckpt.path, templates)

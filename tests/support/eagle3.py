@@ -395,7 +395,8 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
 #:   keys of model type ``llama``: MiniCPM is remote code) ->
 #:   ``minicpm_eagle.py:EagleMiniCPMForCausalLM``, beside the Llama target;
 #: - "deepseek": ``layers.0.*`` (DeepSeek-V3 MLA and MoE, ``support._families``' layer),
-#:   ``fc`` (plain), ``enorm``/``hnorm``/``norm``, ``embed_tokens``, ``lm_head``; model
+#:   ``fc`` (plain), ``enorm``/``hnorm``/``norm``, ``lm_head`` (no embedding: vLLM
+#:   shares the target's, ``utils.py:process_eagle_weight``); model
 #:   type ``deepseek_v3`` (``config/speculative.py:hf_config_override`` makes it
 #:   ``DeepSeekMTPModel``) -> ``deepseek_eagle.py:EagleDeepseekV3ForCausalLM``
 #:   (``EagleDeepSeekMTPModel``), beside ``support.factory``'s ``deepseek_v3`` target
@@ -482,8 +483,7 @@ def _eagle1_deepseek() -> _Draft1:
     mlp, mlp_plains = F.dense_then_moe(1, m, 0)  # past first_k_dense_replace: the MoE
     plains = [*attn_norms, *F.layer_norms(m, 0), *mlp_plains,
               *(Plain(f"{n}.weight", (HIDDEN,), 0, init="ones")
-                for n in ("enorm", "hnorm", "norm")),
-              Plain("embed_tokens.weight", (VOCAB, HIDDEN), 0)]
+                for n in ("enorm", "hnorm", "norm"))]  # the target's embedding is shared
     linears = [*attn, *mlp, Linear("fc", HIDDEN, 2 * HIDDEN, 0, "head", False),
                Linear("lm_head", VOCAB, HIDDEN, 0, "head")]
     config = {**F.deepseek_v3(1).config, "num_hidden_layers": 1,
