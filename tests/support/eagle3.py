@@ -386,9 +386,13 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
 #: EAGLE-1 draft families, each beside the target vLLM is given with it:
 #: - "llama" (the reference export of yuhuili/EAGLE-LLaMA3-*): ``layers.0.*`` without an
 #:   input norm, ``fc`` [hidden, 2 * hidden] (quantizable), its own ``embed_tokens``;
-#:   ``LlamaForCausalLM`` -> ``llama_eagle.py:EagleLlamaForCausalLM``; "mistral": the
-#:   same tensors, ``MistralForCausalLM`` -> ``mistral_eagle.py:EagleMistralForCausalLM``;
-#:   both beside ``write_llama_target``'s target;
+#:   ``LlamaForCausalLM`` -> ``llama_eagle.py:EagleLlamaForCausalLM``; "mistral":
+#:   ``model.layers.0.*`` (both norms), ``model.fc`` (quantizable), ``model.norm``, no
+#:   embedding (shared), ``MistralForCausalLM`` ->
+#:   ``mistral_eagle.py:EagleMistralForCausalLM``; "cohere": the same names with one
+#:   ``input_layernorm`` (Cohere's parallel block) and a ``model.fc.bias``,
+#:   ``CohereForCausalLM`` -> ``cohere_eagle.py:EagleCohereForCausalLM``; all three beside
+#:   ``write_llama_target``'s target;
 #: - "minicpm": ``model.eagle_layers.0.*`` (MiniCPM attention and MLP, both norms),
 #:   ``model.fc`` (a plain ``torch.nn.Linear``), ``model.input_norm{1,2}``,
 #:   ``model.embed_tokens``, ``model.norm``, ``lm_head``; ``MiniCPMForCausalLM`` (config
@@ -401,7 +405,7 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
 #:   ``DeepSeekMTPModel``) -> ``deepseek_eagle.py:EagleDeepseekV3ForCausalLM``
 #:   (``EagleDeepSeekMTPModel``), beside ``support.factory``'s ``deepseek_v3`` target
 #:   without MTP layers.
-Eagle1Family = Literal["llama", "mistral", "minicpm", "deepseek"]
+Eagle1Family = Literal["llama", "mistral", "cohere", "minicpm", "deepseek"]
 #: ``factory.LAYOUTS`` for a separate draft folder that declares the target's scheme:
 #: a BF16 draft excluding nothing of its own (a config copied from the target), b the
 #: same excluding each draft root by one wildcard, c every BF16 module by exact name; g a
@@ -452,13 +456,31 @@ def _llama_like(m: str, arch: str, model_type: str) -> _Draft1:
     return linears, [], [f"{m}*"], _llama_config(1, architectures=[arch], model_type=model_type)
 
 
-def _eagle1_llama(arch: str, model_type: str) -> _Draft1:
-    linears, plains, roots, config = _llama_like("layers.0", arch, model_type)
+def _eagle1_llama() -> _Draft1:
+    linears, plains, roots, config = _llama_like("layers.0", "LlamaForCausalLM", "llama")
     linears.append(Linear("fc", HIDDEN, 2 * HIDDEN, 0, "head"))
     # layer 0 has no input norm (llama_eagle.py:LlamaDecoderLayer, disable_input_layernorm)
     plains += [Plain("layers.0.post_attention_layernorm.weight", (HIDDEN,), 0, init="ones"),
                Plain("embed_tokens.weight", (VOCAB, HIDDEN), 0)]
     return linears, plains, [*roots, "fc*"], config
+
+
+def _eagle1_hf(arch: str, model_type: str, norms: tuple[str, ...]) -> _Draft1:
+    """``model.layers.0.*`` (its ``norms``), ``model.fc``, ``model.norm``; no embedding."""
+    m = "model.layers.0"
+    linears, plains, roots, config = _llama_like(m, arch, model_type)
+    linears.append(Linear("model.fc", HIDDEN, 2 * HIDDEN, 0, "head"))
+    plains += [Plain(f"{m}.{n}.weight", (HIDDEN,), 0, init="ones") for n in norms]
+    plains.append(Plain("model.norm.weight", (HIDDEN,), 0, init="ones"))
+    return linears, plains, [*roots, "model.fc*"], config
+
+
+def _eagle1_cohere() -> _Draft1:
+    linears, plains, roots, config = _eagle1_hf("CohereForCausalLM", "cohere",
+                                                ("input_layernorm",))
+    plains.append(Plain("model.fc.bias", (HIDDEN,), 0))  # cohere_eagle.py: fc has a bias
+    config.update(layer_norm_eps=1e-5, logit_scale=1.0, use_qk_norm=False)
+    return linears, plains, roots, config
 
 
 def _eagle1_minicpm() -> _Draft1:
@@ -499,9 +521,13 @@ def write_eagle_draft(path: str | os.PathLike[str], spec: EagleSpec) -> WrittenM
         lins, plains, roots, config = _eagle1_minicpm()
     elif spec.family == "deepseek":
         lins, plains, roots, config = _eagle1_deepseek()
+    elif spec.family == "mistral":
+        lins, plains, roots, config = _eagle1_hf("MistralForCausalLM", "mistral", (
+            "input_layernorm", "post_attention_layernorm"))
+    elif spec.family == "cohere":
+        lins, plains, roots, config = _eagle1_cohere()
     else:
-        arch = "MistralForCausalLM" if spec.family == "mistral" else "LlamaForCausalLM"
-        lins, plains, roots, config = _eagle1_llama(arch, spec.family)
+        lins, plains, roots, config = _eagle1_llama()
 
     def stored(lin: Linear) -> Format:
         keep = not lin.quantizable or lin.name == "lm_head" or spec.layout != "g"
