@@ -75,6 +75,13 @@ _EAGLE_FP8_WRONG = ((f"{E}.self_attn.qkv_proj", "layers.0.self_attn.q_proj"),
                     (f"{E}.self_attn.o_proj", "layers.0.self_attn.o_proj"),
                     (f"{E}.mlp.gate_up_proj", "layers.0.mlp.gate_proj"),
                     (f"{E}.mlp.down_proj", "layers.0.mlp.down_proj"))
+
+
+def _mistral_wrong() -> tuple[tuple[str, str], ...]:
+    """`_EAGLE_FP8_WRONG` for a draft whose checkpoint names carry ``model.``."""
+    return tuple((rt, f"model.{ck}") for rt, ck in _EAGLE_FP8_WRONG)
+
+
 _EAGLE_LINEAR = frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
                            f"{E}.mlp.gate_up_proj", f"{E}.mlp.down_proj", "model.fc"})
 #: HY-V3's head: built under the prefix "" (FP8 parameters) and fed lm_head's BF16 data
@@ -217,6 +224,20 @@ CLASSES: tuple[LearnedClass, ...] = (
             ("fp8", "g"): _OK,
         },
         draft="llama"),
+    # EAGLE-1 for Mistral (mistral_eagle.py): the same layers as EagleLlama's, its
+    # checkpoint in HF names under "model." (model.fc a quantizable RowParallelLinear):
+    # exclusions in checkpoint names match model.fc but never model.layers.{N}
+    LearnedClass(
+        "eagle_mistral", "EagleMistralForCausalLM", "EagleMistralForCausalLM", _EAGLE_LINEAR,
+        {
+            **{("nvfp4", lay): Expected("loud", "AssertionError", "layers.0.mlp.gate_up_proj]")
+               for lay in "abc"},
+            ("nvfp4", "g"): _OK,
+            ("fp8", "a"): Expected("silent", wrong=(*_mistral_wrong(), ("model.fc", "model.fc"))),
+            **{("fp8", lay): Expected("silent", wrong=_mistral_wrong()) for lay in "bc"},
+            ("fp8", "g"): _OK,
+        },
+        draft="mistral"),
     # EAGLE-1 for MiniCPM and DeepSeek-V3 (hand profiles): stock vLLM builds the separate
     # draft with the *target's* quant config (vllm_config.quant_config), so the draft
     # folder's exclusions play no part: every BF16 layout fails (NVFP4) or loads wrong

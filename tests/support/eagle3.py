@@ -60,8 +60,9 @@ __all__ = [
 EagleFormat = Literal["bf16", "nvfp4", "fp8"]
 #: "llama": LlamaForCausalLM target, LlamaForCausalLMEagle3 draft; "qwen3" (issue 13):
 #: Qwen3ForCausalLM target (q/k norms), Eagle3Qwen3ForCausalLM draft
-#: (``qwen3_eagle3.py``: the same layout plus the draft layer's q/k norms)
-EagleFamily = Literal["llama", "qwen3"]
+#: (``qwen3_eagle3.py``: the same layout plus the draft layer's q/k norms); "cohere": a
+#: Llama target with ``layer_types`` (for ``write_eagle_pair``'s EAGLE-Cohere drafts)
+EagleFamily = Literal["llama", "qwen3", "cohere"]
 QuantConfigPlace = Literal["hf_quant_config", "config_json", "none"]
 
 HIDDEN, INTER, VOCAB, DRAFT_VOCAB = 128, 256, 256, 128
@@ -142,6 +143,9 @@ class WrittenModel:
 #: family -> (target config keys, draft config keys) that differ from Llama's
 _QWEN3: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "llama": ({}, {"architectures": ["LlamaForCausalLMEagle3"]}),
+    # a Llama target with Cohere-2's per-layer attention types: an EAGLE-Cohere draft
+    # indexes the target's layer_types with its own (cohere_eagle.py:CohereEagleModel)
+    "cohere": ({"layer_types": ["full_attention"] * 2}, {}),
     "qwen3": ({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3"},
               {"architectures": ["Eagle3Qwen3ForCausalLM"], "model_type": "qwen3"}),
 }
@@ -479,7 +483,8 @@ def _eagle1_cohere() -> _Draft1:
     linears, plains, roots, config = _eagle1_hf("CohereForCausalLM", "cohere",
                                                 ("input_layernorm",))
     plains.append(Plain("model.fc.bias", (HIDDEN,), 0))  # cohere_eagle.py: fc has a bias
-    config.update(layer_norm_eps=1e-5, logit_scale=1.0, use_qk_norm=False)
+    config.update(layer_norm_eps=1e-5, logit_scale=1.0, use_qk_norm=False,
+                  layer_types=["full_attention"])
     return linears, plains, roots, config
 
 
@@ -554,7 +559,8 @@ def write_eagle_pair(
         target = write_checkpoint(base / "target", CheckpointSpec(
             "deepseek_v3", spec.scheme, layout="a", with_mtp=False))
     else:
-        target = write_llama_target(base / "target", LlamaTargetSpec(spec.scheme))
+        target = write_llama_target(base / "target", LlamaTargetSpec(
+            spec.scheme, family="cohere" if spec.family == "cohere" else "llama"))
     draft = write_eagle_draft(base / "draft", spec)
     return target, draft, {"method": "eagle", "model": str(draft.path),
                            "num_speculative_tokens": 1}

@@ -66,6 +66,7 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
         "it holds BF16 data, plugin on or off; the other draft modules load in their stored "
         "precision")),
     "EagleLlamaForCausalLM": (None, 8, ""),
+    "EagleMistralForCausalLM": (None, 8, ""),
 }
 #: hand-profiled drafter class -> its number of build cases (ModelOpt NVFP4 and FP8 x
 #: layouts a, b, c, g of a separate draft folder) in ``LEARNED_TESTS``, where its plan is
