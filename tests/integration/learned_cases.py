@@ -238,6 +238,22 @@ CLASSES: tuple[LearnedClass, ...] = (
             ("fp8", "g"): _OK,
         },
         draft="mistral"),
+    # EAGLE-1 for Cohere (cohere_eagle.py): the same names as EagleMistral's (fc with a
+    # bias, a ReplicatedLinear), Cohere decoder layers indexed into the target's
+    # layer_types; in NVFP4 the unexcluded fc fails first (a), else gate_up_proj
+    LearnedClass(
+        "eagle_cohere", "EagleCohereForCausalLM", "EagleCohereForCausalLM", _EAGLE_LINEAR,
+        {
+            ("nvfp4", "a"): Expected("loud", "AssertionError", "[while loading model.fc.weight]"),
+            **{("nvfp4", lay): Expected(
+                "loud", "AssertionError", "[while loading model.layers.0.mlp.gate_up_proj]")
+               for lay in "bc"},
+            ("nvfp4", "g"): _OK,
+            ("fp8", "a"): Expected("silent", wrong=(*_mistral_wrong(), ("model.fc", "model.fc"))),
+            **{("fp8", lay): Expected("silent", wrong=_mistral_wrong()) for lay in "bc"},
+            ("fp8", "g"): _OK,
+        },
+        draft="cohere"),
     # EAGLE-1 for MiniCPM and DeepSeek-V3 (hand profiles): stock vLLM builds the separate
     # draft with the *target's* quant config (vllm_config.quant_config), so the draft
     # folder's exclusions play no part: every BF16 layout fails (NVFP4) or loads wrong

@@ -6,14 +6,21 @@ matches exclusions against; ``ExaoneMoeMTP``: K-EXAONE, whose ``mtp.fc`` is a
 quantizable linear; ``Exaone4_5_MTP``, grouped with it; ``GlmOcrMTPModel``,
 ``LongCatFlashMTPModel`` and ``HYV3MTPModel``, the last two with a limit the plugin
 does not lift, held to its recorded outcome; checkpoints from
-``tests/support/_families_learned.py``). For each case (ModelOpt NVFP4 and FP8 targets
-x BF16 MTP with no exclusions (a), a wildcard (b), exact checkpoint names (c), and a
-quantized MTP (g); one case for a grouped class), built through vLLM's own draft path
+``tests/support/_families_learned.py``; and the EAGLE-1 drafters that read a separate
+draft folder, ``{"method": "eagle", "model": <draft>}``, written by
+``support/eagle3.py:write_eagle_pair``: ``EagleLlamaForCausalLM``,
+``EagleMistralForCausalLM`` and ``EagleCohereForCausalLM`` (learned),
+``EagleMiniCPMForCausalLM`` and ``EagleDeepSeekMTPModel`` (hand profiles, rows with
+``profile=True``)). For each case
+(ModelOpt NVFP4 and FP8 targets x BF16 MTP with no exclusions (a), a wildcard (b), exact
+checkpoint names (c), and a quantized MTP (g), for an EAGLE-1 draft as its own folder
+declares them; one case for a grouped class), built through vLLM's own draft path
 on the CPU platform (with its target loaded first unless the row says ``draft``):
 
-- the plugin learns the mapping in-process (its log says so) and every planned draft
-  module is built in its stored precision, its parameters equal to the checkpoint's
-  bytes, no scale left at vLLM's sentinel;
+- the plugin learns the mapping in-process (its log says so; a profiled class is
+  planned from its hand profile, and that plan equals the learned one) and every
+  planned draft module is built in its stored precision, its parameters equal to the
+  checkpoint's bytes, no scale left at vLLM's sentinel;
 - the plan the tests compute from the same mapping (learned on the build service's
   workers, ``support/learning.py``; `core.learned.learned_profile`) is the one the
   adapter followed,

@@ -67,6 +67,7 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
         "precision")),
     "EagleLlamaForCausalLM": (None, 8, ""),
     "EagleMistralForCausalLM": (None, 8, ""),
+    "EagleCohereForCausalLM": (None, 8, ""),
 }
 #: hand-profiled drafter class -> its number of build cases (ModelOpt NVFP4 and FP8 x
 #: layouts a, b, c, g of a separate draft folder) in ``LEARNED_TESTS``, where its plan is
