@@ -1,4 +1,4 @@
-"""Tiny Llama targets and EAGLE3 drafts, each in its own folder (numpy only, no torch).
+"""Tiny Llama targets and EAGLE3 / EAGLE-1 drafts, each in its own folder (numpy only, no torch).
 
 Usage::
 
