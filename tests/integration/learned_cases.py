@@ -77,9 +77,21 @@ _EAGLE_FP8_WRONG = ((f"{E}.self_attn.qkv_proj", "layers.0.self_attn.q_proj"),
                     (f"{E}.mlp.down_proj", "layers.0.mlp.down_proj"))
 
 
-def _mistral_wrong() -> tuple[tuple[str, str], ...]:
-    """`_EAGLE_FP8_WRONG` for a draft whose checkpoint names carry ``model.``."""
-    return tuple((rt, f"model.{ck}") for rt, ck in _EAGLE_FP8_WRONG)
+_GATE_UP = "layers.0.mlp.gate_up_proj]"
+
+
+def _eagle_hf_stock(nvfp4_a: str) -> dict[tuple[str, str], Expected]:
+    """Stock outcomes of an EAGLE-1 draft in HF names under ``model.`` built on its own
+    config (EagleMistral, EagleCohere): exclusions match ``model.fc`` (b, c) but never
+    ``model.layers.{N}``; NVFP4 a fails on ``nvfp4_a`` (the first unexcluded BF16 load)."""
+    wrong = tuple((rt, f"model.{ck}") for rt, ck in _EAGLE_FP8_WRONG)
+    return {
+        ("nvfp4", "a"): Expected("loud", "AssertionError", nvfp4_a),
+        **{("nvfp4", lay): Expected("loud", "AssertionError", _GATE_UP) for lay in "bc"},
+        ("fp8", "a"): Expected("silent", wrong=(*wrong, ("model.fc", "model.fc"))),
+        **{("fp8", lay): Expected("silent", wrong=wrong) for lay in "bc"},
+        **{(sc, "g"): _OK for sc in ("nvfp4", "fp8")},
+    }
 
 
 _EAGLE_LINEAR = frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
@@ -229,31 +241,13 @@ CLASSES: tuple[LearnedClass, ...] = (
     # exclusions in checkpoint names match model.fc but never model.layers.{N}
     LearnedClass(
         "eagle_mistral", "EagleMistralForCausalLM", "EagleMistralForCausalLM", _EAGLE_LINEAR,
-        {
-            **{("nvfp4", lay): Expected("loud", "AssertionError", "layers.0.mlp.gate_up_proj]")
-               for lay in "abc"},
-            ("nvfp4", "g"): _OK,
-            ("fp8", "a"): Expected("silent", wrong=(*_mistral_wrong(), ("model.fc", "model.fc"))),
-            **{("fp8", lay): Expected("silent", wrong=_mistral_wrong()) for lay in "bc"},
-            ("fp8", "g"): _OK,
-        },
-        draft="mistral"),
+        _eagle_hf_stock(_GATE_UP), draft="mistral"),
     # EAGLE-1 for Cohere (cohere_eagle.py): the same names as EagleMistral's (fc with a
     # bias, a ReplicatedLinear), Cohere decoder layers indexed into the target's
     # layer_types; in NVFP4 the unexcluded fc fails first (a), else gate_up_proj
     LearnedClass(
         "eagle_cohere", "EagleCohereForCausalLM", "EagleCohereForCausalLM", _EAGLE_LINEAR,
-        {
-            ("nvfp4", "a"): Expected("loud", "AssertionError", "[while loading model.fc.weight]"),
-            **{("nvfp4", lay): Expected(
-                "loud", "AssertionError", "[while loading model.layers.0.mlp.gate_up_proj]")
-               for lay in "bc"},
-            ("nvfp4", "g"): _OK,
-            ("fp8", "a"): Expected("silent", wrong=(*_mistral_wrong(), ("model.fc", "model.fc"))),
-            **{("fp8", lay): Expected("silent", wrong=_mistral_wrong()) for lay in "bc"},
-            ("fp8", "g"): _OK,
-        },
-        draft="cohere"),
+        _eagle_hf_stock("[while loading model.fc.weight]"), draft="cohere"),
     # EAGLE-1 for MiniCPM and DeepSeek-V3 (hand profiles): stock vLLM builds the separate
     # draft with the *target's* quant config (vllm_config.quant_config), so the draft
     # folder's exclusions play no part: every BF16 layout fails (NVFP4) or loads wrong
