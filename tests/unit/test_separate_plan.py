@@ -196,3 +196,17 @@ def test_help_documents_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
         run_cli(capsys, "plan", "--help")
     out = capsys.readouterr().out
     assert "--speculative-config JSON" in out and '"method": "eagle3"' in out
+
+
+def test_cli_fix_eagle_says_stock_vllm_reads_the_targets_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stock vLLM builds EagleMiniCPM (and EagleDeepSeekMTP) on the *target's* quant
+    config: ``fix`` on the draft folder says so, instead of promising that the fixed draft
+    config makes stock vLLM load it right."""
+    target, _, spec = write_eagle_pair(tmp_path, EagleSpec("minicpm", "nvfp4", "a"))
+    code, out, _ = run_cli(capsys, "fix", str(target.path), "--speculative-config",
+                           json.dumps(spec))
+    assert code == 1
+    assert f"with the target's quantization config ({target.path})" in out
+    assert "builds every draft module in its stored precision" not in out

@@ -87,19 +87,23 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     as_json = getattr(args, "json", False)
     drafter: str | None = None
     target_layers: int | None = None
+    separate_from: Path | None = None
     if getattr(args, "speculative_config", None) is not None:
         from vllm_draft_quant.checkpoint.speculative import draft_source
 
         src = draft_source(model_dir_of(args), args.speculative_config)
         model_dir, drafter, target_layers = src.draft_dir, src.drafter, src.target_layers
-        if src.separate and not as_json:
-            out.write(f"the drafter loads from {model_dir} (speculative_config.model), with "
-                      "that checkpoint's own quantization config: fixing it\n")
+        if src.separate:
+            separate_from = src.target_dir
+            if not as_json:
+                out.write(f"the drafter loads from {model_dir} (speculative_config.model), "
+                          "with that checkpoint's own quantization config under the plugin: "
+                          "fixing it\n")
     else:
         model_dir = model_dir_of(args)
     if not args.write:
         note(settle(model_dir))
-        res, texts = _compute(model_dir, drafter, target_layers)
+        res, texts = _compute(model_dir, drafter, target_layers, separate_from)
         if as_json:
             out.write(json_document("fix", fix_json(model_dir, res, texts, written=False)) + "\n")
             return 1 if res.changed or res.remaining else 0
@@ -110,7 +114,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     refuse_hub_snapshot(model_dir, "fix --write")
     with FolderLock(model_dir) as lock:
         note(lock.notes)
-        res, texts = _compute(model_dir, drafter, target_layers)
+        res, texts = _compute(model_dir, drafter, target_layers, separate_from)
         if texts:
             backups: dict[str, str | None] = {}
             with Transaction(model_dir) as tx:
@@ -138,13 +142,19 @@ def note(lines: list[str]) -> None:
         sys.stderr.write(f"note: {line}\n")
 
 
-def _compute(model_dir: Path, drafter: str | None = None, target_layers: int | None = None
-             ) -> tuple[FixResult, dict[str, tuple[str, str]]]:
+def _compute(model_dir: Path, drafter: str | None = None, target_layers: int | None = None,
+             separate_from: Path | None = None) -> tuple[FixResult, dict[str, tuple[str, str]]]:
+    """The fix of ``model_dir``'s config (``separate_from``: the target folder, when the
+    draft is read from another folder than the target's)."""
     from vllm_draft_quant.checkpoint.facts import decisions_from_facts, load_facts
     from vllm_draft_quant.repair.fixer import CONFIG, HF_QUANT, compute_fix
 
     facts = load_facts(model_dir, drafter=drafter, target_layers=target_layers)
     res = compute_fix(facts, decisions_from_facts(facts))
+    if separate_from is not None and facts.profile.stock.quant_config == "target":
+        res.stock_limits.append(
+            f"stock vLLM builds {facts.profile.architecture} with the target's quantization "
+            f"config ({separate_from}), not this folder's: no entry here changes what it builds")
     objects: dict[str, Any] = {CONFIG: facts.config}
     if facts.hf_quant_config is not None:
         objects[HF_QUANT] = facts.hf_quant_config
