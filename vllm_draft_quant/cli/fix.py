@@ -151,7 +151,8 @@ def _compute(model_dir: Path, drafter: str | None = None, target_layers: int | N
 
     facts = load_facts(model_dir, drafter=drafter, target_layers=target_layers)
     res = compute_fix(facts, decisions_from_facts(facts))
-    if separate_from is not None and facts.profile.stock.quant_config == "target":
+    stock = facts.profile.stock
+    if separate_from is not None and stock is not None and stock.quant_config == "target":
         res.stock_limits.append(
             f"stock vLLM builds {facts.profile.architecture} with the target's quantization "
             f"config ({separate_from}), not this folder's: no entry here changes what it builds")
