@@ -159,3 +159,21 @@ def test_largest_run_keeps_its_page_offset(prefix: int, tmp_path: Path) -> None:
     want = load_file(src)
     assert {k: v.tobytes() for k, v in load_file(out).items()} == {
         k: want[k].tobytes() for k in want if k.startswith("m.")}
+
+
+def test_each_kernel_step_prefetches_the_next(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold source is read one step ahead (``POSIX_FADV_WILLNEED``) of the copy."""
+    monkeypatch.setattr(shard_io, "KERNEL_STEP", 4096)
+    calls: list[tuple[int, int, int]] = []
+    real = os.posix_fadvise
+
+    def record(fd: int, offset: int, length: int, advice: int) -> None:
+        calls.append((offset, length, advice))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", record)
+    tensors = _source(tmp_path / "src", [3 * 4096 + 100])
+    _shard(tmp_path / "out", tensors)
+    ahead = [(o, n) for o, n, a in calls if a == os.POSIX_FADV_WILLNEED]
+    assert ahead == [(16, 4096), (16 + 4096, 4096), (16 + 8192, 4096), (16 + 12288, 100)]
