@@ -58,20 +58,24 @@ from typing import Any
 
 from support._families import (
     DENSE_INTER,
+    EXPERTS,
     HEAD_DIM,
     HEADS,
     HIDDEN,
     KV_HEADS,
+    MOE_INTER,
     VOCAB,
     Family,
     Linear,
     Plain,
     _attn_gqa,
+    _experts,
     _mlp,
     _norm,
     layer_norms,
     qk_norms,
 )
+from support._families_more import MoreFamily
 
 __all__ = ["LEARNED_FAMILIES", "SPECS", "LearnedSpec", "family"]
 
@@ -129,6 +133,16 @@ def mla_mlp_layer(mlp: str) -> Callable[[str, int | None], Block]:
     return layer
 
 
+def bailing_layer(p: str, k: int | None) -> Block:
+    """Ring-2.5's MTP layer (``bailing_moe_linear.py``): the MLA attention of
+    `mla_mlp_layer` and a MoE block (routed ``experts``, ``shared_experts``, a ``gate``)."""
+    lin, pl = mla_mlp_layer("mlp")(p, k)
+    lin = [x for x in lin if ".mlp." not in x.name]
+    lin += _experts(f"{p}.mlp", k) + _mlp(f"{p}.mlp.shared_experts", MOE_INTER, k)
+    lin.append(Linear(f"{p}.mlp.gate", EXPERTS, HIDDEN, k, "router", False))  # type: ignore[arg-type]
+    return lin, pl
+
+
 def fc_extras(proj: str, norms: tuple[str, ...], *, group: str = "head",
               quantizable: bool = True) -> Callable[[str, int], Block]:
     """An MTP layer's input projection ``proj`` [hidden, 2 * hidden] and its norms
@@ -166,6 +180,17 @@ def text_config(**extra: Any) -> dict[str, Any]:
         "torch_dtype": "bfloat16",
         **extra,
     }
+
+
+CONFIGURATION_PANGU = '''\
+"""openPangu-Ultra-MoE configuration (remote code, as its repositories ship one)."""
+
+from transformers import PretrainedConfig
+
+
+class PanguUltraMoEConfig(PretrainedConfig):
+    model_type = "pangu_ultra_moe"
+'''
 
 
 @dataclass(frozen=True)
@@ -210,9 +235,12 @@ def family(spec: LearnedSpec, num_mtp: int) -> Family:
     config["num_nextn_predict_layers"] = num_mtp
     if spec.text_key:
         config[spec.text_key] = {**config[spec.text_key], "num_nextn_predict_layers": num_mtp}
-    extra = {"extra_files": dict(spec.files)} if spec.files else {}
+    if spec.files:  # remote code beside the weights (loaded with ``trust_remote_code``)
+        return MoreFamily.of(spec.name, spec.architecture, num_mtp, config,
+                             (linears, plains, [b], globs), spec.root_glob,
+                             extra_files=dict(spec.files))
     return Family.of(spec.name, spec.architecture, num_mtp, config,
-                     (linears, plains, [b], globs), spec.root_glob, **extra)
+                     (linears, plains, [b], globs), spec.root_glob)
 
 
 SPECS: tuple[LearnedSpec, ...] = (
@@ -282,6 +310,29 @@ SPECS: tuple[LearnedSpec, ...] = (
                        moe_intermediate_size=DENSE_INTER, first_k_dense_replace=N_TARGET + 1,
                        qk_norm=False)},
         mtp="model.layers.{n}", layer=llama_layer,
+        extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm"),
+                         group="eh_proj", quantizable=False),
+        root_glob="model.layers.2*"),
+    LearnedSpec(
+        "openpangu", "PanguUltraMoEForCausalLM",
+        {"architectures": ["PanguUltraMoEForCausalLM"], "model_type": "pangu_ultra_moe",
+         "auto_map": {"AutoConfig": "configuration_openpangu.PanguUltraMoEConfig"},
+         **text_config(n_routed_experts=EXPERTS, first_k_dense_replace=N_TARGET + 1,
+                       q_lora_rank=MLA_Q_RANK, kv_lora_rank=MLA_KV_RANK,
+                       qk_nope_head_dim=MLA_NOPE, qk_rope_head_dim=MLA_ROPE,
+                       v_head_dim=MLA_V)},
+        mtp="model.layers.{n}", layer=mla_mlp_layer("mlp"), extras=nextn_extras,
+        root_glob="model.layers.2*", head_glob="model.layers.2.shared_head*",
+        files={"configuration_openpangu.py": CONFIGURATION_PANGU}),
+    LearnedSpec(
+        "bailing_v2_5", "BailingMoeV2_5ForCausalLM",
+        {"architectures": ["BailingMoeV2_5ForCausalLM"], "model_type": "bailing_hybrid",
+         **text_config(q_lora_rank=MLA_Q_RANK, kv_lora_rank=MLA_KV_RANK,
+                       qk_nope_head_dim=MLA_NOPE, qk_rope_head_dim=MLA_ROPE,
+                       v_head_dim=MLA_V, num_experts=EXPERTS, num_experts_per_tok=2,
+                       num_shared_experts=1, moe_intermediate_size=MOE_INTER,
+                       use_bias=False)},
+        mtp="model.layers.{n}", layer=bailing_layer,
         extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm"),
                          group="eh_proj", quantizable=False),
         root_glob="model.layers.2*"),
