@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from matrix import Expected
 
@@ -48,6 +49,8 @@ class LearnedClass:
     #: does not lift; the coverage table says so): the tests hold it to this failure
     limits: Mapping[tuple[str, str], Expected] = field(default_factory=dict)
     limit_note: str = ""  # the coverage table's words for ``limits``
+    #: extra EngineArgs of its builds (remote-code configs, a hybrid target's Mamba state)
+    engine_args: Mapping[str, Any] | None = None
 
     @property
     def cases(self) -> list[Case]:
@@ -63,6 +66,17 @@ _OK = Expected("ok")
 _HY_HEAD = ("", "lm_head")
 _HY_HEAD_NVFP4 = Expected("loud", "RuntimeError", "[while loading lm_head.weight]")
 _LONGCAT_SCALES = Expected("loud", "KeyError", "model.mtp.layers.0.eh_proj.input_scale")
+
+#: Bailing's NextN head, fed from the BF16 lm_head.weight
+_BAILING_HEAD = (f"{L}.shared_head.head", "lm_head")
+_BAILING_HEAD_NVFP4 = Expected("loud", "RuntimeError", f"[while loading {L}.shared_head.head.weight]")
+_BAILING_LINEAR = frozenset({
+    f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_b_proj", f"{L}.self_attn.kv_b_proj",
+    f"{L}.self_attn.o_proj", f"{L}.mlp.shared_experts.gate_up_proj",
+    f"{L}.mlp.shared_experts.down_proj", f"{L}.shared_head.head"})
+#: a hybrid (linear-attention) target: vLLM sets a Mamba block size, which on CPU (no
+#: prefix caching) must equal max_model_len (config/vllm.py:validate_mamba_block_size)
+_HYBRID = {"mamba_block_size": 256}
 
 CLASSES: tuple[LearnedClass, ...] = (
     LearnedClass(
@@ -178,6 +192,47 @@ CLASSES: tuple[LearnedClass, ...] = (
                     "exclusion nor the plan can name it, so under NVFP4 it fails on "
                     "lm_head.weight and under FP8 it holds BF16 data, plugin on or off; the "
                     "other draft modules load in their stored precision")),
+    # openPangu-Ultra-MoE: a DeepSeek-style NextN layer whose decoder block vLLM builds
+    # under the layer's own prefix (openpangu_mtp.py); no packed-module mapping, so exact
+    # checkpoint-name exclusions miss the fused q_a/kv_a and gate/up modules
+    LearnedClass(
+        "openpangu", "OpenPanguMTP", "OpenPanguMTPModel",
+        frozenset({f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_b_proj",
+                   f"{L}.self_attn.kv_b_proj", f"{L}.self_attn.o_proj",
+                   f"{L}.mlp.gate_up_proj", f"{L}.mlp.down_proj", f"{L}.shared_head.head"}),
+        {
+            **{("nvfp4", lay): Expected("loud", "AssertionError",
+                                        f"{L}.mtp_block.mlp.gate_up_proj") for lay in "ac"},
+            **{("nvfp4", lay): _OK for lay in "bg"},
+            ("fp8", "a"): Expected("silent", wrong=(
+                (f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_a_proj"),
+                (f"{L}.mlp.gate_up_proj", f"{L}.mlp.gate_proj"),
+                (f"{L}.shared_head.head", f"{L}.shared_head.head"))),
+            ("fp8", "c"): Expected("silent", wrong=(
+                (f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_a_proj"),
+                (f"{L}.mlp.gate_up_proj", f"{L}.mlp.gate_proj"))),
+            **{("fp8", lay): _OK for lay in "bg"},
+        },
+        mode="draft", engine_args={"trust_remote_code": True}),
+    # Ring-2.5 (Bailing V2.5): MLA + MoE NextN layer; its head (prefix ...shared_head.head,
+    # built with the quant config) is fed from lm_head.weight, which a ModelOpt export
+    # keeps BF16: stock fails under NVFP4 unless a wildcard excludes the whole layer, and
+    # under FP8 holds BF16 data. Its target is a hybrid (linear attention) model: the
+    # engine config needs the Mamba block size equal to max_model_len on CPU
+    LearnedClass(
+        "bailing_v2_5", "BailingMoeV25MTPModel", "BailingMoeV25MTPModel",
+        _BAILING_LINEAR,
+        {
+            **{("nvfp4", lay): _BAILING_HEAD_NVFP4 for lay in "acg"},
+            ("nvfp4", "b"): _OK,
+            ("fp8", "a"): Expected("silent", wrong=(
+                (f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_a_proj"),
+                (f"{L}.mlp.shared_experts.gate_up_proj", f"{L}.mlp.shared_experts.gate_proj"),
+                (f"{L}.mlp.experts", f"{L}.mlp.experts.0.gate_proj"), _BAILING_HEAD)),
+            ("fp8", "b"): _OK,
+            **{("fp8", lay): Expected("silent", wrong=(_BAILING_HEAD,)) for lay in "cg"},
+        },
+        mode="draft", engine_args=_HYBRID),
 )
 
 

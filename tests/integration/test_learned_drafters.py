@@ -98,11 +98,12 @@ def _selected(session: pytest.Session) -> list[Case]:
 def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[Case, Built]]:
     ckpts = {c: write_checkpoint(root / "-".join(c), CheckpointSpec(
         c[0], c[1], layout=c[2])) for c in _selected(session)}  # type: ignore[arg-type]
-    reqs = [BuildRequest(ck.path, mode=by_family(c[0]).mode)  # type: ignore[arg-type]
-            for c, ck in ckpts.items()]
+    reqs = [BuildRequest(ck.path, mode=by_family(c[0]).mode,  # type: ignore[arg-type]
+                         engine_args=by_family(c[0]).engine_args) for c, ck in ckpts.items()]
     on = submit_many(reqs, plugin=True, workdir=root / "on")
     off = submit_many(reqs, plugin=True, workdir=root / "off", env={"VLLM_DRAFT_QUANT": "off"})
-    learned = run_aside(learn_many, [(ck.path, None) for ck in ckpts.values()], root / "learn")
+    learned = run_aside(learn_many, [(ck.path, by_family(c[0]).engine_args)
+                                     for c, ck in ckpts.items()], root / "learn")
     return lambda: {c: Built(ck, o, a, b) for (c, ck), o, a, b in zip(
         ckpts.items(), learned.result(), on(), off(), strict=True)}
 

@@ -336,6 +336,17 @@ SPECS: tuple[LearnedSpec, ...] = (
         extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm"),
                          group="eh_proj", quantizable=False),
         root_glob="model.layers.2*"),
+    LearnedSpec(
+        "bailing_v3", "BailingMoeV3ForCausalLM",
+        {"architectures": ["BailingMoeV3ForCausalLM"], "model_type": "bailing_hybrid",
+         **text_config(q_lora_rank=MLA_Q_RANK, kv_lora_rank=MLA_KV_RANK,
+                       qk_nope_head_dim=MLA_NOPE, qk_rope_head_dim=MLA_ROPE,
+                       v_head_dim=MLA_V, num_experts=EXPERTS, num_experts_per_tok=2,
+                       num_shared_experts=1, moe_intermediate_size=MOE_INTER,
+                       moe_shared_expert_intermediate_size=MOE_INTER, use_bias=False)},
+        mtp="model.layers.{n}", layer=bailing_layer,
+        extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm")),
+        root_glob="model.layers.2*", head_glob="model.layers.2.eh_proj*"),
 )
 
 

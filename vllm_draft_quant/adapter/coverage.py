@@ -65,6 +65,8 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
         "nor the plan can name it, so under NVFP4 it fails on lm_head.weight and under FP8 "
         "it holds BF16 data, plugin on or off; the other draft modules load in their stored "
         "precision")),
+    "OpenPanguMTP": (None, 8, ""),
+    "BailingMoeV25MTPModel": (None, 8, ""),
 }
 #: where every hand-profiled drafter is built on CPU (and held against the learner)
 PROFILE_TESTS = "tests/integration/test_profile_prefixes.py"
