@@ -73,7 +73,7 @@ _BAILING_HEAD_NVFP4 = Expected("loud", "RuntimeError", f"[while loading {L}.shar
 _BAILING_LINEAR = frozenset({
     f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_b_proj", f"{L}.self_attn.kv_b_proj",
     f"{L}.self_attn.o_proj", f"{L}.mlp.shared_experts.gate_up_proj",
-    f"{L}.mlp.shared_experts.down_proj", f"{L}.shared_head.head"})
+    f"{L}.mlp.shared_experts.down_proj"})
 #: a hybrid (linear-attention) target: vLLM sets a Mamba block size, which on CPU (no
 #: prefix caching) must equal max_model_len (config/vllm.py:validate_mamba_block_size)
 _HYBRID = {"mamba_block_size": 256}
@@ -199,7 +199,7 @@ CLASSES: tuple[LearnedClass, ...] = (
         "openpangu", "OpenPanguMTP", "OpenPanguMTPModel",
         frozenset({f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_b_proj",
                    f"{L}.self_attn.kv_b_proj", f"{L}.self_attn.o_proj",
-                   f"{L}.mlp.gate_up_proj", f"{L}.mlp.down_proj", f"{L}.shared_head.head"}),
+                   f"{L}.mlp.gate_up_proj", f"{L}.mlp.down_proj"}),
         {
             **{("nvfp4", lay): Expected("loud", "AssertionError",
                                         f"{L}.mtp_block.mlp.gate_up_proj") for lay in "ac"},

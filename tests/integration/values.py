@@ -21,6 +21,7 @@ Values are compared before vLLM's post-load processing (the worker dumps them th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,9 @@ def _expected_experts(
 
     w13 = pname.startswith("w13_")
     base = pname.removeprefix("w13_").removeprefix("w2_")
+    if len(shards) != 3:  # a learned mapping lists every expert's names: as templates
+        shards = list(dict.fromkeys(re.sub(r"\.experts\.\d+\.", ".experts.{e}.", s)
+                                    for s in shards))
     gate, up, down = shards  # templates, "{e}" for per-expert names
     per = [gate, up] if w13 else [down]
     rows = []
