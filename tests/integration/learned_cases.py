@@ -233,6 +233,23 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{("fp8", lay): Expected("silent", wrong=(_BAILING_HEAD,)) for lay in "cg"},
         },
         mode="draft", engine_args=_HYBRID),
+    # Ling-V3 (Bailing V3): Bailing's names with a quantizable eh_proj (ReplicatedLinear)
+    # and the attention output under self_attn.dense; the head fed from lm_head.weight
+    LearnedClass(
+        "bailing_v3", "BailingMoeV3MTPModel", "BailingMoeV3MTPModel",
+        frozenset({x.replace(".self_attn.o_proj", ".self_attn.dense") for x in _BAILING_LINEAR}
+                  | {f"{L}.eh_proj"}),
+        {
+            **{("nvfp4", lay): _BAILING_HEAD_NVFP4 for lay in "acg"},
+            ("nvfp4", "b"): _OK,
+            ("fp8", "a"): Expected("silent", wrong=(
+                (f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_a_proj"),
+                (f"{L}.eh_proj", f"{L}.eh_proj"),
+                (f"{L}.mlp.experts", f"{L}.mlp.experts.0.gate_proj"), _BAILING_HEAD)),
+            ("fp8", "b"): _OK,
+            **{("fp8", lay): Expected("silent", wrong=(_BAILING_HEAD,)) for lay in "cg"},
+        },
+        mode="draft", engine_args=_HYBRID),
 )
 
 

@@ -134,7 +134,10 @@ def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None
         assert_stored_precision(p, b.on)
     for d in p.modules:
         if d.kind in QUANTIZABLE:
-            assert (d.scheme.value == "unquantized") == (case[2] in "abc"), d.module
+            # a draft module fed from the target's lm_head.weight (Bailing's NextN head) is
+            # BF16 in every layout: the factory never quantizes lm_head
+            bf16 = case[2] in "abc" or all(t.startswith("lm_head.") for t in d.checkpoint_tensors)
+            assert (d.scheme.value == "unquantized") == bf16, d.module
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

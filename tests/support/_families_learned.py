@@ -48,12 +48,28 @@ Adding a drafter class is adding a row (and its cases in
   ``final_layernorm``. vLLM skips the layer's own ``shared_head`` tensors and feeds its
   head (a ``ParallelLMHead`` built with the quant config and no prefix) from
   ``lm_head.weight``, so none is stored here.
+- ``openpangu``: ``PanguUltraMoEForCausalLM`` (openPangu-Ultra-MoE; its config is remote
+  code, ``configuration_openpangu.py`` here), drafted by vLLM's ``OpenPanguMTP``
+  (``openpangu_mtp.py``): a DeepSeek-style NextN layer at ``model.layers.{N}`` with
+  latent attention (vLLM's MTP ``load_weights`` has no q/k/v mapping, so only MLA layers
+  load) and a dense MLP (``first_k_dense_replace`` past it), the NextN extras
+  (`nextn_extras`); vLLM builds the decoder block under the layer's own prefix.
+- ``bailing_v2_5``: ``BailingMoeV2_5ForCausalLM`` (Ring-2.5, ``bailing_hybrid``),
+  drafted by vLLM's ``BailingMoeV25MTPModel`` (``bailing_moe_mtp.py``): a NextN layer at
+  ``model.layers.{N}`` with latent attention and a MoE block (`bailing_layer`), a plain
+  ``eh_proj``, ``enorm``/``hnorm``/``final_layernorm``; its ``shared_head.head`` is fed
+  from ``lm_head.weight`` (none stored). Only the drafter is built (the target's linear
+  attention layers are placeholders here).
+- ``bailing_v3``: ``BailingMoeV3ForCausalLM``, drafted by vLLM's ``BailingMoeV3MTPModel``
+  (``bailing_moe_v3_mtp.py``): the names of ``bailing_v2_5``, except that ``eh_proj`` is
+  a ``ReplicatedLinear`` built with the quant config (stored quantized in layout g) and
+  the attention output projection is ``self_attn.dense``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from support._families import (
@@ -141,6 +157,14 @@ def bailing_layer(p: str, k: int | None) -> Block:
     lin += _experts(f"{p}.mlp", k) + _mlp(f"{p}.mlp.shared_experts", MOE_INTER, k)
     lin.append(Linear(f"{p}.mlp.gate", EXPERTS, HIDDEN, k, "router", False))  # type: ignore[arg-type]
     return lin, pl
+
+
+def bailing_v3_layer(p: str, k: int | None) -> Block:
+    """`bailing_layer` with Ling-V3's attention output projection ``self_attn.dense``
+    (``bailing_moe_v3.py``; its MTP ``load_weights`` maps no ``o_proj``)."""
+    lin, pl = bailing_layer(p, k)
+    return [replace(x, name=x.name.replace(".self_attn.o_proj", ".self_attn.dense"))
+            for x in lin], pl
 
 
 def fc_extras(proj: str, norms: tuple[str, ...], *, group: str = "head",
@@ -344,7 +368,7 @@ SPECS: tuple[LearnedSpec, ...] = (
                        v_head_dim=MLA_V, num_experts=EXPERTS, num_experts_per_tok=2,
                        num_shared_experts=1, moe_intermediate_size=MOE_INTER,
                        moe_shared_expert_intermediate_size=MOE_INTER, use_bias=False)},
-        mtp="model.layers.{n}", layer=bailing_layer,
+        mtp="model.layers.{n}", layer=bailing_v3_layer,
         extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm")),
         root_glob="model.layers.2*", head_glob="model.layers.2.eh_proj*"),
 )

@@ -67,6 +67,7 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
         "precision")),
     "OpenPanguMTP": (None, 8, ""),
     "BailingMoeV25MTPModel": (None, 8, ""),
+    "BailingMoeV3MTPModel": (None, 8, ""),
 }
 #: where every hand-profiled drafter is built on CPU (and held against the learner)
 PROFILE_TESTS = "tests/integration/test_profile_prefixes.py"
