@@ -5,7 +5,9 @@ whose checkpoint names ``model.mtp_block.0.*`` never equal the runtime prefixes 
 matches exclusions against; ``ExaoneMoeMTP``: K-EXAONE, whose ``mtp.fc`` is a
 quantizable linear; ``Exaone4_5_MTP``, grouped with it; ``GlmOcrMTPModel``,
 ``LongCatFlashMTPModel`` and ``HYV3MTPModel``, the last two with a limit the plugin
-does not lift, held to its recorded outcome; checkpoints from
+does not lift, held to its recorded outcome; ``OpenPanguMTPModel``;
+``BailingMoeV25MTPModel`` and ``BailingMoeV3MTPModel``, MoE drafters whose NextN head is
+fed from ``lm_head.weight``; checkpoints from
 ``tests/support/_families_learned.py``). For each case (ModelOpt NVFP4 and FP8 targets
 x BF16 MTP with no exclusions (a), a wildcard (b), exact checkpoint names (c), and a
 quantized MTP (g); one case for a grouped class), built through vLLM's own draft path

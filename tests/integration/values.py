@@ -88,8 +88,12 @@ def _expected_experts(
     if len(shards) != 3:  # a learned mapping lists every expert's names: as templates
         shards = list(dict.fromkeys(re.sub(r"\.experts\.\d+\.", ".experts.{e}.", s)
                                     for s in shards))
-    gate, up, down = shards  # templates, "{e}" for per-expert names
-    per = [gate, up] if w13 else [down]
+    if len(shards) == 2:  # non-gated experts (Nemotron-H): up and down only
+        up, down = shards
+        per = [up] if w13 else [down]
+    else:
+        gate, up, down = shards  # templates, "{e}" for per-expert names
+        per = [gate, up] if w13 else [down]
     rows = []
     for e in range(n_experts):
         ts = []

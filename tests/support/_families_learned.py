@@ -167,6 +167,25 @@ def bailing_v3_layer(p: str, k: int | None) -> Block:
             for x in lin], pl
 
 
+def nemotron_h_layer(p: str, k: int | None) -> Block:
+    """Nemotron-H's MTP step (pattern ``*E``): an attention layer at ``p``
+    (``mixer.{q,k,v,o}_proj``, ``norm``) and a MoE layer at the next index (non-gated
+    ``mixer.experts.{e}.{up,down}_proj``, ``mixer.shared_experts``, a ``mixer.gate`` with
+    ``e_score_correction_bias``, ``norm``). Target layers: `llama_layer` placeholders."""
+    if k is None:
+        return llama_layer(p, k)
+    moe = p.replace(f".layers.{k}", f".layers.{k + 1}")
+    lin = [replace(x, name=x.name.replace(".self_attn.", ".mixer."))
+           for x in _attn_gqa(p, k, gated_q=False)]
+    for e in range(EXPERTS):
+        lin += [x for x in _mlp(f"{moe}.mixer.experts.{e}", MOE_INTER, k) if "gate" not in x.name]
+    lin += [x for x in _mlp(f"{moe}.mixer.shared_experts", MOE_INTER, k) if "gate" not in x.name]
+    lin.append(Linear(f"{moe}.mixer.gate", EXPERTS, HIDDEN, k, "router", False))  # type: ignore[arg-type]
+    return lin, [_norm(f"{p}.norm", HIDDEN, k), _norm(f"{moe}.norm", HIDDEN, k),
+                 Plain(f"{moe}.mixer.gate.e_score_correction_bias", (EXPERTS,), k, "F32",
+                       "zeros_ish")]
+
+
 def fc_extras(proj: str, norms: tuple[str, ...], *, group: str = "head",
               quantizable: bool = True) -> Callable[[str, int], Block]:
     """An MTP layer's input projection ``proj`` [hidden, 2 * hidden] and its norms
@@ -371,6 +390,19 @@ SPECS: tuple[LearnedSpec, ...] = (
         mtp="model.layers.{n}", layer=bailing_v3_layer,
         extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm")),
         root_glob="model.layers.2*", head_glob="model.layers.2.eh_proj*"),
+    LearnedSpec(
+        "nemotron_h", "NemotronHForCausalLM",
+        {"architectures": ["NemotronHForCausalLM"], "model_type": "nemotron_h",
+         **text_config(hybrid_override_pattern="*E", mtp_hybrid_override_pattern="*E",
+                       n_routed_experts=EXPERTS, n_shared_experts=1, num_experts_per_tok=2,
+                       moe_intermediate_size=MOE_INTER,
+                       moe_shared_expert_intermediate_size=MOE_INTER, n_group=1,
+                       topk_group=1, norm_topk_prob=True, routed_scaling_factor=1.0,
+                       mlp_hidden_act="relu2", layer_norm_epsilon=1e-5,
+                       attention_bias=False, mlp_bias=False)},
+        mtp="mtp.layers.{k}", layer=nemotron_h_layer,
+        extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "mtp.layers.1.final_layernorm")),
+        root_glob="mtp*", head_glob="mtp.layers.0.eh_proj*", target_root="backbone"),
 )
 
 
