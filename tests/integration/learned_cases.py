@@ -77,6 +77,11 @@ _BAILING_LINEAR = frozenset({
 #: a hybrid (linear-attention) target: vLLM sets a Mamba block size, which on CPU (no
 #: prefix caching) must equal max_model_len (config/vllm.py:validate_mamba_block_size)
 _HYBRID = {"mamba_block_size": 256}
+_NEMOTRON_MOE = (
+    "built with an attention-only MTP step (`mtp_hybrid_override_pattern` `*`); the MoE "
+    "step of public checkpoints (`*E`) does not build on CPU: its non-gated experts raise "
+    "NotImplementedError: is_act_and_mul=False is supported only for CUDA, XPU and ROCm "
+    "(fused_moe/config.py)")
 
 CLASSES: tuple[LearnedClass, ...] = (
     LearnedClass(
@@ -250,6 +255,21 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{("fp8", lay): Expected("silent", wrong=(_BAILING_HEAD,)) for lay in "cg"},
         },
         mode="draft", engine_args=_HYBRID),
+    # Nemotron-H: one attention MTP step (pattern "*"; the MoE step of public checkpoints
+    # cannot be built on CPU: its non-gated experts); runtime prefixes mtp.layers.N, so
+    # exclusions in checkpoint names match; eh_proj is quantizable
+    LearnedClass(
+        "nemotron_h", "NemotronHMTP", "NemotronHMTPModel",
+        frozenset({f"{X}.mixer.qkv_proj", f"{X}.mixer.o_proj", f"{X}.eh_proj"}),
+        {
+            ("nvfp4", "a"): Expected("loud", "AssertionError",
+                                     "[while loading model.layers.0.eh_proj.weight]"),
+            **{("nvfp4", lay): _OK for lay in "bcg"},
+            ("fp8", "a"): Expected("silent", wrong=(
+                (f"{X}.mixer.qkv_proj", f"{X}.mixer.q_proj"), (f"{X}.eh_proj", f"{X}.eh_proj"))),
+            **{("fp8", lay): _OK for lay in "bcg"},
+        },
+        mode="draft", engine_args=_HYBRID, limit_note=_NEMOTRON_MOE),
 )
 
 

@@ -64,6 +64,12 @@ Adding a drafter class is adding a row (and its cases in
   (``bailing_moe_v3_mtp.py``): the names of ``bailing_v2_5``, except that ``eh_proj`` is
   a ``ReplicatedLinear`` built with the quant config (stored quantized in layout g) and
   the attention output projection is ``self_attn.dense``.
+- ``nemotron_h``: ``NemotronHForCausalLM`` (Nemotron-H; a Mamba hybrid: only the drafter
+  is built), drafted by vLLM's ``NemotronHMTP`` (``nemotron_h_mtp.py``): ``mtp.layers.{k}``
+  renamed to ``model.layers.{k}``, here one attention step (``mtp_hybrid_override_pattern``
+  ``*``: ``mixer.{q,k,v,o}_proj``, ``norm``, a quantizable ``eh_proj``, ``enorm``/
+  ``hnorm``, ``final_layernorm``); the MoE step of public checkpoints (``*E``) has
+  non-gated experts, which vLLM builds only on CUDA, XPU and ROCm.
 """
 
 from __future__ import annotations
@@ -168,22 +174,13 @@ def bailing_v3_layer(p: str, k: int | None) -> Block:
 
 
 def nemotron_h_layer(p: str, k: int | None) -> Block:
-    """Nemotron-H's MTP step (pattern ``*E``): an attention layer at ``p``
-    (``mixer.{q,k,v,o}_proj``, ``norm``) and a MoE layer at the next index (non-gated
-    ``mixer.experts.{e}.{up,down}_proj``, ``mixer.shared_experts``, a ``mixer.gate`` with
-    ``e_score_correction_bias``, ``norm``). Target layers: `llama_layer` placeholders."""
+    """Nemotron-H's attention MTP layer (pattern ``*``): ``mixer.{q,k,v,o}_proj`` and
+    ``norm``. (Public checkpoints add a MoE layer, ``*E``, whose non-gated experts vLLM
+    cannot build on CPU.) Target layers: `llama_layer` placeholders."""
     if k is None:
         return llama_layer(p, k)
-    moe = p.replace(f".layers.{k}", f".layers.{k + 1}")
-    lin = [replace(x, name=x.name.replace(".self_attn.", ".mixer."))
-           for x in _attn_gqa(p, k, gated_q=False)]
-    for e in range(EXPERTS):
-        lin += [x for x in _mlp(f"{moe}.mixer.experts.{e}", MOE_INTER, k) if "gate" not in x.name]
-    lin += [x for x in _mlp(f"{moe}.mixer.shared_experts", MOE_INTER, k) if "gate" not in x.name]
-    lin.append(Linear(f"{moe}.mixer.gate", EXPERTS, HIDDEN, k, "router", False))  # type: ignore[arg-type]
-    return lin, [_norm(f"{p}.norm", HIDDEN, k), _norm(f"{moe}.norm", HIDDEN, k),
-                 Plain(f"{moe}.mixer.gate.e_score_correction_bias", (EXPERTS,), k, "F32",
-                       "zeros_ish")]
+    return ([replace(x, name=x.name.replace(".self_attn.", ".mixer."))
+             for x in _attn_gqa(p, k, gated_q=False)], [_norm(f"{p}.norm", HIDDEN, k)])
 
 
 def fc_extras(proj: str, norms: tuple[str, ...], *, group: str = "head",
@@ -393,7 +390,7 @@ SPECS: tuple[LearnedSpec, ...] = (
     LearnedSpec(
         "nemotron_h", "NemotronHForCausalLM",
         {"architectures": ["NemotronHForCausalLM"], "model_type": "nemotron_h",
-         **text_config(hybrid_override_pattern="*E", mtp_hybrid_override_pattern="*E",
+         **text_config(hybrid_override_pattern="*E", mtp_hybrid_override_pattern="*",
                        n_routed_experts=EXPERTS, n_shared_experts=1, num_experts_per_tok=2,
                        moe_intermediate_size=MOE_INTER,
                        moe_shared_expert_intermediate_size=MOE_INTER, n_group=1,
@@ -401,7 +398,7 @@ SPECS: tuple[LearnedSpec, ...] = (
                        mlp_hidden_act="relu2", layer_norm_epsilon=1e-5,
                        attention_bias=False, mlp_bias=False)},
         mtp="mtp.layers.{k}", layer=nemotron_h_layer,
-        extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "mtp.layers.1.final_layernorm")),
+        extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm")),
         root_glob="mtp*", head_glob="mtp.layers.0.eh_proj*", target_root="backbone"),
 )
 

@@ -68,6 +68,11 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     "OpenPanguMTP": (None, 8, ""),
     "BailingMoeV25MTPModel": (None, 8, ""),
     "BailingMoeV3MTPModel": (None, 8, ""),
+    "NemotronHMTP": (None, 8, (
+        "built with an attention-only MTP step (`mtp_hybrid_override_pattern` `*`); the MoE "
+        "step of public checkpoints (`*E`) does not build on CPU: its non-gated experts "
+        "raise NotImplementedError: is_act_and_mul=False is supported only for CUDA, XPU "
+        "and ROCm (fused_moe/config.py)")),
 }
 #: where every hand-profiled drafter is built on CPU (and held against the learner)
 PROFILE_TESTS = "tests/integration/test_profile_prefixes.py"
