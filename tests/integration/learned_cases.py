@@ -83,6 +83,24 @@ _NEMOTRON_MOE = (
     "NotImplementedError: is_act_and_mul=False is supported only for CUDA, XPU and ROCm "
     "(fused_moe/config.py)")
 
+
+def _bailing(family: str, cls: str, linear: frozenset[str],
+             fp8_a: tuple[str, str]) -> LearnedClass:
+    """A Bailing drafter's row: its head, fed from the BF16 lm_head.weight, fails under
+    NVFP4 unless a wildcard excludes the layer and holds BF16 data under FP8; with
+    nothing excluded (FP8 a) the attention, the experts and ``fp8_a`` are FP8 too."""
+    return LearnedClass(
+        family, cls, cls, linear,
+        {
+            **{("nvfp4", lay): _BAILING_HEAD_NVFP4 for lay in "acg"},
+            ("fp8", "a"): Expected("silent", wrong=(
+                (f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_a_proj"), fp8_a,
+                (f"{L}.mlp.experts", f"{L}.mlp.experts.0.gate_proj"), _BAILING_HEAD)),
+            **{(s, "b"): _OK for s in ("nvfp4", "fp8")},
+            **{("fp8", lay): Expected("silent", wrong=(_BAILING_HEAD,)) for lay in "cg"},
+        },
+        mode="draft", engine_args=_HYBRID)
+
 CLASSES: tuple[LearnedClass, ...] = (
     LearnedClass(
         "ernie4_5_moe", "ErnieMTP", "ErnieMTPModel",
@@ -224,37 +242,14 @@ CLASSES: tuple[LearnedClass, ...] = (
     # keeps BF16: stock fails under NVFP4 unless a wildcard excludes the whole layer, and
     # under FP8 holds BF16 data. Its target is a hybrid (linear attention) model: the
     # engine config needs the Mamba block size equal to max_model_len on CPU
-    LearnedClass(
-        "bailing_v2_5", "BailingMoeV25MTPModel", "BailingMoeV25MTPModel",
-        _BAILING_LINEAR,
-        {
-            **{("nvfp4", lay): _BAILING_HEAD_NVFP4 for lay in "acg"},
-            ("nvfp4", "b"): _OK,
-            ("fp8", "a"): Expected("silent", wrong=(
-                (f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_a_proj"),
-                (f"{L}.mlp.shared_experts.gate_up_proj", f"{L}.mlp.shared_experts.gate_proj"),
-                (f"{L}.mlp.experts", f"{L}.mlp.experts.0.gate_proj"), _BAILING_HEAD)),
-            ("fp8", "b"): _OK,
-            **{("fp8", lay): Expected("silent", wrong=(_BAILING_HEAD,)) for lay in "cg"},
-        },
-        mode="draft", engine_args=_HYBRID),
+    _bailing("bailing_v2_5", "BailingMoeV25MTPModel", _BAILING_LINEAR,
+             (f"{L}.mlp.shared_experts.gate_up_proj", f"{L}.mlp.shared_experts.gate_proj")),
     # Ling-V3 (Bailing V3): Bailing's names with a quantizable eh_proj (ReplicatedLinear)
     # and the attention output under self_attn.dense; the head fed from lm_head.weight
-    LearnedClass(
-        "bailing_v3", "BailingMoeV3MTPModel", "BailingMoeV3MTPModel",
-        frozenset({x.replace(".self_attn.o_proj", ".self_attn.dense") for x in _BAILING_LINEAR}
-                  | {f"{L}.eh_proj"}),
-        {
-            **{("nvfp4", lay): _BAILING_HEAD_NVFP4 for lay in "acg"},
-            ("nvfp4", "b"): _OK,
-            ("fp8", "a"): Expected("silent", wrong=(
-                (f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_a_proj"),
-                (f"{L}.eh_proj", f"{L}.eh_proj"),
-                (f"{L}.mlp.experts", f"{L}.mlp.experts.0.gate_proj"), _BAILING_HEAD)),
-            ("fp8", "b"): _OK,
-            **{("fp8", lay): Expected("silent", wrong=(_BAILING_HEAD,)) for lay in "cg"},
-        },
-        mode="draft", engine_args=_HYBRID),
+    _bailing("bailing_v3", "BailingMoeV3MTPModel",
+             frozenset({x.replace(".self_attn.o_proj", ".self_attn.dense")
+                        for x in _BAILING_LINEAR} | {f"{L}.eh_proj"}),
+             (f"{L}.eh_proj", f"{L}.eh_proj")),
     # Nemotron-H: one attention MTP step (pattern "*"; the MoE step of public checkpoints
     # cannot be built on CPU: its non-gated experts); runtime prefixes mtp.layers.N, so
     # exclusions in checkpoint names match; eh_proj is quantizable

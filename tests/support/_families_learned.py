@@ -233,6 +233,22 @@ class PanguUltraMoEConfig(PretrainedConfig):
 '''
 
 
+#: the config keys of `mla_mlp_layer`'s latent attention
+MLA_CONFIG: dict[str, int] = {"q_lora_rank": MLA_Q_RANK, "kv_lora_rank": MLA_KV_RANK,
+                              "qk_nope_head_dim": MLA_NOPE, "qk_rope_head_dim": MLA_ROPE,
+                              "v_head_dim": MLA_V}
+#: Ring-2.5's and Ling-V3's text keys (`bailing_layer`: latent attention, MoE)
+BAILING_TEXT = text_config(**MLA_CONFIG, num_experts=EXPERTS, num_experts_per_tok=2,
+                           num_shared_experts=1, moe_intermediate_size=MOE_INTER,
+                           use_bias=False)
+
+
+#: a NextN layer's input norms and output norm (HY-V3, Bailing, Nemotron-H)
+EH_NORMS = ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm")
+#: their plain ``eh_proj`` (a ``torch.nn.Linear``) with `EH_NORMS`
+PLAIN_EH = fc_extras("{p}.eh_proj", EH_NORMS, group="eh_proj", quantizable=False)
+
+
 @dataclass(frozen=True)
 class LearnedSpec:
     """One tiny target with one MTP layer, for a drafter class whose mapping is learned."""
@@ -350,42 +366,30 @@ SPECS: tuple[LearnedSpec, ...] = (
                        moe_intermediate_size=DENSE_INTER, first_k_dense_replace=N_TARGET + 1,
                        qk_norm=False)},
         mtp="model.layers.{n}", layer=llama_layer,
-        extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm"),
-                         group="eh_proj", quantizable=False),
+        extras=PLAIN_EH,
         root_glob="model.layers.2*"),
     LearnedSpec(
         "openpangu", "PanguUltraMoEForCausalLM",
         {"architectures": ["PanguUltraMoEForCausalLM"], "model_type": "pangu_ultra_moe",
          "auto_map": {"AutoConfig": "configuration_openpangu.PanguUltraMoEConfig"},
          **text_config(n_routed_experts=EXPERTS, first_k_dense_replace=N_TARGET + 1,
-                       q_lora_rank=MLA_Q_RANK, kv_lora_rank=MLA_KV_RANK,
-                       qk_nope_head_dim=MLA_NOPE, qk_rope_head_dim=MLA_ROPE,
-                       v_head_dim=MLA_V)},
+                       **MLA_CONFIG)},
         mtp="model.layers.{n}", layer=mla_mlp_layer("mlp"), extras=nextn_extras,
         root_glob="model.layers.2*", head_glob="model.layers.2.shared_head*",
         files={"configuration_openpangu.py": CONFIGURATION_PANGU}),
     LearnedSpec(
         "bailing_v2_5", "BailingMoeV2_5ForCausalLM",
         {"architectures": ["BailingMoeV2_5ForCausalLM"], "model_type": "bailing_hybrid",
-         **text_config(q_lora_rank=MLA_Q_RANK, kv_lora_rank=MLA_KV_RANK,
-                       qk_nope_head_dim=MLA_NOPE, qk_rope_head_dim=MLA_ROPE,
-                       v_head_dim=MLA_V, num_experts=EXPERTS, num_experts_per_tok=2,
-                       num_shared_experts=1, moe_intermediate_size=MOE_INTER,
-                       use_bias=False)},
+         **BAILING_TEXT},
         mtp="model.layers.{n}", layer=bailing_layer,
-        extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm"),
-                         group="eh_proj", quantizable=False),
+        extras=PLAIN_EH,
         root_glob="model.layers.2*"),
     LearnedSpec(
         "bailing_v3", "BailingMoeV3ForCausalLM",
         {"architectures": ["BailingMoeV3ForCausalLM"], "model_type": "bailing_hybrid",
-         **text_config(q_lora_rank=MLA_Q_RANK, kv_lora_rank=MLA_KV_RANK,
-                       qk_nope_head_dim=MLA_NOPE, qk_rope_head_dim=MLA_ROPE,
-                       v_head_dim=MLA_V, num_experts=EXPERTS, num_experts_per_tok=2,
-                       num_shared_experts=1, moe_intermediate_size=MOE_INTER,
-                       moe_shared_expert_intermediate_size=MOE_INTER, use_bias=False)},
+         **BAILING_TEXT, "moe_shared_expert_intermediate_size": MOE_INTER},
         mtp="model.layers.{n}", layer=bailing_v3_layer,
-        extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm")),
+        extras=fc_extras("{p}.eh_proj", EH_NORMS),
         root_glob="model.layers.2*", head_glob="model.layers.2.eh_proj*"),
     LearnedSpec(
         "nemotron_h", "NemotronHForCausalLM",
@@ -398,7 +402,7 @@ SPECS: tuple[LearnedSpec, ...] = (
                        mlp_hidden_act="relu2", layer_norm_epsilon=1e-5,
                        attention_bias=False, mlp_bias=False)},
         mtp="mtp.layers.{k}", layer=nemotron_h_layer,
-        extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm")),
+        extras=fc_extras("{p}.eh_proj", EH_NORMS),
         root_glob="mtp*", head_glob="mtp.layers.0.eh_proj*", target_root="backbone"),
 )
 
