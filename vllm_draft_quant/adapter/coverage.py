@@ -31,6 +31,7 @@ the class they load):
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import inspect
 import re
@@ -238,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     if new != text:
         print(f"{path}: the coverage table is out of date; run "
               f"python -m vllm_draft_quant.adapter.coverage --write {path}")
+        print("".join(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
+                                           "README (now)", "generated", n=0)))
         return 1
     print(f"{path}: the coverage table is current")
     return 0
