@@ -21,7 +21,7 @@ the class they load):
   to the representative's); else whether vLLM can build it here at all: a
   class whose constructor raises ``NotImplementedError`` before reading its config
   (vLLM's CPU stubs) says so in vLLM's own words, a module that does not import on CPU
-  gives the import error, `MEASURED_LIMITS` holds limits found by building tiny
+  gives the import error (as a fresh process reports it), `MEASURED_LIMITS` holds limits found by building tiny
   checkpoints (``../shared/FINDINGS.md``); otherwise "imports; not built by the tests";
 - **vLLM workarounds overridden**: the per-model quantization workarounds found in the
   class's source file (`WORKAROUNDS`). For a drafter the plugin plans (profile or
@@ -35,6 +35,7 @@ import difflib
 import importlib
 import inspect
 import re
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,21 @@ def _platform_limit(cls: type) -> str | None:
     return None
 
 
+def _fresh_import_error(module: str, exc: Exception) -> str:
+    """Why ``module`` does not import, as a fresh process says it: in a process that
+    already holds part of vLLM's attention stack the same failure reads differently
+    (``fa_utils`` imported without its flash-attention names), so the table would depend
+    on what ran before it."""
+    code = (f"try:\n    import {module}\nexcept Exception as e:\n"
+            f"    print(f'{{type(e).__name__}}: {{e}}')")
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=600, check=False).stdout.strip().splitlines()
+    except (OSError, subprocess.SubprocessError):
+        out = []
+    return out[-1] if out else f"{type(exc).__name__}: {exc}"
+
+
 def census() -> list[DrafterClass]:
     """Every drafter class vLLM's registry loads, with its status here."""
     import vllm
@@ -165,7 +181,7 @@ def census() -> list[DrafterClass]:
             if limit:
                 platform = f"cannot be built on CPU: {limit}"
         except Exception as e:  # the class does not even import here
-            platform = f"cannot be imported on CPU: {type(e).__name__}: {str(e)[:120]}"
+            platform = f"cannot be imported on CPU: {_fresh_import_error(full, e)[:120]}"
         profiled = [n for n in names if n in known]
         if profiled:
             status = f"profile (`profiles/{family[profiled[0]]}.py`)"
