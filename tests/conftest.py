@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # ``tests/support`` (the checkpoint factory and the drafter build service, never
@@ -55,18 +56,35 @@ FUZZ_EXAMPLES_BY_PROFILE = {"dev": 200, "ci": 500}
 os.environ.setdefault("VDQ_FUZZ_EXAMPLES", str(FUZZ_EXAMPLES_BY_PROFILE.get(PROFILE, 200)))
 
 
+#: per-test timeout of the e2e tier: its first test's setup runs every engine of the tier
+#: (5-8 min on 2 quiet cores, more under load); pytest-timeout's default is per test
+E2E_TIMEOUT = float(os.environ.get("VDQ_E2E_TIMEOUT", 1500))
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[Any]) -> None:
-    """Run order: the unit tier, then the integration modules with nothing started early
-    (vLLM imported in-process, a few builds on demand), then those whose builds and fresh
-    processes were started right after collection (``EARLY_BUILDS``,
-    ``tests/integration/conftest.py``): the workers get through that queue while the
-    tests before them run, so both cores stay busy."""
+    """Mark the e2e tier and set the run order: the unit tier, then the integration
+    modules with nothing started early (vLLM imported in-process, a few builds on demand),
+    then those whose builds and fresh processes were started right after collection
+    (``EARLY_BUILDS``, ``tests/integration/conftest.py``): the workers get through that
+    queue while the tests before them run, so both cores stay busy. The e2e tier goes last.
+
+    ``tryfirst``: the ``e2e`` marker must be on the items before ``-m`` deselects
+    (``_pytest/mark/__init__.py:pytest_collection_modifyitems``), or ``-m "not e2e"``
+    would keep the tier and ``-m e2e`` would select nothing."""
 
     def order(item: Any) -> int:
-        if "/integration/" not in str(getattr(item, "path", "")):
+        path = str(getattr(item, "path", ""))
+        if "/e2e/" in path:
+            return 3
+        if "/integration/" not in path:
             return 0
         return 2 if hasattr(getattr(item, "module", None), "EARLY_BUILDS") else 1
 
+    for item in items:
+        if order(item) == 3:
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
     items.sort(key=order)
 
 

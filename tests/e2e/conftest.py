@@ -1,7 +1,8 @@
 """End-to-end tier: speculative decoding generates on vLLM's CPU platform.
 
 Every test here is marked ``e2e`` (``pytest -m e2e`` runs the tier, ``-m "not e2e"``
-everything else) and runs after every other tier. The engines of the whole tier run in
+everything else) and runs after every other tier: ``tests/conftest.py`` marks and orders
+the items before ``-m`` deselects. The engines of the whole tier run in
 one long-lived subprocess (``engine_runner.py``, started by the session fixture
 ``generation``), with the CPU stand-ins of ``vllm_draft_quant/demo/cpu_forward.py``.
 """
@@ -17,24 +18,8 @@ from typing import Any
 import pytest
 
 HERE = Path(__file__).resolve().parent
-E2E_TIMEOUT = float(os.environ.get("VDQ_E2E_TIMEOUT", 1500))
 sys.path.insert(0, str(HERE))
 os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
-
-
-def _in_tier(item: Any) -> bool:
-    return "/e2e/" in str(getattr(item, "path", ""))
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[Any]) -> None:
-    for item in items:
-        if _in_tier(item):
-            item.add_marker(pytest.mark.e2e)
-            # the first test's setup runs every engine of the tier (5-8 min on 2 quiet
-            # cores, more under load): pytest-timeout's 600 s default is per test
-            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
-    items.sort(key=_in_tier)  # stable: the tier goes last, other tiers keep their order
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,14 @@
 drafters load each draft module in its stored precision.
 
 The cases of ``matrix_int4.py`` (Qwen3-Next, Qwen3.5 MoE, dense Qwen3.5, GLM-4.5 MoE,
-DeepSeek-V3 x four producers x layouts a/b/c/e/g, plus an INT4 MTP next to a BF16 and an NVFP4 target), each
-built through vLLM's own draft path on the CPU platform (INT4 MoE experts need
-``demo/cpu_shims.py`` shim 7), plugin on and off in one batch:
+DeepSeek-V3 x four producers x layouts a/b/c/e/g, plus an INT4 MTP next to a BF16 and an
+NVFP4 target), each built through vLLM's own draft path on the CPU platform (INT4 MoE
+experts need ``demo/cpu_shims.py`` shim 7), plugin on and off in one batch:
 
 - the load succeeds and every planned module is built by the quant method of its stored
   layout (GPTQ -> ``AutoGPTQ*``, AWQ -> ``AutoAWQ*``, compressed-tensors -> its WNA16
-  methods; BF16 -> an unquantized method), packed weights int32;
+  methods; BF16 -> an unquantized method), packed weights int32; layout e's drafters hold
+  both (INT4 MLP, BF16 attention);
 - every parameter equals the checkpoint's bytes and shapes (``values.py``), so bits and
   group size are the stored ones; the plan names them (read from the header shapes);
 - ``VLLM_DRAFT_QUANT=off`` shows the outcome recorded in ``STOCK_INT4``;
@@ -72,6 +73,9 @@ def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None
     b = built[case]
     assert b.on.ok, b.on.error_text
     assert all("config says" in c.message for c in b.plan.conflicts), b.plan.conflicts
+    if case[3] == "e":  # mixed: some draft modules INT4, the others BF16
+        schemes = {d.scheme for d in b.plan.modules if d.kind not in ("plain", "fixed")}
+        assert {Scheme.INT4, Scheme.UNQUANTIZED} <= schemes, schemes
     for d in b.plan.modules:
         if d.kind in ("plain", "fixed"):
             continue

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from support._io import write_safetensors
 from vllm_draft_quant.demo import tensors as T
 
 __all__ = [
@@ -158,7 +159,7 @@ def compose(dst: Any, base: Any, picks: list[tuple[Any, Any]], drop: Any = None)
         taken.update((n, t) for n, t in _read_raw(folder / "model.safetensors") if wants(n))
     rows = [(n, taken.pop(n, t)) for n, t in _read_raw(base / "model.safetensors")
             if n in taken or not (drop and drop(n))]
-    T.write_safetensors(dst / "model.safetensors", [*rows, *taken.items()], {"format": "pt"})
+    write_safetensors(dst / "model.safetensors", [*rows, *taken.items()], {"format": "pt"})
 
 
 def act_order_g_idx(file: Any, tensor: str) -> None:
@@ -175,4 +176,4 @@ def act_order_g_idx(file: Any, tensor: str) -> None:
         out.append((name, t))
     if tensor not in {n for n, _ in rows}:
         raise ValueError(f"{file}: no tensor {tensor}")
-    T.write_safetensors(file, out, {"format": "pt"})
+    write_safetensors(file, out, {"format": "pt"})

@@ -34,6 +34,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from support._families import Linear, Plain
+from support._io import write_json, write_safetensors
 from support.factory import Format, TensorInfo, _plain_tensor, _quant_tensors
 from vllm_draft_quant.demo import tensors as T
 from vllm_draft_quant.demo.checkpoint import modelopt_quant_configs
@@ -184,8 +185,8 @@ def _write(
     for name, t in extra:
         rows.append((name, t, name, "bf16"))
     rows.sort(key=lambda r: r[0])
-    T.write_safetensors(root / "model.safetensors", [(r[0], r[1]) for r in rows], {"format": "pt"})
-    T.write_json(root / "generation_config.json", {"_from_model_config": True})
+    write_safetensors(root / "model.safetensors", [(r[0], r[1]) for r in rows], {"format": "pt"})
+    write_json(root / "generation_config.json", {"_from_model_config": True})
     return {
         name: TensorInfo(t.dtype, t.shape, "model.safetensors", module, fmt, draft)
         for name, t, module, fmt in rows
@@ -209,10 +210,10 @@ def _write_draft_config(
         config["quantization_config"] = qc
         if spec.quant_config == "hf_quant_config":
             hf_quant = hq
-            T.write_json(root / "hf_quant_config.json", hq)
+            write_json(root / "hf_quant_config.json", hq)
     else:
         exclusions = []
-    T.write_json(root / "config.json", config)
+    write_json(root / "config.json", config)
     return WrittenModel(
         root, tensors, {lin.name: f for lin, f in linears}, exclusions, config, hf_quant
     )
@@ -253,8 +254,8 @@ def write_llama_target(path: str | os.PathLike[str], spec: LlamaTargetSpec) -> W
         exclusions = ["lm_head"]
         qc, hf_quant = modelopt_quant_configs(spec.scheme, exclusions)
         config["quantization_config"] = qc
-        T.write_json(root / "hf_quant_config.json", hf_quant)
-    T.write_json(root / "config.json", config)
+        write_json(root / "hf_quant_config.json", hf_quant)
+    write_json(root / "config.json", config)
     return WrittenModel(
         root, tensors, {lin.name: f for lin, f in linears}, exclusions, config, hf_quant
     )

@@ -30,6 +30,7 @@ This module imports numpy only (no torch, no vllm).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -42,6 +43,7 @@ from support._families import FAMILIES as _BASE_FAMILIES
 from support._families import Family, Linear, Plain
 from support._families_learned import LEARNED_FAMILIES
 from support._families_more import MORE_FAMILIES
+from support._io import write_json, write_safetensors
 from vllm_draft_quant.demo import tensors as T
 from vllm_draft_quant.demo.checkpoint import modelopt_quant_configs
 
@@ -248,7 +250,17 @@ class WrittenCheckpoint:
 
 
 # ----------------------------------------------------------------------------- tensors
+# A tensor's bytes depend only on its module, format, producer and seed, and the suite
+# writes the same tiny tensors thousands of times: both generators are memoized
+# (RawTensor is immutable; a few MB per family and format).
+@functools.lru_cache(maxsize=32768)
 def _quant_tensors(
+    lin: Linear, fmt: Format, producer: Producer, seed: int
+) -> tuple[tuple[str, T.RawTensor], ...]:
+    return tuple(_make_quant_tensors(lin, fmt, producer, seed))
+
+
+def _make_quant_tensors(
     lin: Linear, fmt: Format, producer: Producer, seed: int
 ) -> list[tuple[str, T.RawTensor]]:
     lead: tuple[int, ...] = (lin.stacked_experts,) if lin.stacked_experts else ()
@@ -276,6 +288,7 @@ def _quant_tensors(
     ]
 
 
+@functools.lru_cache(maxsize=32768)
 def _plain_tensor(p: Plain, seed: int) -> T.RawTensor:
     rng = T.rng_for(seed, p.name)
     if p.dtype == "F32":
@@ -456,13 +469,13 @@ def write_checkpoint(path: str | os.PathLike[str], spec: CheckpointSpec) -> Writ
     tensors: dict[str, TensorInfo] = {}
     mtp_names = {r[0] for r in mtp}
     for fname, rows in shards:
-        T.write_safetensors(root / fname, [(r[0], r[1]) for r in rows], {"format": "pt"})
+        write_safetensors(root / fname, [(r[0], r[1]) for r in rows], {"format": "pt"})
         for name, t, module, fmt in rows:
             tensors[name] = TensorInfo(t.dtype, t.shape, fname, module, fmt, name in mtp_names)
     if len(shards) > 1:
         total = sum(len(r[1].data) for _, rows in shards for r in rows)
         weight_map = {r[0]: fname for fname, rows in shards for r in rows}
-        T.write_json(
+        write_json(
             root / "model.safetensors.index.json",
             {"metadata": {"total_size": total}, "weight_map": weight_map},
         )
@@ -473,12 +486,12 @@ def write_checkpoint(path: str | os.PathLike[str], spec: CheckpointSpec) -> Writ
                qc.get("dynamic", qc.get("extra_config", []))))) or []
     ) if spec.quantized else []
     config = {**fam.config, "quantization_config": qc} if spec.quantized else dict(fam.config)
-    T.write_json(root / "config.json", config)
+    write_json(root / "config.json", config)
     if hf_quant is not None and spec.quantized:
-        T.write_json(root / "hf_quant_config.json", hf_quant)
+        write_json(root / "hf_quant_config.json", hf_quant)
     for fname, text in getattr(fam, "extra_files", {}).items():  # e.g. remote-code configs
         (root / fname).write_text(text)
-    T.write_json(root / "generation_config.json", {"_from_model_config": True})
+    write_json(root / "generation_config.json", {"_from_model_config": True})
     return WrittenCheckpoint(
         path=root,
         spec=spec,

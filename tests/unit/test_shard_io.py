@@ -129,3 +129,33 @@ def test_copy_range_appends_at_the_buffered_position(tmp_path: Path) -> None:
         shard_io.copy_range(s, src, 2, 5, o)
         o.write(b":tail")
     assert out.read_bytes() == b"head:23456:tail"
+
+
+@pytest.mark.parametrize("prefix", [0, 8, 1000, 4088])
+def test_largest_run_keeps_its_page_offset(prefix: int, tmp_path: Path) -> None:
+    """The header padding puts the largest copied run at its source's offset within a
+    page (whole-page kernel copies) and keeps the 8-byte alignment; safetensors reads
+    the result as the source."""
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from vllm_draft_quant.demo import tensors as T
+
+    rng = np.random.default_rng(prefix)
+    rows = [("a.pad", T.RawTensor("U8", (prefix,), bytes(prefix)))] if prefix else []
+    rows += [(f"m.{i}.weight", T.RawTensor("U8", (n,), rng.bytes(n)))
+             for i, n in enumerate((24, 3 * 4096 + 40, 16))]
+    src = tmp_path / "src.safetensors"
+    T.write_safetensors(src, rows)
+    picked = [t for t in shard_io.sources_of(src) if t.name.startswith("m.")]
+    out = tmp_path / "out.safetensors"
+    data = _shard(out, picked)
+    header_len = int.from_bytes(data[:8], "little")
+    assert header_len % 8 == 0
+    assert data[8 + header_len - 1:8 + header_len] in (b" ", b"}")
+    run = picked[0].offset  # the three tensors are one run, copied as one
+    new = shard_io.sources_of(out)
+    assert new[0].offset % shard_io.PAGE == run % shard_io.PAGE
+    want = load_file(src)
+    assert {k: v.tobytes() for k, v in load_file(out).items()} == {
+        k: want[k].tobytes() for k in want if k.startswith("m.")}

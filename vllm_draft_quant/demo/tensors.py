@@ -180,21 +180,30 @@ def modelopt_linear(
     raise ValueError(f"{name}: ModelOpt format {fmt!r} is not one of bf16, fp8, nvfp4")
 
 
-def write_json(path: Path, obj: object) -> None:
-    """``obj`` as indented JSON, written atomically (temporary file, fsync, rename)."""
+def write_json(path: Path, obj: object, *, durable: bool = True) -> None:
+    """``obj`` as indented JSON, written atomically (temporary file, fsync, rename).
+
+    ``durable=False`` skips the fsync: the rename still makes the write atomic for a
+    killed process, not for a power cut (the test suite's throwaway checkpoints)."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as fh:
         json.dump(obj, fh, indent=2)
         fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
 def write_safetensors(
-    path: Path, tensors: Iterable[tuple[str, RawTensor]], metadata: dict[str, str] | None = None
+    path: Path,
+    tensors: Iterable[tuple[str, RawTensor]],
+    metadata: dict[str, str] | None = None,
+    *,
+    durable: bool = True,
 ) -> None:
-    """Write ``tensors`` (in the given order) to ``path`` atomically."""
+    """Write ``tensors`` (in the given order) to ``path`` atomically (``durable``: as
+    ``write_json``)."""
     header: dict[str, object] = {}
     if metadata:
         header["__metadata__"] = dict(metadata)
@@ -218,6 +227,7 @@ def write_safetensors(
         fh.write(raw)
         for chunk in chunks:
             fh.write(chunk)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
