@@ -21,8 +21,9 @@ the class they load):
   to the representative's); else whether vLLM can build it here at all: a
   class whose constructor raises ``NotImplementedError`` before reading its config
   (vLLM's CPU stubs) says so in vLLM's own words, a module that does not import on CPU
-  gives the import error (as a fresh process reports it), `MEASURED_LIMITS` holds limits found by building tiny
-  checkpoints (``../shared/FINDINGS.md``); otherwise "imports; not built by the tests";
+  gives the import error (as a fresh process reports it), `MEASURED_LIMITS` holds limits
+  found by building tiny checkpoints (``../shared/FINDINGS.md``); otherwise "imports;
+  not built by the tests";
 - **vLLM workarounds overridden**: the per-model quantization workarounds found in the
   class's source file (`WORKAROUNDS`). For a drafter the plugin plans (profile or
   learned), every planned module is built in its stored precision whatever these do.
