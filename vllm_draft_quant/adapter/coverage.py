@@ -35,6 +35,7 @@ import argparse
 import difflib
 import importlib
 import inspect
+import json
 import re
 import subprocess
 import sys
@@ -143,14 +144,17 @@ def _fresh_import_error(module: str, exc: Exception) -> str:
     already holds part of vLLM's attention stack the same failure reads differently
     (``fa_utils`` imported without its flash-attention names), so the table would depend
     on what ran before it."""
-    code = (f"try:\n    import {module}\nexcept Exception as e:\n"
-            f"    print(f'{{type(e).__name__}}: {{e}}')")
+    code = (f"import json\ntry:\n    import {module}\nexcept Exception as e:\n"
+            f"    print(json.dumps([type(e).__name__, str(e)]))")
+    kind, text = type(exc).__name__, str(exc)
     try:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              timeout=600, check=False).stdout.strip().splitlines()
-    except (OSError, subprocess.SubprocessError):
-        out = []
-    return out[-1] if out else f"{type(exc).__name__}: {exc}"
+        if out:
+            kind, text = json.loads(out[-1])
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return f"{kind}: {text[:120]}"
 
 
 def census() -> list[DrafterClass]:
@@ -182,7 +186,7 @@ def census() -> list[DrafterClass]:
             if limit:
                 platform = f"cannot be built on CPU: {limit}"
         except Exception as e:  # the class does not even import here
-            platform = f"cannot be imported on CPU: {_fresh_import_error(full, e)[:120]}"
+            platform = f"cannot be imported on CPU: {_fresh_import_error(full, e)}"
         profiled = [n for n in names if n in known]
         if profiled:
             status = f"profile (`profiles/{family[profiled[0]]}.py`)"
