@@ -33,6 +33,7 @@ from matrix import OK, Expected, _loud
 from matrix_int4 import write_case as write_int4_case
 from support import CheckpointSpec, _formats_int4, _formats_more, write_checkpoint
 from support._formats_int4 import compose
+from support._io import write_safetensors
 
 Case = tuple[str, str, str, str]  # (family, producer, scheme, layout)
 
@@ -117,7 +118,7 @@ def _pb_wo_o_proj(path: Path) -> Path:
     grid = (-(-out // 128), 1, inp // 128, 1)
     scale = np.random.default_rng(7).uniform(1e-4, 4e-4, size=int(np.prod(grid)))
     rows.append((f"{o_proj}weight_scale", T.f32(scale, grid)))
-    T.write_safetensors(path / "model.safetensors", rows, {"format": "pt"})
+    write_safetensors(path / "model.safetensors", rows, {"format": "pt"})
     _mixed_config(path)
     return path
 

@@ -10,14 +10,14 @@ CLI's ``plan --learn`` still reaches the learner through its subprocess door, an
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from support.harness import submit_learn
 from vllm_draft_quant.core.learned import Observation
 
-__all__ = ["LearnCase", "learn_many"]
+__all__ = ["LearnCase", "learn_many", "start_learning"]
 
 LearnCase = tuple[Path, Mapping[str, Any] | None]  # (model folder, extra EngineArgs)
 
@@ -38,3 +38,48 @@ def learn_many(
         else:
             out.append(f"{raw['error_type']}: {raw['error']}")
     return out
+
+
+# ------------------------------------------------------------------ the CLI's --learn door
+_SERVED: dict[Path, Any] = {}
+
+
+def start_learning(models: Sequence[Path],
+                   serve_as: Sequence[Path] | None = None) -> Callable[[], list[Any]]:
+    """Queue the learning of ``models`` on the build service; the returned function waits
+    and gives each model's learned profile (`core.learned.learned_profile`) after making
+    the CLI's ``--learn`` door (`cli._learn.learned_profile_of`) answer that model (or its
+    entry of ``serve_as``: a copy the CLI is run on) with it, so ``fix --learn`` /
+    ``graft --learn`` in this process start no vLLM subprocess of their own (the door
+    itself is tested by ``test_learned_drafters.py``). Other models still go through it."""
+    from vllm_draft_quant.core.learned import learned_profile
+
+    collect = submit_learn([(m, None) for m in models])
+
+    def done() -> list[Any]:
+        profiles = []
+        for model, served_as, raw in zip(models, serve_as or models, collect(), strict=True):
+            assert isinstance(raw, dict) and "observation" in raw, f"{model}: {raw}"
+            profile = learned_profile(Observation.model_validate(raw["observation"]),
+                                      origin=str(model))
+            _SERVED[Path(served_as).resolve()] = profile
+            profiles.append(profile)
+        _serve()
+        return profiles
+
+    return done
+
+
+def _serve() -> None:
+    from vllm_draft_quant.cli import _learn
+
+    door = _learn.learned_profile_of
+    if getattr(door, "served", False):
+        return
+
+    def served(model: Any, **kwargs: Any) -> Any:
+        hit = _SERVED.get(Path(model).resolve())
+        return hit if hit is not None else door(model, **kwargs)
+
+    served.served = True  # type: ignore[attr-defined]
+    _learn.learned_profile_of = served  # type: ignore[assignment]

@@ -156,3 +156,24 @@ def test_no_quant_config_is_recorded_but_keeps_the_kind() -> None:
     for layer in raw["layers"]:
         del layer["no_quant_config"]
     assert Observation.model_validate(raw) == obs
+
+
+def test_learned_stock_is_the_cautious_reading_and_names_empty_prefixes() -> None:
+    """fix's stock model for a learned drafter: exact observed prefixes (shard names are
+    not trusted to exclude a fused layer); a fed quantizable layer built with the prefix
+    "" (HY-V3's NextN head) is a limit no entry can lift; the profile lists every tensor
+    the drafter read (graft copies those TARGET lacks), the norm outside any layer too."""
+    obs = _ernie_like()
+    profile = learned_profile(obs)
+    assert profile.stock is not None and profile.stock.limits == ()
+    assert profile.stock.quant_config == "unknown" and not profile.stock.packed_exclusions
+    assert "model.mtp_norm.0.weight" in profile.reads and "lm_head.weight" in profile.reads
+    # HY-V3 as the dry run reads it: the head's kind says "built without a quant config"
+    # (the prefix "" is shared by every unnamed layer), but stock vLLM quantizes it
+    for kind in (ModuleKind.LM_HEAD, ModuleKind.FIXED):
+        head = LearnedLayer(path=f"{L}.head", prefix="", kind=kind, layer_class="ParallelLMHead")
+        hy = obs.model_copy(update={"layers": (*obs.layers[:-1], head)})
+        limits = learned_profile(hy).stock.limits  # type: ignore[union-attr]
+        assert [x.text for x in limits] == [
+            f"builds {L}.head (ParallelLMHead) with an empty prefix, which no exclusion entry "
+            "can name: it is quantized whatever the config says"]

@@ -23,8 +23,9 @@ from typing import Any, TextIO
 
 from vllm_draft_quant.core.learned import LearnError, Observation, learned_profile
 from vllm_draft_quant.core.profile import DrafterProfile
+from vllm_draft_quant.errors import UnknownDrafterError
 
-__all__ = ["LEARNER_MODULE", "learned_profile_of"]
+__all__ = ["LEARNER_MODULE", "learn_or_explain", "learned_profile_of"]
 
 #: the module the CLI runs in a subprocess (named as text: the CLI never imports it)
 LEARNER_MODULE = "vllm_draft_quant.adapter.learn_main"
@@ -55,3 +56,18 @@ def learned_profile_of(model: str | os.PathLike[str], *, origin: str,
         raise LearnError(f"{origin}: could not learn the drafter's mapping from vLLM: "
                          f"{raw.get('error_type')}: {raw.get('error')}")
     return learned_profile(Observation.model_validate(raw["observation"]), origin=origin)
+
+
+
+def learn_or_explain(error: UnknownDrafterError, *, learn: bool, model: str, origin: str,
+                     engine_args: Mapping[str, Any] | None = None) -> DrafterProfile:
+    """After ``error`` (no hand profile for the drafter): with ``learn``, the profile
+    learned from vLLM for ``model`` (the folder whose tensors the drafter reads);
+    without it, the same error naming ``--learn``."""
+    if isinstance(error, LearnError):
+        raise error
+    if not learn:
+        raise UnknownDrafterError(
+            f"{error} Or let vllm-draft-quant learn the drafter's mapping from the installed "
+            "vLLM: add --learn (imports vLLM in a subprocess).") from None
+    return learned_profile_of(model, origin=origin, engine_args=engine_args, note=sys.stderr)

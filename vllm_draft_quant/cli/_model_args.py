@@ -9,7 +9,7 @@ from pathlib import Path
 from vllm_draft_quant.checkpoint.locate import is_hub_snapshot, locate_model
 from vllm_draft_quant.errors import CheckpointError
 
-__all__ = ["add_model_options", "model_dir", "refuse_hub_snapshot"]
+__all__ = ["add_learn_option", "add_model_options", "model_dir", "refuse_hub_snapshot"]
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -18,6 +18,14 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", metavar="DIR",
                    help="the Hugging Face cache to read a repo id from (default: HF_HUB_CACHE, "
                         "else HF_HOME/hub, else ~/.cache/huggingface/hub)")
+
+
+def add_learn_option(p: argparse.ArgumentParser) -> None:
+    """``--learn``, the same for plan, fix and graft (`cli._learn`)."""
+    p.add_argument("--learn", action="store_true",
+                   help="for a drafter without a hand profile, learn its name mapping from the "
+                        "installed vLLM's drafter code (imports vLLM in a subprocess, tens of "
+                        "seconds; the plugin does the same in-process at load time)")
 
 
 def model_dir(args: argparse.Namespace, attr: str = "model") -> Path:

@@ -7,11 +7,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from vllm_draft_quant.cli._model_args import add_model_options, refuse_hub_snapshot
+from vllm_draft_quant.cli._model_args import (
+    add_learn_option,
+    add_model_options,
+    refuse_hub_snapshot,
+)
 from vllm_draft_quant.cli._model_args import model_dir as model_dir_of
 from vllm_draft_quant.cli._output import json_document
 
 if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
+    from vllm_draft_quant.core.profile import DrafterProfile
+    from vllm_draft_quant.errors import UnknownDrafterError
     from vllm_draft_quant.repair.fixer import FixResult
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "fix_json", "note", "report_fix",
@@ -32,6 +38,11 @@ the target and the configs fixed are those of the checkpoint the drafter loads f
 the folder named by "model" when it is another one (an EAGLE3 draft, MTP layers in a
 separate checkpoint), whose own quantization config vLLM reads for the draft.
 
+With --learn, a drafter without a hand profile is fixed from the mapping learned from
+the installed vLLM (as 'plan --learn': vLLM imported in a subprocess): the entries name
+the prefixes vLLM was seen to build its layers with, and a layer it builds with no
+prefix (which no entry can name) is reported as a stock limit.
+
 --write refuses a snapshot of the Hugging Face cache (its files are links into the
 shared blob store): it names the 'hf download --local-dir' command that makes a local
 copy to fix instead. The diff (without --write) works anywhere."""
@@ -40,7 +51,8 @@ EXAMPLES = """\
   vllm-draft-quant fix /models/Step-3.7-Flash-NVFP4 --write    # apply it (keeps .bak)
   vllm-draft-quant fix ./ckpt --json                           # the same as JSON
   vllm-draft-quant fix /models/Llama-3.1-8B-Instruct --write \\
-      --speculative-config '{"method": "eagle3", "model": "/models/EAGLE3-NVFP4"}'"""
+      --speculative-config '{"method": "eagle3", "model": "/models/EAGLE3-NVFP4"}'
+  vllm-draft-quant fix /models/ERNIE-4.5-21B-A3B-NVFP4 --learn    # no hand profile"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,6 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "target and the draft checkpoint it names is the one fixed")
     p.add_argument("--json", action="store_true",
                    help="print what changes (or changed) as JSON instead of a diff")
+    add_learn_option(p)
 
 
 def fix_json(model_dir: Path, res: FixResult, texts: dict[str, tuple[str, str]], *,
@@ -97,9 +110,22 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                       "that checkpoint's own quantization config: fixing it\n")
     else:
         model_dir = model_dir_of(args)
+    learned: list[DrafterProfile] = []  # the profile learned from vLLM, once needed
+
+    def compute() -> tuple[FixResult, dict[str, tuple[str, str]]]:
+        from vllm_draft_quant.errors import UnknownDrafterError
+
+        try:
+            return _compute(model_dir, drafter, target_layers, *learned)
+        except UnknownDrafterError as e:
+            if learned:
+                raise
+            learned.append(_learn(args, e))
+            return _compute(model_dir, drafter, target_layers, *learned)
+
     if not args.write:
         note(settle(model_dir))
-        res, texts = _compute(model_dir, drafter, target_layers)
+        res, texts = compute()
         if as_json:
             out.write(json_document("fix", fix_json(model_dir, res, texts, written=False)) + "\n")
             return 1 if res.changed or res.remaining else 0
@@ -110,7 +136,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     refuse_hub_snapshot(model_dir, "fix --write")
     with FolderLock(model_dir) as lock:
         note(lock.notes)
-        res, texts = _compute(model_dir, drafter, target_layers)
+        res, texts = compute()
         if texts:
             backups: dict[str, str | None] = {}
             with Transaction(model_dir) as tx:
@@ -138,12 +164,26 @@ def note(lines: list[str]) -> None:
         sys.stderr.write(f"note: {line}\n")
 
 
-def _compute(model_dir: Path, drafter: str | None = None, target_layers: int | None = None
+def _learn(args: argparse.Namespace, error: UnknownDrafterError) -> DrafterProfile:
+    """The mapping learned from vLLM for a drafter without a hand profile (``--learn``;
+    without it, ``error`` naming the option)."""
+    from vllm_draft_quant.cli._learn import learn_or_explain
+    from vllm_draft_quant.core.speculative import parse_speculative_config
+
+    spec = getattr(args, "speculative_config", None)
+    engine_args = {"speculative_config": parse_speculative_config(spec)} if spec else None
+    return learn_or_explain(error, learn=getattr(args, "learn", False),
+                            model=str(model_dir_of(args)), origin=str(args.model),
+                            engine_args=engine_args)
+
+
+def _compute(model_dir: Path, drafter: str | None = None, target_layers: int | None = None,
+             profile: DrafterProfile | None = None
              ) -> tuple[FixResult, dict[str, tuple[str, str]]]:
     from vllm_draft_quant.checkpoint.facts import decisions_from_facts, load_facts
     from vllm_draft_quant.repair.fixer import CONFIG, HF_QUANT, compute_fix
 
-    facts = load_facts(model_dir, drafter=drafter, target_layers=target_layers)
+    facts = load_facts(model_dir, drafter=drafter, target_layers=target_layers, profile=profile)
     res = compute_fix(facts, decisions_from_facts(facts))
     objects: dict[str, Any] = {CONFIG: facts.config}
     if facts.hf_quant_config is not None:

@@ -6,12 +6,18 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from vllm_draft_quant.cli._model_args import add_model_options, model_dir, refuse_hub_snapshot
+from vllm_draft_quant.cli._model_args import (
+    add_learn_option,
+    add_model_options,
+    model_dir,
+    refuse_hub_snapshot,
+)
 from vllm_draft_quant.cli._output import Progress, json_document
 from vllm_draft_quant.cli.fix import fix_json, note, report_fix
 from vllm_draft_quant.errors import ConfigError, DraftQuantError
 
 if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
+    from vllm_draft_quant.core.profile import DrafterProfile
     from vllm_draft_quant.repair.graft import GraftPlan
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "graft_json", "parse_layers", "run"]
@@ -29,11 +35,17 @@ alone when identical and refused otherwise (unless --force). All or nothing: on 
 failure TARGET is left byte-identical, and what was done is printed only once it is
 done; a second run changes nothing. TARGET must not be a snapshot of the Hugging Face
 cache (graft names the 'hf download --local-dir' command that makes a local copy);
-SOURCE may be a cached repo id."""
+SOURCE may be a cached repo id.
+
+With --learn, a drafter without a hand profile is grafted from the mapping learned from
+the installed vLLM on SOURCE (as 'plan --learn': vLLM imported in a subprocess): the
+tensors its load_weights reads that TARGET lacks are copied (--layers does not apply:
+such a mapping numbers no draft layers)."""
 EXAMPLES = """\
   vllm-draft-quant graft /models/Step-3.7-Flash-NVFP4 --from /models/Step-3.7-Flash --dry-run
   vllm-draft-quant graft /models/Step-3.7-Flash-NVFP4 --from stepfun-ai/Step-3.7-Flash
-  vllm-draft-quant graft ./nvfp4 --from ./bf16 --layers 45,46 --force"""
+  vllm-draft-quant graft ./nvfp4 --from ./bf16 --layers 45,46 --force
+  vllm-draft-quant graft ./ernie-nvfp4 --from ./ernie-bf16 --learn   # no hand profile"""
 
 
 def parse_layers(text: str) -> str | list[int]:
@@ -63,6 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="replace draft tensors TARGET already has when they differ")
     p.add_argument("--json", action="store_true",
                    help="print what is (or would be) written as JSON")
+    add_learn_option(p)
     add_model_options(p)
 
 
@@ -94,10 +107,28 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return Progress(total, "comparing the draft tensors TARGET already has",
                         done_verb="compared")
 
+    learned: list[DrafterProfile] = []  # the mapping learned from vLLM, once needed
+
+    def planned() -> GraftPlan:
+        from vllm_draft_quant.errors import UnknownDrafterError
+
+        try:
+            return plan_graft(target, args.source, layers=layers, force=args.force,
+                              compare_progress=comparing, profile=next(iter(learned), None))
+        except UnknownDrafterError as e:
+            if learned:
+                raise
+            from vllm_draft_quant.cli._learn import learn_or_explain
+
+            # SOURCE holds the draft tensors the learner must see the drafter read
+            learned.append(learn_or_explain(e, learn=getattr(args, "learn", False),
+                                            model=str(locate_model(args.source)),
+                                            origin=str(args.source)))
+            return planned()
+
     if args.dry_run:
         note(settle(target))
-        plan = plan_graft(target, args.source, layers=layers, force=args.force,
-                          compare_progress=comparing)
+        plan = planned()
         if as_json:
             out.write(json_document("graft", graft_json(plan, dry_run=True)) + "\n")
         else:
@@ -106,8 +137,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     refuse_hub_snapshot(target, "graft")
     with FolderLock(target) as lock:
         note(lock.notes)
-        plan = plan_graft(target, args.source, layers=layers, force=args.force,
-                          compare_progress=comparing)
+        plan = planned()
         if plan.changed:
             try:
                 with Progress(plan.bytes_to_write, "copying draft tensors",

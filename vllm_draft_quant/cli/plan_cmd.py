@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from vllm_draft_quant.checkpoint.locate import is_hub_snapshot
-from vllm_draft_quant.cli._model_args import add_model_options, local_copy_command, model_dir
+from vllm_draft_quant.cli._model_args import (
+    add_learn_option,
+    add_model_options,
+    local_copy_command,
+    model_dir,
+)
 from vllm_draft_quant.cli._output import highlight, json_document, wrap
 from vllm_draft_quant.cli.fix import note
 from vllm_draft_quant.core.overrides import ENV_OVERRIDES
@@ -72,10 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "VLLM_DRAFT_QUANT_OVERRIDES, which vLLM reads too)")
     p.add_argument("--drafter", metavar="ARCH",
                    help="force the vLLM draft architecture (e.g. Step3p5MTP)")
-    p.add_argument("--learn", action="store_true",
-                   help="for a drafter without a hand profile, learn its name mapping from the "
-                        "installed vLLM's drafter code (imports vLLM in a subprocess, tens of "
-                        "seconds; the plugin does the same in-process at load time)")
+    add_learn_option(p)
     p.add_argument("--speculative-config", metavar="JSON",
                    help="vLLM's speculative config (same JSON as its flag, or its dotted form "
                         "--speculative-config.KEY VALUE); MODEL is then the target and the "
@@ -89,8 +91,7 @@ def _facts(args: argparse.Namespace) -> tuple[CheckpointFacts, DraftSource | Non
 
     from vllm_draft_quant.checkpoint.facts import load_facts
     from vllm_draft_quant.checkpoint.speculative import draft_source
-    from vllm_draft_quant.cli._learn import learned_profile_of
-    from vllm_draft_quant.core.learned import LearnError
+    from vllm_draft_quant.cli._learn import learn_or_explain
     from vllm_draft_quant.core.speculative import parse_speculative_config
     from vllm_draft_quant.errors import UnknownDrafterError
     from vllm_draft_quant.repair.writer import settle
@@ -107,15 +108,9 @@ def _facts(args: argparse.Namespace) -> tuple[CheckpointFacts, DraftSource | Non
         note(settle(model))
         return load_facts(model, drafter=args.drafter), None
     except UnknownDrafterError as e:
-        if isinstance(e, LearnError):
-            raise
-        if not getattr(args, "learn", False):
-            raise UnknownDrafterError(
-                f"{e} Or let vllm-draft-quant learn the drafter's mapping from the installed "
-                "vLLM: add --learn (imports vLLM in a subprocess).") from None
         engine_args = {"speculative_config": parse_speculative_config(spec)} if spec else None
-        profile = learned_profile_of(str(model), origin=str(args.model),
-                                     engine_args=engine_args, note=sys.stderr)
+        profile = learn_or_explain(e, learn=getattr(args, "learn", False), model=str(model),
+                                   origin=str(args.model), engine_args=engine_args)
         draft = Path(profile_source_dir(str(model), spec))
         return load_facts(draft, profile=profile), None
 

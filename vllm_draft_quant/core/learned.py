@@ -27,7 +27,13 @@ from collections.abc import Iterable, Mapping
 from pydantic import BaseModel, ConfigDict
 
 from vllm_draft_quant.core.names import NameMap, module_of
-from vllm_draft_quant.core.profile import DrafterProfile, LayerRoot, ModuleSpec
+from vllm_draft_quant.core.profile import (
+    DrafterProfile,
+    LayerRoot,
+    ModuleSpec,
+    StockBehaviour,
+    StockLimit,
+)
 from vllm_draft_quant.core.schemes import Group, ModuleKind
 from vllm_draft_quant.errors import UnknownDrafterError
 
@@ -39,6 +45,7 @@ __all__ = [
     "Observation",
     "fed_name",
     "learned_profile",
+    "learned_stock",
     "mapping_rows",
     "profile_rows",
 ]
@@ -198,7 +205,29 @@ def learned_profile(obs: Observation, *, origin: str = "") -> DrafterProfile:
         num_layers_keys=(),  # every module is absolute: no layer roots to place
         default_num_layers=0,
         notes=f"learned from vLLM {obs.vllm} {obs.drafter_class or obs.drafter} in-process",
+        stock=learned_stock(obs, {path for path in slots}),
+        reads=tuple(sorted({f.tensor for f in obs.feeds})),
     )
+
+
+def learned_stock(obs: Observation, fed: Iterable[str] = ()) -> StockBehaviour:
+    """What `fix` may assume of stock vLLM for a learned drafter: the prefixes its
+    layers resolve their quant method with were observed, and an exact prefix is excluded
+    by every matcher vLLM has, so fix names those; which config object the layers get is
+    not observed, so exact shard names are not trusted to exclude a fused layer (the
+    cautious reading). A vLLM layer built with an empty prefix (HY-V3's NextN head,
+    ``hy_v3_mtp.py:HYV3SharedHead``) can be named by no entry: a limit. Its kind is not
+    trusted there: the dry run tells a layer built without a quant config by its prefix,
+    and "" is every unnamed layer's (HY-V3's head reads as ``fixed`` but is built with the
+    quant config)."""
+    fed = set(fed)
+    limits = tuple(
+        StockLimit(f"builds {layer.path} ({layer.layer_class or layer.kind.value}) with an "
+                   "empty prefix, which no exclusion entry can name: it is quantized whatever "
+                   "the config says")
+        for layer in obs.layers
+        if not layer.prefix and layer.kind is not ModuleKind.PLAIN and layer.path in fed)
+    return StockBehaviour(quant_config="unknown", packed_exclusions=False, limits=limits)
 
 
 Row = tuple[str, tuple[str, ...]]

@@ -105,7 +105,8 @@ class StockBehaviour:
 
     # which config object the drafter builds its layers with: "target" (the target
     # model's, ``vllm_config.quant_config``, after the target's construction changed
-    # it) or "draft" (a fresh parse of the draft checkpoint's own, get_draft_quant_config)
+    # it) or "draft" (a fresh parse of the draft checkpoint's own, get_draft_quant_config);
+    # "unknown" for a mapping learned from vLLM's code (``core.learned``), not read off it
     quant_config: str
     # whether that object has a packed-module mapping when the drafter's layers are
     # built, so exact shard names (``q_proj``, ``k_proj``, ``v_proj``) exclude a fused
@@ -115,10 +116,15 @@ class StockBehaviour:
     # config says (Qwen3-Next's ``mtp.fc`` under ``modelopt_fp4``)
     always_unquantized: tuple[tuple[str, Scheme, str], ...] = ()
     limits: tuple[StockLimit, ...] = ()
+    # entries starting with this text have every ``.layers.<k>`` number raised by the
+    # target's ``num_hidden_layers`` before vLLM matches them (Qwen4Exp's own remap of
+    # checkpoint-numbered MTP layers, ``qwen4_exp/nvidia/mtp.py:_remap_ignored_layers``);
+    # None: entries are matched as written
+    shifts_layer_numbers: str | None = None
 
     def __post_init__(self) -> None:
-        if self.quant_config not in ("target", "draft"):
-            raise ValueError("StockBehaviour.quant_config must be 'target' or 'draft', "
+        if self.quant_config not in ("target", "draft", "unknown"):
+            raise ValueError("StockBehaviour.quant_config must be 'target', 'draft' or 'unknown', "
                              f"got {self.quant_config!r}")
 
 
@@ -154,6 +160,10 @@ class DrafterProfile:
     # what stock vLLM does with the drafter's quant config; None: no record (``fix``
     # then says it cannot tell whether stock vLLM follows its entries)
     stock: StockBehaviour | None = None
+    # a learned profile only: every checkpoint tensor the drafter's load_weights was seen
+    # to read (``core.learned``), draft and shared ones alike; ``graft`` copies those
+    # SOURCE has and TARGET lacks (a hand profile's layer roots say it instead)
+    reads: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.hidden_layers_from not in ("draft", "target"):

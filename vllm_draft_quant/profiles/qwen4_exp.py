@@ -42,7 +42,11 @@ QWEN4_EXP_MTP = DrafterProfile(
     # _make_draft_vllm_config: get_draft_quant_config (a fresh parse) given the
     # drafter's own packed_modules_mapping by configure_quant_config(..., Qwen4ExpMTP):
     # exact shard names exclude fused modules.
-    stock=StockBehaviour(quant_config="draft", packed_exclusions=True),
+    # _remap_ignored_layers: every entry starting with "mtp." has its ``.layers.<k>``
+    # raised by num_hidden_layers, so checkpoint-numbered names match the runtime ones
+    # (and runtime-numbered ones no longer do).
+    stock=StockBehaviour(quant_config="draft", packed_exclusions=True,
+                         shifts_layer_numbers="mtp."),
 )
 
 PROFILES: tuple[DrafterProfile, ...] = (QWEN4_EXP_MTP,)

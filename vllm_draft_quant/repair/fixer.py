@@ -196,7 +196,8 @@ class _Context:
     def stock(self, d: AnyDecision, entries: Sequence[str]) -> bool | None:
         return stock_quantizes(
             producer=self.producer, scheme=self.scheme, profile=self.facts.profile,
-            prefix=d.module, kind=d.kind, entries=entries)
+            prefix=d.module, kind=d.kind, entries=entries,
+            num_hidden_layers=self.nm.num_hidden_layers)
 
     def ours(self, d: AnyDecision, entries: Sequence[str]) -> bool:
         """Does our grammar exclude the whole module with these entries?"""

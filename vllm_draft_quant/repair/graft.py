@@ -37,6 +37,7 @@ from vllm_draft_quant.checkpoint.index import INDEX_FILE, CheckpointFiles
 from vllm_draft_quant.core.evidence import classify, group_by_module
 from vllm_draft_quant.core.intent import intent_from_configs
 from vllm_draft_quant.core.names import NameMap
+from vllm_draft_quant.core.profile import DrafterProfile
 from vllm_draft_quant.core.schemes import StoredFormat
 from vllm_draft_quant.errors import CheckpointError, ConfigError, MissingDraftWeightsError
 from vllm_draft_quant.repair.fixer import CONFIG, HF_QUANT, FixResult, compute_fix, render_json
@@ -139,14 +140,17 @@ def _under(names: Sequence[str], prefix: str) -> list[str]:
 
 
 def plan_graft(target: str | Path, source: str | Path, *, layers: str | Sequence[int] = "auto",
-               force: bool = False, compare_progress: CompareProgress | None = None) -> GraftPlan:
+               force: bool = False, compare_progress: CompareProgress | None = None,
+               profile: DrafterProfile | None = None) -> GraftPlan:
     """Decide what grafting SOURCE's draft layers into TARGET writes.
 
     Reads headers, and the bytes of draft tensors TARGET already has (to tell an
     identical rerun from a different layer); ``compare_progress(total bytes)`` gives the
-    context manager that is told the bytes compared (``cli._output.Progress``)."""
+    context manager that is told the bytes compared (``cli._output.Progress``).
+    ``profile``: the drafter's mapping learned from vLLM (`core.learned`) when no hand
+    profile describes it; its ``reads`` say which tensors are the drafter's."""
     _refuse_separate_drafters(Path(target), Path(source))
-    ft, fs = load_facts(target), load_facts(source)
+    ft, fs = load_facts(target, profile=profile), load_facts(source, profile=profile)
     if ft.model_dir.resolve() == fs.model_dir.resolve():
         raise ConfigError(f"{ft.model_dir}: TARGET and SOURCE are the same folder; pass the "
                           "unquantized original as --from")
@@ -169,7 +173,8 @@ def plan_graft(target: str | Path, source: str | Path, *, layers: str | Sequence
     with (compare_progress(total) if compare_progress is not None and total
           else contextlib.nullcontext(None)) as progress:
         for u in units:
-            _decide(u, ft, fs, force, progress)
+            if u.source or u.action != "skip":
+                _decide(u, ft, fs, force, progress)
     return _assemble(ft, fs, units)
 
 
@@ -200,6 +205,8 @@ def _refuse_separate_drafters(*folders: Path) -> None:
 
 def _units(ft: CheckpointFacts, fs: CheckpointFacts, layers: str | Sequence[int]) -> list[Unit]:
     src_names, tgt_names = fs.files.weight_names(), ft.files.weight_names()
+    if fs.profile.reads and not fs.names.layers:
+        return [_learned_unit(fs, src_names, tgt_names, layers)]
     hidden = fs.names.num_hidden_layers
     glob_index = fs.profile.root.index == "global"
     available = {(hidden + layer.k if glob_index else layer.k): layer for layer in fs.names.layers
@@ -234,6 +241,31 @@ def _units(ft: CheckpointFacts, fs: CheckpointFacts, layers: str | Sequence[int]
             units.append(Unit(f"shared draft tensors {ns}.*", ns + ".",
                               sources_for(fs.files, shared), existing))
     return units
+
+
+def _learned_unit(fs: CheckpointFacts, src_names: Sequence[str], tgt_names: Sequence[str],
+                  layers: str | Sequence[int]) -> Unit:
+    """A drafter known only by the mapping learned from vLLM has no layer roots: the
+    draft tensors are those its ``load_weights`` reads (``DrafterProfile.reads``) that
+    SOURCE has and TARGET lacks; what TARGET already has (the target's embeddings and
+    head the drafter shares, or an earlier graft) is left alone."""
+    arch = fs.profile.architecture
+    if layers != "auto":
+        raise ConfigError(
+            f"--layers {','.join(map(str, layers)) if not isinstance(layers, str) else layers}: "
+            f"{arch}'s mapping was learned from vLLM, which numbers no draft layers; graft "
+            "copies every draft tensor the drafter reads: leave out --layers")
+    src, tgt = set(src_names), set(tgt_names)
+    missing = [n for n in fs.profile.reads if n in src and n not in tgt]
+    present = [n for n in fs.profile.reads if n in src and n in tgt]
+    if not missing and not present:
+        raise MissingDraftWeightsError(
+            f"{fs.model_dir}: SOURCE has none of the tensors {arch} reads; pass the "
+            "unquantized original that ships the draft layers")
+    label = f"draft tensors {arch} reads (learned from vLLM)"
+    if not missing:
+        return Unit(label, "", [], present, action="skip")
+    return Unit(label, "", sources_for(fs.files, missing), [])
 
 
 def _unknown_layers(fs: CheckpointFacts, unknown: Sequence[int],
@@ -299,7 +331,7 @@ def _logical_shapes(ft: CheckpointFacts, skip: Sequence[str]) -> dict[str, set[t
 
 
 def _check_shapes(ft: CheckpointFacts, units: list[Unit]) -> None:
-    shapes = _logical_shapes(ft, [u.prefix for u in units])
+    shapes = _logical_shapes(ft, [u.prefix for u in units if u.prefix])
     for u in units:
         for t in u.source:
             m = _IN_LAYER.match(t.name)
@@ -405,9 +437,10 @@ def _new_config(ft: CheckpointFacts, fs: CheckpointFacts, units: list[Unit],
             f"without {', '.join(map(str, number))}: vLLM numbers draft layers from the first "
             f"without gaps; add {', '.join(map(str, number))} to --layers, or leave out "
             "--layers to graft all of SOURCE's")
-    keys = ft.profile.num_layers_keys
-    key = next((k for k in keys if k in text), next((k for k in keys if k in stext), keys[0]))
-    if text.get(key) != n_draft:
+    keys = ft.profile.num_layers_keys  # none: vLLM builds a fixed count (MiMo-V2)
+    key = next((k for k in keys if k in text), next((k for k in keys if k in stext),
+                                                   keys[0] if keys else None))
+    if key is not None and text.get(key) != n_draft:
         notes.append(f"config.json: {'.'.join((*tpath, key))} {text.get(key)!r} -> {n_draft}")
         text[key] = n_draft
     src_total = fs.names.num_hidden_layers + len(fs.names.layers)

@@ -33,7 +33,7 @@ from vllm_draft_quant.core.schemes import ModuleKind, Scheme
 from vllm_draft_quant.core.vllm_range import measured_on
 from vllm_draft_quant.profiles import DrafterProfile, StockBehaviour
 
-__all__ = ["VLLM_VERSION", "packed_mapping", "stock_behaviour", "stock_quantizes"]
+__all__ = ["VLLM_VERSION", "packed_mapping", "shifted", "stock_behaviour", "stock_quantizes"]
 
 VLLM_VERSION = measured_on()  # the release the stock behaviour was measured on
 
@@ -136,6 +136,17 @@ class _CtEntries:
         return name in self.exact or any(p.match(name) is not None for p in self.regexes)
 
 
+_LAYER_NUMBER = re.compile(r"(?<=\.layers\.)\d+")
+
+
+def shifted(entries: Sequence[str], start: str, offset: int) -> tuple[str, ...]:
+    """The entries as a drafter that renumbers them reads them: in each entry starting
+    with ``start``, every ``.layers.<k>`` becomes ``.layers.<offset + k>`` (Qwen4Exp:
+    ``qwen4_exp/nvidia/mtp.py:_remap_ignored_layers``)."""
+    return tuple(_LAYER_NUMBER.sub(lambda m: str(offset + int(m.group(0))), e)
+                 if e.startswith(start) else e for e in entries)
+
+
 @functools.lru_cache(maxsize=16)
 def _ct_compiled(entries: tuple[str, ...]) -> _CtEntries:
     return _CtEntries(entries)
@@ -162,11 +173,14 @@ def stock_quantizes(
     kind: ModuleKind,
     entries: Sequence[str],
     architecture: str | None = None,
+    num_hidden_layers: int = 0,
 ) -> bool | None:
     """Would stock vLLM build this draft module quantized? None: vLLM raises instead.
 
     The drafter's facts come from ``profile.stock``; ``architecture``, if given, must
     name that profile (callers from before the facts moved into the profile pass it).
+    ``num_hidden_layers`` (the target's) is what a drafter that renumbers the entries
+    (``StockBehaviour.shifts_layer_numbers``) adds to their layer numbers.
     """
     if architecture is not None and architecture != profile.architecture and \
             architecture not in profile.architecture_aliases:
@@ -178,6 +192,8 @@ def stock_quantizes(
     if (producer, scheme, prefix) in drafter.always_unquantized:
         return False
     packed = packed_mapping(profile) if drafter.packed_exclusions else {}
+    if drafter.shifts_layer_numbers is not None:
+        entries = shifted(entries, drafter.shifts_layer_numbers, num_hidden_layers)
     grammar = formats.fix_grammar(producer)  # the lists fix writes are read by this matcher
     if grammar == "modelopt":
         excluded = _modelopt_excluded(prefix, entries, packed)
