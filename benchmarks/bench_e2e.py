@@ -1,10 +1,11 @@
 """End to end: draft acceptance and output tokens/s, stock vLLM and the plugin, per case.
 
 Every case of the e2e tier (``tests/e2e/cases.py``: each quantized checkpoint x k = 1, 2;
-MTP drafters and a separate EAGLE3 draft) is generated greedily on vLLM's CPU platform
-(test-only CPU stand-ins, ``vllm_draft_quant/demo/cpu_forward.py``), all engines in one
-process. The BF16
-original of the same weights is the reference. Stock vLLM (``VLLM_DRAFT_QUANT=off``)
+families MiMo (MTP), GLM-4.x MoE and DeepSeek-V3 (NextN MTP; MoE layers on the CPU MoE
+stand-ins, DeepSeek's MLA on the MLA decode stand-in) and EAGLE3-Llama (a separate EAGLE3
+draft)) plus ``cases.BENCH_ONLY`` is generated greedily on
+vLLM's CPU platform (test-only CPU stand-ins, ``vllm_draft_quant/demo/cpu_forward.py``),
+all engines in one process. The BF16 original of the same weights is the reference. Stock vLLM (``VLLM_DRAFT_QUANT=off``)
 runs each checkpoint with the smallest k (its failures happen at load, whatever k).
 
 Per case it prints the reference's acceptance, stock's outcome (acceptance, or the

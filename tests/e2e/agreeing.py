@@ -34,7 +34,16 @@ from support._families_more import CONFIGURATION_MIMO
 
 from vllm_draft_quant.demo.checkpoint import modelopt_quant_configs
 
-__all__ = ["HIDDEN", "PERM", "VOCAB", "Written", "greedy_continuation", "write_mimo"]
+__all__ = [
+    "HIDDEN",
+    "PERM",
+    "VOCAB",
+    "Written",
+    "embedding_and_head",
+    "gated_identity",
+    "greedy_continuation",
+    "write_mimo",
+]
 
 HIDDEN, VOCAB, INTER, HEADS, KV_HEADS = 128, 256, 256, 4, 2
 HEAD_DIM = HIDDEN // HEADS
@@ -43,7 +52,8 @@ EMBED_SCALE = 4.0
 _GEN = 1234
 PERM = torch.randperm(VOCAB, generator=torch.Generator().manual_seed(_GEN)).tolist()
 # activation amax per linear kind (ModelOpt's calibrated input_scale = amax / (6 * 448))
-_ACT_AMAX = {"qkv": 8.0, "o": 4.0, "gate_up": 8.0, "down": 40.0}
+_ACT_AMAX = {"qkv": 8.0, "o": 4.0, "gate_up": 8.0, "down": 40.0, "qkv_a": 8.0, "q_b": 8.0,
+             "kv_b": 8.0}  # fmt: skip
 _E2M1 = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
 
 
@@ -62,16 +72,38 @@ class Written:
     quantized: tuple[str, ...]  # linear names stored NVFP4
 
 
-def _weights() -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(_GEN + 1)
-    w: dict[str, torch.Tensor] = {}
+def embedding_and_head(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(embedding, LM head), both [VOCAB, HIDDEN]: dimension 0 of every embedding is 2 (the
+    gate of ``gated_identity``), the rest a random direction of norm sqrt(HIDDEN - 1), all
+    times ``EMBED_SCALE``; head row ``PERM[x]`` is token x's direction, so a hidden state
+    pointing at embedding x gives ``PERM[x]``."""
     body = torch.randn(VOCAB, HIDDEN - 1, generator=g)
     body = body / body.norm(dim=1, keepdim=True) * math.sqrt(HIDDEN - 1)
     emb = torch.cat([torch.full((VOCAB, 1), 2.0), body], dim=1) * EMBED_SCALE
-    w["model.embed_tokens.weight"] = emb
     head = torch.zeros(VOCAB, HIDDEN)
     head[torch.tensor(PERM), 1:] = body / math.sqrt(HIDDEN - 1) * 4.0
-    w["lm_head.weight"] = head
+    return emb, head
+
+
+def gated_identity(inter: int) -> dict[str, torch.Tensor]:
+    """``gate_proj``/``up_proj``/``down_proj`` of a SiLU-gated MLP that maps an input
+    n ~ -u (u: a normalised embedding, u[0] ~ 1.98 for every token) to ~ +3u:
+    gate = -4 * n[0] ~ 7.9 -> silu ~ 7.9; up = n; down = -3/7.9."""
+    gate, up, down = (
+        torch.zeros(inter, HIDDEN),
+        torch.zeros(inter, HIDDEN),
+        torch.zeros(HIDDEN, inter),
+    )
+    gate[:HIDDEN, 0] = -4.0
+    up[:HIDDEN, :HIDDEN] = torch.eye(HIDDEN)
+    down[:HIDDEN, :HIDDEN] = torch.eye(HIDDEN) * (-3.0 / 7.9)
+    return {"gate_proj": gate, "up_proj": up, "down_proj": down}
+
+
+def _weights() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(_GEN + 1)
+    w: dict[str, torch.Tensor] = {}
+    w["model.embed_tokens.weight"], w["lm_head.weight"] = embedding_and_head(g)
     w["model.norm.weight"] = torch.ones(HIDDEN)
 
     def small(*shape: int) -> torch.Tensor:
@@ -91,18 +123,8 @@ def _weights() -> dict[str, torch.Tensor]:
             w[f"{p}.mlp.up_proj.weight"] = small(INTER, HIDDEN)
             w[f"{p}.mlp.down_proj.weight"] = small(HIDDEN, INTER)
             return
-        # input n ~ -u (u: the normalised embedding, u[0] ~ 1.98 for every token):
-        # gate = -4 * n[0] ~ 7.9 -> silu ~ 7.9; up = n; down = -3/7.9 -> out ~ +3u
-        gate, up, down = (
-            torch.zeros(INTER, HIDDEN),
-            torch.zeros(INTER, HIDDEN),
-            torch.zeros(HIDDEN, INTER),
-        )
-        gate[:HIDDEN, 0] = -4.0
-        up[:HIDDEN, :HIDDEN] = torch.eye(HIDDEN)
-        down[:HIDDEN, :HIDDEN] = torch.eye(HIDDEN) * (-3.0 / 7.9)
-        w[f"{p}.mlp.gate_proj.weight"], w[f"{p}.mlp.up_proj.weight"] = gate, up
-        w[f"{p}.mlp.down_proj.weight"] = down
+        for name, t in gated_identity(INTER).items():
+            w[f"{p}.mlp.{name}.weight"] = t
 
     for i in range(TARGET_LAYERS):
         block(f"model.layers.{i}", pass_through_mlp=False)
@@ -126,6 +148,11 @@ def _kind(name: str) -> str:
         "gate_proj": "gate_up",
         "up_proj": "gate_up",
         "down_proj": "down",
+        # MLA (DeepSeek-V3): q_a and kv_a fuse into fused_qkv_a_proj
+        "q_a_proj": "qkv_a",
+        "kv_a_proj_with_mqa": "qkv_a",
+        "q_b_proj": "q_b",
+        "kv_b_proj": "kv_b",
     }[leaf]
 
 

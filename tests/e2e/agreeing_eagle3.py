@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from agreeing import EMBED_SCALE, encode, save
+from agreeing import EMBED_SCALE, encode, gated_identity, save
 
 __all__ = ["DRAFT_IDS", "PERM", "greedy_continuation", "write_eagle3_draft", "write_llama"]
 
@@ -161,18 +161,9 @@ def _draft_weights() -> dict[str, torch.Tensor]:
     w[f"{m}.self_attn.q_proj.weight"], w[f"{m}.self_attn.k_proj.weight"] = q, k
     w[f"{m}.self_attn.v_proj.weight"] = torch.cat([-eye, -2.0 * eye], dim=1)
     w[f"{m}.self_attn.o_proj.weight"] = eye.clone()
-    # input n = -e (e[0] ~ 1.98 for every token): gate = -4 n[0] ~ 7.9, silu ~ 7.9;
-    # up = n; down = -3 / 7.9 -> out ~ 3 e (agreeing.py's MTP MLP)
-    gate, up, down = (
-        torch.zeros(INTER, HIDDEN),
-        torch.zeros(INTER, HIDDEN),
-        torch.zeros(HIDDEN, INTER),
-    )
-    gate[:HIDDEN, 0] = -4.0
-    up[:HIDDEN, :HIDDEN] = eye
-    down[:HIDDEN, :HIDDEN] = eye * (-3.0 / 7.9)
-    w[f"{m}.mlp.gate_proj.weight"], w[f"{m}.mlp.up_proj.weight"] = gate, up
-    w[f"{m}.mlp.down_proj.weight"] = down
+    # input n = -e: out ~ 3 e (agreeing.py's MTP MLP)
+    for name, t in gated_identity(INTER).items():
+        w[f"{m}.mlp.{name}.weight"] = t
     for n in ("input_layernorm", "hidden_norm", "post_attention_layernorm"):
         w[f"{m}.{n}.weight"] = torch.ones(HIDDEN)
     w["norm.weight"] = torch.ones(HIDDEN)

@@ -10,25 +10,33 @@ by stock vLLM with the same k.
 ``run(cases, workdir)`` writes every checkpoint, runs all engines in ONE process
 (``engine_runner.py``: importing vLLM costs 10-30 s here) and returns the results.
 
-Families: MiMo (MTP in the target's folder or from the BF16 original's) and
-EAGLE3-Llama (a Llama target with a separate EAGLE3 draft, ``agreeing_eagle3.py``; its
-reference is the BF16 target with the BF16 draft). What stops the others on this CPU
-(vLLM 0.33.0 CUDA wheel; each is a ``torch.ops._C`` kernel the wheel lacks, or Triton):
+Families: MiMo (MTP in the target's folder or from the BF16 original's), GLM-4.x MoE
+(``Glm4MoeForCausalLM``) and DeepSeek-V3 (``DeepseekV3ForCausalLM``, MLA attention), each
+with its NextN layer (``agreeing_nextn.py``: NVFP4 target with the NextN layer grafted in
+BF16 in the tier, GLM's FP8 export in ``BENCH_ONLY``; their MoE layers run the CPU MoE
+stand-ins F12/F13 of ``cpu_forward.py``, DeepSeek's MLA decode F14), and EAGLE3-Llama (a
+Llama target with a separate EAGLE3 draft, ``agreeing_eagle3.py``; its reference is the
+BF16 target with the BF16 draft). What stops the rest on this CPU (vLLM 0.33.0 CUDA
+wheel; each is a ``torch.ops._C`` kernel the wheel lacks, or Triton):
 
-- GLM-4.x, Step-3.5, DeepSeek-V3/GLM-5, Qwen3-Next/Qwen3.5 have MoE layers in the target
-  and in the MTP layer. BF16 experts run ``experts/cpu_moe.py:CPUUnquantizedExperts``:
-  ``torch.ops._C.convert_weight_packed`` after loading and ``_custom_ops.cpu_fused_moe``
-  in the forward; FP8 experts (``CPUExpertsFp8``) also ``convert_scale_packed``; NVFP4
-  experts run ``experts/nvfp4_emulation_moe.py`` (Triton, no CPU backend). A stand-in
-  is a pure-PyTorch routed MoE (top-k routing, per-expert gated MLP, weighted sum), plus
-  an MoE pass-through in the agreeing construction: not written yet.
-- DeepSeek-V3/GLM-5 also need the CPU MLA backend's ``torch.ops._C.mla_decode_kvcache``
-  (``v1/attention/backends/mla/cpu_mla.py``); Qwen3-Next/Qwen3.5 the Gated-DeltaNet
+- Quantized routed experts, in every MoE family: ModelOpt FP8 per-tensor experts have no
+  CPU backend (``experts/cpu_moe.py:CPUExpertsFp8`` takes 128x128-block FP8 only and needs
+  AMX tiles; it would need ``fused_experts_cpu`` and ``convert_weight_packed`` stand-ins
+  and a backend-selection shim), and NVFP4 experts run ``experts/nvfp4_emulation_moe.py``
+  (Triton, no CPU backend). So the NextN exports keep the target's routed experts BF16
+  (excluded by name), and cases whose MTP experts are quantized (layouts d, e, g) cannot
+  run; the FP8 "silently wrong" stock case of GLM shows here as a load failure (stock
+  gives the BF16 NextN experts the FP8 MoE method, which finds no CPU backend).
+- GLM-5.x / DeepSeek-V3.2 (``DeepseekV32MTPModel``): DeepSeek Sparse Attention has no CPU
+  backend (``platforms/cpu.py``; the build shim ``dense-attention-for-sparse-cpu`` swaps in
+  dense MLA for construction only, which changes what the model computes); not tried for
+  generation. Qwen3-Next/Qwen3.5 need the Gated-DeltaNet
   kernels of ``model_executor/layers/mamba/ops/cpu/gdn_attention.py``
   (``causal_conv1d_fwd_cpu``, ``causal_conv1d_update_cpu``, ``chunk_gated_delta_rule_cpu``,
   ``fused_gdn_gating_cpu``, ``fused_sigmoid_gating_delta_rule_update_cpu`` and its
-  ``_spec_cpu`` variant for speculative decoding). Step-3.5's sliding window is covered
-  by F6.
+  ``_spec_cpu`` variant for speculative decoding). Step-3.5's unquantized MoE layers take
+  the same CPU experts path as GLM's (F12/F13) and its sliding window is covered by F6; it
+  has no agreeing construction yet (not run here).
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ class Case:
     stock: bool = True
     method: str = "mtp"  # speculative_config's method
     draft_quantized: bool = False  # the draft stores some modules quantized
+    stock_error: str = "AssertionError"  # the error type stock vLLM stops with, if it fails
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,22 @@ REFERENCES = {
         reference="llama-bf16",
         draft="eagle3-bf16",
         method="eagle3",
+    ),
+    "glm-bf16": Case(
+        "glm-bf16",
+        "GLM-4.x",
+        "BF16 original (Glm4MoeForCausalLM, NextN MTP)",
+        "agreeing_nextn.write_glm4_moe",
+        {"quant": None},
+        reference="glm-bf16",
+    ),
+    "deepseek-bf16": Case(
+        "deepseek-bf16",
+        "DeepSeek-V3",
+        "BF16 original (DeepseekV3ForCausalLM, MLA, NextN MTP)",
+        "agreeing_nextn.write_deepseek_v3",
+        {"quant": None},
+        reference="deepseek-bf16",
     ),
 }
 DRAFTS = {
@@ -151,6 +176,26 @@ CASES = [
         stock=False,
     ),
     Case(
+        "glm-nvfp4-bf16mtp",
+        "GLM-4.x",
+        "ModelOpt NVFP4 target (routed experts BF16, excluded by name), NextN layer grafted "
+        "in BF16 (layout a)",
+        "agreeing_nextn.write_glm4_moe",
+        {"quant": "nvfp4"},
+        reference="glm-bf16",
+        stock_error="RuntimeError",  # the NVFP4 NextN head meets the BF16 tensor
+    ),
+    Case(
+        "deepseek-nvfp4-bf16mtp",
+        "DeepSeek-V3",
+        "ModelOpt NVFP4 target (MLA; routed experts BF16, excluded by name), NextN layer "
+        "grafted in BF16 (layout a)",
+        "agreeing_nextn.write_deepseek_v3",
+        {"quant": "nvfp4"},
+        reference="deepseek-bf16",
+        stock_error="RuntimeError",  # the NVFP4 NextN experts meet the BF16 tensors (_load_w2)
+    ),
+    Case(
         "llama-fp8+eagle3-fp8-attn",
         "EAGLE3-Llama",
         "ModelOpt FP8 Llama target; EAGLE3 draft, attention FP8, MLP/fc/lm_head BF16 "
@@ -180,6 +225,20 @@ BENCH_ONLY = [
         method="eagle3",
         draft_quantized=True,
     ),
+    # stock stops at load: the BF16 NextN experts get ModelOpt's FP8 MoE method, for which
+    # vLLM 0.33 has no CPU backend ("Unsupported FP8 MoE backend: NONE"); on a GPU stock
+    # would load them as FP8 parameters holding BF16 data (FINDINGS.md)
+    Case(
+        "glm-fp8-bf16mtp",
+        "GLM-4.x",
+        "ModelOpt FP8 target (routed experts BF16, excluded by name), NextN layer grafted in "
+        "BF16 (layout a)",
+        "agreeing_nextn.write_glm4_moe",
+        {"quant": "fp8"},
+        reference="glm-bf16",
+        fp8=True,
+        stock_error="ValueError",
+    ),
 ]
 # a control: the BF16 original with its MTP MLP zeroed. Its acceptance must collapse,
 # or the construction would not tell a right draft load from a wrong one.
@@ -191,6 +250,18 @@ CONTROLS = [
         "write_mimo",
         {"quant": None, "break_mtp_mlp": True},
         engine_args=MIMO_ARGS,
+        ks=(1,),
+        stock=False,
+    ),
+    # GLM's NextN layer carries its drafts through the routed experts (F12/F13 run them):
+    # zeroed experts must be rejected
+    Case(
+        "glm-bf16-experts-zeroed",
+        "GLM-4.x",
+        "control: BF16, NextN routed experts zeroed",
+        "agreeing_nextn.write_glm4_moe",
+        {"quant": None, "break_experts": True},
+        reference="glm-bf16",
         ks=(1,),
         stock=False,
     ),

@@ -225,3 +225,101 @@ def test_silu_and_mul_quant() -> None:
     y = torch.nn.functional.silu(x[:, :2].float()) * x[:, 2:].float()
     want = (y / 0.5).clamp(-448, 448).to(torch.float8_e4m3fn)
     assert torch.equal(out.view(torch.uint8), want.view(torch.uint8))
+
+
+def _moe_reference(
+    x: torch.Tensor,
+    w13: torch.Tensor,
+    w2: torch.Tensor,
+    b13: torch.Tensor | None,
+    b2: torch.Tensor | None,
+    weights: torch.Tensor,
+    ids: torch.Tensor,
+    skip_weighted: bool,
+) -> torch.Tensor:
+    """One token and one routing slot at a time: the gated SiLU MLP of the chosen expert
+    (``w13`` = [gate | up]), its hidden activation rounded to the input dtype as the
+    kernel stores it, the slots summed with their router weights."""
+    out = torch.zeros(x.shape[0], w2.shape[1])
+    inter = w13.shape[1] // 2
+    for t in range(x.shape[0]):
+        for s in range(ids.shape[1]):
+            e = int(ids[t, s])
+            gate_up = w13[e].float() @ x[t].float() + (0 if b13 is None else b13[e].float())
+            h = torch.nn.functional.silu(gate_up[:inter]) * gate_up[inter:]
+            y = w2[e].float() @ h.to(x.dtype).float() + (0 if b2 is None else b2[e].float())
+            out[t] += y if skip_weighted else float(weights[t, s]) * y
+    return out.to(x.dtype)
+
+
+@pytest.mark.parametrize("skip_weighted", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_fused_moe_matches_per_token_experts(skip_weighted: bool, bias: bool) -> None:
+    g = torch.Generator().manual_seed(11 + bias + 2 * skip_weighted)
+    experts, hidden, inter, tokens, top_k = 6, 64, 48, 7, 2
+    x = torch.randn(tokens, hidden, generator=g).to(torch.bfloat16)
+    w13 = (torch.randn(experts, 2 * inter, hidden, generator=g) / 8).to(torch.bfloat16)
+    w2 = (torch.randn(experts, hidden, inter, generator=g) / 8).to(torch.bfloat16)
+    b13 = torch.randn(experts, 2 * inter, generator=g).to(torch.bfloat16) if bias else None
+    b2 = torch.randn(experts, hidden, generator=g).to(torch.bfloat16) if bias else None
+    scores = torch.randn(tokens, experts, generator=g).softmax(-1)
+    weights, ids = scores.topk(top_k, dim=-1)
+    ids = ids.to(torch.int32)
+    packed13, packed2 = torch.empty_like(w13), torch.empty_like(w2)
+    F.prepack_moe_weight(w13, packed13, "vec")
+    F.prepack_moe_weight(w2, packed2, "vec")
+    out = torch.full((tokens, hidden), float("nan"), dtype=torch.bfloat16)
+    F.cpu_fused_moe(out, x, packed13, packed2, b13, b2, weights, ids, skip_weighted, "silu", "vec")
+    want = _moe_reference(x, w13, w2, b13, b2, weights, ids, skip_weighted)
+    torch.testing.assert_close(out, want, atol=2e-2, rtol=2e-2)
+    # the intermediate size zero-padded to the kernel's alignment changes nothing
+    pad = 64 - inter
+    w13p = torch.cat(
+        [w13[:, :inter], torch.zeros(experts, pad, hidden, dtype=w13.dtype),
+         w13[:, inter:], torch.zeros(experts, pad, hidden, dtype=w13.dtype)], dim=1,
+    )  # fmt: skip
+    w2p = torch.cat([w2, torch.zeros(experts, hidden, pad, dtype=w2.dtype)], dim=2)
+    b13p = None
+    if b13 is not None:
+        z = torch.zeros(experts, pad, dtype=b13.dtype)
+        b13p = torch.cat([b13[:, :inter], z, b13[:, inter:], z], dim=1)
+    padded = torch.empty_like(out)
+    F.cpu_fused_moe(padded, x, w13p, w2p, b13p, b2, weights, ids, skip_weighted, "silu", "vec")
+    assert torch.equal(padded, out)
+
+
+def test_fused_moe_refuses_unknown_activations() -> None:
+    x = torch.zeros(1, 32)
+    w13, w2 = torch.zeros(2, 64, 32), torch.zeros(2, 32, 32)
+    ids, weights = torch.zeros(1, 1, dtype=torch.int32), torch.ones(1, 1)
+    with pytest.raises(NotImplementedError, match="swigluoai"):
+        F.cpu_fused_moe(x.clone(), x, w13, w2, None, None, weights, ids, False, "swigluoai", "vec")
+
+
+def test_mla_decode_matches_sdpa_over_the_latent_cache() -> None:
+    """MLA decode: one query per request against its latent rows (keys: the whole row, values:
+    its first ``rank`` entries), as PyTorch's SDPA computes it on contiguous rows."""
+    g = torch.Generator().manual_seed(5)
+    heads, rank, rope, block = 4, 64, 16, 16
+    seq_lens = [5, 33, 16]
+    latents = [torch.randn(s, rank + rope, generator=g) for s in seq_lens]
+    per_req = [-(-s // block) for s in seq_lens]
+    order = torch.randperm(sum(per_req) + 1, generator=g)
+    cache = torch.zeros(sum(per_req) + 1, block, rank + rope)
+    table = torch.zeros(len(seq_lens), max(per_req), dtype=torch.int32)
+    used = 0
+    for r, lat in enumerate(latents):
+        table[r, : per_req[r]] = order[used : used + per_req[r]].int()
+        used += per_req[r]
+        pos = torch.arange(lat.shape[0])
+        cache.view(-1, rank + rope)[table[r].long()[pos // block] * block + pos % block] = lat
+    query = torch.randn(len(seq_lens), heads, rank + rope, generator=g)
+    out = torch.full((len(seq_lens), heads, rank), float("nan"))
+    scale = (rank + rope) ** -0.5
+    F.mla_decode_kvcache(out, query, cache, scale, table, torch.tensor(seq_lens))
+    for r, lat in enumerate(latents):
+        want = torch.nn.functional.scaled_dot_product_attention(
+            query[r].unsqueeze(1), lat.expand(heads, -1, -1), lat[:, :rank].expand(heads, -1, -1),
+            scale=scale,
+        ).squeeze(1)  # fmt: skip
+        torch.testing.assert_close(out[r], want, atol=1e-5, rtol=1e-5)

@@ -1,4 +1,4 @@
-"""The forward stand-ins (``vllm_draft_quant/demo/cpu_forward.py``, entries F1-F11): each still needed.
+"""The forward stand-ins (``vllm_draft_quant/demo/cpu_forward.py``, entries F1-F14): each still needed.
 
 Per ledger op, against the installed vLLM with its ``_C`` extension imported and no
 stand-in installed (only the e2e tier's engine process installs them): the op is still
@@ -33,6 +33,9 @@ CALLERS = {
     "copy_and_expand_eagle_inputs_kernel_impl": "utils/cpu_triton_utils.py",
     "static_scaled_fp8_quant": "_custom_ops.py",
     "silu_and_mul_quant": "model_executor/layers/fusion/fused_act_quant.py",
+    "prepack_moe_weight": "_custom_ops.py",
+    "cpu_fused_moe": "_custom_ops.py",
+    "mla_decode_kvcache": "_custom_ops.py",
 }
 
 

@@ -77,6 +77,45 @@ F11. ``silu_and_mul_quant``: ``out = FP8(clamp(silu(x[..., :d]) * x[..., d:] / s
     ``down_proj`` it feeds, which ``llama.py:LlamaMLP.forward`` calls
     (``maybe_fused_act_quant``) when that projection is FP8 per-tensor (the e2e
     tier's FP8 Llama target of the EAGLE3 case).
+F12. ``prepack_moe_weight``: copies the ``[experts, out, in]`` weight unchanged into
+    ``output`` (same shape: ``_custom_ops.py:cpu_prepack_moe_weight`` allocates
+    ``empty_like(weight)``).
+    For: the C++ kernel that repacks BF16 expert weights into the blocked layout its
+    grouped GEMM reads, called by ``experts/cpu_moe.py:CPUUnquantizedExperts.
+    process_weights_after_loading`` (after ``_pad_moe_intermediate``) for every
+    unquantized MoE layer on the CPU platform. The packed layout is private to the
+    kernel pair F12/F13 (nothing else reads ``w13_weight``/``w2_weight`` after it), so
+    the stand-ins keep the plain layout and are installed together or not at all
+    (``install`` refuses a build that has exactly one of them).
+F13. ``cpu_fused_moe``: the routed experts of one MoE layer, given the router's
+    ``topk_ids``/``topk_weights``: per selected expert ``e`` of token ``t``,
+    ``y = act(x_t @ w13[e].T + b13[e])`` rounded to the input dtype, then
+    ``y @ w2[e].T + b2[e]``; the ``top_k`` results summed with their weights (or
+    unweighted when ``skip_weighted``: the weight was applied to the input), in FP32,
+    written to ``out`` in the input dtype. ``act``: ``silu`` (``silu(gate) * up``,
+    ``w13`` = ``[gate | up]``), ``gelu``, ``gelu_tanh``; ``swigluoai`` raises
+    ``NotImplementedError`` (no e2e checkpoint uses it).
+    For: ``_custom_ops.py:cpu_fused_moe``, called by ``experts/cpu_moe.py:
+    CPUUnquantizedExperts.apply`` (the routing itself, ``router/cpu_router.py``, is
+    plain PyTorch). ``tests/e2e/test_cpu_forward.py`` checks F12 + F13 against a
+    per-token, per-slot loop written out there (weighted and ``skip_weighted``, with
+    biases, and with the intermediate size zero-padded as ``_pad_moe_intermediate``
+    pads it).
+    Quantized experts stay out of reach on this CPU: ModelOpt FP8 per-tensor experts
+    have no CPU backend (``experts/cpu_moe.py:CPUExpertsFp8`` takes 128x128 blocks only
+    and needs AMX tiles; its ``fused_experts_cpu`` and ``convert_weight_packed`` would
+    be further stand-ins), and NVFP4 experts run vLLM's Triton emulation
+    (``experts/nvfp4_emulation_moe.py``), which has no CPU backend. The e2e
+    checkpoints keep every routed expert BF16 (the target's excluded by name).
+F14. ``mla_decode_kvcache``: MLA decode attention over the latent cache: per request
+    ``b`` and head ``h``, the single query ``q[b, h]`` (``kv_lora_rank + rope`` wide)
+    against the ``seq_lens[b]`` cached latent rows ``c`` (gathered through the block
+    table from the ``[blocks, block_size, kv_lora_rank + rope]`` cache), scores
+    ``scale * q . c``, softmax, and the weighted sum of the rows' first ``kv_lora_rank``
+    values, written to ``out[b, h]`` (computed in FP32).
+    For: ``_custom_ops.py:mla_decode_kvcache_cpu``, called by
+    ``v1/attention/backends/mla/cpu_mla.py:CPUMLAImpl.forward_mqa`` (the decode half of
+    vLLM's CPU MLA backend; its prefill half and its KV-cache write are plain PyTorch).
 """
 
 from __future__ import annotations
@@ -84,7 +123,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BUILD_SHIMS", "ENGINE_ARGS", "STAND_INS", "install", "installed", "missing", "register"]
+__all__ = [
+    "BUILD_SHIMS",
+    "ENGINE_ARGS",
+    "PAIRED",
+    "STAND_INS",
+    "install",
+    "installed",
+    "missing",
+    "register",
+]
 
 # engine arguments every e2e engine needs on top of the stand-ins
 ENGINE_ARGS: dict[str, Any] = {
@@ -406,6 +454,77 @@ def silu_and_mul_quant(result: Any, input: Any, scale: Any) -> None:
     static_scaled_fp8_quant(result, torch.nn.functional.silu(x[..., :d]) * x[..., d:], scale)
 
 
+# ---------------------------------------------------------------------------- F12, F13
+def prepack_moe_weight(weight: Any, output: Any, isa: str) -> None:
+    del isa
+    output.copy_(weight)
+
+
+def _moe_act(act: str, gate_up: Any) -> Any:
+    import torch
+
+    d = gate_up.shape[-1] // 2
+    gate, up = gate_up[..., :d], gate_up[..., d:]
+    if act == "silu":
+        return torch.nn.functional.silu(gate) * up
+    if act in ("gelu", "gelu_tanh"):
+        approximate = "tanh" if act == "gelu_tanh" else "none"
+        return torch.nn.functional.gelu(gate, approximate=approximate) * up
+    raise NotImplementedError(f"cpu_forward: MoE activation {act!r}")
+
+
+def cpu_fused_moe(
+    out: Any,
+    input: Any,
+    w13: Any,
+    w2: Any,
+    w13_bias: Any,
+    w2_bias: Any,
+    topk_weights: Any,
+    topk_ids: Any,
+    skip_weighted: bool,
+    act: str,
+    isa: str,
+) -> None:
+    import torch
+
+    del isa
+    x = input.reshape(-1, input.shape[-1])
+    ids = topk_ids.reshape(x.shape[0], -1).long()
+    weights = topk_weights.reshape(ids.shape).float()
+    acc = torch.zeros(x.shape[0], w2.shape[1], dtype=torch.float32)
+    for e in ids.unique().tolist():
+        tokens, slot = (ids == e).nonzero(as_tuple=True)
+        h = torch.nn.functional.linear(
+            x[tokens].float(), w13[e].float(), None if w13_bias is None else w13_bias[e].float()
+        )
+        h = _moe_act(act, h).to(x.dtype).float()
+        y = torch.nn.functional.linear(
+            h, w2[e].float(), None if w2_bias is None else w2_bias[e].float()
+        )
+        if not skip_weighted:
+            y = y * weights[tokens, slot].unsqueeze(-1)
+        acc.index_add_(0, tokens, y)
+    out.copy_(acc.reshape(out.shape).to(out.dtype))
+
+
+# ---------------------------------------------------------------------------- F14
+def mla_decode_kvcache(
+    out: Any, query: Any, kv_cache: Any, scale: float, block_tables: Any, seq_lens: Any
+) -> None:
+    import torch
+
+    rank = out.shape[-1]
+    block_size = kv_cache.shape[-2]
+    flat = kv_cache.reshape(-1, kv_cache.shape[-1])
+    for b in range(query.shape[0]):
+        pos = torch.arange(int(seq_lens[b]))
+        slots = block_tables[b].long()[pos // block_size] * block_size + pos % block_size
+        latent = flat[slots].float()  # [S, rank + rope]
+        probs = torch.softmax(query[b].float() @ latent.T * scale, dim=-1)  # [H, S]
+        out[b] = (probs @ latent[:, :rank]).to(out.dtype)
+
+
 STAND_INS: dict[str, Callable[..., Any]] = {
     "init_cpu_memory_env": init_cpu_memory_env,
     "greedy_argmax": greedy_argmax,
@@ -421,7 +540,12 @@ STAND_INS: dict[str, Callable[..., Any]] = {
     "copy_and_expand_eagle_inputs_kernel_impl": copy_and_expand_eagle_inputs_kernel_impl,
     "static_scaled_fp8_quant": static_scaled_fp8_quant,
     "silu_and_mul_quant": silu_and_mul_quant,
+    "prepack_moe_weight": prepack_moe_weight,
+    "cpu_fused_moe": cpu_fused_moe,
+    "mla_decode_kvcache": mla_decode_kvcache,
 }
+# stand-ins that share a private weight layout: installed together or not at all
+PAIRED = (("prepack_moe_weight", "cpu_fused_moe"),)
 
 
 def missing() -> list[str]:
@@ -450,7 +574,14 @@ def install(build_shims: tuple[str, ...] = BUILD_SHIMS) -> list[str]:
             cpu_shims.SHIMS[shim]()
             cpu_shims._APPLIED[shim] = True
     namespace = torch.ops._C
-    for name in missing():
+    gaps = missing()
+    for pair in PAIRED:
+        if 0 < sum(n in gaps for n in pair) < len(pair):
+            raise RuntimeError(
+                f"cpu_forward: torch.ops._C has only part of {pair}: their stand-ins share "
+                "a private weight layout and cannot be mixed with the real kernels"
+            )
+    for name in gaps:
         setattr(namespace, name, STAND_INS[name])
         _INSTALLED.append(name)
     return list(_INSTALLED)
