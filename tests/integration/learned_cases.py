@@ -51,6 +51,14 @@ class LearnedClass:
     limit_note: str = ""  # the coverage table's words for ``limits``
     #: extra EngineArgs of its builds (remote-code configs, a hybrid target's Mamba state)
     engine_args: Mapping[str, Any] | None = None
+    #: a separate EAGLE-1 draft (``support.eagle3.write_eagle_pair`` family, method
+    #: ``eagle``) beside a target quantized in the case's scheme; layouts are then the
+    #: draft folder's own declaration (``support.eagle3.EagleLayout``); None: ``family``
+    #: is a factory family whose MTP layers sit in the target's folder
+    draft: str | None = None
+    #: the class has a hand profile: the plugin plans with it (the tests hold that plan
+    #: equal to the learned one); ``adapter/coverage.py:PROFILED_BUILT`` lists these
+    profile: bool = False
 
     @property
     def cases(self) -> list[Case]:
@@ -62,6 +70,35 @@ X = "mtp.layers.0"
 _EXAONE_LINEAR = frozenset({f"{X}.self_attn.qkv_proj", f"{X}.self_attn.o_proj",
                             f"{X}.mlp.gate_up_proj", f"{X}.mlp.down_proj", "mtp.fc"})
 _OK = Expected("ok")
+E = "model.layers.2"  # an EAGLE-1 draft's layer, numbered after the 2 target layers
+M = "model.eagle_layers.2"  # EagleMiniCPM's
+#: stock EagleLlama: the draft's own config (get_draft_quant_config), exclusions matched
+#: against the runtime names model.layers.2.* / model.fc that checkpoint names never equal
+_EAGLE_FP8_WRONG = ((f"{E}.self_attn.qkv_proj", "layers.0.self_attn.q_proj"),
+                    (f"{E}.self_attn.o_proj", "layers.0.self_attn.o_proj"),
+                    (f"{E}.mlp.gate_up_proj", "layers.0.mlp.gate_proj"),
+                    (f"{E}.mlp.down_proj", "layers.0.mlp.down_proj"))
+
+
+_GATE_UP = "layers.0.mlp.gate_up_proj]"
+
+
+def _eagle_hf_stock(nvfp4_a: str) -> dict[tuple[str, str], Expected]:
+    """Stock outcomes of an EAGLE-1 draft in HF names under ``model.`` built on its own
+    config (EagleMistral, EagleCohere): exclusions match ``model.fc`` (b, c) but never
+    ``model.layers.{N}``; NVFP4 a fails on ``nvfp4_a`` (the first unexcluded BF16 load)."""
+    wrong = tuple((rt, f"model.{ck}") for rt, ck in _EAGLE_FP8_WRONG)
+    return {
+        ("nvfp4", "a"): Expected("loud", "AssertionError", nvfp4_a),
+        **{("nvfp4", lay): Expected("loud", "AssertionError", _GATE_UP) for lay in "bc"},
+        ("fp8", "a"): Expected("silent", wrong=(*wrong, ("model.fc", "model.fc"))),
+        **{("fp8", lay): Expected("silent", wrong=wrong) for lay in "bc"},
+        **{(sc, "g"): _OK for sc in ("nvfp4", "fp8")},
+    }
+
+
+_EAGLE_LINEAR = frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
+                           f"{E}.mlp.gate_up_proj", f"{E}.mlp.down_proj", "model.fc"})
 #: HY-V3's head: built under the prefix "" (FP8 parameters) and fed lm_head's BF16 data
 _HY_HEAD = ("", "lm_head")
 _HY_HEAD_NVFP4 = Expected("loud", "RuntimeError", "[while loading lm_head.weight]")
@@ -265,6 +302,81 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{("fp8", lay): _OK for lay in "bcg"},
         },
         mode="draft", engine_args=_HYBRID, limit_note=_NEMOTRON_MOE),
+    # EAGLE-1 for Llama (llama_eagle.py): a separate draft folder (method "eagle") built
+    # on its own quant config; layer 0 of the checkpoint is built as model.layers.{N}
+    # and fc is a quantizable ReplicatedLinear "model.fc"
+    LearnedClass(
+        "eagle_llama", "EagleLlamaForCausalLM", "EagleLlamaForCausalLM", _EAGLE_LINEAR,
+        {
+            # NVFP4: fc's packed parameter [128, 128] gets BF16 [128, 256] (a, b: neither
+            # "fc*" nor "layers.0*" matches model.fc / model.layers.2); with exact names
+            # "fc" matches model.fc but layers.0.mlp.* still miss model.layers.2.mlp.*
+            **{("nvfp4", lay): Expected("loud", "AssertionError", "[while loading fc.weight]")
+               for lay in "ab"},
+            ("nvfp4", "c"): Expected("loud", "AssertionError",
+                                     "[while loading layers.0.mlp.gate_up_proj]"),
+            ("nvfp4", "g"): _OK,
+            **{("fp8", lay): Expected("silent", wrong=(*_EAGLE_FP8_WRONG,
+                                                       ("model.fc", "fc")))
+               for lay in "ab"},
+            ("fp8", "c"): Expected("silent", wrong=_EAGLE_FP8_WRONG),
+            ("fp8", "g"): _OK,
+        },
+        draft="llama"),
+    # EAGLE-1 for Mistral (mistral_eagle.py): the same layers as EagleLlama's, its
+    # checkpoint in HF names under "model." (model.fc a quantizable RowParallelLinear):
+    # exclusions in checkpoint names match model.fc but never model.layers.{N}
+    LearnedClass(
+        "eagle_mistral", "EagleMistralForCausalLM", "EagleMistralForCausalLM", _EAGLE_LINEAR,
+        _eagle_hf_stock(_GATE_UP), draft="mistral"),
+    # EAGLE-1 for Cohere (cohere_eagle.py): the same names as EagleMistral's (fc with a
+    # bias, a ReplicatedLinear), Cohere decoder layers indexed into the target's
+    # layer_types; in NVFP4 the unexcluded fc fails first (a), else gate_up_proj
+    LearnedClass(
+        "eagle_cohere", "EagleCohereForCausalLM", "EagleCohereForCausalLM", _EAGLE_LINEAR,
+        _eagle_hf_stock("[while loading model.fc.weight]"), draft="cohere"),
+    # EAGLE-1 for MiniCPM and DeepSeek-V3 (hand profiles): stock vLLM builds the separate
+    # draft with the *target's* quant config (vllm_config.quant_config), so the draft
+    # folder's exclusions play no part: every BF16 layout fails (NVFP4) or loads wrong
+    # (FP8) alike; MiniCPM's MLP is built with no prefix (".gate_up_proj")
+    LearnedClass(
+        "eagle_minicpm", "EagleMiniCPMForCausalLM", "EagleMiniCPMForCausalLM",
+        frozenset({f"{M}.self_attn.qkv_proj", f"{M}.self_attn.o_proj", ".gate_up_proj",
+                   ".down_proj"}),
+        {
+            **{("nvfp4", lay): Expected("loud", "AssertionError",
+                                        "[while loading eagle_layers.0.mlp.gate_up_proj.weight]")
+               for lay in "abc"},
+            **{("fp8", lay): Expected("silent", wrong=(
+                (f"{M}.self_attn.qkv_proj", "model.eagle_layers.0.self_attn.q_proj"),
+                (f"{M}.self_attn.o_proj", "model.eagle_layers.0.self_attn.o_proj"),
+                (".gate_up_proj", "model.eagle_layers.0.mlp.gate_proj"),
+                (".down_proj", "model.eagle_layers.0.mlp.down_proj"))) for lay in "abc"},
+            **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+        },
+        draft="minicpm", profile=True),
+    LearnedClass(
+        "eagle_deepseek", "EagleDeepseekV3ForCausalLM", "EagleDeepSeekMTPModel",
+        frozenset({f"{E}.self_attn.fused_qkv_a_proj", f"{E}.self_attn.q_b_proj",
+                   f"{E}.self_attn.kv_b_proj", f"{E}.self_attn.o_proj",
+                   f"{E}.mlp.shared_experts.gate_up_proj", f"{E}.mlp.shared_experts.down_proj"}),
+        {
+            **{("nvfp4", lay): Expected(
+                "loud", "RuntimeError",
+                "[while loading layers.0.mlp.experts.routed_experts.w2_weight]")
+               for lay in "abc"},
+            **{("fp8", lay): Expected("silent", wrong=(
+                (f"{E}.self_attn.fused_qkv_a_proj", "layers.0.self_attn.q_a_proj"),
+                (f"{E}.self_attn.q_b_proj", "layers.0.self_attn.q_b_proj"),
+                (f"{E}.self_attn.kv_b_proj", "layers.0.self_attn.kv_b_proj"),
+                (f"{E}.self_attn.o_proj", "layers.0.self_attn.o_proj"),
+                (f"{E}.mlp.experts", "layers.0.mlp.experts.0.gate_proj"),
+                (f"{E}.mlp.shared_experts.gate_up_proj", "layers.0.mlp.shared_experts.gate_proj"),
+                (f"{E}.mlp.shared_experts.down_proj", "layers.0.mlp.shared_experts.down_proj")))
+               for lay in "abc"},
+            **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+        },
+        draft="deepseek", profile=True),
 )
 
 

@@ -7,15 +7,22 @@ quantizable linear; ``Exaone4_5_MTP``, grouped with it; ``GlmOcrMTPModel``,
 ``LongCatFlashMTPModel`` and ``HYV3MTPModel``, the last two with a limit the plugin
 does not lift, held to its recorded outcome; ``OpenPanguMTPModel``;
 ``BailingMoeV25MTPModel`` and ``BailingMoeV3MTPModel``, MoE drafters whose NextN head is
-fed from ``lm_head.weight``; checkpoints from
-``tests/support/_families_learned.py``). For each case (ModelOpt NVFP4 and FP8 targets
-x BF16 MTP with no exclusions (a), a wildcard (b), exact checkpoint names (c), and a
-quantized MTP (g); one case for a grouped class), built through vLLM's own draft path
+fed from ``lm_head.weight``; ``NemotronHMTPModel``; checkpoints from
+``tests/support/_families_learned.py``; and the EAGLE-1 drafters that read a separate
+draft folder, ``{"method": "eagle", "model": <draft>}``, written by
+``support/eagle3.py:write_eagle_pair``: ``EagleLlamaForCausalLM``,
+``EagleMistralForCausalLM`` and ``EagleCohereForCausalLM`` (learned),
+``EagleMiniCPMForCausalLM`` and ``EagleDeepSeekMTPModel`` (hand profiles, rows with
+``profile=True``)). For each case
+(ModelOpt NVFP4 and FP8 targets x BF16 MTP with no exclusions (a), a wildcard (b), exact
+checkpoint names (c), and a quantized MTP (g), for an EAGLE-1 draft as its own folder
+declares them; one case for a grouped class), built through vLLM's own draft path
 on the CPU platform (with its target loaded first unless the row says ``draft``):
 
-- the plugin learns the mapping in-process (its log says so) and every planned draft
-  module is built in its stored precision, its parameters equal to the checkpoint's
-  bytes, no scale left at vLLM's sentinel;
+- the plugin learns the mapping in-process (its log says so; a profiled class is
+  planned from its hand profile, and that plan equals the learned one) and every
+  planned draft module is built in its stored precision, its parameters equal to the
+  checkpoint's bytes, no scale left at vLLM's sentinel;
 - the plan the tests compute from the same mapping (learned on the build service's
   workers, ``support/learning.py``; `core.learned.learned_profile`) is the one the
   adapter followed,
@@ -47,6 +54,7 @@ from loaded import (
 )
 from matrix import assert_loud
 from support import CheckpointSpec, WrittenCheckpoint, write_checkpoint
+from support.eagle3 import EagleSpec, WrittenModel, write_eagle_pair
 from support.harness import (
     BuildRequest,
     DraftResult,
@@ -58,17 +66,24 @@ from support.harness import (
 from support.learning import learn_many
 
 from vllm_draft_quant import Plan, plan
+from vllm_draft_quant.checkpoint.facts import load_facts, plan_from_facts
 from vllm_draft_quant.core.learned import Observation, learned_profile, mapping_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 
 IDS = ["-".join(c) for c in CASES]
 L = "model.layers.2"
+TARGET_LAYERS = 2  # every target here: a separate EAGLE-1 draft's layers follow these
+
+
+#: where a case's draft weights were written: the target's folder (MTP), or a separate
+#: EAGLE-1 draft folder
+Written = WrittenCheckpoint | WrittenModel
 
 
 @dataclass
 class Built:
-    ckpt: WrittenCheckpoint
+    ckpt: Written
     obs: Observation | str
     on: DraftResult
     off: DraftResult
@@ -97,17 +112,28 @@ def _selected(session: pytest.Session) -> list[Case]:
     return [c for c in CASES if c in wanted]
 
 
+def _write(case: Case, root: Path) -> tuple[Written, Path, dict[str, Any] | None]:
+    """(the draft weights' folder as written, the folder vLLM is given, extra EngineArgs)."""
+    row = by_family(case[0])
+    if row.draft is None:
+        ck = write_checkpoint(root / "-".join(case), CheckpointSpec(
+            case[0], case[1], layout=case[2]))  # type: ignore[arg-type]
+        return ck, ck.path, dict(row.engine_args) if row.engine_args else None
+    target, draft, spec = write_eagle_pair(root / "-".join(case), EagleSpec(
+        row.draft, case[1], case[2]))  # type: ignore[arg-type]
+    return draft, target.path, {"speculative_config": spec}
+
+
 def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[Case, Built]]:
-    ckpts = {c: write_checkpoint(root / "-".join(c), CheckpointSpec(
-        c[0], c[1], layout=c[2])) for c in _selected(session)}  # type: ignore[arg-type]
-    reqs = [BuildRequest(ck.path, mode=by_family(c[0]).mode,  # type: ignore[arg-type]
-                         engine_args=by_family(c[0]).engine_args) for c, ck in ckpts.items()]
+    written = {c: _write(c, root) for c in _selected(session)}
+    reqs = [BuildRequest(model, mode=by_family(c[0]).mode,  # type: ignore[arg-type]
+                         engine_args=extra) for c, (_, model, extra) in written.items()]
     on = submit_many(reqs, plugin=True, workdir=root / "on")
     off = submit_many(reqs, plugin=True, workdir=root / "off", env={"VLLM_DRAFT_QUANT": "off"})
-    learned = run_aside(learn_many, [(ck.path, by_family(c[0]).engine_args)
-                                     for c, ck in ckpts.items()], root / "learn")
-    return lambda: {c: Built(ck, o, a, b) for (c, ck), o, a, b in zip(
-        ckpts.items(), learned.result(), on(), off(), strict=True)}
+    learned = run_aside(learn_many, [(model, extra) for _, model, extra in written.values()],
+                        root / "learn")
+    return lambda: {c: Built(w[0], o, a, b) for (c, w), o, a, b in zip(
+        written.items(), learned.result(), on(), off(), strict=True)}
 
 
 built = early_fixture(start_built)
@@ -122,10 +148,17 @@ def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None
         return
     assert b.on.ok, b.on.error_text
     log = Path(b.on.raw["worker_log"]).read_text()
-    assert "mapping learned from vLLM's drafter (no hand profile)" in log
+    learned_line = "mapping learned from vLLM's drafter (no hand profile)"
     p = b.plan
     assert isinstance(b.obs, Observation) and b.obs.drafter_class == row.drafter_class
     assert p.drafter == row.architecture and p.modules
+    if row.profile:  # the plugin plans with the hand profile: held against the learner
+        assert learned_line not in log
+        hand = plan(b.ckpt.path, drafter=row.architecture, target_layers=TARGET_LAYERS)
+        assert summary(hand) == summary(p)
+        p = hand
+    else:
+        assert learned_line in log
     assert {d.module for d in p.modules if d.kind == "linear"} == row.linear
     if limit is not None:  # loads, the modules the limit names wrong, the rest right
         assert_stock(limit, b.on, {}, b.ckpt.stored_format)
@@ -136,10 +169,16 @@ def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None
         assert_stored_precision(p, b.on)
     for d in p.modules:
         if d.kind in QUANTIZABLE:
-            # a draft module fed from the target's lm_head.weight (Bailing's NextN head) is
-            # BF16 in every layout: the factory never quantizes lm_head
-            bf16 = case[2] in "abc" or all(t.startswith("lm_head.") for t in d.checkpoint_tensors)
+            # a quantized draft (g) keeps its lm_head BF16, as exports do; so does a draft
+            # module fed from the target's lm_head.weight (Bailing's NextN head)
+            bf16 = (case[2] in "abc" or d.module == "lm_head"
+                    or all(t.startswith("lm_head.") for t in d.checkpoint_tensors))
             assert (d.scheme.value == "unquantized") == bf16, d.module
+
+
+def summary(p: Plan) -> set[tuple[str, str, str]]:
+    """What a plan decides: each module's kind and scheme."""
+    return {(d.module, d.kind, d.scheme.value) for d in p.modules}
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -148,6 +187,12 @@ def test_values_equal_checkpoint_bytes(case: Case, built: dict[Case, Built]) -> 
     limit = by_family(case[0]).limits.get(case[1:])
     if limit is not None and limit.outcome == "loud":
         pytest.skip("does not load (test_loads_in_stored_precision holds it to its error)")
+    row = by_family(case[0])
+    if row.profile:  # the hand profile's plan and shard templates ({e} per expert)
+        facts = load_facts(b.ckpt.path, drafter=row.architecture, target_layers=TARGET_LAYERS)
+        templates = {m.prefix: list(m.checkpoint_modules) for m in facts.names.modules}
+        assert_values_equal(plan_from_facts(facts), b.on, b.ckpt.path, templates)
+        return
     profile = learned_profile(b.obs)  # type: ignore[arg-type]
     templates = {s.runtime: list(s.checkpoint) for s in profile.globals}
     assert_values_equal(b.plan, b.on, b.ckpt.path, templates)
@@ -189,12 +234,13 @@ def test_grouped_class_learns_its_representatives_mapping(row: Any,
 def test_coverage_table_lists_exactly_these_classes() -> None:
     """README's coverage table (``adapter/coverage.py:VERIFIED_LEARNED``) claims a CPU
     build for the classes built here and no other, with the same grouping."""
-    from vllm_draft_quant.adapter.coverage import VERIFIED_LEARNED
+    from vllm_draft_quant.adapter.coverage import PROFILED_BUILT, VERIFIED_LEARNED
 
     like = {c.family: c.drafter_class for c in CLASSES}
     built_here = {c.drafter_class: (like[c.like] if c.like else None, len(c.cases),
-                                    c.limit_note) for c in CLASSES}
+                                    c.limit_note) for c in CLASSES if not c.profile}
     assert built_here == VERIFIED_LEARNED
+    assert {c.drafter_class: len(c.cases) for c in CLASSES if c.profile} == PROFILED_BUILT
 
 
 # ------------------------------------------------------------ where it cannot decide

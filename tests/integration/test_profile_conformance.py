@@ -74,7 +74,7 @@ def _check(architecture: str, family: str, folder: Path, extra: dict[str, Any],
     assert obs.drafter in (profile.architecture, *profile.architecture_aliases)
     draft_dir = _draft_dir(folder, extra)
     target_layers = None
-    if family.startswith("eagle3"):
+    if family.startswith("eagle"):
         import json
 
         target_layers = json.loads((folder / "config.json").read_text())["num_hidden_layers"]

@@ -42,7 +42,12 @@ FAMILY_OF = {
     "Glm4MoeLiteMTPModel": ("glm4_moe_lite",),
     "Eagle3Qwen3ForCausalLM": ("eagle3_qwen3",),
     "Eagle3DeepseekV2ForCausalLM": ("eagle3_deepseek",),
+    "EagleDeepSeekMTPModel": ("eagle_deepseek",),
+    "EagleMiniCPMForCausalLM": ("eagle_minicpm",),
 }
+#: EAGLE-1 families: a separate draft folder (support.eagle3.write_eagle_pair, layout g)
+EAGLE1 = {"eagle_deepseek": ("deepseek", "EagleDeepSeekMTPModel"),
+          "eagle_minicpm": ("minicpm", "EagleMiniCPMForCausalLM")}
 #: profiles built nowhere here, and why; each is checked against the drafter's source
 #: by tests/unit/test_new_profiles.py instead
 STATIC_ONLY = {
@@ -50,8 +55,6 @@ STATIC_ONLY = {
                           "raises NotImplementedError)",
     "MiMoV2MTPModel": "no tiny MiMo-V2 factory checkpoint yet",
     "Qwen4ExpMTP": "no tiny Qwen4Exp factory checkpoint yet (hyper-connection tensors)",
-    "EagleMiniCPMForCausalLM": "no tiny EAGLE-MiniCPM draft checkpoint yet",
-    "EagleDeepSeekMTPModel": "no tiny EAGLE-DeepSeek draft checkpoint yet",
 }
 CASES = [(p.architecture, f) for p in PROFILES if p.architecture not in STATIC_ONLY
          for f in FAMILY_OF.get(p.architecture, ("?",))]
@@ -65,6 +68,14 @@ def test_every_profile_has_a_family() -> None:
 
 def _write(root: Path, family: str) -> tuple[Path, dict[str, Any], Any]:
     """(folder vLLM is pointed at, extra EngineArgs, () -> the plan)."""
+    if family in EAGLE1:
+        from support.eagle3 import EagleSpec, write_eagle_pair
+
+        fam, arch = EAGLE1[family]
+        target, draft, spec = write_eagle_pair(root / family, EagleSpec(fam, layout="g"))
+        n_target = target.config["num_hidden_layers"]
+        return (target.path, {"speculative_config": spec},
+                lambda: plan(draft.path, drafter=arch, target_layers=n_target))
     if family == "eagle3_deepseek":
         from support.eagle3 import Eagle3Spec, write_eagle3_deepseek_draft
 

@@ -1,4 +1,4 @@
-"""Tiny Llama targets and EAGLE3 drafts, each in its own folder (numpy only, no torch).
+"""Tiny Llama targets and EAGLE3 / EAGLE-1 drafts, each in its own folder (numpy only, no torch).
 
 Usage::
 
@@ -21,6 +21,11 @@ in ``factory.py``); ``quant_config`` says where the draft declares it: both
 ``hf_quant_config.json`` and ``config.json`` (``"hf_quant_config"``, ModelOpt's own
 export), ``config.json`` only (``"config_json"``), or nowhere (``"none"``: only the
 stored tensors tell). A declared config excludes its BF16 modules by checkpoint name.
+
+``write_eagle_draft`` writes EAGLE-1 drafts (``{"method": "eagle"}``: vLLM prefixes
+``Eagle`` to the draft's architecture, ``transformers_utils/configs/eagle.py:EAGLEConfig``)
+in the layouts of ``factory.LAYOUTS`` a, b, c and g, the draft's quantization declared in
+both ``hf_quant_config.json`` and ``config.json`` (see `EagleSpec`).
 """
 
 from __future__ import annotations
@@ -42,19 +47,23 @@ from vllm_draft_quant.demo.checkpoint import modelopt_quant_configs
 __all__ = [
     "Eagle3Spec",
     "EagleFormat",
+    "EagleSpec",
     "LlamaTargetSpec",
     "QuantConfigPlace",
     "WrittenModel",
     "write_eagle3_deepseek_draft",
     "write_eagle3_draft",
+    "write_eagle_draft",
+    "write_eagle_pair",
     "write_llama_target",
 ]
 
 EagleFormat = Literal["bf16", "nvfp4", "fp8"]
 #: "llama": LlamaForCausalLM target, LlamaForCausalLMEagle3 draft; "qwen3" (issue 13):
 #: Qwen3ForCausalLM target (q/k norms), Eagle3Qwen3ForCausalLM draft
-#: (``qwen3_eagle3.py``: the same layout plus the draft layer's q/k norms)
-EagleFamily = Literal["llama", "qwen3"]
+#: (``qwen3_eagle3.py``: the same layout plus the draft layer's q/k norms); "cohere": a
+#: Llama target with ``layer_types`` (for ``write_eagle_pair``'s EAGLE-Cohere drafts)
+EagleFamily = Literal["llama", "qwen3", "cohere"]
 QuantConfigPlace = Literal["hf_quant_config", "config_json", "none"]
 
 HIDDEN, INTER, VOCAB, DRAFT_VOCAB = 128, 256, 256, 128
@@ -135,6 +144,9 @@ class WrittenModel:
 #: family -> (target config keys, draft config keys) that differ from Llama's
 _QWEN3: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "llama": ({}, {"architectures": ["LlamaForCausalLMEagle3"]}),
+    # a Llama target with Cohere-2's per-layer attention types: an EAGLE-Cohere draft
+    # indexes the target's layer_types with its own (cohere_eagle.py:CohereEagleModel)
+    "cohere": ({"layer_types": ["full_attention"] * 2}, {}),
     "qwen3": ({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3"},
               {"architectures": ["Eagle3Qwen3ForCausalLM"], "model_type": "qwen3"}),
 }
@@ -202,13 +214,28 @@ def _write_draft_config(
 ) -> WrittenModel:
     """Declare the draft's quantization where ``spec.quant_config`` says (its BF16 linears
     excluded by checkpoint name), write ``config.json`` and describe what was written."""
-    exclusions = [lin.name for lin, f in linears if f == "bf16"]
-    hf_quant = None
     schemes = spec.schemes()
-    if schemes and spec.quant_config != "none":
-        qc, hq = modelopt_quant_configs(schemes.pop(), exclusions)
+    scheme = schemes.pop() if schemes and spec.quant_config != "none" else None
+    return _declare(root, scheme, [lin.name for lin, f in linears if f == "bf16"],
+                    spec.quant_config, linears, tensors, config)
+
+
+def _declare(
+    root: Path,
+    scheme: EagleFormat | None,
+    exclusions: list[str],
+    place: QuantConfigPlace,
+    linears: Sequence[tuple[Linear, Format]],
+    tensors: dict[str, TensorInfo],
+    config: dict[str, Any],
+) -> WrittenModel:
+    """Declare ``scheme`` excluding ``exclusions`` where ``place`` says (nothing when
+    ``scheme`` is None), write ``config.json`` and describe what was written."""
+    hf_quant = None
+    if scheme is not None and place != "none":
+        qc, hq = modelopt_quant_configs(scheme, exclusions)
         config["quantization_config"] = qc
-        if spec.quant_config == "hf_quant_config":
+        if place == "hf_quant_config":
             hf_quant = hq
             write_json(root / "hf_quant_config.json", hq)
     else:
@@ -280,14 +307,7 @@ def write_eagle3_draft(path: str | os.PathLike[str], spec: Eagle3Spec) -> Writte
         "fc": [("fc", HIDDEN, 3 * HIDDEN)],
         "lm_head": [("lm_head", DRAFT_VOCAB, HIDDEN)],
     }
-    linears = [
-        (
-            Linear(name, out, inp, 0, "head" if g in ("fc", "lm_head") else g),  # type: ignore[arg-type]
-            spec.of(g),
-        )
-        for g, mods in groups.items()
-        for name, out, inp in mods
-    ]
+    linears = _linears(groups, spec.of)
     plains = [
         Plain(f"{m}.{n}.weight", (HIDDEN,), 0, init="ones")
         for n in ("input_layernorm", "hidden_norm", "post_attention_layernorm")
@@ -342,12 +362,7 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
         "fc": [("fc", HIDDEN, 3 * HIDDEN)],
         "lm_head": [("lm_head", DRAFT_VOCAB, HIDDEN)],
     }
-    linears = [
-        (Linear(name, out, inp, 0, "head" if g in ("fc", "lm_head") else g),  # type: ignore[arg-type]
-         spec.of(g))
-        for g, mods in groups.items()
-        for name, out, inp in mods
-    ]
+    linears = _linears(groups, spec.of)
     plains = [
         Plain(f"{m}.{n}.weight", (HIDDEN,), 0, init="ones")
         for n in ("input_layernorm", "hidden_norm", "post_attention_layernorm")
@@ -370,3 +385,183 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
                    "num_nextn_predict_layers": 0, "intermediate_size": INTER,
                    "draft_vocab_size": DRAFT_VOCAB})
     return _write_draft_config(root, spec, linears, tensors, config)
+
+
+# ------------------------------------------------------------------------- EAGLE-1
+#: EAGLE-1 draft families, each beside the target vLLM is given with it:
+#: - "llama" (the reference export of yuhuili/EAGLE-LLaMA3-*): ``layers.0.*`` without an
+#:   input norm, ``fc`` [hidden, 2 * hidden] (quantizable), its own ``embed_tokens``;
+#:   ``LlamaForCausalLM`` -> ``llama_eagle.py:EagleLlamaForCausalLM``; "mistral":
+#:   ``model.layers.0.*`` (both norms), ``model.fc`` (quantizable), ``model.norm``, no
+#:   embedding (shared), ``MistralForCausalLM`` ->
+#:   ``mistral_eagle.py:EagleMistralForCausalLM``; "cohere": the same names with one
+#:   ``input_layernorm`` (Cohere's parallel block) and a ``model.fc.bias``,
+#:   ``CohereForCausalLM`` -> ``cohere_eagle.py:EagleCohereForCausalLM``; all three beside
+#:   ``write_llama_target``'s target;
+#: - "minicpm": ``model.eagle_layers.0.*`` (MiniCPM attention and MLP, both norms),
+#:   ``model.fc`` (a plain ``torch.nn.Linear``), ``model.input_norm{1,2}``,
+#:   ``model.embed_tokens``, ``model.norm``, ``lm_head``; ``MiniCPMForCausalLM`` (config
+#:   keys of model type ``llama``: MiniCPM is remote code) ->
+#:   ``minicpm_eagle.py:EagleMiniCPMForCausalLM``, beside the Llama target;
+#: - "deepseek": ``layers.0.*`` (DeepSeek-V3 MLA and MoE, ``support._families``' layer),
+#:   ``fc`` (plain), ``enorm``/``hnorm``/``norm``, ``lm_head`` (no embedding: vLLM
+#:   shares the target's, ``utils.py:process_eagle_weight``); model
+#:   type ``deepseek_v3`` (``config/speculative.py:hf_config_override`` makes it
+#:   ``DeepSeekMTPModel``) -> ``deepseek_eagle.py:EagleDeepseekV3ForCausalLM``
+#:   (``EagleDeepSeekMTPModel``), beside ``support.factory``'s ``deepseek_v3`` target
+#:   without MTP layers.
+Eagle1Family = Literal["llama", "mistral", "cohere", "minicpm", "deepseek"]
+#: ``factory.LAYOUTS`` for a separate draft folder that declares the target's scheme:
+#: a BF16 draft excluding nothing of its own (a config copied from the target), b the
+#: same excluding each draft root by one wildcard, c every BF16 module by exact name; g a
+#: quantized draft (its plain ``torch.nn.Linear`` layers and ``lm_head`` BF16, excluded
+#: by exact name). ``lm_head``, where the draft has one, stays BF16 and excluded by
+#: exact name, as exports do.
+EagleLayout = Literal["a", "b", "c", "g"]
+
+
+@dataclass(frozen=True)
+class EagleSpec:
+    """A separate EAGLE-1 draft of ``family`` declaring ``scheme`` as ``layout`` says."""
+
+    family: Eagle1Family = "llama"
+    scheme: Literal["nvfp4", "fp8"] = "nvfp4"
+    layout: EagleLayout = "a"
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        for field_, allowed in (("family", Eagle1Family), ("layout", EagleLayout)):
+            if getattr(self, field_) not in get_args(allowed):
+                raise ValueError(f"{field_}={getattr(self, field_)!r}: expected one of "
+                                 f"{get_args(allowed)}")
+
+
+def _linears(groups: dict[str, list[tuple[str, int, int]]],
+             fmt: Any) -> list[tuple[Linear, Format]]:
+    """(Linear, stored format) per module of ``groups`` (``fmt(group)``: its format)."""
+    return [(Linear(name, out, inp, 0, "head" if g in ("fc", "lm_head") else g),  # type: ignore[arg-type]
+             fmt(g))
+            for g, mods in groups.items() for name, out, inp in mods]
+
+
+_Draft1 = tuple[list[Linear], list[Plain], list[str], dict[str, Any]]
+
+
+def _llama_like(m: str, arch: str, model_type: str) -> _Draft1:
+    """A Llama decoder layer at ``m`` (sizes of this module's Llama target)."""
+    groups = {
+        "attn": [(f"{m}.self_attn.q_proj", HEADS * HEAD_DIM, HIDDEN),
+                 (f"{m}.self_attn.k_proj", KV_HEADS * HEAD_DIM, HIDDEN),
+                 (f"{m}.self_attn.v_proj", KV_HEADS * HEAD_DIM, HIDDEN),
+                 (f"{m}.self_attn.o_proj", HIDDEN, HEADS * HEAD_DIM)],
+        "mlp": [(f"{m}.mlp.gate_proj", INTER, HIDDEN), (f"{m}.mlp.up_proj", INTER, HIDDEN),
+                (f"{m}.mlp.down_proj", HIDDEN, INTER)],
+    }
+    linears = [lin for lin, _ in _linears(groups, lambda g: "bf16")]
+    return linears, [], [f"{m}*"], _llama_config(1, architectures=[arch], model_type=model_type)
+
+
+def _eagle1_llama() -> _Draft1:
+    linears, plains, roots, config = _llama_like("layers.0", "LlamaForCausalLM", "llama")
+    linears.append(Linear("fc", HIDDEN, 2 * HIDDEN, 0, "head"))
+    # layer 0 has no input norm (llama_eagle.py:LlamaDecoderLayer, disable_input_layernorm)
+    plains += [Plain("layers.0.post_attention_layernorm.weight", (HIDDEN,), 0, init="ones"),
+               Plain("embed_tokens.weight", (VOCAB, HIDDEN), 0)]
+    return linears, plains, [*roots, "fc*"], config
+
+
+def _eagle1_hf(arch: str, model_type: str, norms: tuple[str, ...]) -> _Draft1:
+    """``model.layers.0.*`` (its ``norms``), ``model.fc``, ``model.norm``; no embedding."""
+    m = "model.layers.0"
+    linears, plains, roots, config = _llama_like(m, arch, model_type)
+    linears.append(Linear("model.fc", HIDDEN, 2 * HIDDEN, 0, "head"))
+    plains += [Plain(f"{m}.{n}.weight", (HIDDEN,), 0, init="ones") for n in norms]
+    plains.append(Plain("model.norm.weight", (HIDDEN,), 0, init="ones"))
+    return linears, plains, [*roots, "model.fc*"], config
+
+
+def _eagle1_cohere() -> _Draft1:
+    linears, plains, roots, config = _eagle1_hf("CohereForCausalLM", "cohere",
+                                                ("input_layernorm",))
+    plains.append(Plain("model.fc.bias", (HIDDEN,), 0))  # cohere_eagle.py: fc has a bias
+    config.update(layer_norm_eps=1e-5, logit_scale=1.0, use_qk_norm=False,
+                  layer_types=["full_attention"])
+    return linears, plains, roots, config
+
+
+def _eagle1_minicpm() -> _Draft1:
+    m = "model.eagle_layers.0"
+    linears, plains, roots, config = _llama_like(m, "MiniCPMForCausalLM", "llama")
+    linears += [Linear("model.fc", HIDDEN, 2 * HIDDEN, 0, "head", False),
+                Linear("lm_head", VOCAB, HIDDEN, 0, "head")]
+    plains += [Plain(f"{m}.{n}.weight", (HIDDEN,), 0, init="ones")
+               for n in ("input_layernorm", "post_attention_layernorm")]
+    plains += [Plain(f"model.{n}.weight", (HIDDEN,), 0, init="ones")
+               for n in ("input_norm1", "input_norm2", "norm")]
+    plains.append(Plain("model.embed_tokens.weight", (VOCAB, HIDDEN), 0))
+    config.update(scale_emb=1.0, scale_depth=1.0, dim_model_base=HIDDEN)
+    return linears, plains, roots, config
+
+
+def _eagle1_deepseek() -> _Draft1:
+    from support import _families as F
+
+    m = "layers.0"
+    attn, attn_norms = F._mla(m, 0)
+    mlp, mlp_plains = F.dense_then_moe(1, m, 0)  # past first_k_dense_replace: the MoE
+    plains = [*attn_norms, *F.layer_norms(m, 0), *mlp_plains,
+              *(Plain(f"{n}.weight", (HIDDEN,), 0, init="ones")
+                for n in ("enorm", "hnorm", "norm"))]  # the target's embedding is shared
+    linears = [*attn, *mlp, Linear("fc", HIDDEN, 2 * HIDDEN, 0, "head", False),
+               Linear("lm_head", VOCAB, HIDDEN, 0, "head")]
+    config = {**F.deepseek_v3(1).config, "num_hidden_layers": 1,
+              "num_nextn_predict_layers": 1}
+    return linears, plains, [f"{m}*"], config
+
+
+def write_eagle_draft(path: str | os.PathLike[str], spec: EagleSpec) -> WrittenModel:
+    """A tiny EAGLE-1 draft of ``spec.family`` (same hidden size and vocabulary as its
+    target: ``write_llama_target``'s, or the ``deepseek_v3`` factory family's)."""
+    root = Path(path)
+    if spec.family == "minicpm":
+        lins, plains, roots, config = _eagle1_minicpm()
+    elif spec.family == "deepseek":
+        lins, plains, roots, config = _eagle1_deepseek()
+    elif spec.family == "mistral":
+        lins, plains, roots, config = _eagle1_hf("MistralForCausalLM", "mistral", (
+            "input_layernorm", "post_attention_layernorm"))
+    elif spec.family == "cohere":
+        lins, plains, roots, config = _eagle1_cohere()
+    else:
+        lins, plains, roots, config = _eagle1_llama()
+
+    def stored(lin: Linear) -> Format:
+        keep = not lin.quantizable or lin.name == "lm_head" or spec.layout != "g"
+        return "bf16" if keep else spec.scheme
+
+    linears = [(lin, stored(lin)) for lin in lins]
+    bf16 = [lin.name for lin, f in linears if f == "bf16" and lin.group != "router"]
+    head = ["lm_head"] if "lm_head" in bf16 else []
+    exclusions = {"a": head, "b": [*roots, *head], "c": bf16, "g": bf16}[spec.layout]
+    tensors = _write(root, linears, plains, [], spec.seed, draft=True)
+    return _declare(root, spec.scheme, exclusions, "hf_quant_config", linears, tensors, config)
+
+
+def write_eagle_pair(
+    root: str | os.PathLike[str], spec: EagleSpec
+) -> tuple[Any, WrittenModel, dict[str, Any]]:
+    """(target, EAGLE-1 draft, ``speculative_config``) under ``root``: the target quantized
+    in ``spec.scheme`` (its ``lm_head`` BF16 and excluded), the draft as ``spec`` says."""
+    base = Path(root)
+    target: Any
+    if spec.family == "deepseek":
+        from support.factory import CheckpointSpec, write_checkpoint
+
+        target = write_checkpoint(base / "target", CheckpointSpec(
+            "deepseek_v3", spec.scheme, layout="a", with_mtp=False))
+    else:
+        target = write_llama_target(base / "target", LlamaTargetSpec(
+            spec.scheme, family="cohere" if spec.family == "cohere" else "llama"))
+    draft = write_eagle_draft(base / "draft", spec)
+    return target, draft, {"method": "eagle", "model": str(draft.path),
+                           "num_speculative_tokens": 1}

@@ -160,3 +160,26 @@ def test_glm5_indexer_and_deepseek_v4_names() -> None:
     assert hit is not None and hit[0].prefix == "model.layers.61.attn.fused_wqa_wkv"
     assert v4.runtime_of("mtp.0.head")[0].prefix == "model.layers.61.head"
     assert "NotImplementedError" in (VLLM / "models/deepseek_v4/cpu/mtp.py").read_text()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("layout", "scheme"), [("a", "unquantized"), ("c", "unquantized"),
+                                                ("g", "nvfp4")])
+def test_eagle_minicpm_plans_its_prefixless_mlp(tmp_path: Path, layout: str,
+                                                scheme: str) -> None:
+    """``minicpm_eagle.py`` builds its MLP without a prefix, so vLLM's prefixes are
+    ``.gate_up_proj`` / ``.down_proj``: the plan names them by those (before, the profile
+    left the MLP out and a BF16 MLP under a quantized config was built quantized: the
+    load failed plugin on or off, ``test_learned_drafters.py::...[eagle_minicpm-nvfp4-a]``
+    holds the stock failure)."""
+    from support.eagle3 import EagleSpec, write_eagle_draft
+
+    from vllm_draft_quant import plan
+
+    assert VLLM is not None
+    text = (VLLM / M / "minicpm_eagle.py").read_text()
+    call = re.search(r"EagleMiniCPMMLP\((.*?)\n\s*\)", text, re.S)
+    assert call and "prefix" not in call.group(1)  # vLLM still builds it without one
+    d = write_eagle_draft(tmp_path, EagleSpec("minicpm", "nvfp4", layout))  # type: ignore[arg-type]
+    p = plan(d.path, drafter="EagleMiniCPMForCausalLM", target_layers=2)
+    got = {m.module: m.scheme.value for m in p.modules if m.group == "mlp"}
+    assert got == {".gate_up_proj": scheme, ".down_proj": scheme}

@@ -10,8 +10,10 @@ import pytest
 from _cli_support import FAMILIES, ckpt, run_cli
 from support.eagle3 import (
     Eagle3Spec,
+    EagleSpec,
     LlamaTargetSpec,
     write_eagle3_draft,
+    write_eagle_pair,
     write_llama_target,
 )
 
@@ -96,6 +98,26 @@ def test_draft_source_eagle3(tmp_path: Path) -> None:
     assert p.drafter == "Eagle3LlamaForCausalLM"
 
 
+@pytest.mark.parametrize(("family", "drafter"), [("minicpm", "EagleMiniCPMForCausalLM"),
+                                                  ("deepseek", "EagleDeepSeekMTPModel")])
+def test_draft_source_eagle(family: str, drafter: str, tmp_path: Path) -> None:
+    """EAGLE-1 (``"method": "eagle"``): the drafter vLLM names (``Eagle`` + the draft's
+    architecture; a DeepSeek-V3 config becomes ``DeepSeekMTPModel`` first), its layers
+    after the target's, planned from the draft folder's own tensors and config."""
+    target, draft, spec = write_eagle_pair(tmp_path, EagleSpec(family, "nvfp4", "a"))  # type: ignore[arg-type]
+    src = draft_source(target.path, spec)
+    assert (src.method, src.drafter, src.target_layers) == ("eagle", drafter, 2)
+    p = plan(target.path, speculative_config=spec)
+    assert p == plan(draft.path, drafter=drafter, target_layers=2)
+    assert p.drafter == drafter and all(d.scheme.value == "unquantized" for d in p.modules)
+
+
+def test_draft_source_eagle_without_a_profile(tmp_path: Path) -> None:
+    target, _, spec = write_eagle_pair(tmp_path, EagleSpec("llama"))
+    with pytest.raises(UnknownDrafterError, match=r"'eagle'.*EagleLlamaForCausalLM"):
+        draft_source(target.path, spec)
+
+
 @pytest.mark.parametrize(
     ("value", "error", "match"),
     [
@@ -105,7 +127,7 @@ def test_draft_source_eagle3(tmp_path: Path) -> None:
         ('{"method": "mtp", "model": 7}', ConfigError, "'model' must be a string"),
         ('{"method": "eagle3"}', ConfigError, "needs 'model'"),
         ('{"method": "ngram", "num_speculative_tokens": 3}', UnknownDrafterError, "'ngram'"),
-        ('{"method": "eagle", "model": "."}', UnknownDrafterError, "'eagle'"),
+        ('{"method": "eagle"}', ConfigError, "needs 'model'"),
     ],
 )
 def test_bad_speculative_configs(
@@ -174,3 +196,17 @@ def test_help_documents_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
         run_cli(capsys, "plan", "--help")
     out = capsys.readouterr().out
     assert "--speculative-config JSON" in out and '"method": "eagle3"' in out
+
+
+def test_cli_fix_eagle_says_stock_vllm_reads_the_targets_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stock vLLM builds EagleMiniCPM (and EagleDeepSeekMTP) on the *target's* quant
+    config: ``fix`` on the draft folder says so, instead of promising that the fixed draft
+    config makes stock vLLM load it right."""
+    target, _, spec = write_eagle_pair(tmp_path, EagleSpec("minicpm", "nvfp4", "a"))
+    code, out, _ = run_cli(capsys, "fix", str(target.path), "--speculative-config",
+                           json.dumps(spec))
+    assert code == 1
+    assert f"with the target's quantization config ({target.path})" in out
+    assert "builds every draft module in its stored precision" not in out

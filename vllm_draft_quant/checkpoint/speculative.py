@@ -10,11 +10,17 @@ methods that have a drafter profile:
 - ``eagle3``: the draft is a separate model (``model`` is required). vLLM numbers its
   layers after the target's (``llama_eagle3.py`` ``start_layer_id``), so its plan needs
   the target's ``num_hidden_layers``.
+- ``eagle`` (EAGLE-1): a separate model too, numbered after the target's layers; vLLM
+  names its drafter ``Eagle`` + the draft's architecture (``configs/eagle.py:
+  EAGLEConfig``), after ``SpeculativeConfig.hf_config_override`` turned a DeepSeek-V3
+  config into ``DeepSeekMTPModel``. Planned here when that drafter has a profile
+  (``EagleMiniCPMForCausalLM``, ``EagleDeepSeekMTPModel``); the others are planned from
+  the mapping the plugin learns when vLLM loads them.
 - no ``method``: as vLLM, ``eagle3`` when the model path contains ``eagle3``; else ``mtp``
   when the draft folder's ``config.json`` names a model with an MTP drafter profile.
 
-Other methods (``ngram``, ``suffix``, ``draft_model``, ``eagle``, ...) have no drafter
-profile: asking for their plan is an `UnknownDrafterError`.
+Other methods (``ngram``, ``suffix``, ``draft_model``, ...) have no drafter profile:
+asking for their plan is an `UnknownDrafterError`.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ _SPECULATORS_EAGLE3 = {"llama": "Eagle3LlamaForCausalLM", "qwen3": "Eagle3Qwen3F
 class DraftSource:
     """The folders involved in one speculative config, and how to plan its drafter."""
 
-    method: str  # "mtp" | "eagle3"
+    method: str  # "mtp" | "eagle3" | "eagle"
     target_dir: Path
     draft_dir: Path
     drafter: str | None  # the draft architecture to plan with; None: from the draft's config
@@ -111,6 +117,24 @@ def _eagle3_architecture(model_dir: Path) -> str:
     )
 
 
+def _eagle_architecture(model_dir: Path) -> str:
+    """The architecture vLLM gives an EAGLE-1 draft, if it has a drafter profile."""
+    cfg = load_json_object(model_dir / "config.json", what="draft model config")
+    archs = _architectures(model_dir)
+    if cfg.get("model_type") == "deepseek_v3":  # config/speculative.py:hf_config_override
+        archs = ["DeepSeekMTPModel"]
+    names = [a if a.startswith("Eagle") else f"Eagle{a}" for a in archs]
+    for a in names:
+        if a in draft_architectures():
+            return a
+    raise UnknownDrafterError(
+        f"{model_dir / 'config.json'}: method 'eagle': vLLM would build this draft as "
+        f"{names}, which has no drafter profile; plan covers the EAGLE-1 drafters "
+        "EagleMiniCPMForCausalLM and EagleDeepSeekMTPModel (vLLM's load plans the others "
+        "from the mapping the plugin learns then)."
+    )
+
+
 def draft_source(
     target: str | os.PathLike[str], speculative_config: str | Mapping[str, Any]
 ) -> DraftSource:
@@ -134,21 +158,18 @@ def draft_source(
             )
     if method == "mtp" or method.endswith("_mtp"):
         return DraftSource("mtp", target_dir, draft_dir, None, None)
-    if method == "eagle3":
+    if method in ("eagle3", "eagle"):
         if not model:
             raise ConfigError(
-                "--speculative-config: method 'eagle3' needs 'model', the EAGLE3 "
-                "draft checkpoint (vLLM requires it too)."
+                f"--speculative-config: method {method!r} needs 'model', the "
+                f"{method.upper()} draft checkpoint (vLLM requires it too)."
             )
+        arch = _eagle3_architecture if method == "eagle3" else _eagle_architecture
         return DraftSource(
-            "eagle3",
-            target_dir,
-            draft_dir,
-            _eagle3_architecture(draft_dir),
-            _num_hidden_layers(target_dir),
+            method, target_dir, draft_dir, arch(draft_dir), _num_hidden_layers(target_dir)
         )
     raise UnknownDrafterError(
         f"--speculative-config: method {method!r} has no drafter profile; vllm-draft-quant "
-        "plans 'mtp' drafters (Step-3.5, Qwen3-Next, DeepSeek, GLM, Qwen3.5, MiMo) and "
-        "'eagle3' Llama-family drafters."
+        "plans 'mtp' drafters (Step-3.5, Qwen3-Next, DeepSeek, GLM, Qwen3.5, MiMo), "
+        "'eagle3' Llama-family drafters and 'eagle' MiniCPM/DeepSeek drafters."
     )

@@ -100,14 +100,18 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     as_json = getattr(args, "json", False)
     drafter: str | None = None
     target_layers: int | None = None
+    separate_from: Path | None = None
     if getattr(args, "speculative_config", None) is not None:
         from vllm_draft_quant.checkpoint.speculative import draft_source
 
         src = draft_source(model_dir_of(args), args.speculative_config)
         model_dir, drafter, target_layers = src.draft_dir, src.drafter, src.target_layers
-        if src.separate and not as_json:
-            out.write(f"the drafter loads from {model_dir} (speculative_config.model), with "
-                      "that checkpoint's own quantization config: fixing it\n")
+        if src.separate:
+            separate_from = src.target_dir
+            if not as_json:
+                out.write(f"the drafter loads from {model_dir} (speculative_config.model), "
+                          "with that checkpoint's own quantization config under the plugin: "
+                          "fixing it\n")
     else:
         model_dir = model_dir_of(args)
     learned: list[DrafterProfile] = []  # the profile learned from vLLM, once needed
@@ -116,12 +120,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         from vllm_draft_quant.errors import UnknownDrafterError
 
         try:
-            return _compute(model_dir, drafter, target_layers, *learned)
+            return _compute(model_dir, drafter, target_layers, *learned,
+                            separate_from=separate_from)
         except UnknownDrafterError as e:
             if learned:
                 raise
             learned.append(_learn(args, e))
-            return _compute(model_dir, drafter, target_layers, *learned)
+            return _compute(model_dir, drafter, target_layers, *learned,
+                            separate_from=separate_from)
 
     if not args.write:
         note(settle(model_dir))
@@ -178,13 +184,20 @@ def _learn(args: argparse.Namespace, error: UnknownDrafterError) -> DrafterProfi
 
 
 def _compute(model_dir: Path, drafter: str | None = None, target_layers: int | None = None,
-             profile: DrafterProfile | None = None
+             profile: DrafterProfile | None = None, *, separate_from: Path | None = None
              ) -> tuple[FixResult, dict[str, tuple[str, str]]]:
+    """The fix of ``model_dir``'s config (``separate_from``: the target folder, when the
+    draft is read from another folder than the target's)."""
     from vllm_draft_quant.checkpoint.facts import decisions_from_facts, load_facts
     from vllm_draft_quant.repair.fixer import CONFIG, HF_QUANT, compute_fix
 
     facts = load_facts(model_dir, drafter=drafter, target_layers=target_layers, profile=profile)
     res = compute_fix(facts, decisions_from_facts(facts))
+    stock = facts.profile.stock
+    if separate_from is not None and stock is not None and stock.quant_config == "target":
+        res.stock_limits.append(
+            f"stock vLLM builds {facts.profile.architecture} with the target's quantization "
+            f"config ({separate_from}), not this folder's: no entry here changes what it builds")
     objects: dict[str, Any] = {CONFIG: facts.config}
     if facts.hf_quant_config is not None:
         objects[HF_QUANT] = facts.hf_quant_config

@@ -8,8 +8,10 @@ EagleMiniCPMForCausalLM.__init__). A separate draft checkpoint whose parameters 
 ``model.eagle_layers.{N + k}`` (N = the target's layer count); q/k/v and gate/up fuse;
 ``model.fc`` is a plain ``torch.nn.Linear``; ``lm_head`` a ParallelLMHead with the
 quant config. The dense MLP is built without a prefix (``MiniCPMMLP`` gets none), so
-its runtime names are ``.gate_up_proj`` / ``.down_proj`` and no plan or exclusion can
-address it: the profile leaves it out and vLLM builds it with the draft's own config.
+its runtime names are ``.gate_up_proj`` / ``.down_proj`` in every draft layer: no
+exclusion written in checkpoint names matches them, but the plan can name them exactly
+(globals, from draft layer 0; MiniCPM EAGLE drafts have one layer, and in a draft with
+more every layer's MLP takes layer 0's stored scheme, since vLLM gives them one prefix).
 
 Stock vLLM builds it with ``vllm_config.quant_config``: the *target's* config, even
 though the weights come from the draft's folder. The plugin builds a separate draft
@@ -31,6 +33,9 @@ EAGLE_MINICPM = DrafterProfile(
                    index="local", runtime_index="global"),
     modules=(*attention(),),
     globals=(
+        ModuleSpec(".gate_up_proj", ("model.eagle_layers.0.mlp.gate_proj",
+                                     "model.eagle_layers.0.mlp.up_proj"), group="mlp"),
+        ModuleSpec(".down_proj", ("model.eagle_layers.0.mlp.down_proj",), group="mlp"),
         ModuleSpec("model.fc", ("model.fc",), ModuleKind.PLAIN, group="head"),
         ModuleSpec("lm_head", ("lm_head",), ModuleKind.LM_HEAD, group="head"),
     ),
