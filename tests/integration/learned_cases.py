@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from matrix import Expected
 
@@ -48,6 +49,8 @@ class LearnedClass:
     #: does not lift; the coverage table says so): the tests hold it to this failure
     limits: Mapping[tuple[str, str], Expected] = field(default_factory=dict)
     limit_note: str = ""  # the coverage table's words for ``limits``
+    #: extra EngineArgs of its builds (remote-code configs, a hybrid target's Mamba state)
+    engine_args: Mapping[str, Any] | None = None
     #: a separate EAGLE-1 draft (``support.eagle3.write_eagle_pair`` family, method
     #: ``eagle``) beside a target quantized in the case's scheme; layouts are then the
     #: draft folder's own declaration (``support.eagle3.EagleLayout``); None: ``family``
@@ -100,6 +103,40 @@ _EAGLE_LINEAR = frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
 _HY_HEAD = ("", "lm_head")
 _HY_HEAD_NVFP4 = Expected("loud", "RuntimeError", "[while loading lm_head.weight]")
 _LONGCAT_SCALES = Expected("loud", "KeyError", "model.mtp.layers.0.eh_proj.input_scale")
+
+#: Bailing's NextN head, fed from the BF16 lm_head.weight
+_BAILING_HEAD = (f"{L}.shared_head.head", "lm_head")
+_BAILING_HEAD_NVFP4 = Expected("loud", "RuntimeError", f"[while loading {L}.shared_head.head.weight]")
+_BAILING_LINEAR = frozenset({
+    f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_b_proj", f"{L}.self_attn.kv_b_proj",
+    f"{L}.self_attn.o_proj", f"{L}.mlp.shared_experts.gate_up_proj",
+    f"{L}.mlp.shared_experts.down_proj"})
+#: a hybrid (linear-attention) target: vLLM sets a Mamba block size, which on CPU (no
+#: prefix caching) must equal max_model_len (config/vllm.py:validate_mamba_block_size)
+_HYBRID = {"mamba_block_size": 256}
+_NEMOTRON_MOE = (
+    "built with an attention-only MTP step (`mtp_hybrid_override_pattern` `*`); the MoE "
+    "step of public checkpoints (`*E`) does not build on CPU: its non-gated experts raise "
+    "NotImplementedError: is_act_and_mul=False is supported only for CUDA, XPU and ROCm "
+    "(fused_moe/config.py)")
+
+
+def _bailing(family: str, cls: str, linear: frozenset[str],
+             fp8_a: tuple[str, str]) -> LearnedClass:
+    """A Bailing drafter's row: its head, fed from the BF16 lm_head.weight, fails under
+    NVFP4 unless a wildcard excludes the layer and holds BF16 data under FP8; with
+    nothing excluded (FP8 a) the attention, the experts and ``fp8_a`` are FP8 too."""
+    return LearnedClass(
+        family, cls, cls, linear,
+        {
+            **{("nvfp4", lay): _BAILING_HEAD_NVFP4 for lay in "acg"},
+            ("fp8", "a"): Expected("silent", wrong=(
+                (f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_a_proj"), fp8_a,
+                (f"{L}.mlp.experts", f"{L}.mlp.experts.0.gate_proj"), _BAILING_HEAD)),
+            **{(s, "b"): _OK for s in ("nvfp4", "fp8")},
+            **{("fp8", lay): Expected("silent", wrong=(_BAILING_HEAD,)) for lay in "cg"},
+        },
+        mode="draft", engine_args=_HYBRID)
 
 CLASSES: tuple[LearnedClass, ...] = (
     LearnedClass(
@@ -215,6 +252,56 @@ CLASSES: tuple[LearnedClass, ...] = (
                     "exclusion nor the plan can name it, so under NVFP4 it fails on "
                     "lm_head.weight and under FP8 it holds BF16 data, plugin on or off; the "
                     "other draft modules load in their stored precision")),
+    # openPangu-Ultra-MoE: a DeepSeek-style NextN layer whose decoder block vLLM builds
+    # under the layer's own prefix (openpangu_mtp.py); no packed-module mapping, so exact
+    # checkpoint-name exclusions miss the fused q_a/kv_a and gate/up modules
+    LearnedClass(
+        "openpangu", "OpenPanguMTP", "OpenPanguMTPModel",
+        frozenset({f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_b_proj",
+                   f"{L}.self_attn.kv_b_proj", f"{L}.self_attn.o_proj",
+                   f"{L}.mlp.gate_up_proj", f"{L}.mlp.down_proj"}),
+        {
+            **{("nvfp4", lay): Expected("loud", "AssertionError",
+                                        f"{L}.mtp_block.mlp.gate_up_proj") for lay in "ac"},
+            **{("nvfp4", lay): _OK for lay in "bg"},
+            ("fp8", "a"): Expected("silent", wrong=(
+                (f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_a_proj"),
+                (f"{L}.mlp.gate_up_proj", f"{L}.mlp.gate_proj"),
+                (f"{L}.shared_head.head", f"{L}.shared_head.head"))),
+            ("fp8", "c"): Expected("silent", wrong=(
+                (f"{L}.self_attn.fused_qkv_a_proj", f"{L}.self_attn.q_a_proj"),
+                (f"{L}.mlp.gate_up_proj", f"{L}.mlp.gate_proj"))),
+            **{("fp8", lay): _OK for lay in "bg"},
+        },
+        mode="draft", engine_args={"trust_remote_code": True}),
+    # Ring-2.5 (Bailing V2.5): MLA + MoE NextN layer; its head (prefix ...shared_head.head,
+    # built with the quant config) is fed from lm_head.weight, which a ModelOpt export
+    # keeps BF16: stock fails under NVFP4 unless a wildcard excludes the whole layer, and
+    # under FP8 holds BF16 data. Its target is a hybrid (linear attention) model: the
+    # engine config needs the Mamba block size equal to max_model_len on CPU
+    _bailing("bailing_v2_5", "BailingMoeV25MTPModel", _BAILING_LINEAR,
+             (f"{L}.mlp.shared_experts.gate_up_proj", f"{L}.mlp.shared_experts.gate_proj")),
+    # Ling-V3 (Bailing V3): Bailing's names with a quantizable eh_proj (ReplicatedLinear)
+    # and the attention output under self_attn.dense; the head fed from lm_head.weight
+    _bailing("bailing_v3", "BailingMoeV3MTPModel",
+             frozenset({x.replace(".self_attn.o_proj", ".self_attn.dense")
+                        for x in _BAILING_LINEAR} | {f"{L}.eh_proj"}),
+             (f"{L}.eh_proj", f"{L}.eh_proj")),
+    # Nemotron-H: one attention MTP step (pattern "*"; the MoE step of public checkpoints
+    # cannot be built on CPU: its non-gated experts); runtime prefixes mtp.layers.N, so
+    # exclusions in checkpoint names match; eh_proj is quantizable
+    LearnedClass(
+        "nemotron_h", "NemotronHMTP", "NemotronHMTPModel",
+        frozenset({f"{X}.mixer.qkv_proj", f"{X}.mixer.o_proj", f"{X}.eh_proj"}),
+        {
+            ("nvfp4", "a"): Expected("loud", "AssertionError",
+                                     "[while loading model.layers.0.eh_proj.weight]"),
+            **{("nvfp4", lay): _OK for lay in "bcg"},
+            ("fp8", "a"): Expected("silent", wrong=(
+                (f"{X}.mixer.qkv_proj", f"{X}.mixer.q_proj"), (f"{X}.eh_proj", f"{X}.eh_proj"))),
+            **{("fp8", lay): _OK for lay in "bcg"},
+        },
+        mode="draft", engine_args=_HYBRID, limit_note=_NEMOTRON_MOE),
     # EAGLE-1 for Llama (llama_eagle.py): a separate draft folder (method "eagle") built
     # on its own quant config; layer 0 of the checkpoint is built as model.layers.{N}
     # and fc is a quantizable ReplicatedLinear "model.fc"

@@ -5,7 +5,9 @@ whose checkpoint names ``model.mtp_block.0.*`` never equal the runtime prefixes 
 matches exclusions against; ``ExaoneMoeMTP``: K-EXAONE, whose ``mtp.fc`` is a
 quantizable linear; ``Exaone4_5_MTP``, grouped with it; ``GlmOcrMTPModel``,
 ``LongCatFlashMTPModel`` and ``HYV3MTPModel``, the last two with a limit the plugin
-does not lift, held to its recorded outcome; checkpoints from
+does not lift, held to its recorded outcome; ``OpenPanguMTPModel``;
+``BailingMoeV25MTPModel`` and ``BailingMoeV3MTPModel``, MoE drafters whose NextN head is
+fed from ``lm_head.weight``; ``NemotronHMTPModel``; checkpoints from
 ``tests/support/_families_learned.py``; and the EAGLE-1 drafters that read a separate
 draft folder, ``{"method": "eagle", "model": <draft>}``, written by
 ``support/eagle3.py:write_eagle_pair``: ``EagleLlamaForCausalLM``,
@@ -116,7 +118,7 @@ def _write(case: Case, root: Path) -> tuple[Written, Path, dict[str, Any] | None
     if row.draft is None:
         ck = write_checkpoint(root / "-".join(case), CheckpointSpec(
             case[0], case[1], layout=case[2]))  # type: ignore[arg-type]
-        return ck, ck.path, None
+        return ck, ck.path, dict(row.engine_args) if row.engine_args else None
     target, draft, spec = write_eagle_pair(root / "-".join(case), EagleSpec(
         row.draft, case[1], case[2]))  # type: ignore[arg-type]
     return draft, target.path, {"speculative_config": spec}
@@ -167,9 +169,11 @@ def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None
         assert_stored_precision(p, b.on)
     for d in p.modules:
         if d.kind in QUANTIZABLE:
-            # a quantized draft (g) keeps its lm_head BF16, as exports do
-            assert (d.scheme.value == "unquantized") == (case[2] in "abc"
-                                                         or d.module == "lm_head"), d.module
+            # a quantized draft (g) keeps its lm_head BF16, as exports do; so does a draft
+            # module fed from the target's lm_head.weight (Bailing's NextN head)
+            bf16 = (case[2] in "abc" or d.module == "lm_head"
+                    or all(t.startswith("lm_head.") for t in d.checkpoint_tensors))
+            assert (d.scheme.value == "unquantized") == bf16, d.module
 
 
 def summary(p: Plan) -> set[tuple[str, str, str]]:

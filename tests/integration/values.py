@@ -21,6 +21,7 @@ Values are compared before vLLM's post-load processing (the worker dumps them th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,15 @@ def _expected_experts(
 
     w13 = pname.startswith("w13_")
     base = pname.removeprefix("w13_").removeprefix("w2_")
-    gate, up, down = shards  # templates, "{e}" for per-expert names
-    per = [gate, up] if w13 else [down]
+    if len(shards) != 3:  # a learned mapping lists every expert's names: as templates
+        shards = list(dict.fromkeys(re.sub(r"\.experts\.\d+\.", ".experts.{e}.", s)
+                                    for s in shards))
+    if len(shards) == 2:  # non-gated experts (Nemotron-H): up and down only
+        up, down = shards
+        per = [up] if w13 else [down]
+    else:
+        gate, up, down = shards  # templates, "{e}" for per-expert names
+        per = [gate, up] if w13 else [down]
     rows = []
     for e in range(n_experts):
         ts = []

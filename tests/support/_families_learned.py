@@ -48,30 +48,56 @@ Adding a drafter class is adding a row (and its cases in
   ``final_layernorm``. vLLM skips the layer's own ``shared_head`` tensors and feeds its
   head (a ``ParallelLMHead`` built with the quant config and no prefix) from
   ``lm_head.weight``, so none is stored here.
+- ``openpangu``: ``PanguUltraMoEForCausalLM`` (openPangu-Ultra-MoE; its config is remote
+  code, ``configuration_openpangu.py`` here), drafted by vLLM's ``OpenPanguMTP``
+  (``openpangu_mtp.py``): a DeepSeek-style NextN layer at ``model.layers.{N}`` with
+  latent attention (vLLM's MTP ``load_weights`` has no q/k/v mapping, so only MLA layers
+  load) and a dense MLP (``first_k_dense_replace`` past it), the NextN extras
+  (`nextn_extras`); vLLM builds the decoder block under the layer's own prefix.
+- ``bailing_v2_5``: ``BailingMoeV2_5ForCausalLM`` (Ring-2.5, ``bailing_hybrid``),
+  drafted by vLLM's ``BailingMoeV25MTPModel`` (``bailing_moe_mtp.py``): a NextN layer at
+  ``model.layers.{N}`` with latent attention and a MoE block (`bailing_layer`), a plain
+  ``eh_proj``, ``enorm``/``hnorm``/``final_layernorm``; its ``shared_head.head`` is fed
+  from ``lm_head.weight`` (none stored). Only the drafter is built (the target's linear
+  attention layers are placeholders here).
+- ``bailing_v3``: ``BailingMoeV3ForCausalLM``, drafted by vLLM's ``BailingMoeV3MTPModel``
+  (``bailing_moe_v3_mtp.py``): the names of ``bailing_v2_5``, except that ``eh_proj`` is
+  a ``ReplicatedLinear`` built with the quant config (stored quantized in layout g) and
+  the attention output projection is ``self_attn.dense``.
+- ``nemotron_h``: ``NemotronHForCausalLM`` (Nemotron-H; a Mamba hybrid: only the drafter
+  is built), drafted by vLLM's ``NemotronHMTP`` (``nemotron_h_mtp.py``): ``mtp.layers.{k}``
+  renamed to ``model.layers.{k}``, here one attention step (``mtp_hybrid_override_pattern``
+  ``*``: ``mixer.{q,k,v,o}_proj``, ``norm``, a quantizable ``eh_proj``, ``enorm``/
+  ``hnorm``, ``final_layernorm``); the MoE step of public checkpoints (``*E``) has
+  non-gated experts, which vLLM builds only on CUDA, XPU and ROCm.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from support._families import (
     DENSE_INTER,
+    EXPERTS,
     HEAD_DIM,
     HEADS,
     HIDDEN,
     KV_HEADS,
+    MOE_INTER,
     VOCAB,
     Family,
     Linear,
     Plain,
     _attn_gqa,
+    _experts,
     _mlp,
     _norm,
     layer_norms,
     qk_norms,
 )
+from support._families_more import MoreFamily
 
 __all__ = ["LEARNED_FAMILIES", "SPECS", "LearnedSpec", "family"]
 
@@ -129,6 +155,34 @@ def mla_mlp_layer(mlp: str) -> Callable[[str, int | None], Block]:
     return layer
 
 
+def bailing_layer(p: str, k: int | None) -> Block:
+    """Ring-2.5's MTP layer (``bailing_moe_linear.py``): the MLA attention of
+    `mla_mlp_layer` and a MoE block (routed ``experts``, ``shared_experts``, a ``gate``)."""
+    lin, pl = mla_mlp_layer("mlp")(p, k)
+    lin = [x for x in lin if ".mlp." not in x.name]
+    lin += _experts(f"{p}.mlp", k) + _mlp(f"{p}.mlp.shared_experts", MOE_INTER, k)
+    lin.append(Linear(f"{p}.mlp.gate", EXPERTS, HIDDEN, k, "router", False))  # type: ignore[arg-type]
+    return lin, pl
+
+
+def bailing_v3_layer(p: str, k: int | None) -> Block:
+    """`bailing_layer` with Ling-V3's attention output projection ``self_attn.dense``
+    (``bailing_moe_v3.py``; its MTP ``load_weights`` maps no ``o_proj``)."""
+    lin, pl = bailing_layer(p, k)
+    return [replace(x, name=x.name.replace(".self_attn.o_proj", ".self_attn.dense"))
+            for x in lin], pl
+
+
+def nemotron_h_layer(p: str, k: int | None) -> Block:
+    """Nemotron-H's attention MTP layer (pattern ``*``): ``mixer.{q,k,v,o}_proj`` and
+    ``norm``. (Public checkpoints add a MoE layer, ``*E``, whose non-gated experts vLLM
+    cannot build on CPU.) Target layers: `llama_layer` placeholders."""
+    if k is None:
+        return llama_layer(p, k)
+    return ([replace(x, name=x.name.replace(".self_attn.", ".mixer."))
+             for x in _attn_gqa(p, k, gated_q=False)], [_norm(f"{p}.norm", HIDDEN, k)])
+
+
 def fc_extras(proj: str, norms: tuple[str, ...], *, group: str = "head",
               quantizable: bool = True) -> Callable[[str, int], Block]:
     """An MTP layer's input projection ``proj`` [hidden, 2 * hidden] and its norms
@@ -166,6 +220,33 @@ def text_config(**extra: Any) -> dict[str, Any]:
         "torch_dtype": "bfloat16",
         **extra,
     }
+
+
+CONFIGURATION_PANGU = '''\
+"""openPangu-Ultra-MoE configuration (remote code, as its repositories ship one)."""
+
+from transformers import PretrainedConfig
+
+
+class PanguUltraMoEConfig(PretrainedConfig):
+    model_type = "pangu_ultra_moe"
+'''
+
+
+#: the config keys of `mla_mlp_layer`'s latent attention
+MLA_CONFIG: dict[str, int] = {"q_lora_rank": MLA_Q_RANK, "kv_lora_rank": MLA_KV_RANK,
+                              "qk_nope_head_dim": MLA_NOPE, "qk_rope_head_dim": MLA_ROPE,
+                              "v_head_dim": MLA_V}
+#: Ring-2.5's and Ling-V3's text keys (`bailing_layer`: latent attention, MoE)
+BAILING_TEXT = text_config(**MLA_CONFIG, num_experts=EXPERTS, num_experts_per_tok=2,
+                           num_shared_experts=1, moe_intermediate_size=MOE_INTER,
+                           use_bias=False)
+
+
+#: a NextN layer's input norms and output norm (HY-V3, Bailing, Nemotron-H)
+EH_NORMS = ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm")
+#: their plain ``eh_proj`` (a ``torch.nn.Linear``) with `EH_NORMS`
+PLAIN_EH = fc_extras("{p}.eh_proj", EH_NORMS, group="eh_proj", quantizable=False)
 
 
 @dataclass(frozen=True)
@@ -210,9 +291,12 @@ def family(spec: LearnedSpec, num_mtp: int) -> Family:
     config["num_nextn_predict_layers"] = num_mtp
     if spec.text_key:
         config[spec.text_key] = {**config[spec.text_key], "num_nextn_predict_layers": num_mtp}
-    extra = {"extra_files": dict(spec.files)} if spec.files else {}
+    if spec.files:  # remote code beside the weights (loaded with ``trust_remote_code``)
+        return MoreFamily.of(spec.name, spec.architecture, num_mtp, config,
+                             (linears, plains, [b], globs), spec.root_glob,
+                             extra_files=dict(spec.files))
     return Family.of(spec.name, spec.architecture, num_mtp, config,
-                     (linears, plains, [b], globs), spec.root_glob, **extra)
+                     (linears, plains, [b], globs), spec.root_glob)
 
 
 SPECS: tuple[LearnedSpec, ...] = (
@@ -282,9 +366,44 @@ SPECS: tuple[LearnedSpec, ...] = (
                        moe_intermediate_size=DENSE_INTER, first_k_dense_replace=N_TARGET + 1,
                        qk_norm=False)},
         mtp="model.layers.{n}", layer=llama_layer,
-        extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm"),
-                         group="eh_proj", quantizable=False),
+        extras=PLAIN_EH,
         root_glob="model.layers.2*"),
+    LearnedSpec(
+        "openpangu", "PanguUltraMoEForCausalLM",
+        {"architectures": ["PanguUltraMoEForCausalLM"], "model_type": "pangu_ultra_moe",
+         "auto_map": {"AutoConfig": "configuration_openpangu.PanguUltraMoEConfig"},
+         **text_config(n_routed_experts=EXPERTS, first_k_dense_replace=N_TARGET + 1,
+                       **MLA_CONFIG)},
+        mtp="model.layers.{n}", layer=mla_mlp_layer("mlp"), extras=nextn_extras,
+        root_glob="model.layers.2*", head_glob="model.layers.2.shared_head*",
+        files={"configuration_openpangu.py": CONFIGURATION_PANGU}),
+    LearnedSpec(
+        "bailing_v2_5", "BailingMoeV2_5ForCausalLM",
+        {"architectures": ["BailingMoeV2_5ForCausalLM"], "model_type": "bailing_hybrid",
+         **BAILING_TEXT},
+        mtp="model.layers.{n}", layer=bailing_layer,
+        extras=PLAIN_EH,
+        root_glob="model.layers.2*"),
+    LearnedSpec(
+        "bailing_v3", "BailingMoeV3ForCausalLM",
+        {"architectures": ["BailingMoeV3ForCausalLM"], "model_type": "bailing_hybrid",
+         **BAILING_TEXT, "moe_shared_expert_intermediate_size": MOE_INTER},
+        mtp="model.layers.{n}", layer=bailing_v3_layer,
+        extras=fc_extras("{p}.eh_proj", EH_NORMS),
+        root_glob="model.layers.2*", head_glob="model.layers.2.eh_proj*"),
+    LearnedSpec(
+        "nemotron_h", "NemotronHForCausalLM",
+        {"architectures": ["NemotronHForCausalLM"], "model_type": "nemotron_h",
+         **text_config(hybrid_override_pattern="*E", mtp_hybrid_override_pattern="*",
+                       n_routed_experts=EXPERTS, n_shared_experts=1, num_experts_per_tok=2,
+                       moe_intermediate_size=MOE_INTER,
+                       moe_shared_expert_intermediate_size=MOE_INTER, n_group=1,
+                       topk_group=1, norm_topk_prob=True, routed_scaling_factor=1.0,
+                       mlp_hidden_act="relu2", layer_norm_epsilon=1e-5,
+                       attention_bias=False, mlp_bias=False)},
+        mtp="mtp.layers.{k}", layer=nemotron_h_layer,
+        extras=fc_extras("{p}.eh_proj", EH_NORMS),
+        root_glob="mtp*", head_glob="mtp.layers.0.eh_proj*", target_root="backbone"),
 )
 
 

@@ -21,8 +21,9 @@ the class they load):
   to the representative's); else whether vLLM can build it here at all: a
   class whose constructor raises ``NotImplementedError`` before reading its config
   (vLLM's CPU stubs) says so in vLLM's own words, a module that does not import on CPU
-  gives the import error, `MEASURED_LIMITS` holds limits found by building tiny
-  checkpoints (``../shared/FINDINGS.md``); otherwise "imports; not built by the tests";
+  gives the import error (as a fresh process reports it), `MEASURED_LIMITS` holds limits
+  found by building tiny checkpoints (``../shared/FINDINGS.md``); otherwise "imports;
+  not built by the tests";
 - **vLLM workarounds overridden**: the per-model quantization workarounds found in the
   class's source file (`WORKAROUNDS`). For a drafter the plugin plans (profile or
   learned), every planned module is built in its stored precision whatever these do.
@@ -31,9 +32,12 @@ the class they load):
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import inspect
+import json
 import re
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +69,14 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
         "nor the plan can name it, so under NVFP4 it fails on lm_head.weight and under FP8 "
         "it holds BF16 data, plugin on or off; the other draft modules load in their stored "
         "precision")),
+    "OpenPanguMTP": (None, 8, ""),
+    "BailingMoeV25MTPModel": (None, 8, ""),
+    "BailingMoeV3MTPModel": (None, 8, ""),
+    "NemotronHMTP": (None, 8, (
+        "built with an attention-only MTP step (`mtp_hybrid_override_pattern` `*`); the MoE "
+        "step of public checkpoints (`*E`) does not build on CPU: its non-gated experts "
+        "raise NotImplementedError: is_act_and_mul=False is supported only for CUDA, XPU "
+        "and ROCm (fused_moe/config.py)")),
     "EagleLlamaForCausalLM": (None, 8, ""),
     "EagleMistralForCausalLM": (None, 8, ""),
     "EagleCohereForCausalLM": (None, 8, ""),
@@ -133,6 +145,24 @@ def _platform_limit(cls: type) -> str | None:
     return None
 
 
+def _fresh_import_error(module: str, exc: Exception) -> str:
+    """Why ``module`` does not import, as a fresh process says it: in a process that
+    already holds part of vLLM's attention stack the same failure reads differently
+    (``fa_utils`` imported without its flash-attention names), so the table would depend
+    on what ran before it."""
+    code = (f"import json\ntry:\n    import {module}\nexcept Exception as e:\n"
+            f"    print(json.dumps([type(e).__name__, str(e)]))")
+    kind, text = type(exc).__name__, str(exc)
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=600, check=False).stdout.strip().splitlines()
+        if out:
+            kind, text = json.loads(out[-1])
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return f"{kind}: {text[:120]}"
+
+
 def census() -> list[DrafterClass]:
     """Every drafter class vLLM's registry loads, with its status here."""
     import vllm
@@ -162,7 +192,7 @@ def census() -> list[DrafterClass]:
             if limit:
                 platform = f"cannot be built on CPU: {limit}"
         except Exception as e:  # the class does not even import here
-            platform = f"cannot be imported on CPU: {type(e).__name__}: {str(e)[:120]}"
+            platform = f"cannot be imported on CPU: {_fresh_import_error(full, e)}"
         profiled = [n for n in names if n in known]
         if profiled:
             status = f"profile (`profiles/{family[profiled[0]]}.py`)"
@@ -241,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     if new != text:
         print(f"{path}: the coverage table is out of date; run "
               f"python -m vllm_draft_quant.adapter.coverage --write {path}")
+        print("".join(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
+                                           "README (now)", "generated", n=0)))
         return 1
     print(f"{path}: the coverage table is current")
     return 0
