@@ -250,13 +250,24 @@ class WrittenCheckpoint:
 
 
 # ----------------------------------------------------------------------------- tensors
-# A tensor's bytes depend only on its module, format, producer and seed, and the suite
-# writes the same tiny tensors thousands of times: both generators are memoized
-# (RawTensor is immutable; a few MB per family and format).
-@functools.lru_cache(maxsize=32768)
+# A tensor's bytes depend only on its module, format, producer, seed and the writers'
+# layout settings (``_formats_int4.GROUP``, ``_formats_more.BLOCK``: the matrices switch
+# them for a case), and the suite writes the same tiny tensors thousands of times: both
+# generators are memoized on exactly those (RawTensor is immutable; a few MB per family
+# and format).
 def _quant_tensors(
     lin: Linear, fmt: Format, producer: Producer, seed: int
 ) -> tuple[tuple[str, T.RawTensor], ...]:
+    return _memo_quant_tensors(lin, fmt, producer, seed, _formats_int4.GROUP,
+                               _formats_more.BLOCK)
+
+
+@functools.lru_cache(maxsize=32768)
+def _memo_quant_tensors(
+    lin: Linear, fmt: Format, producer: Producer, seed: int, group: int,
+    block: tuple[int, int],
+) -> tuple[tuple[str, T.RawTensor], ...]:
+    assert (group, block) == (_formats_int4.GROUP, _formats_more.BLOCK)
     return tuple(_make_quant_tensors(lin, fmt, producer, seed))
 
 

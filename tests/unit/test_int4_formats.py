@@ -4,6 +4,7 @@ bits and group size from header shapes; the vLLM config built for a stored layou
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -300,3 +301,23 @@ def test_quark_runtime_scheme_is_the_global_one_with_per_layer_configs() -> None
     qc = {"global_quant_config": {"weight": {"dtype": "fp4"}},
           "layer_quant_config": {"mtp.layers.0.self_attn.*": {"weight": {"dtype": "fp8_e4m3"}}}}
     assert formats.QUARK.runtime_scheme("quark", {"quant_config": qc}) is Scheme.MXFP4
+
+
+def test_factory_memo_follows_the_group_size(tmp_path: Path) -> None:
+    """The factory memoizes tensors; a case that switches ``_formats_int4.GROUP`` (the
+    INT4 matrix's g64 rows) still gets tensors of its own group size."""
+    from support import CheckpointSpec, _formats_int4, write_checkpoint
+
+    def scales(root: Path) -> set[tuple[int, ...]]:
+        w = write_checkpoint(root, CheckpointSpec("qwen3_next", "int4", "gptq", layout="g"))
+        return {t.shape for n, t in w.tensors.items() if n.endswith(".scales")}
+
+    g32 = scales(tmp_path / "g32")
+    saved = _formats_int4.GROUP
+    _formats_int4.GROUP = 64
+    try:
+        g64 = scales(tmp_path / "g64")
+    finally:
+        _formats_int4.GROUP = saved
+    assert g32 != g64
+    assert scales(tmp_path / "again") == g32
