@@ -36,3 +36,21 @@ def test_profiles_not_built_are_the_prefix_tests_static_only() -> None:
     from vllm_draft_quant.adapter.coverage import PROFILES_NOT_BUILT
 
     assert set(PROFILES_NOT_BUILT) == set(STATIC_ONLY)
+
+
+def test_rows_built_by_the_prefix_test_name_an_architecture_it_builds() -> None:
+    """A row may say "built by test_profile_prefixes" only if that test builds one of the
+    row's draft architectures (an alias in a profile is not built by it)."""
+    import re
+
+    from test_profile_prefixes import CASES
+
+    built = {arch for arch, _ in CASES}
+    text = README.read_text()
+    table = text[text.index("<!-- coverage:start"):text.index("<!-- coverage:end")]
+    claimed = [line for line in table.splitlines()
+               if "built by `tests/integration/test_profile_prefixes.py` and held" in line]
+    assert claimed
+    for line in claimed:
+        names = set(re.findall(r"`([^`]+)`", line.split(" | ")[1]))
+        assert names & built, line[:160]
