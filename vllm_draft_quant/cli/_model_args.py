@@ -4,12 +4,20 @@ cache with ``--revision`` and ``--cache-dir`` (as ``hf download`` takes them).""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vllm_draft_quant.checkpoint.locate import is_hub_snapshot, locate_model
-from vllm_draft_quant.errors import CheckpointError
+from vllm_draft_quant.errors import CheckpointError, UnknownDrafterError
 
-__all__ = ["add_learn_option", "add_model_options", "model_dir", "refuse_hub_snapshot"]
+if TYPE_CHECKING:
+    from vllm_draft_quant.core.profile import DrafterProfile
+
+__all__ = ["add_learn_option", "add_model_options", "model_dir", "refuse_hub_snapshot",
+           "with_learned"]
+
+T = TypeVar("T")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -53,3 +61,18 @@ def refuse_hub_snapshot(folder: Path, command: str) -> None:
         f"run it on that: {local_copy_command(folder)} && vllm-draft-quant {command} "
         f"./{name.rsplit('/', 1)[-1]}"
     )
+
+
+def with_learned(run: Callable[[DrafterProfile | None], T], *, learn: bool, model: str,
+                 origin: str, engine_args: Mapping[str, Any] | None = None) -> T:
+    """``run(None)`` (the hand profiles); when it finds none for the drafter, ``run``
+    once more with the profile ``cli._learn.learn_or_explain`` gives for ``model``
+    (imported only then: graft and fix runs with a hand profile stay free of it)."""
+    try:
+        return run(None)
+    except UnknownDrafterError as e:
+        from vllm_draft_quant.cli._learn import learn_or_explain
+
+        profile = learn_or_explain(e, learn=learn, model=model, origin=origin,
+                                   engine_args=engine_args)
+    return run(profile)

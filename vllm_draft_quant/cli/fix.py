@@ -11,13 +11,13 @@ from vllm_draft_quant.cli._model_args import (
     add_learn_option,
     add_model_options,
     refuse_hub_snapshot,
+    with_learned,
 )
 from vllm_draft_quant.cli._model_args import model_dir as model_dir_of
 from vllm_draft_quant.cli._output import json_document
 
 if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
     from vllm_draft_quant.core.profile import DrafterProfile
-    from vllm_draft_quant.errors import UnknownDrafterError
     from vllm_draft_quant.repair.fixer import FixResult
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "fix_json", "note", "report_fix",
@@ -114,20 +114,16 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                           "fixing it\n")
     else:
         model_dir = model_dir_of(args)
-    learned: list[DrafterProfile] = []  # the profile learned from vLLM, once needed
-
     def compute() -> tuple[FixResult, dict[str, tuple[str, str]]]:
-        from vllm_draft_quant.errors import UnknownDrafterError
+        from vllm_draft_quant.core.speculative import parse_speculative_config
 
-        try:
-            return _compute(model_dir, drafter, target_layers, *learned,
-                            separate_from=separate_from)
-        except UnknownDrafterError as e:
-            if learned:
-                raise
-            learned.append(_learn(args, e))
-            return _compute(model_dir, drafter, target_layers, *learned,
-                            separate_from=separate_from)
+        spec = getattr(args, "speculative_config", None)
+        return with_learned(
+            lambda profile: _compute(model_dir, drafter, target_layers, profile,
+                                     separate_from=separate_from),
+            learn=getattr(args, "learn", False), model=str(model_dir_of(args)),
+            origin=str(args.model),
+            engine_args={"speculative_config": parse_speculative_config(spec)} if spec else None)
 
     if not args.write:
         note(settle(model_dir))
@@ -168,19 +164,6 @@ def note(lines: list[str]) -> None:
     leftover temporaries removed), on stderr so stdout stays the command's own output."""
     for line in lines:
         sys.stderr.write(f"note: {line}\n")
-
-
-def _learn(args: argparse.Namespace, error: UnknownDrafterError) -> DrafterProfile:
-    """The mapping learned from vLLM for a drafter without a hand profile (``--learn``;
-    without it, ``error`` naming the option)."""
-    from vllm_draft_quant.cli._learn import learn_or_explain
-    from vllm_draft_quant.core.speculative import parse_speculative_config
-
-    spec = getattr(args, "speculative_config", None)
-    engine_args = {"speculative_config": parse_speculative_config(spec)} if spec else None
-    return learn_or_explain(error, learn=getattr(args, "learn", False),
-                            model=str(model_dir_of(args)), origin=str(args.model),
-                            engine_args=engine_args)
 
 
 def _compute(model_dir: Path, drafter: str | None = None, target_layers: int | None = None,

@@ -11,13 +11,13 @@ from vllm_draft_quant.cli._model_args import (
     add_model_options,
     model_dir,
     refuse_hub_snapshot,
+    with_learned,
 )
 from vllm_draft_quant.cli._output import Progress, json_document
 from vllm_draft_quant.cli.fix import fix_json, note, report_fix
 from vllm_draft_quant.errors import ConfigError, DraftQuantError
 
 if TYPE_CHECKING:  # the rest is imported when the command runs (a fast --help)
-    from vllm_draft_quant.core.profile import DrafterProfile
     from vllm_draft_quant.repair.graft import GraftPlan
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "HELP", "add_arguments", "graft_json", "parse_layers", "run"]
@@ -107,24 +107,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return Progress(total, "comparing the draft tensors TARGET already has",
                         done_verb="compared")
 
-    learned: list[DrafterProfile] = []  # the mapping learned from vLLM, once needed
-
     def planned() -> GraftPlan:
-        from vllm_draft_quant.errors import UnknownDrafterError
 
-        try:
-            return plan_graft(target, args.source, layers=layers, force=args.force,
-                              compare_progress=comparing, profile=next(iter(learned), None))
-        except UnknownDrafterError as e:
-            if learned:
-                raise
-            from vllm_draft_quant.cli._learn import learn_or_explain
-
-            # SOURCE holds the draft tensors the learner must see the drafter read
-            learned.append(learn_or_explain(e, learn=getattr(args, "learn", False),
-                                            model=str(locate_model(args.source)),
-                                            origin=str(args.source)))
-            return planned()
+        # SOURCE holds the draft tensors the learner must see the drafter read
+        return with_learned(
+            lambda profile: plan_graft(target, args.source, layers=layers, force=args.force,
+                                       compare_progress=comparing, profile=profile),
+            learn=getattr(args, "learn", False), model=str(locate_model(args.source)),
+            origin=str(args.source))
 
     if args.dry_run:
         note(settle(target))

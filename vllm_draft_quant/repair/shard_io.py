@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -96,9 +97,9 @@ def build_header(tensors: Sequence[TensorSource], metadata: dict[str, str] | Non
     pad = -len(raw) % 8
     runs = _ranges(tensors)
     if runs:
-        at, (_, src_offset, _) = max(
-            ((sum(r[2] for r in runs[:i]), r) for i, r in enumerate(runs)),
-            key=lambda x: x[1][2])
+        # where each run starts in the new data (one more start than runs: strict=False)
+        starts = itertools.accumulate((r[2] for r in runs), initial=0)
+        at, (_, src_offset, _) = max(zip(starts, runs, strict=False), key=lambda x: x[1][2])
         aligned = (src_offset - 8 - at - len(raw)) % PAGE
         if (len(raw) + aligned) % 8 == 0:
             pad = aligned
