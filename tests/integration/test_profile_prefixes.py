@@ -44,7 +44,10 @@ FAMILY_OF = {
     "Eagle3DeepseekV2ForCausalLM": ("eagle3_deepseek",),
     "EagleDeepSeekMTPModel": ("eagle_deepseek",),
     "EagleMiniCPMForCausalLM": ("eagle_minicpm",),
+    "MiMoV2MTPModel": ("mimo_v2",),
 }
+#: families whose tiny checkpoint has one MTP layer (vLLM builds only the first)
+ONE_MTP = {"mimo_v2"}
 #: EAGLE-1 families: a separate draft folder (support.eagle3.write_eagle_pair, layout g)
 EAGLE1 = {"eagle_deepseek": ("deepseek", "EagleDeepSeekMTPModel"),
           "eagle_minicpm": ("minicpm", "EagleMiniCPMForCausalLM")}
@@ -53,7 +56,6 @@ EAGLE1 = {"eagle_deepseek": ("deepseek", "EagleDeepSeekMTPModel"),
 STATIC_ONLY = {
     "DeepSeekV4MTPModel": "vLLM 0.33.0 has no CPU implementation (deepseek_v4/cpu/mtp.py "
                           "raises NotImplementedError)",
-    "MiMoV2MTPModel": "no tiny MiMo-V2 factory checkpoint yet",
     "Qwen4ExpMTP": "no tiny Qwen4Exp factory checkpoint yet (hyper-connection tensors)",
 }
 CASES = [(p.architecture, f) for p in PROFILES if p.architecture not in STATIC_ONLY
@@ -115,7 +117,8 @@ def _write(root: Path, family: str) -> tuple[Path, dict[str, Any], Any]:
         )
     ckpt = write_checkpoint(
         root / family,
-        CheckpointSpec(family, "nvfp4", layout="g", num_mtp_layers=2),  # type: ignore[arg-type]
+        CheckpointSpec(family, "nvfp4", layout="g",  # type: ignore[arg-type]
+                       num_mtp_layers=1 if family in ONE_MTP else 2),
     )
     return ckpt.path, engine_args(family), lambda: plan(ckpt.path)
 
