@@ -14,7 +14,8 @@
   exclusions graft wrote) and the plugin both load the grafted layers unquantized.
 
 Drafters without a hand profile: ``test_cli_load_learned.py``; families vLLM cannot build
-on the CPU (DeepSeek-V4, Qwen4Exp, MiMo-V2): ``tests/unit/test_fix_graft_rest.py``.
+on the CPU (DeepSeek-V4, Qwen4Exp) and MiMo-V2 (built and loaded by
+``test_learned_drafters.py``, no fix/graft load here yet): ``tests/unit/test_fix_graft_rest.py``.
 """
 
 from __future__ import annotations
