@@ -56,7 +56,15 @@ EAGLE1 = {"eagle_deepseek": ("deepseek", "EagleDeepSeekMTPModel"),
 STATIC_ONLY = {
     "DeepSeekV4MTPModel": "vLLM 0.33.0 has no CPU implementation (deepseek_v4/cpu/mtp.py "
                           "raises NotImplementedError)",
-    "Qwen4ExpMTP": "no tiny Qwen4Exp factory checkpoint yet (hyper-connection tensors)",
+    # an alias of the MiMoV2MTPModel profile: its own class is not built here
+    "MiMoV2OmniMTPModel": ("a subclass of MiMoV2MTP with its layers and load_weights "
+                           "(mimo_v2_mtp.py), built here only through MiMoV2MTP: no tiny "
+                           "MiMo-V2-Omni (multimodal) target yet"),
+    "Qwen4ExpMTP": ("no tiny Qwen4Exp factory checkpoint yet (hyper-connection tensors); "
+                    "its QSA attention (config indexer_n_heads) needs FlashAttention, "
+                    "which the CPU lacks (read, not run: "
+                    "qwen4_exp/nvidia/qsa.py:Qwen4ExpQSAFlashAttentionImpl.__init__ "
+                    "raises NotImplementedError)"),
 }
 CASES = [(p.architecture, f) for p in PROFILES if p.architecture not in STATIC_ONLY
          for f in FAMILY_OF.get(p.architecture, ("?",))]

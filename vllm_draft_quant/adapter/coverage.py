@@ -95,7 +95,14 @@ PROFILE_TESTS = "tests/integration/test_profile_prefixes.py"
 PROFILES_NOT_BUILT: dict[str, str] = {
     "DeepSeekV4MTPModel": "no CPU implementation (deepseek_v4/cpu/mtp.py raises "
                           "NotImplementedError)",
-    "Qwen4ExpMTP": "no tiny Qwen4Exp factory checkpoint yet (hyper-connection tensors)",
+    "MiMoV2OmniMTPModel": ("a subclass of MiMoV2MTP with its layers and load_weights "
+                           "(mimo_v2_mtp.py), built here only through MiMoV2MTP: no tiny "
+                           "MiMo-V2-Omni (multimodal) target yet"),
+    "Qwen4ExpMTP": ("no tiny Qwen4Exp factory checkpoint yet (hyper-connection tensors); "
+                    "its QSA attention (config indexer_n_heads) needs FlashAttention, "
+                    "which the CPU lacks (read, not run: "
+                    "qwen4_exp/nvidia/qsa.py:Qwen4ExpQSAFlashAttentionImpl.__init__ "
+                    "raises NotImplementedError)"),
 }
 #: class -> what stops it on vLLM's CPU platform, measured (FINDINGS "Drafters outside
 #: the first seven"); classes whose constructor is a CPU stub are found in the code
