@@ -72,6 +72,7 @@ _EXAONE_LINEAR = frozenset({f"{X}.self_attn.qkv_proj", f"{X}.self_attn.o_proj",
 _OK = Expected("ok")
 E = "model.layers.2"  # an EAGLE-1 draft's layer, numbered after the 2 target layers
 M = "model.eagle_layers.2"  # EagleMiniCPM's
+P = "model.mtp.layers.0"  # MiMo-V2's MTP layer (checkpoint and runtime names)
 #: stock EagleLlama: the draft's own config (get_draft_quant_config), exclusions matched
 #: against the runtime names model.layers.2.* / model.fc that checkpoint names never equal
 _EAGLE_FP8_WRONG = ((f"{E}.self_attn.qkv_proj", "layers.0.self_attn.q_proj"),
@@ -355,6 +356,29 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
         },
         draft="minicpm", profile=True),
+    # MiMo-V2-Flash (hand profile): model.mtp.layers.0.* in checkpoint and runtime names
+    # alike, the target's quant config and packed-module mapping, so exclusions written
+    # in checkpoint names match (b, c); vLLM builds the MTP layer's o_proj with no quant
+    # config (mimo_v2.py:MiMoV2Attention.__init__, "mtp.layers" in its prefix): a quantized
+    # o_proj (g) fails under NVFP4 and loads as cast FP8 data without its scale under FP8
+    LearnedClass(
+        "mimo_v2", "MiMoV2MTP", "MiMoV2MTPModel",
+        frozenset({f"{P}.self_attn.qkv_proj", f"{P}.self_attn.o_proj",
+                   f"{P}.mlp.gate_up_proj", f"{P}.mlp.down_proj"}),
+        {
+            ("nvfp4", "a"): Expected("loud", "AssertionError",
+                                     f"[while loading {P}.mlp.gate_proj.weight]"),
+            ("nvfp4", "g"): Expected("loud", "RuntimeError",
+                                     f"[while loading {P}.self_attn.o_proj.weight]"),
+            ("fp8", "a"): Expected("silent", wrong=(
+                (f"{P}.self_attn.qkv_proj", f"{P}.self_attn.q_proj"),
+                (f"{P}.mlp.gate_up_proj", f"{P}.mlp.gate_proj"),
+                (f"{P}.mlp.down_proj", f"{P}.mlp.down_proj"))),
+            ("fp8", "g"): Expected("silent", wrong=(
+                (f"{P}.self_attn.o_proj", f"{P}.self_attn.o_proj"),)),
+            **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "bc"},
+        },
+        profile=True),
     LearnedClass(
         "eagle_deepseek", "EagleDeepseekV3ForCausalLM", "EagleDeepSeekMTPModel",
         frozenset({f"{E}.self_attn.fused_qkv_a_proj", f"{E}.self_attn.q_b_proj",

@@ -59,6 +59,10 @@ def assert_stored_precision(plan: Plan, result: Any, *, sentinels: bool = True) 
         if d.kind == "plain":
             continue
         m = result.modules.get(d.module)
+        if m is None and d.kind == "fixed":  # built with no prefix (MiMo-V2's eh_proj,
+            # mimo_v2_mtp.py:MiMoV2MTPLayer.__init__): found by its module path
+            m = next((x for x in result.modules.values()
+                      if not x.prefix and x.module_path == d.module), None)
         assert m is not None, f"{d.module} planned but vLLM built no such layer"
         if d.kind == "fixed":
             assert m.quant_method and m.quant_method.startswith("Unquantized"), d.module

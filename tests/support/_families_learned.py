@@ -64,6 +64,14 @@ Adding a drafter class is adding a row (and its cases in
   (``bailing_moe_v3_mtp.py``): the names of ``bailing_v2_5``, except that ``eh_proj`` is
   a ``ReplicatedLinear`` built with the quant config (stored quantized in layout g) and
   the attention output projection is ``self_attn.dense``.
+- ``mimo_v2``: ``MiMoV2FlashForCausalLM`` (MiMo-V2-Flash; transformers' ``mimo_v2_flash``
+  config), drafted by vLLM's ``MiMoV2MTP`` (``mimo_v2_mtp.py``, a hand profile:
+  ``profiles/mimo_v2.py``): ``model.mtp.layers.{k}.*`` in checkpoint and runtime names
+  (a decoder layer with ``input_layernorm``/``pre_mlp_layernorm``, a plain ``eh_proj``,
+  ``enorm``/``hnorm``/``final_layernorm``); vLLM builds the MTP layer's attention from the
+  ``swa_*`` keys and its ``o_proj`` with no quant config. Target layers: full attention
+  (``hybrid_layer_pattern`` 0), dense MLPs (``moe_layer_freq`` 0), ``v_head_dim`` equal to
+  ``head_dim`` (else vLLM picks a CUDA-only DiffKV attention backend).
 - ``nemotron_h``: ``NemotronHForCausalLM`` (Nemotron-H; a Mamba hybrid: only the drafter
   is built), drafted by vLLM's ``NemotronHMTP`` (``nemotron_h_mtp.py``): ``mtp.layers.{k}``
   renamed to ``model.layers.{k}``, here one attention step (``mtp_hybrid_override_pattern``
@@ -171,6 +179,16 @@ def bailing_v3_layer(p: str, k: int | None) -> Block:
     lin, pl = bailing_layer(p, k)
     return [replace(x, name=x.name.replace(".self_attn.o_proj", ".self_attn.dense"))
             for x in lin], pl
+
+
+def mimo_v2_layer(p: str, k: int | None) -> Block:
+    """MiMo-V2's decoder layer: `llama_layer`; its MTP layer names the second norm
+    ``pre_mlp_layernorm`` (``mimo_v2_mtp.py:MiMoV2MTPLayer``)."""
+    lin, pl = llama_layer(p, k)
+    if k is None:
+        return lin, pl
+    return lin, [_norm(f"{p}.input_layernorm", HIDDEN, k),
+                 _norm(f"{p}.pre_mlp_layernorm", HIDDEN, k)]
 
 
 def nemotron_h_layer(p: str, k: int | None) -> Block:
@@ -404,6 +422,20 @@ SPECS: tuple[LearnedSpec, ...] = (
         mtp="mtp.layers.{k}", layer=nemotron_h_layer,
         extras=fc_extras("{p}.eh_proj", EH_NORMS),
         root_glob="mtp*", head_glob="mtp.layers.0.eh_proj*", target_root="backbone"),
+    LearnedSpec(
+        "mimo_v2", "MiMoV2FlashForCausalLM",
+        {"architectures": ["MiMoV2FlashForCausalLM"], "model_type": "mimo_v2_flash",
+         **text_config(v_head_dim=HEAD_DIM, layernorm_epsilon=1e-5, attention_bias=False,
+                       swa_num_attention_heads=HEADS, swa_num_key_value_heads=KV_HEADS,
+                       swa_head_dim=HEAD_DIM, swa_v_head_dim=HEAD_DIM,
+                       hybrid_layer_pattern=[0] * N_TARGET, moe_layer_freq=[0] * N_TARGET,
+                       layer_types=["full_attention"] * N_TARGET,
+                       mlp_layer_types=["dense"] * N_TARGET,
+                       n_routed_experts=EXPERTS, num_experts_per_tok=2,
+                       moe_intermediate_size=MOE_INTER, attention_value_scale=None,
+                       rope_parameters={"rope_type": "default", "rope_theta": 10000.0})},
+        mtp="model.mtp.layers.{k}", layer=mimo_v2_layer, extras=PLAIN_EH,
+        root_glob="model.mtp*"),
 )
 
 

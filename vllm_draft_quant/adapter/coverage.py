@@ -82,10 +82,12 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     "EagleCohereForCausalLM": (None, 8, ""),
 }
 #: hand-profiled drafter class -> its number of build cases (ModelOpt NVFP4 and FP8 x
-#: layouts a, b, c, g of a separate draft folder) in ``LEARNED_TESTS``, where its plan is
+#: layouts a, b, c, g of its draft weights: a separate EAGLE draft folder or the MTP
+#: layers of the target's) in ``LEARNED_TESTS``, where its plan is
 #: also held equal to the learned one (``learned_cases.py`` rows with ``profile=True``)
 PROFILED_BUILT: dict[str, int] = {"EagleMiniCPMForCausalLM": 8,
-                                   "EagleDeepseekV3ForCausalLM": 8}
+                                   "EagleDeepseekV3ForCausalLM": 8,
+                                   "MiMoV2MTP": 8}
 #: where every hand-profiled drafter is built on CPU (and held against the learner)
 PROFILE_TESTS = "tests/integration/test_profile_prefixes.py"
 #: draft architecture -> why the prefix test checks its profile against the source only
@@ -93,8 +95,14 @@ PROFILE_TESTS = "tests/integration/test_profile_prefixes.py"
 PROFILES_NOT_BUILT: dict[str, str] = {
     "DeepSeekV4MTPModel": "no CPU implementation (deepseek_v4/cpu/mtp.py raises "
                           "NotImplementedError)",
-    "MiMoV2MTPModel": "no tiny MiMo-V2 factory checkpoint yet",
-    "Qwen4ExpMTP": "no tiny Qwen4Exp factory checkpoint yet (hyper-connection tensors)",
+    "MiMoV2OmniMTPModel": ("a subclass of MiMoV2MTP with its layers and load_weights "
+                           "(mimo_v2_mtp.py), built here only through MiMoV2MTP: no tiny "
+                           "MiMo-V2-Omni (multimodal) target yet"),
+    "Qwen4ExpMTP": ("no tiny Qwen4Exp factory checkpoint yet (hyper-connection tensors); "
+                    "its QSA attention (config indexer_n_heads) needs FlashAttention, "
+                    "which the CPU lacks (read, not run: "
+                    "qwen4_exp/nvidia/qsa.py:Qwen4ExpQSAFlashAttentionImpl.__init__ "
+                    "raises NotImplementedError)"),
 }
 #: class -> what stops it on vLLM's CPU platform, measured (FINDINGS "Drafters outside
 #: the first seven"); classes whose constructor is a CPU stub are found in the code
@@ -208,7 +216,7 @@ def census() -> list[DrafterClass]:
             platform = _learned_built(cls_name)
         elif platform.startswith("imports") and cls_name in PROFILED_BUILT:
             platform = (f"built and loaded by the tests (`{LEARNED_TESTS}`: ModelOpt NVFP4 "
-                        f"and FP8 x layouts a, b, c, g of its own draft folder, "
+                        f"and FP8 x layouts a, b, c, g, "
                         f"{PROFILED_BUILT[cls_name]} cases; plan held equal to the learned "
                         f"mapping's; prefixes checked by `{PROFILE_TESTS}`)")
         elif platform.startswith("imports") and profiled:
