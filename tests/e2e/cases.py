@@ -119,6 +119,14 @@ REFERENCES = {
         {"quant": None},
         reference="deepseek-bf16",
     ),
+    "qwen3next-bf16": Case(
+        "qwen3next-bf16",
+        "Qwen3-Next",
+        "BF16 original (Qwen3NextForCausalLM, Gated-DeltaNet + gated attention, MoE, MTP)",
+        "agreeing_gdn.write_qwen3_next",
+        {"quant": None},
+        reference="qwen3next-bf16",
+    ),
 }
 DRAFTS = {
     d.key: d
@@ -194,6 +202,15 @@ CASES = [
         {"quant": "nvfp4"},
         reference="deepseek-bf16",
         stock_error="RuntimeError",  # the NVFP4 NextN experts meet the BF16 tensors (_load_w2)
+    ),
+    Case(
+        "qwen3next-nvfp4-bf16mtp",
+        "Qwen3-Next",
+        "ModelOpt NVFP4 target (routed experts and in_proj_ba BF16, excluded by name), MTP "
+        "layer grafted in BF16 (layout a)",
+        "agreeing_gdn.write_qwen3_next",
+        {"quant": "nvfp4"},
+        reference="qwen3next-bf16",
     ),
     Case(
         "llama-fp8+eagle3-fp8-attn",
