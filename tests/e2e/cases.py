@@ -16,7 +16,9 @@ with its NextN layer (``agreeing_nextn.py``: NVFP4 target with the NextN layer g
 BF16 in the tier, GLM's FP8 export in ``BENCH_ONLY``; their MoE layers run the CPU MoE
 stand-ins F12/F13 of ``cpu_forward.py``, DeepSeek's MLA decode F14), and EAGLE3-Llama (a
 Llama target with a separate EAGLE3 draft, ``agreeing_eagle3.py``; its reference is the
-BF16 target with the BF16 draft). What stops the rest on this CPU (vLLM 0.33.0 CUDA
+BF16 target with the BF16 draft), and Qwen3-Next / Qwen3.5 MoE (``Qwen3NextForCausalLM``,
+``Qwen3_5MoeForCausalLM``: Gated-DeltaNet linear attention on the stand-ins F15-F19, MoE
+on F12/F13; ``agreeing_gdn.py``: NVFP4 target with the MTP layer grafted in BF16). What stops the rest on this CPU (vLLM 0.33.0 CUDA
 wheel; each is a ``torch.ops._C`` kernel the wheel lacks, or Triton):
 
 - Quantized routed experts, in every MoE family: ModelOpt FP8 per-tensor experts have no
@@ -30,11 +32,12 @@ wheel; each is a ``torch.ops._C`` kernel the wheel lacks, or Triton):
 - GLM-5.x / DeepSeek-V3.2 (``DeepseekV32MTPModel``): DeepSeek Sparse Attention has no CPU
   backend (``platforms/cpu.py``; the build shim ``dense-attention-for-sparse-cpu`` swaps in
   dense MLA for construction only, which changes what the model computes); not tried for
-  generation. Qwen3-Next/Qwen3.5 need the Gated-DeltaNet
-  kernels of ``model_executor/layers/mamba/ops/cpu/gdn_attention.py``
-  (``causal_conv1d_fwd_cpu``, ``causal_conv1d_update_cpu``, ``chunk_gated_delta_rule_cpu``,
-  ``fused_gdn_gating_cpu``, ``fused_sigmoid_gating_delta_rule_update_cpu`` and its
-  ``_spec_cpu`` variant for speculative decoding). Step-3.5's unquantized MoE layers take
+  generation. Qwen3-Next/Qwen3.5's Gated-DeltaNet
+  (``model_executor/layers/mamba/ops/cpu/gdn_attention.py``) runs on F15-F19 on CPUs
+  without AVX-512-BF16/AMX (this machine: conv update ``causal_conv1d_update_cpu_vec``,
+  the prefill convolution is vLLM's own PyTorch); on CPUs with them vLLM packs the conv
+  weight and calls ``causal_conv1d_weight_pack``/``causal_conv1d_fwd_cpu``/
+  ``causal_conv1d_update_cpu`` instead, which have no stand-in. Step-3.5's unquantized MoE layers take
   the same CPU experts path as GLM's (F12/F13) and its sliding window is covered by F6; it
   has no agreeing construction yet (not run here).
 """
@@ -127,6 +130,14 @@ REFERENCES = {
         {"quant": None},
         reference="qwen3next-bf16",
     ),
+    "qwen35moe-bf16": Case(
+        "qwen35moe-bf16",
+        "Qwen3.5",
+        "BF16 original (Qwen3_5MoeForCausalLM, Gated-DeltaNet + gated attention, MoE, MTP)",
+        "agreeing_gdn.write_qwen3_5_moe",
+        {"quant": None},
+        reference="qwen35moe-bf16",
+    ),
 }
 DRAFTS = {
     d.key: d
@@ -211,6 +222,15 @@ CASES = [
         "agreeing_gdn.write_qwen3_next",
         {"quant": "nvfp4"},
         reference="qwen3next-bf16",
+    ),
+    Case(
+        "qwen35moe-nvfp4-bf16mtp",
+        "Qwen3.5",
+        "ModelOpt NVFP4 Qwen3.5 MoE target (routed experts, in_proj_b/in_proj_a BF16, "
+        "excluded by name), MTP layer grafted in BF16 (layout a)",
+        "agreeing_gdn.write_qwen3_5_moe",
+        {"quant": "nvfp4"},
+        reference="qwen35moe-bf16",
     ),
     Case(
         "llama-fp8+eagle3-fp8-attn",

@@ -339,7 +339,10 @@ def _naive_gdn(q, k, v, g, beta, state=None, l2norm=True):  # type: ignore[no-un
         for j in range(hv):
             qi, ki = q[t, j // (hv // h)].float(), k[t, j // (hv // h)].float()
             if l2norm:
-                qi, ki = qi / (qi.square().sum() + 1e-6).sqrt(), ki / (ki.square().sum() + 1e-6).sqrt()
+                qi, ki = (
+                    qi / (qi.square().sum() + 1e-6).sqrt(),
+                    ki / (ki.square().sum() + 1e-6).sqrt(),
+                )
             s[j] = s[j] * torch.exp(g[t, j])
             u = beta[t, j] * (v[t, j].float() - s[j].T @ ki)
             s[j] = s[j] + torch.outer(ki, u)
@@ -379,17 +382,25 @@ def test_conv1d_update_equals_the_convolution_over_the_sequence() -> None:
     depthwise causal convolution of the whole zero-padded sequence, with SiLU."""
     g = torch.Generator().manual_seed(3)
     dim, width, t_len = 8, 4, 6
-    x, w, bias = torch.randn(t_len, dim, generator=g), torch.randn(dim, width, generator=g), torch.randn(dim, generator=g)
+    x, w, bias = (
+        torch.randn(t_len, dim, generator=g),
+        torch.randn(dim, width, generator=g),
+        torch.randn(dim, generator=g),
+    )
     pool = torch.zeros(3, width - 1, dim)  # (slots, state_len, dim)
     states = pool.transpose(1, 2)
     got = []
     for t in range(t_len):
         xt = torch.stack([x[t], torch.ones(dim)])  # row 1: padding (slot 0)
-        out = F.causal_conv1d_update_cpu_vec(xt, states, w, bias, "silu", torch.tensor([2, 0]), None, 0)
+        out = F.causal_conv1d_update_cpu_vec(
+            xt, states, w, bias, "silu", torch.tensor([2, 0]), None, 0
+        )
         got.append(out[0])
         assert torch.equal(out[1], torch.zeros(dim))
     full = torch.cat([torch.zeros(dim, width - 1), x.T], dim=1)
-    want = torch.nn.functional.silu(torch.nn.functional.conv1d(full[None], w[:, None], bias, groups=dim)[0]).T
+    want = torch.nn.functional.silu(
+        torch.nn.functional.conv1d(full[None], w[:, None], bias, groups=dim)[0]
+    ).T
     torch.testing.assert_close(torch.stack(got), want, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(states[2], x[-(width - 1) :].T)
     assert torch.equal(pool[0], torch.zeros(width - 1, dim))
@@ -409,12 +420,18 @@ def test_chunk_prefill_then_decode_equals_the_naive_recurrence() -> None:
     q, k, v, a, b = (t.bfloat16() for t in cat)
     g, beta = F.fused_gdn_gating_cpu(a_log, a, b, dt_bias)
     cu = torch.tensor([0, 5, 8], dtype=torch.int32)
-    out, _ = F.chunk_gated_delta_rule_cpu(q[None], k[None], v[None], g, beta, pool, True, cu, False, True, slots)
+    out, _ = F.chunk_gated_delta_rule_cpu(
+        q[None], k[None], v[None], g, beta, pool, True, cu, False, True, slots
+    )
     for j, s in enumerate(seqs):
         sq, sk, sv, sa, sb = (t.bfloat16() for t in s)
         g_all, b_all = F._gating(a_log, sa, sb, dt_bias)
-        want, state = _naive_gdn(sq, sk, sv, g_all, b_all.bfloat16().float(), init if j == 0 else None)
-        torch.testing.assert_close(out[0, int(cu[j]) : int(cu[j + 1])].float(), want[: lens[j]], atol=2e-2, rtol=2e-2)
+        want, state = _naive_gdn(
+            sq, sk, sv, g_all, b_all.bfloat16().float(), init if j == 0 else None
+        )
+        torch.testing.assert_close(
+            out[0, int(cu[j]) : int(cu[j + 1])].float(), want[: lens[j]], atol=2e-2, rtol=2e-2
+        )
         for t in range(lens[j], lens[j] + dec):
             o = F.fused_sigmoid_gating_delta_rule_update_cpu(
                 a_log, dt_bias, sq[t][None, None], sk[t][None, None], sv[t][None, None],
@@ -423,7 +440,9 @@ def test_chunk_prefill_then_decode_equals_the_naive_recurrence() -> None:
             assert o.shape == (1, 1, 4, 32)
             torch.testing.assert_close(o[0, 0].float(), want[t], atol=2e-2, rtol=2e-2)
         # (prefill's beta is BF16, as F16 returns it; decode's FP32: the reference uses BF16)
-        torch.testing.assert_close(pool[int(slots[j])], state.transpose(-1, -2), atol=5e-3, rtol=1e-2)
+        torch.testing.assert_close(
+            pool[int(slots[j])], state.transpose(-1, -2), atol=5e-3, rtol=1e-2
+        )
 
 
 def test_spec_update_rolls_back_to_the_last_accepted_token() -> None:
