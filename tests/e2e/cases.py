@@ -314,6 +314,19 @@ CONTROLS = [
         ks=(1,),
         stock=False,
     ),
+    # Qwen3-Next's MTP layer carries its drafts through its routed experts too, after the
+    # target's Gated-DeltaNet layer (F15-F19) has run: zeroed experts must be rejected
+    Case(
+        "qwen3next-bf16-experts-zeroed",
+        "Qwen3-Next",
+        "control: BF16, MTP routed experts zeroed",
+        "agreeing_gdn.write_qwen3_next",
+        {"quant": None, "break_experts": True},
+        reference="qwen3next-bf16",
+        engine_args=GDN_ARGS,
+        ks=(1,),
+        stock=False,
+    ),
 ]
 
 
