@@ -18,7 +18,8 @@ stand-ins F12/F13 of ``cpu_forward.py``, DeepSeek's MLA decode F14), and EAGLE3-
 Llama target with a separate EAGLE3 draft, ``agreeing_eagle3.py``; its reference is the
 BF16 target with the BF16 draft), and Qwen3-Next / Qwen3.5 MoE (``Qwen3NextForCausalLM``,
 ``Qwen3_5MoeForCausalLM``: Gated-DeltaNet linear attention on the stand-ins F15-F19, MoE
-on F12/F13; ``agreeing_gdn.py``: NVFP4 target with the MTP layer grafted in BF16). What stops the rest on this CPU (vLLM 0.33.0 CUDA
+on F12/F13; ``agreeing_gdn.py``: NVFP4 target with the MTP layer grafted in BF16; run with
+prefix caching off, ``GDN_ARGS``). What stops the rest on this CPU (vLLM 0.33.0 CUDA
 wheel; each is a ``torch.ops._C`` kernel the wheel lacks, or Triton):
 
 - Quantized routed experts, in every MoE family: ModelOpt FP8 per-tensor experts have no
@@ -32,12 +33,16 @@ wheel; each is a ``torch.ops._C`` kernel the wheel lacks, or Triton):
 - GLM-5.x / DeepSeek-V3.2 (``DeepseekV32MTPModel``): DeepSeek Sparse Attention has no CPU
   backend (``platforms/cpu.py``; the build shim ``dense-attention-for-sparse-cpu`` swaps in
   dense MLA for construction only, which changes what the model computes); not tried for
-  generation. Qwen3-Next/Qwen3.5's Gated-DeltaNet
-  (``model_executor/layers/mamba/ops/cpu/gdn_attention.py``) runs on F15-F19 on CPUs
-  without AVX-512-BF16/AMX (this machine: conv update ``causal_conv1d_update_cpu_vec``,
+  generation.
+- Qwen3-Next/Qwen3.5's Gated-DeltaNet (``model_executor/layers/mamba/ops/cpu/
+  gdn_attention.py``) runs on F15-F19 on CPUs without AVX-512-BF16/AMX (this machine:
   the prefill convolution is vLLM's own PyTorch); on CPUs with them vLLM packs the conv
   weight and calls ``causal_conv1d_weight_pack``/``causal_conv1d_fwd_cpu``/
-  ``causal_conv1d_update_cpu`` instead, which have no stand-in. Step-3.5's unquantized MoE layers take
+  ``causal_conv1d_update_cpu`` instead, which have no stand-in. With prefix caching on,
+  the hybrid state cache's "align" mode needs Triton block copies (``GDN_ARGS``). Dense
+  Qwen3.5 (``Qwen3_5ForCausalLM``, the same GDN, a dense MLP in the MTP layer) has no
+  agreeing construction yet (not run here).
+- Step-3.5's unquantized MoE layers take
   the same CPU experts path as GLM's (F12/F13) and its sliding window is covered by F6; it
   has no agreeing construction yet (not run here).
 """
