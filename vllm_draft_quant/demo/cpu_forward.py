@@ -169,6 +169,11 @@ F17-F19. The gated delta rule, per value head ``h`` (key head ``h // (Hv // H)``
     ``tests/e2e/test_cpu_forward.py`` checks F15 against ``F.conv1d`` over the whole
     sequence, F16 against its formula, and F17-F19 against a naive per-token loop written
     out there (prefill then decode continues it; rollback to an accepted draft).
+    Which of them the e2e tier's generation reaches (counted on the Qwen3-Next reference,
+    k = 1 and 2): F16 and F17 once per prefill, F19 at every decode step; F15 and F18
+    (decode steps without draft tokens) not at all: every decode step there carries
+    drafts. They stand in for the non-speculative decode of the same file and are checked
+    only by the unit tests above.
 """
 
 from __future__ import annotations
