@@ -20,7 +20,7 @@ outcomes (build the cases with ``VLLM_DRAFT_QUANT=off`` first), its entry in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +59,11 @@ class LearnedClass:
     #: the class has a hand profile: the plugin plans with it (the tests hold that plan
     #: equal to the learned one); ``adapter/coverage.py:PROFILED_BUILT`` lists these
     profile: bool = False
+    #: (attention heads, KV heads) of a drafter whose ``load_weights`` reorders the rows
+    #: of q/k weights and of their non-scalar scales for vLLM's rotary layout
+    #: (``llama4.py:Llama4ForCausalLM.permute_qk_weight_for_rotary``): its values are
+    #: compared with the checkpoint's reordered the same way (`rotary_rows`)
+    qk_rotary: tuple[int, int] | None = None
 
     @property
     def cases(self) -> list[Case]:
@@ -98,6 +103,10 @@ def _eagle_hf_stock(nvfp4_a: str) -> dict[tuple[str, str], Expected]:
     }
 
 
+#: stock EagleLlama4 under FP8 (layouts a, b, c): every draft layer FP8 with BF16 data
+_LLAMA4_FP8_WRONG = tuple((rt.replace(".mlp.", ".feed_forward."),
+                           f"model.{ck.replace('.mlp.', '.feed_forward.')}")
+                          for rt, ck in _EAGLE_FP8_WRONG)
 _EAGLE_LINEAR = frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
                            f"{E}.mlp.gate_up_proj", f"{E}.mlp.down_proj", "model.fc"})
 #: HY-V3's head: built under the prefix "" (FP8 parameters) and fed lm_head's BF16 data
@@ -379,6 +388,26 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "bc"},
         },
         profile=True),
+    # ---- issue 13g: separate-draft classes (EAGLE-1 Llama-4) ----
+    # EAGLE-1 for Llama 4 (llama4_eagle.py): model.layers.0.* built as model.layers.{N}
+    # on the draft's own quant config (no exclusion in checkpoint names matches them);
+    # fc is a plain torch.nn.Linear; q/k rows are reordered for vLLM's rotary layout at
+    # load (llama4.py:Llama4ForCausalLM.permute_qk_weight_for_rotary)
+    LearnedClass(
+        "eagle_llama4", "EagleLlama4ForCausalLM", "EagleLlama4ForCausalLM",
+        frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
+                   f"{E}.feed_forward.gate_up_proj", f"{E}.feed_forward.down_proj"}),
+        {
+            # stock, measured: a BF16 draft declaring NVFP4 fails on the first unexcluded
+            # packed parameter whatever the exclusions (none names model.layers.2), and
+            # under FP8 every layer of the draft holds cast BF16 data (fc is plain BF16)
+            **{("nvfp4", lay): Expected(
+                "loud", "AssertionError", "[while loading layers.0.feed_forward.gate_up_proj]")
+               for lay in "abc"},
+            **{("fp8", lay): Expected("silent", wrong=_LLAMA4_FP8_WRONG) for lay in "abc"},
+            **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+        },
+        draft="llama4", qk_rotary=(4, 2)),
     LearnedClass(
         "eagle_deepseek", "EagleDeepseekV3ForCausalLM", "EagleDeepSeekMTPModel",
         frozenset({f"{E}.self_attn.fused_qkv_a_proj", f"{E}.self_attn.q_b_proj",
@@ -402,6 +431,27 @@ CLASSES: tuple[LearnedClass, ...] = (
         },
         draft="deepseek", profile=True),
 )
+
+
+def rotary_rows(heads: tuple[int, int]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The checkpoint as a rotary-reordering drafter loads it (``LearnedClass.qk_rotary``):
+    each q/k weight (and non-scalar weight scale) of ``f_out`` rows viewed as
+    ``[heads, f_out / heads / 2, 2, ...]`` with its two middle axes swapped."""
+    def reorder(tensors: dict[str, Any]) -> dict[str, Any]:
+        out = dict(tensors)
+        for name, t in tensors.items():
+            parts = name.split(".")
+            is_q, is_k = "q_proj" in parts, "k_proj" in parts
+            if not (is_q or is_k) or not (parts[-1] in ("weight", "weight_packed") or (
+                    parts[-1] == "weight_scale" and t.numel() > 1)):
+                continue
+            x = t.unsqueeze(-1) if t.ndim == 1 else t
+            n = heads[1] if is_k else heads[0]
+            f_out, f_in = x.shape
+            x = x.reshape(n, f_out // n // 2, 2, f_in).transpose(1, 2).reshape(f_out, f_in)
+            out[name] = x.squeeze(-1) if t.ndim == 1 else x
+        return out
+    return reorder
 
 
 def by_family(family: str) -> LearnedClass:

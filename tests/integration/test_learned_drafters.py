@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from learned_cases import CASES, CLASSES, STOCK, Case, by_family
+from learned_cases import CASES, CLASSES, STOCK, Case, by_family, rotary_rows
 from loaded import (
     QUANTIZABLE,
     assert_stock,
@@ -196,7 +196,8 @@ def test_values_equal_checkpoint_bytes(case: Case, built: dict[Case, Built]) -> 
         return
     profile = learned_profile(b.obs)  # type: ignore[arg-type]
     templates = {s.runtime: list(s.checkpoint) for s in profile.globals}
-    assert_values_equal(b.plan, b.on, b.ckpt.path, templates)
+    assert_values_equal(b.plan, b.on, b.ckpt.path, templates,
+                        rotary_rows(row.qk_rotary) if row.qk_rotary else None)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

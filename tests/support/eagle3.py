@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -410,7 +410,24 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
 #:   ``DeepSeekMTPModel``) -> ``deepseek_eagle.py:EagleDeepseekV3ForCausalLM``
 #:   (``EagleDeepSeekMTPModel``), beside ``support.factory``'s ``deepseek_v3`` target
 #:   without MTP layers.
-Eagle1Family = Literal["llama", "mistral", "cohere", "minicpm", "deepseek"]
+#: - "llama4" (issue 13g): ``model.layers.0.*`` (Llama-4 attention, its q/k norms
+#:   weightless; a dense ``feed_forward``), ``model.fc`` (a plain ``torch.nn.Linear``),
+#:   both norms and ``model.norm``, no embedding or head (shared); ``Llama4ForCausalLM``
+#:   of model type ``llama4_text`` with what the drafter asserts
+#:   (``llama4_eagle.py:LlamaModel.validate_and_update_config``: no yoco layers, no MoE
+#:   layers) and no chunked attention -> ``llama4_eagle.py:EagleLlama4ForCausalLM``,
+#:   beside ``write_llama_target``'s target. vLLM reorders q/k rows for its rotary
+#:   layout at load (``llama4.py:Llama4ForCausalLM.permute_qk_weight_for_rotary``).
+#: - "dflash_qwen3" (issue 13g; method ``dflash``, not EAGLE-1, written the same way):
+#:   the z-lab DFlash export, ``layers.0.*`` (Qwen3 attention with q/k norms, MLP, both
+#:   norms), ``fc`` [hidden, 2 * hidden] over the target's layers 0 and 1
+#:   (``dflash_config.target_layer_ids``; a quantizable ``ReplicatedLinear``),
+#:   ``hidden_norm``, ``norm``; ``DFlashDraftModel`` of model type ``qwen3`` ->
+#:   ``qwen3_dflash.py:DFlashQwen3ForCausalLM``, beside a Qwen3 ``write_llama_target``.
+Eagle1Family = Literal["llama", "mistral", "cohere", "minicpm", "deepseek", "llama4",
+                       "dflash_qwen3"]
+#: the ``speculative_config`` method of each family not drafted as EAGLE-1
+_METHOD: dict[str, str] = {"dflash_qwen3": "dflash"}
 #: ``factory.LAYOUTS`` for a separate draft folder that declares the target's scheme:
 #: a BF16 draft excluding nothing of its own (a config copied from the target), b the
 #: same excluding each draft root by one wildcard, c every BF16 module by exact name; g a
@@ -489,6 +506,33 @@ def _eagle1_cohere() -> _Draft1:
     return linears, plains, roots, config
 
 
+def _eagle1_llama4() -> _Draft1:
+    m = "model.layers.0"
+    linears, plains, roots, config = _eagle1_hf("Llama4ForCausalLM", "llama4_text", (
+        "input_layernorm", "post_attention_layernorm"))
+    linears = [replace(lin, name=lin.name.replace(".mlp.", ".feed_forward."))
+               for lin in linears if lin.name != "model.fc"]
+    linears.append(Linear("model.fc", HIDDEN, 2 * HIDDEN, 0, "head", False))
+    config.update(intermediate_size_mlp=INTER, moe_layers=[], interleave_moe_layer_step=0,
+                  no_rope_layers=[1], attention_chunk_size=None, use_qk_norm=True,
+                  yoco_global_kv_layer=None, yoco_local_kv_layer=None,
+                  draft_vocab_size=VOCAB)
+    return linears, plains, [f"{m}*"], config
+
+
+def _dflash_qwen3() -> _Draft1:
+    m = "layers.0"
+    linears, plains, roots, config = _llama_like(m, "DFlashDraftModel", "qwen3")
+    linears.append(Linear("fc", HIDDEN, 2 * HIDDEN, 0, "head"))
+    plains += [Plain(f"{m}.{n}.weight", (HIDDEN,), 0, init="ones")
+               for n in ("input_layernorm", "post_attention_layernorm")]
+    plains += _qk_norms(f"{m}.self_attn", 0)
+    plains += [Plain(f"{n}.weight", (HIDDEN,), 0, init="ones") for n in ("hidden_norm", "norm")]
+    config.update(dflash_config={"target_layer_ids": [0, 1], "mask_token_id": VOCAB - 1},
+                  block_size=2)
+    return linears, plains, [*roots, "fc*"], config
+
+
 def _eagle1_minicpm() -> _Draft1:
     m = "model.eagle_layers.0"
     linears, plains, roots, config = _llama_like(m, "MiniCPMForCausalLM", "llama")
@@ -532,6 +576,10 @@ def write_eagle_draft(path: str | os.PathLike[str], spec: EagleSpec) -> WrittenM
             "input_layernorm", "post_attention_layernorm"))
     elif spec.family == "cohere":
         lins, plains, roots, config = _eagle1_cohere()
+    elif spec.family == "llama4":
+        lins, plains, roots, config = _eagle1_llama4()
+    elif spec.family == "dflash_qwen3":
+        lins, plains, roots, config = _dflash_qwen3()
     else:
         lins, plains, roots, config = _eagle1_llama()
 
@@ -560,8 +608,9 @@ def write_eagle_pair(
         target = write_checkpoint(base / "target", CheckpointSpec(
             "deepseek_v3", spec.scheme, layout="a", with_mtp=False))
     else:
+        fam = {"cohere": "cohere", "dflash_qwen3": "qwen3"}.get(spec.family, "llama")
         target = write_llama_target(base / "target", LlamaTargetSpec(
-            spec.scheme, family="cohere" if spec.family == "cohere" else "llama"))
+            spec.scheme, family=fam))  # type: ignore[arg-type]
     draft = write_eagle_draft(base / "draft", spec)
-    return target, draft, {"method": "eagle", "model": str(draft.path),
-                           "num_speculative_tokens": 1}
+    return target, draft, {"method": _METHOD.get(spec.family, "eagle"),
+                           "model": str(draft.path), "num_speculative_tokens": 1}

@@ -80,6 +80,8 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     "EagleLlamaForCausalLM": (None, 8, ""),
     "EagleMistralForCausalLM": (None, 8, ""),
     "EagleCohereForCausalLM": (None, 8, ""),
+    # issue 13g: separate-draft classes
+    "EagleLlama4ForCausalLM": (None, 8, ""),
 }
 #: hand-profiled drafter class -> its number of build cases (ModelOpt NVFP4 and FP8 x
 #: layouts a, b, c, g of its draft weights: a separate EAGLE draft folder or the MTP
