@@ -408,6 +408,13 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
         },
         draft="llama4", qk_rotary=(4, 2)),
+    # DFlash for Qwen3 (qwen3_dflash.py, method "dflash"): layers.0.* built as
+    # model.layers.{N} on the draft's own quant config, its exclusions renamed to runtime
+    # names by vLLM (map_draft_quant_config); fc a quantizable ReplicatedLinear "model.fc"
+    LearnedClass(
+        "dflash_qwen3", "DFlashQwen3ForCausalLM", "DFlashDraftModel", _EAGLE_LINEAR,
+        {(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "abcg"},
+        draft="dflash_qwen3"),
     LearnedClass(
         "eagle_deepseek", "EagleDeepseekV3ForCausalLM", "EagleDeepSeekMTPModel",
         frozenset({f"{E}.self_attn.fused_qkv_a_proj", f"{E}.self_attn.q_b_proj",

@@ -281,6 +281,37 @@ def test_auto_stands_aside_with_one_warning(undecided: dict[str, DraftResult]) -
     assert log.count("vllm-draft-quant standing aside for ErnieMTPModel") == 1
 
 
+# ------------------------------------- a drafter with no weights (issue 13g)
+def start_weightless(session: pytest.Session, root: Path) -> Callable[[], dict[str, DraftResult]]:
+    """vLLM's ExtractHiddenStatesModel (method ``extract_hidden_states``): one cache-only
+    attention layer, no weights, beside a tiny Llama target."""
+    from support.eagle3 import LlamaTargetSpec, write_llama_target
+
+    target = write_llama_target(root / "target", LlamaTargetSpec("nvfp4"))
+    spec = {"method": "extract_hidden_states", "num_speculative_tokens": 1,
+            "draft_model_config": {"hf_config": {"eagle_aux_hidden_state_layer_ids": [1]}}}
+    req = [BuildRequest(target.path, dump=False, engine_args={"speculative_config": spec})]
+    runs = {mode: submit_many(req, plugin=True, workdir=root / mode,
+                              env={"VLLM_DRAFT_QUANT": mode}) for mode in ("strict", "off")}
+    return lambda: {mode: r()[0] for mode, r in runs.items()}
+
+
+weightless = early_fixture(start_weightless)
+
+
+def test_a_drafter_without_weights_loads_as_stock_in_strict_mode(
+        weightless: dict[str, DraftResult]) -> None:
+    """Nothing to plan is not "cannot learn": strict loads it as stock vLLM does (it
+    failed with LearnError before: the learner saw no layer fed)."""
+    strict, off = weightless["strict"], weightless["off"]
+    assert off.ok, off.error_text  # stock vLLM builds it
+    assert strict.ok, strict.error_text
+    assert strict.modules == {}  # no linear, expert or head layer: nothing planned
+    log = Path(strict.raw["worker_log"]).read_text()
+    assert "ExtractHiddenStatesModel builds no linear, expert or head layer" in log
+    assert "standing aside" not in log
+
+
 # ------------------------------------------------------------------ plan --learn (CLI)
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "vllm_draft_quant.cli.main", *args],

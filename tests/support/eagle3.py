@@ -424,10 +424,25 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
 #:   (``dflash_config.target_layer_ids``; a quantizable ``ReplicatedLinear``),
 #:   ``hidden_norm``, ``norm``; ``DFlashDraftModel`` of model type ``qwen3`` ->
 #:   ``qwen3_dflash.py:DFlashQwen3ForCausalLM``, beside a Qwen3 ``write_llama_target``.
+#: - "dspark_qwen3" (method ``dspark``): the DFlash layout plus DSpark's Markov head,
+#:   ``markov_head.markov_w1`` (an embedding) and ``markov_head.markov_w2`` (a
+#:   ``ParallelLMHead`` built with the draft's quant config, stored BF16 as exports keep
+#:   heads); ``Qwen3DSparkModel`` of model type ``qwen3`` (not wrapped in vLLM's
+#:   ``EAGLEConfig``: ``target_layer_ids`` and ``markov_rank`` at the top level) ->
+#:   ``qwen3_dspark.py:Qwen3DSparkForCausalLM``.
+#: - "mistral_large3": a DeepSeek-V3 layer in HF names, ``model.layers.0.*`` (MLA and,
+#:   past the draft's shifted ``first_k_dense_replace``, a dense MLP), ``model.fc``
+#:   (a quantizable ``RowParallelLinear``), both norms and ``model.norm``;
+#:   ``MistralLarge3ForCausalLM`` of model type ``deepseek_v3``
+#:   (``config/speculative.py:hf_config_override`` names it
+#:   ``EagleMistralLarge3ForCausalLM``) ->
+#:   ``mistral_large_3_eagle.py:EagleMistralLarge3ForCausalLM``, beside the
+#:   ``deepseek_v3`` target.
 Eagle1Family = Literal["llama", "mistral", "cohere", "minicpm", "deepseek", "llama4",
-                       "dflash_qwen3"]
+                       "dflash_qwen3", "dspark_qwen3", "mistral_large3"]
 #: the ``speculative_config`` method of each family not drafted as EAGLE-1
-_METHOD: dict[str, str] = {"dflash_qwen3": "dflash"}
+_METHOD: dict[str, str] = {"dflash_qwen3": "dflash", "dspark_qwen3": "dspark"}
+MARKOV_RANK = 32
 #: ``factory.LAYOUTS`` for a separate draft folder that declares the target's scheme:
 #: a BF16 draft excluding nothing of its own (a config copied from the target), b the
 #: same excluding each draft root by one wildcard, c every BF16 module by exact name; g a
@@ -508,7 +523,7 @@ def _eagle1_cohere() -> _Draft1:
 
 def _eagle1_llama4() -> _Draft1:
     m = "model.layers.0"
-    linears, plains, roots, config = _eagle1_hf("Llama4ForCausalLM", "llama4_text", (
+    linears, plains, _, config = _eagle1_hf("Llama4ForCausalLM", "llama4_text", (
         "input_layernorm", "post_attention_layernorm"))
     linears = [replace(lin, name=lin.name.replace(".mlp.", ".feed_forward."))
                for lin in linears if lin.name != "model.fc"]
@@ -531,6 +546,30 @@ def _dflash_qwen3() -> _Draft1:
     config.update(dflash_config={"target_layer_ids": [0, 1], "mask_token_id": VOCAB - 1},
                   block_size=2)
     return linears, plains, [*roots, "fc*"], config
+
+
+def _dspark_qwen3() -> _Draft1:
+    linears, plains, roots, config = _dflash_qwen3()
+    linears.append(Linear("markov_head.markov_w2", VOCAB, MARKOV_RANK, 0, "head", False))
+    plains.append(Plain("markov_head.markov_w1.weight", (VOCAB, MARKOV_RANK), 0))
+    del config["dflash_config"]
+    config.update(architectures=["Qwen3DSparkModel"], target_layer_ids=[0, 1],
+                  mask_token_id=VOCAB - 1, markov_rank=MARKOV_RANK)
+    return linears, plains, roots, config
+
+
+def _eagle1_mistral_large3() -> _Draft1:
+    from support import _families as F
+
+    m = "model.layers.0"
+    attn, attn_norms = F._mla(m, 0)
+    linears = [*attn, *F._mlp(f"{m}.mlp", F.DENSE_INTER, 0),
+               Linear("model.fc", HIDDEN, 2 * HIDDEN, 0, "head")]
+    plains = [*attn_norms, *F.layer_norms(m, 0),
+              Plain("model.norm.weight", (HIDDEN,), 0, init="ones")]
+    config = {**F.deepseek_v3(1).config, "architectures": ["MistralLarge3ForCausalLM"],
+              "num_hidden_layers": 1, "num_nextn_predict_layers": 1}
+    return linears, plains, [f"{m}*", "model.fc*"], config
 
 
 def _eagle1_minicpm() -> _Draft1:
@@ -580,6 +619,10 @@ def write_eagle_draft(path: str | os.PathLike[str], spec: EagleSpec) -> WrittenM
         lins, plains, roots, config = _eagle1_llama4()
     elif spec.family == "dflash_qwen3":
         lins, plains, roots, config = _dflash_qwen3()
+    elif spec.family == "mistral_large3":
+        lins, plains, roots, config = _eagle1_mistral_large3()
+    elif spec.family == "dspark_qwen3":
+        lins, plains, roots, config = _dspark_qwen3()
     else:
         lins, plains, roots, config = _eagle1_llama()
 
@@ -602,13 +645,14 @@ def write_eagle_pair(
     in ``spec.scheme`` (its ``lm_head`` BF16 and excluded), the draft as ``spec`` says."""
     base = Path(root)
     target: Any
-    if spec.family == "deepseek":
+    if spec.family in ("deepseek", "mistral_large3"):
         from support.factory import CheckpointSpec, write_checkpoint
 
         target = write_checkpoint(base / "target", CheckpointSpec(
             "deepseek_v3", spec.scheme, layout="a", with_mtp=False))
     else:
-        fam = {"cohere": "cohere", "dflash_qwen3": "qwen3"}.get(spec.family, "llama")
+        fam = {"cohere": "cohere", "dflash_qwen3": "qwen3",
+               "dspark_qwen3": "qwen3"}.get(spec.family, "llama")
         target = write_llama_target(base / "target", LlamaTargetSpec(
             spec.scheme, family=fam))  # type: ignore[arg-type]
     draft = write_eagle_draft(base / "draft", spec)

@@ -82,6 +82,7 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     "EagleCohereForCausalLM": (None, 8, ""),
     # issue 13g: separate-draft classes
     "EagleLlama4ForCausalLM": (None, 8, ""),
+    "DFlashQwen3ForCausalLM": (None, 8, ""),
 }
 #: hand-profiled drafter class -> its number of build cases (ModelOpt NVFP4 and FP8 x
 #: layouts a, b, c, g of its draft weights: a separate EAGLE draft folder or the MTP
