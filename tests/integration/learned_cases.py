@@ -107,6 +107,26 @@ def _eagle_hf_stock(nvfp4_a: str) -> dict[tuple[str, str], Expected]:
 _LLAMA4_FP8_WRONG = tuple((rt.replace(".mlp.", ".feed_forward."),
                            f"model.{ck.replace('.mlp.', '.feed_forward.')}")
                           for rt, ck in _EAGLE_FP8_WRONG)
+def _dflash_stock() -> dict[tuple[str, str], Expected]:
+    """Stock outcomes of a DFlash-layout draft (layers.0.*, fc) on its own quant config,
+    measured: vLLM renames the draft's exclusions to runtime names
+    (qwen3_dflash.py:DFlashQwen3Model.__init__, map_draft_quant_config), so a wildcard
+    (b) loads right; with nothing excluded (a) the NVFP4 fc dies and every FP8 module
+    holds cast BF16 data; exact names (c) miss the fused qkv_proj and gate_up_proj."""
+    fused = ((f"{E}.self_attn.qkv_proj", "layers.0.self_attn.q_proj"),
+             (f"{E}.mlp.gate_up_proj", "layers.0.mlp.gate_proj"))
+    return {
+        ("nvfp4", "a"): Expected("loud", "AssertionError", "[while loading fc.weight]"),
+        ("nvfp4", "c"): Expected("loud", "AssertionError",
+                                 "[while loading layers.0.mlp.gate_up_proj]"),
+        ("fp8", "a"): Expected("silent", wrong=(
+            *fused, (f"{E}.self_attn.o_proj", "layers.0.self_attn.o_proj"),
+            (f"{E}.mlp.down_proj", "layers.0.mlp.down_proj"), ("model.fc", "fc"))),
+        ("fp8", "c"): Expected("silent", wrong=fused),
+        **{(sc, lay): _OK for sc in ("nvfp4", "fp8") for lay in "bg"},
+    }
+
+
 _EAGLE_LINEAR = frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
                            f"{E}.mlp.gate_up_proj", f"{E}.mlp.down_proj", "model.fc"})
 #: HY-V3's head: built under the prefix "" (FP8 parameters) and fed lm_head's BF16 data
@@ -413,8 +433,12 @@ CLASSES: tuple[LearnedClass, ...] = (
     # names by vLLM (map_draft_quant_config); fc a quantizable ReplicatedLinear "model.fc"
     LearnedClass(
         "dflash_qwen3", "DFlashQwen3ForCausalLM", "DFlashDraftModel", _EAGLE_LINEAR,
-        {(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "abcg"},
-        draft="dflash_qwen3"),
+        _dflash_stock(), draft="dflash_qwen3"),
+    # XPress for Qwen3 (qwen3_xpress.py, method "dflash"): DFlash's backbone (same names,
+    # same stock outcomes) plus a refiner head of plain torch.nn.Linear layers
+    LearnedClass(
+        "xpress_qwen3", "Qwen3XPressForCausalLM", "DFlashQwen3XPressModel", _EAGLE_LINEAR,
+        _dflash_stock(), draft="xpress_qwen3"),
     LearnedClass(
         "eagle_deepseek", "EagleDeepseekV3ForCausalLM", "EagleDeepSeekMTPModel",
         frozenset({f"{E}.self_attn.fused_qkv_a_proj", f"{E}.self_attn.q_b_proj",

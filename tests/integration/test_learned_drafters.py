@@ -303,6 +303,9 @@ def test_a_drafter_without_weights_loads_as_stock_in_strict_mode(
         weightless: dict[str, DraftResult]) -> None:
     """Nothing to plan is not "cannot learn": strict loads it as stock vLLM does (it
     failed with LearnError before: the learner saw no layer fed)."""
+    from vllm_draft_quant.adapter.coverage import WEIGHTLESS
+
+    assert set(WEIGHTLESS) == {"ExtractHiddenStatesModel"}  # README's table says so
     strict, off = weightless["strict"], weightless["off"]
     assert off.ok, off.error_text  # stock vLLM builds it
     assert strict.ok, strict.error_text

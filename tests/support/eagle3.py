@@ -438,10 +438,17 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
 #:   ``EagleMistralLarge3ForCausalLM``) ->
 #:   ``mistral_large_3_eagle.py:EagleMistralLarge3ForCausalLM``, beside the
 #:   ``deepseek_v3`` target.
+#: - "xpress_qwen3" (method ``dflash``): the DFlash layout plus the XPress refiner,
+#:   ``xpress_head.*`` (plain ``torch.nn.Linear`` layers, an embedding and the raw mixer
+#:   ``mix.L``, all BF16 plain tensors here); ``Qwen3XPressModel`` of model type ``qwen3``
+#:   (vLLM's ``EAGLEConfig`` names it ``DFlashQwen3XPressModel``) ->
+#:   ``qwen3_xpress.py:Qwen3XPressForCausalLM``.
 Eagle1Family = Literal["llama", "mistral", "cohere", "minicpm", "deepseek", "llama4",
-                       "dflash_qwen3", "dspark_qwen3", "mistral_large3"]
+                       "dflash_qwen3", "dspark_qwen3", "mistral_large3", "xpress_qwen3"]
 #: the ``speculative_config`` method of each family not drafted as EAGLE-1
-_METHOD: dict[str, str] = {"dflash_qwen3": "dflash", "dspark_qwen3": "dspark"}
+_METHOD: dict[str, str] = {"dflash_qwen3": "dflash", "dspark_qwen3": "dspark",
+                           "xpress_qwen3": "dflash"}
+_QWEN3_DRAFTS = ("dflash_qwen3", "dspark_qwen3", "xpress_qwen3")
 MARKOV_RANK = 32
 #: ``factory.LAYOUTS`` for a separate draft folder that declares the target's scheme:
 #: a BF16 draft excluding nothing of its own (a config copied from the target), b the
@@ -572,6 +579,21 @@ def _eagle1_mistral_large3() -> _Draft1:
     return linears, plains, [f"{m}*", "model.fc*"], config
 
 
+def _xpress_qwen3() -> _Draft1:
+    linears, plains, roots, config = _dflash_qwen3()
+    r, block, mlp = 16, 2, 32
+    plains += [Plain(f"xpress_head.{n}", shape, 0) for n, shape in (
+        ("w1.weight", (VOCAB, r)), ("down_h.weight", (r, HIDDEN)),
+        ("down_g.weight", (r, HIDDEN)), ("in_proj.weight", (r, 3 * r)),
+        ("mix.L", (r, block, block)), ("mlp.gate_proj.weight", (mlp, r)),
+        ("mlp.up_proj.weight", (mlp, r)), ("mlp.down_proj.weight", (r, mlp)),
+        ("w2.weight", (VOCAB, r)))]
+    config.update(architectures=["Qwen3XPressModel"], xpress_block_size=block,
+                  xpress_rank=r, xpress_mlp_hidden=mlp, xpress_topc=0,
+                  xpress_compile_head=False)
+    return linears, plains, roots, config
+
+
 def _eagle1_minicpm() -> _Draft1:
     m = "model.eagle_layers.0"
     linears, plains, roots, config = _llama_like(m, "MiniCPMForCausalLM", "llama")
@@ -623,6 +645,8 @@ def write_eagle_draft(path: str | os.PathLike[str], spec: EagleSpec) -> WrittenM
         lins, plains, roots, config = _eagle1_mistral_large3()
     elif spec.family == "dspark_qwen3":
         lins, plains, roots, config = _dspark_qwen3()
+    elif spec.family == "xpress_qwen3":
+        lins, plains, roots, config = _xpress_qwen3()
     else:
         lins, plains, roots, config = _eagle1_llama()
 
@@ -651,8 +675,8 @@ def write_eagle_pair(
         target = write_checkpoint(base / "target", CheckpointSpec(
             "deepseek_v3", spec.scheme, layout="a", with_mtp=False))
     else:
-        fam = {"cohere": "cohere", "dflash_qwen3": "qwen3",
-               "dspark_qwen3": "qwen3"}.get(spec.family, "llama")
+        fam = ("qwen3" if spec.family in _QWEN3_DRAFTS
+               else "cohere" if spec.family == "cohere" else "llama")
         target = write_llama_target(base / "target", LlamaTargetSpec(
             spec.scheme, family=fam))  # type: ignore[arg-type]
     draft = write_eagle_draft(base / "draft", spec)
