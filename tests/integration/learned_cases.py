@@ -64,6 +64,9 @@ class LearnedClass:
     #: (``llama4.py:Llama4ForCausalLM.permute_qk_weight_for_rotary``): its values are
     #: compared with the checkpoint's reordered the same way (`rotary_rows`)
     qk_rotary: tuple[int, int] | None = None
+    #: per-case environment of its builds (``harness.PER_CASE_ENV``): DSpark and XPress
+    #: drafters need vLLM's V2 model runner (``VLLM_USE_V2_MODEL_RUNNER=1``)
+    env: Mapping[str, str] | None = None
 
     @property
     def cases(self) -> list[Case]:
@@ -107,6 +110,11 @@ def _eagle_hf_stock(nvfp4_a: str) -> dict[tuple[str, str], Expected]:
 _LLAMA4_FP8_WRONG = tuple((rt.replace(".mlp.", ".feed_forward."),
                            f"model.{ck.replace('.mlp.', '.feed_forward.')}")
                           for rt, ck in _EAGLE_FP8_WRONG)
+#: vLLM implements DSpark and XPress only in its V2 model runner
+#: (config/vllm.py:VllmConfig._get_v1_model_runner_unsupported_features)
+_V2 = {"VLLM_USE_V2_MODEL_RUNNER": "1"}
+
+
 def _dflash_stock() -> dict[tuple[str, str], Expected]:
     """Stock outcomes of a DFlash-layout draft (layers.0.*, fc) on its own quant config,
     measured: vLLM renames the draft's exclusions to runtime names
@@ -438,7 +446,14 @@ CLASSES: tuple[LearnedClass, ...] = (
     # same stock outcomes) plus a refiner head of plain torch.nn.Linear layers
     LearnedClass(
         "xpress_qwen3", "Qwen3XPressForCausalLM", "DFlashQwen3XPressModel", _EAGLE_LINEAR,
-        _dflash_stock(), draft="xpress_qwen3"),
+        _dflash_stock(), draft="xpress_qwen3", env=_V2),
+    # DSpark for Qwen3 (qwen3_dspark.py, method "dspark"): DFlash's backbone and names
+    # plus a Markov head whose markov_w2 is a ParallelLMHead built with the draft's quant
+    # config (a BF16 head here, as exports keep heads)
+    LearnedClass(
+        "dspark_qwen3", "Qwen3DSparkForCausalLM", "Qwen3DSparkModel", _EAGLE_LINEAR,
+        {(sc, lay): _OK for sc in ("nvfp4", "fp8") for lay in "abcg"},
+        draft="dspark_qwen3", env=_V2),
     LearnedClass(
         "eagle_deepseek", "EagleDeepseekV3ForCausalLM", "EagleDeepSeekMTPModel",
         frozenset({f"{E}.self_attn.fused_qkv_a_proj", f"{E}.self_attn.q_b_proj",

@@ -127,14 +127,29 @@ def _write(case: Case, root: Path) -> tuple[Written, Path, dict[str, Any] | None
 
 def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[Case, Built]]:
     written = {c: _write(c, root) for c in _selected(session)}
-    reqs = [BuildRequest(model, mode=by_family(c[0]).mode,  # type: ignore[arg-type]
-                         engine_args=extra) for c, (_, model, extra) in written.items()]
-    on = submit_many(reqs, plugin=True, workdir=root / "on")
-    off = submit_many(reqs, plugin=True, workdir=root / "off", env={"VLLM_DRAFT_QUANT": "off"})
-    learned = run_aside(learn_many, [(model, extra) for _, model, extra in written.values()],
-                        root / "learn")
-    return lambda: {c: Built(w[0], o, a, b) for (c, w), o, a, b in zip(
-        written.items(), learned.result(), on(), off(), strict=True)}
+    groups: dict[tuple[tuple[str, str], ...], list[Case]] = {}  # by the rows' own env
+    for c in written:
+        groups.setdefault(tuple(sorted((by_family(c[0]).env or {}).items())), []).append(c)
+    waits = []
+    for env_items, cases in groups.items():
+        env = dict(env_items)
+        reqs = [BuildRequest(written[c][1], mode=by_family(c[0]).mode,  # type: ignore[arg-type]
+                             engine_args=written[c][2]) for c in cases]
+        on = submit_many(reqs, plugin=True, workdir=root / "on", env=env or None)
+        off = submit_many(reqs, plugin=True, workdir=root / "off",
+                          env={"VLLM_DRAFT_QUANT": "off", **env})
+        learned = run_aside(learn_many, [(written[c][1], written[c][2]) for c in cases],
+                            root / "learn", env=env or None)
+        waits.append((cases, on, off, learned))
+
+    def done() -> dict[Case, Built]:
+        out = {}
+        for cases, on, off, learned in waits:
+            for c, o, a, b in zip(cases, learned.result(), on(), off(), strict=True):
+                out[c] = Built(written[c][0], o, a, b)
+        return {c: out[c] for c in written}
+
+    return done
 
 
 built = early_fixture(start_built)

@@ -101,7 +101,10 @@ __all__ = [
 #: stays off ``sys.path``)
 POOL_WORKER = Path(__file__).with_name("pool_worker.py")
 #: the variables a case may set in a shared worker (read per drafter load)
-PER_CASE_ENV = ("VLLM_DRAFT_QUANT", "VLLM_DRAFT_QUANT_OVERRIDES")
+#: ``VLLM_USE_V2_MODEL_RUNNER``: vLLM reads it when it builds the engine config
+#: (``config/vllm.py:VllmConfig.use_v2_model_runner``), never cached in a worker; the
+#: DSpark and XPress drafters are V2-only (``_get_v1_model_runner_unsupported_features``)
+PER_CASE_ENV = ("VLLM_DRAFT_QUANT", "VLLM_DRAFT_QUANT_OVERRIDES", "VLLM_USE_V2_MODEL_RUNNER")
 #: seconds one case may take (after the worker is up), and a worker's start-up
 CASE_TIMEOUT = float(os.environ.get("VDQ_CASE_TIMEOUT", 300))
 STARTUP_TIMEOUT = float(os.environ.get("VDQ_STARTUP_TIMEOUT", 600))
@@ -489,13 +492,15 @@ def call_in_worker(call: str, *args: Any, timeout: float | None = None) -> tuple
 
 def submit_learn(
     cases: Sequence[tuple[Path, Mapping[str, Any] | None]], *, timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Callable[[], list[dict[str, Any] | str]]:
     """Queue mapping-learning cases (model folder, extra EngineArgs) on the same workers
     (mode ``learn``: ``demo/worker.py:learn_case``, cached like builds); calling the
     returned function gives per case ``adapter/learn_main.py``'s JSON body, or the
-    worker's failure as one line."""
+    worker's failure as one line. ``env``: per-case variables (`PER_CASE_ENV` only)."""
+    assert all(name in PER_CASE_ENV for name in (env or {})), env
     work = Path(tempfile.mkdtemp(prefix="vdq-learn-"))
-    env = _case_env(True, None)
+    env = _case_env(True, env)
     submitted = [_submit(BuildRequest(Path(m), "learn", dump=False, engine_args=extra), env,
                          work, timeout or CASE_TIMEOUT)[0] for m, extra in cases]
 

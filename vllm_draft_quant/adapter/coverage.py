@@ -86,6 +86,7 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     "EagleLlama4ForCausalLM": (None, 8, ""),
     "DFlashQwen3ForCausalLM": (None, 8, ""),
     "Qwen3XPressForCausalLM": (None, 8, ""),
+    "Qwen3DSparkForCausalLM": (None, 8, ""),
 }
 #: hand-profiled drafter class -> its number of build cases (ModelOpt NVFP4 and FP8 x
 #: layouts a, b, c, g of its draft weights: a separate EAGLE draft folder or the MTP
@@ -115,7 +116,7 @@ PROFILES_NOT_BUILT: dict[str, str] = {
 MEASURED_LIMITS: dict[str, str] = {
     # issue 13g: separate-draft classes
     "EagleMistralLarge3ForCausalLM": (
-        "vLLM 0.33.0 cannot load it on any platform, plugin on or off (a tiny DeepSeek-V3 "
+        "the installed vLLM cannot load it on any platform, plugin on or off (a tiny DeepSeek-V3 "
         "style draft beside a DeepSeek-V3 target): AttributeError: "
         "'EagleMistralLarge3Model' object has no attribute "
         "'is_fused_shared_expert_enabled' (deepseek_v2.py:DeepseekV2Model.load_weights "
