@@ -454,6 +454,15 @@ CLASSES: tuple[LearnedClass, ...] = (
         "dspark_qwen3", "Qwen3DSparkForCausalLM", "Qwen3DSparkModel", _EAGLE_LINEAR,
         {(sc, lay): _OK for sc in ("nvfp4", "fp8") for lay in "abcg"},
         draft="dspark_qwen3", env=_V2),
+    # DFlash2 for Qwen3 (qwen3_dflash2.py, method "dflash"; V2 model runner only: a
+    # candidate-head draft): DFlash's names plus per-layer grouped convolutions whose
+    # kernel_projection is quantizable, and a candidate selector built unquantized
+    LearnedClass(
+        "dflash2_qwen3", "DFlash2Qwen3ForCausalLM", "DFlash2DraftModel",
+        _EAGLE_LINEAR | {f"{E}.attention_conv.kernel_projection",
+                         f"{E}.mlp_conv.kernel_projection"},
+        {(sc, lay): _OK for sc in ("nvfp4", "fp8") for lay in "abcg"},
+        draft="dflash2_qwen3", env=_V2),
     LearnedClass(
         "eagle_deepseek", "EagleDeepseekV3ForCausalLM", "EagleDeepSeekMTPModel",
         frozenset({f"{E}.self_attn.fused_qkv_a_proj", f"{E}.self_attn.q_b_proj",

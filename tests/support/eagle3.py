@@ -443,12 +443,18 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
 #:   ``mix.L``, all BF16 plain tensors here); ``Qwen3XPressModel`` of model type ``qwen3``
 #:   (vLLM's ``EAGLEConfig`` names it ``DFlashQwen3XPressModel``) ->
 #:   ``qwen3_xpress.py:Qwen3XPressForCausalLM``.
+#: - "dflash2_qwen3" (method ``dflash``): the DFlash layout plus, per layer, two grouped
+#:   convolutions (``attention_conv``/``mlp_conv``: a ``base_kernel`` and a quantizable
+#:   ``kernel_projection``) and a ``candidate_selector`` (two codebooks and a
+#:   ``hidden_projection`` vLLM builds without a quant config); ``DFlash2DraftModel`` ->
+#:   ``qwen3_dflash2.py:DFlash2Qwen3ForCausalLM``.
 Eagle1Family = Literal["llama", "mistral", "cohere", "minicpm", "deepseek", "llama4",
-                       "dflash_qwen3", "dspark_qwen3", "mistral_large3", "xpress_qwen3"]
+                       "dflash_qwen3", "dspark_qwen3", "mistral_large3", "xpress_qwen3",
+                       "dflash2_qwen3"]
 #: the ``speculative_config`` method of each family not drafted as EAGLE-1
 _METHOD: dict[str, str] = {"dflash_qwen3": "dflash", "dspark_qwen3": "dspark",
-                           "xpress_qwen3": "dflash"}
-_QWEN3_DRAFTS = ("dflash_qwen3", "dspark_qwen3", "xpress_qwen3")
+                           "xpress_qwen3": "dflash", "dflash2_qwen3": "dflash"}
+_QWEN3_DRAFTS = ("dflash_qwen3", "dspark_qwen3", "xpress_qwen3", "dflash2_qwen3")
 MARKOV_RANK = 32
 #: ``factory.LAYOUTS`` for a separate draft folder that declares the target's scheme:
 #: a BF16 draft excluding nothing of its own (a config copied from the target), b the
@@ -594,6 +600,23 @@ def _xpress_qwen3() -> _Draft1:
     return linears, plains, roots, config
 
 
+def _dflash2_qwen3() -> _Draft1:
+    linears, plains, roots, config = _dflash_qwen3()
+    taps, group, rank = 2, 32, 16
+    for conv in ("attention_conv", "mlp_conv"):
+        linears.append(Linear(f"layers.0.{conv}.kernel_projection",
+                              2 * taps * (HIDDEN // group), HIDDEN, 0, "mlp"))
+        plains.append(Plain(f"layers.0.{conv}.base_kernel", (2, taps, HIDDEN), 0))
+    linears.append(Linear("candidate_selector.hidden_projection", rank, HIDDEN, 0, "head",
+                          False))
+    plains += [Plain(f"candidate_selector.{n}_codebook", (VOCAB, rank), 0)
+               for n in ("predecessor", "successor")]
+    config.update(architectures=["DFlash2DraftModel"])
+    config["dflash_config"].update(conv_kernel_size=taps, conv_group_size=group,
+                                   selector_rank=rank, selector_top_k=4)
+    return linears, plains, roots, config
+
+
 def _eagle1_minicpm() -> _Draft1:
     m = "model.eagle_layers.0"
     linears, plains, roots, config = _llama_like(m, "MiniCPMForCausalLM", "llama")
@@ -645,6 +668,8 @@ def write_eagle_draft(path: str | os.PathLike[str], spec: EagleSpec) -> WrittenM
         lins, plains, roots, config = _eagle1_mistral_large3()
     elif spec.family == "dspark_qwen3":
         lins, plains, roots, config = _dspark_qwen3()
+    elif spec.family == "dflash2_qwen3":
+        lins, plains, roots, config = _dflash2_qwen3()
     elif spec.family == "xpress_qwen3":
         lins, plains, roots, config = _xpress_qwen3()
     else:

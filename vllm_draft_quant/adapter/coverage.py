@@ -87,6 +87,7 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     "DFlashQwen3ForCausalLM": (None, 8, ""),
     "Qwen3XPressForCausalLM": (None, 8, ""),
     "Qwen3DSparkForCausalLM": (None, 8, ""),
+    "DFlash2Qwen3ForCausalLM": (None, 8, ""),
 }
 #: hand-profiled drafter class -> its number of build cases (ModelOpt NVFP4 and FP8 x
 #: layouts a, b, c, g of its draft weights: a separate EAGLE draft folder or the MTP
