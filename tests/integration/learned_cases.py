@@ -115,12 +115,13 @@ _LLAMA4_FP8_WRONG = tuple((rt.replace(".mlp.", ".feed_forward."),
 _V2 = {"VLLM_USE_V2_MODEL_RUNNER": "1"}
 
 
-def _dflash_stock() -> dict[tuple[str, str], Expected]:
+def _dflash_stock(*extra: tuple[str, str]) -> dict[tuple[str, str], Expected]:
     """Stock outcomes of a DFlash-layout draft (layers.0.*, fc) on its own quant config,
     measured: vLLM renames the draft's exclusions to runtime names
     (qwen3_dflash.py:DFlashQwen3Model.__init__, map_draft_quant_config), so a wildcard
     (b) loads right; with nothing excluded (a) the NVFP4 fc dies and every FP8 module
-    holds cast BF16 data; exact names (c) miss the fused qkv_proj and gate_up_proj."""
+    holds cast BF16 data (``extra``: the drafter's other such modules); exact names (c)
+    miss the fused qkv_proj and gate_up_proj."""
     fused = ((f"{E}.self_attn.qkv_proj", "layers.0.self_attn.q_proj"),
              (f"{E}.mlp.gate_up_proj", "layers.0.mlp.gate_proj"))
     return {
@@ -129,7 +130,7 @@ def _dflash_stock() -> dict[tuple[str, str], Expected]:
                                  "[while loading layers.0.mlp.gate_up_proj]"),
         ("fp8", "a"): Expected("silent", wrong=(
             *fused, (f"{E}.self_attn.o_proj", "layers.0.self_attn.o_proj"),
-            (f"{E}.mlp.down_proj", "layers.0.mlp.down_proj"), ("model.fc", "fc"))),
+            (f"{E}.mlp.down_proj", "layers.0.mlp.down_proj"), ("model.fc", "fc"), *extra)),
         ("fp8", "c"): Expected("silent", wrong=fused),
         **{(sc, lay): _OK for sc in ("nvfp4", "fp8") for lay in "bg"},
     }
@@ -461,7 +462,8 @@ CLASSES: tuple[LearnedClass, ...] = (
         "dflash2_qwen3", "DFlash2Qwen3ForCausalLM", "DFlash2DraftModel",
         _EAGLE_LINEAR | {f"{E}.attention_conv.kernel_projection",
                          f"{E}.mlp_conv.kernel_projection"},
-        {(sc, lay): _OK for sc in ("nvfp4", "fp8") for lay in "abcg"},
+        _dflash_stock(*((f"{E}.{c}.kernel_projection", f"layers.0.{c}.kernel_projection")
+                        for c in ("attention_conv", "mlp_conv"))),
         draft="dflash2_qwen3", env=_V2),
     LearnedClass(
         "eagle_deepseek", "EagleDeepseekV3ForCausalLM", "EagleDeepSeekMTPModel",
