@@ -136,6 +136,17 @@ def _dflash_stock(*extra: tuple[str, str]) -> dict[tuple[str, str], Expected]:
     }
 
 
+def _dspark_stock() -> dict[tuple[str, str], Expected]:
+    """DSpark's stock outcomes, measured: DFlash's, plus its Markov head (a quantized
+    ParallelLMHead unless excluded): a wildcard over the layers and fc (b) leaves it
+    NVFP4 (its BF16 weight fails) or FP8 holding BF16 data."""
+    markov = ("model.markov_head.markov_w2", "markov_head.markov_w2")
+    return {**_dflash_stock(markov),
+            ("nvfp4", "b"): Expected("loud", "RuntimeError",
+                                     "[while loading markov_head.markov_w2.weight]"),
+            ("fp8", "b"): Expected("silent", wrong=(markov,))}
+
+
 _EAGLE_LINEAR = frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
                            f"{E}.mlp.gate_up_proj", f"{E}.mlp.down_proj", "model.fc"})
 #: HY-V3's head: built under the prefix "" (FP8 parameters) and fed lm_head's BF16 data
@@ -453,8 +464,7 @@ CLASSES: tuple[LearnedClass, ...] = (
     # config (a BF16 head here, as exports keep heads)
     LearnedClass(
         "dspark_qwen3", "Qwen3DSparkForCausalLM", "Qwen3DSparkModel", _EAGLE_LINEAR,
-        {(sc, lay): _OK for sc in ("nvfp4", "fp8") for lay in "abcg"},
-        draft="dspark_qwen3", env=_V2),
+        _dspark_stock(), draft="dspark_qwen3", env=_V2),
     # DFlash2 for Qwen3 (qwen3_dflash2.py, method "dflash"; V2 model runner only: a
     # candidate-head draft): DFlash's names plus per-layer grouped convolutions whose
     # kernel_projection is quantizable, and a candidate selector built unquantized
