@@ -8,7 +8,8 @@ installed and registered); they take cases from one queue, so a batch runs on al
 them at once. vLLM's import (10-30 s) is paid once per worker, not once per batch.
 
 Plugin on and off in the same worker: a case is sent with the plugin's own variables
-(``VLLM_DRAFT_QUANT``, ``VLLM_DRAFT_QUANT_OVERRIDES``) set for it; ``plugin=False``
+(``VLLM_DRAFT_QUANT``, ``VLLM_DRAFT_QUANT_OVERRIDES``; and ``VLLM_USE_V2_MODEL_RUNNER``,
+which vLLM reads when it builds the engine config) set for it; ``plugin=False``
 means ``VLLM_DRAFT_QUANT=off``. The adapter reads them at every drafter load
 (``adapter/draft_load.py:wrap_load_model``) and its layer patches pass through when no
 drafter build is active, so an off-mode build is a stock vLLM build;
