@@ -72,6 +72,20 @@ Adding a drafter class is adding a row (and its cases in
   ``swa_*`` keys and its ``o_proj`` with no quant config. Target layers: full attention
   (``hybrid_layer_pattern`` 0), dense MLPs (``moe_layer_freq`` 0), ``v_head_dim`` equal to
   ``head_dim`` (else vLLM picks a CUDA-only DiffKV attention backend).
+- ``qwen4_exp``: ``Qwen4ExpForCausalLM`` (Qwen3.8-Flash-Next, text-only), drafted by
+  vLLM's ``Qwen4ExpMTP`` (``qwen4_exp/nvidia/mtp.py``, a hand profile:
+  ``profiles/qwen4_exp.py``): ``mtp.layers.{k}`` built as ``mtp.layers.{N + k}``, its
+  decoder layer Qwen3-Next's gated attention (q/k norms) and sparse MoE with a shared
+  expert, wrapped by two hyper-connections (``attn_hyper_connection``,
+  ``mlp_hyper_connection``: norm, low-rank down/up and inject projections, built with no
+  quant config) instead of layer norms; ``mtp.fc_embedding``/``mtp.fc_hidden``
+  (quantizable), ``mtp.pre_fc_norm_*`` and a final ``mtp.hyper_connection_mixer``; the
+  drafter's ``lm_head`` is fed ``lm_head.weight``. No QSA (``indexer_n_heads`` unset):
+  QSA attention raises "Qwen4Exp QSA requires FlashAttention" on the CPU
+  (``qwen4_exp/nvidia/qsa.py:Qwen4ExpQSAFlashAttentionImpl.__init__``). Target layers:
+  the same layer (``indexed_attention``, no linear attention, no PLE), ending in the
+  model's own ``hyper_connection_mixer``. Only the drafter is built (its quant config is
+  the draft checkpoint's own fresh parse, not the target's).
 - ``nemotron_h``: ``NemotronHForCausalLM`` (Nemotron-H; a Mamba hybrid: only the drafter
   is built), drafted by vLLM's ``NemotronHMTP`` (``nemotron_h_mtp.py``): ``mtp.layers.{k}``
   renamed to ``model.layers.{k}``, here one attention step (``mtp_hybrid_override_pattern``
@@ -324,6 +338,8 @@ class LearnedSpec:
     target_root: str = "model"  # target layers are ``{target_root}.layers.{i}``
     text_key: str | None = None  # multimodal: the text keys nest under this key
     files: Mapping[str, str] = field(default_factory=dict)  # extra files (remote code)
+    #: what ends the target model after its layers (default: ``{target_root}.norm``)
+    target_tail: Callable[[str], Block] | None = None
 
 
 def family(spec: LearnedSpec, num_mtp: int) -> Family:
@@ -342,7 +358,12 @@ def family(spec: LearnedSpec, num_mtp: int) -> Family:
         linears += lin
         plains += pl
     linears.append(Linear("lm_head", VOCAB, HIDDEN, None, "router", False))
-    plains.append(_norm(f"{spec.target_root}.norm", HIDDEN, None))
+    if spec.target_tail is None:
+        plains.append(_norm(f"{spec.target_root}.norm", HIDDEN, None))
+    else:
+        lin, pl = spec.target_tail(spec.target_root)
+        linears += lin
+        plains += pl
     globs = {(0, "attn"): f"{b}.self_attn*", (0, "mlp"): spec.mlp_glob or f"{b}.mlp*"}
     if spec.head_glob:
         globs[(0, "head")] = spec.head_glob
@@ -488,7 +509,10 @@ SPECS: tuple[LearnedSpec, ...] = (
                        rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
                                         "partial_rotary_factor": 0.25})},
         mtp="mtp.layers.{k}", layer=qwen4_exp_layer, extras=qwen4_exp_extras,
-        root_glob="mtp*", head_glob="mtp.fc*"),
+        root_glob="mtp*", head_glob="mtp.fc*",
+        # the target ends in its own final mixer, not a norm (Qwen4ExpModel)
+        target_tail=lambda root: _hyper_connection(f"{root}.hyper_connection_mixer", None,
+                                                   combine=False)),
 )
 
 
