@@ -93,8 +93,9 @@ PROFILED_BUILT: dict[str, int] = {"EagleMiniCPMForCausalLM": 8,
 PROFILED_BUILT_NOTES: dict[str, str] = {
     "Qwen4ExpMTP": ("built without QSA (config `indexer_n_heads` unset: the layer's "
                     "attention is Qwen3-Next's, qwen4_exp/nvidia/model.py:"
-                    "Qwen4ExpDecoderLayer.__init__); with `indexer_n_heads` set, construction stops at "NotImplementedError: Qwen4Exp "
-                    "QSA requires FlashAttention" (qwen4_exp/nvidia/qsa.py:"
+                    "Qwen4ExpDecoderLayer.__init__); with `indexer_n_heads` set its "
+                    "construction stops with NotImplementedError: Qwen4Exp QSA requires "
+                    "FlashAttention (qwen4_exp/nvidia/qsa.py:"
                     "Qwen4ExpQSAFlashAttentionImpl.__init__, measured)"),
 }
 #: where every hand-profiled drafter is built on CPU (and held against the learner)
