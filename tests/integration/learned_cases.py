@@ -59,6 +59,8 @@ class LearnedClass:
     #: the class has a hand profile: the plugin plans with it (the tests hold that plan
     #: equal to the learned one); ``adapter/coverage.py:PROFILED_BUILT`` lists these
     profile: bool = False
+    #: quantizable layers (runtime prefixes) the checkpoint keeps BF16 in every layout
+    kept_bf16: frozenset[str] = frozenset()
 
     @property
     def cases(self) -> list[Case]:
@@ -74,9 +76,15 @@ E = "model.layers.2"  # an EAGLE-1 draft's layer, numbered after the 2 target la
 M = "model.eagle_layers.2"  # EagleMiniCPM's
 P = "model.mtp.layers.0"  # MiMo-V2's MTP layer (checkpoint and runtime names)
 Q = "mtp.layers.2"  # Qwen4Exp's MTP layer at runtime (checkpoint mtp.layers.0)
+#: Qwen4Exp's hyper-connections' merged down+inject projections: vLLM builds them with no
+#: quant config (nvidia/hyperconnection.py:GatedResidual); the tiny checkpoint, like
+#: exports, keeps them BF16 in every layout
+_QWEN4_HC = frozenset(f"{Q}.{hc}_hyper_connection.input_mix_weight_down_block_inject"
+                      for hc in ("attn", "mlp"))
 _QWEN4_LINEAR = frozenset({f"{Q}.self_attn.qkv_proj", f"{Q}.self_attn.o_proj",
                            f"{Q}.mlp.shared_expert.gate_up_proj",
-                           f"{Q}.mlp.shared_expert.down_proj", "mtp.fc_embedding", "mtp.fc_hidden"})
+                           f"{Q}.mlp.shared_expert.down_proj", "mtp.fc_embedding",
+                           "mtp.fc_hidden", *_QWEN4_HC})
 #: stock EagleLlama: the draft's own config (get_draft_quant_config), exclusions matched
 #: against the runtime names model.layers.2.* / model.fc that checkpoint names never equal
 _EAGLE_FP8_WRONG = ((f"{E}.self_attn.qkv_proj", "layers.0.self_attn.q_proj"),
@@ -404,7 +412,7 @@ CLASSES: tuple[LearnedClass, ...] = (
                 (f"{Q}.mlp.shared_expert.down_proj", f"{X}.mlp.shared_expert.down_proj"))),
             **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "bcg"},
         },
-        mode="draft", profile=True),
+        mode="draft", profile=True, kept_bf16=_QWEN4_HC),
     LearnedClass(
         "eagle_deepseek", "EagleDeepseekV3ForCausalLM", "EagleDeepSeekMTPModel",
         frozenset({f"{E}.self_attn.fused_qkv_a_proj", f"{E}.self_attn.q_b_proj",

@@ -172,7 +172,7 @@ def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None
         if d.kind in QUANTIZABLE:
             # a quantized draft (g) keeps its lm_head BF16, as exports do; so does a draft
             # module fed from the target's lm_head.weight (Bailing's NextN head)
-            bf16 = (case[2] in "abc" or d.module == "lm_head"
+            bf16 = (case[2] in "abc" or d.module == "lm_head" or d.module in row.kept_bf16
                     or all(t.startswith("lm_head.") for t in d.checkpoint_tensors))
             assert (d.scheme.value == "unquantized") == bf16, d.module
 

@@ -36,14 +36,17 @@ __all__ = ["PROFILES", "QWEN4_EXP_MTP"]
 
 
 def _hyper_connection(name: str, *, combine: bool = True) -> tuple[ModuleSpec, ...]:
-    """A ``GatedResidual``'s projections, built with no quant config; with ``combine``
-    (every layer's, not the final mixer) down and inject are one merged layer."""
-    down = (ModuleSpec(f"{name}.input_mix_weight_down_block_inject",
-                       (f"{name}.input_mix_weight_down", f"{name}.block_inject_weight"),
-                       ModuleKind.FIXED, group="head")
-            if combine else
-            ModuleSpec(f"{name}.input_mix_weight_down", (f"{name}.input_mix_weight_down",),
-                       ModuleKind.FIXED, group="head"))
+    """A ``GatedResidual``'s projections, all built with no quant config: the
+    ``ReplicatedLinear`` ones as routers are (``FIXED``); with ``combine`` (every layer's,
+    not the final mixer) down and inject are one ``MergedColumnParallelLinear``, a
+    ``LINEAR`` layer stock vLLM never quantizes (the plugin gives it its stored precision)."""
+    if combine:
+        down = ModuleSpec(f"{name}.input_mix_weight_down_block_inject",
+                          (f"{name}.input_mix_weight_down", f"{name}.block_inject_weight"),
+                          group="head")
+    else:
+        down = ModuleSpec(f"{name}.input_mix_weight_down", (f"{name}.input_mix_weight_down",),
+                          ModuleKind.FIXED, group="head")
     return (down, ModuleSpec(f"{name}.input_mix_weight_up", (f"{name}.input_mix_weight_up",),
                              ModuleKind.FIXED, group="head"))
 
