@@ -67,6 +67,8 @@ class LearnedClass:
     #: per-case environment of its builds (``harness.PER_CASE_ENV``): DSpark and XPress
     #: drafters need vLLM's V2 model runner (``VLLM_USE_V2_MODEL_RUNNER=1``)
     env: Mapping[str, str] | None = None
+    #: quantizable layers (runtime prefixes) the checkpoint keeps BF16 in every layout
+    kept_bf16: frozenset[str] = frozenset()
 
     @property
     def cases(self) -> list[Case]:
@@ -81,6 +83,16 @@ _OK = Expected("ok")
 E = "model.layers.2"  # an EAGLE-1 draft's layer, numbered after the 2 target layers
 M = "model.eagle_layers.2"  # EagleMiniCPM's
 P = "model.mtp.layers.0"  # MiMo-V2's MTP layer (checkpoint and runtime names)
+Q = "mtp.layers.2"  # Qwen4Exp's MTP layer at runtime (checkpoint mtp.layers.0)
+#: Qwen4Exp's hyper-connections' merged down+inject projections: vLLM builds them with no
+#: quant config (nvidia/hyperconnection.py:GatedResidual); the tiny checkpoint, like
+#: exports, keeps them BF16 in every layout
+_QWEN4_HC = frozenset(f"{Q}.{hc}_hyper_connection.input_mix_weight_down_block_inject"
+                      for hc in ("attn", "mlp"))
+_QWEN4_LINEAR = frozenset({f"{Q}.self_attn.qkv_proj", f"{Q}.self_attn.o_proj",
+                           f"{Q}.mlp.shared_expert.gate_up_proj",
+                           f"{Q}.mlp.shared_expert.down_proj", "mtp.fc_embedding",
+                           "mtp.fc_hidden", *_QWEN4_HC})
 #: stock EagleLlama: the draft's own config (get_draft_quant_config), exclusions matched
 #: against the runtime names model.layers.2.* / model.fc that checkpoint names never equal
 _EAGLE_FP8_WRONG = ((f"{E}.self_attn.qkv_proj", "layers.0.self_attn.q_proj"),
@@ -475,6 +487,28 @@ CLASSES: tuple[LearnedClass, ...] = (
         _dflash_stock(*((f"{E}.{c}.kernel_projection", f"layers.0.{c}.kernel_projection")
                         for c in ("attention_conv", "mlp_conv"))),
         draft="dflash2_qwen3", env=_V2),
+    # Qwen3.8-Flash-Next (hand profile; built without QSA, support/_families_learned.py):
+    # the draft's own fresh config with the drafter's packed-module mapping, and vLLM's
+    # own remap of "mtp." entries to the runtime layer numbers
+    # (qwen4_exp/nvidia/mtp.py:_make_draft_vllm_config), so exclusions in checkpoint
+    # names match (b, c); nothing excluded (a) fails under NVFP4 on the first BF16 load
+    # and loads BF16 data into FP8 parameters under FP8. The drafter's quant config does
+    # not depend on the target's, so only the drafter is built.
+    LearnedClass(
+        "qwen4_exp", "Qwen4ExpMTP", "Qwen4ExpMTP", _QWEN4_LINEAR,
+        {
+            ("nvfp4", "a"): Expected("loud", "AssertionError",
+                                     "[while loading fc_embedding.weight]"),
+            ("fp8", "a"): Expected("silent", wrong=(
+                ("mtp.fc_embedding", "mtp.fc_embedding"), ("mtp.fc_hidden", "mtp.fc_hidden"),
+                (f"{Q}.self_attn.qkv_proj", f"{X}.self_attn.q_proj"),
+                (f"{Q}.self_attn.o_proj", f"{X}.self_attn.o_proj"),
+                (f"{Q}.mlp.experts", f"{X}.mlp.experts.0.gate_proj"),
+                (f"{Q}.mlp.shared_expert.gate_up_proj", f"{X}.mlp.shared_expert.gate_proj"),
+                (f"{Q}.mlp.shared_expert.down_proj", f"{X}.mlp.shared_expert.down_proj"))),
+            **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "bcg"},
+        },
+        mode="draft", profile=True, kept_bf16=_QWEN4_HC),
     LearnedClass(
         "eagle_deepseek", "EagleDeepseekV3ForCausalLM", "EagleDeepSeekMTPModel",
         frozenset({f"{E}.self_attn.fused_qkv_a_proj", f"{E}.self_attn.q_b_proj",

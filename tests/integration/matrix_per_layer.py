@@ -3,12 +3,13 @@
 Cases are ``(family, producer, scheme, layout)`` like ``matrix_int4.py``'s:
 
 - ``modelopt-mixed``: a ModelOpt ``MIXED_PRECISION`` export of Qwen3-Next (the family of
-  Qwen3.8-Flash-Next; vLLM's ``Qwen4ExpMTP`` needs QSA attention and hyper-connections the
-  factory does not write): ``quantized_layers`` lists the target's linears ``NVFP4``, the
-  MTP attention ``FP8`` and the MTP routed experts ``FP8_BLOCK_SCALES`` (the early alias
-  Qwen3.8-Flash-Next's ``hf_quant_config.json`` uses) with DeepSeek-style 128 x 128
-  ``weight_scale_inv`` tensors, as that model ships them (vllm#55496); the MTP shared
-  expert and ``mtp.fc`` are unlisted (BF16);
+  Qwen3.8-Flash-Next, whose own drafter ``Qwen4ExpMTP`` is built by
+  ``test_learned_drafters.py`` from the ``qwen4_exp`` factory family):
+  ``quantized_layers`` lists the target's linears ``NVFP4``, the MTP attention ``FP8``
+  and the MTP routed experts ``FP8_BLOCK_SCALES`` (the early alias Qwen3.8-Flash-Next's
+  ``hf_quant_config.json`` uses) with DeepSeek-style 128 x 128 ``weight_scale_inv``
+  tensors, as that model ships them (vllm#55496); the MTP shared expert and ``mtp.fc``
+  are unlisted (BF16);
 - ``quark-per-layer``: a Quark MXFP4 export of Qwen3-Next whose ``layer_quant_config``
   gives the MTP attention ``fp8_e4m3`` per tensor (``mtp.layers.0.self_attn.*``), the rest
   of the MTP MXFP4 (the global config);

@@ -2,8 +2,9 @@
 
 - ``fix --write`` on each BF16-MTP layout (a, b, c) of GLM-4.5 MoE, Qwen3.5 MoE and MiMo
   (ModelOpt NVFP4 and FP8) and of dense Qwen3.5, GLM-4.7-Flash, GLM-5 and DeepSeek-V3.2
-  (``DeepseekV32MTPModel``, built with CPU shim 6's dense attention backend) and
-  MiMo-V2-Flash (``MiMoV2MTPModel``; NVFP4):
+  (``DeepseekV32MTPModel``, built with CPU shim 6's dense attention backend),
+  MiMo-V2-Flash (``MiMoV2MTPModel``) and Qwen3.8-Flash-Next (``Qwen4ExpMTP``, built
+  without QSA; NVFP4, and FP8 layout a):
   stock vLLM (plugin off) then builds every draft module in its stored precision, or
   ``fix`` names the stock limit that stops it. Layouts stock vLLM gets wrong before the
   fix are built before it too (the failure exists).
@@ -15,7 +16,7 @@
   exclusions graft wrote) and the plugin both load the grafted layers unquantized.
 
 Drafters without a hand profile: ``test_cli_load_learned.py``; families vLLM cannot build
-on the CPU (DeepSeek-V4, Qwen4Exp): ``tests/unit/test_fix_graft_rest.py``.
+on the CPU (DeepSeek-V4; Qwen4Exp with QSA): ``tests/unit/test_fix_graft_rest.py``.
 """
 
 from __future__ import annotations
@@ -48,16 +49,26 @@ FAMILIES = ("glm4_moe", "qwen3_5_moe", "mimo")
 #: issue 17: dense Qwen3.5, GLM-4.7-Flash, GLM-5 and DeepSeek-V3.2 (GLM-5's drafter under
 #: its other target), NVFP4 only: their FP8 stock outcomes (BF16 data silently in FP8
 #: parameters, matrix_more.py) are the ones the FP8 rows above already hold fix to
-#: and MiMo-V2-Flash (``MiMoV2MTPModel``; stock outcomes: ``learned_cases.py``)
-REST = ("qwen3_5", "glm4_moe_lite", "glm5", "deepseek_v32", "mimo_v2")
+#: and MiMo-V2-Flash (``MiMoV2MTPModel``) and Qwen3.8-Flash-Next (``Qwen4ExpMTP``: vLLM
+#: renumbers its checkpoint-named exclusions itself; stock outcomes: ``learned_cases.py``)
+REST = ("qwen3_5", "glm4_moe_lite", "glm5", "deepseek_v32", "mimo_v2", "qwen4_exp")
 CASES = [(f, "modelopt", s, lay) for f in FAMILIES for s in ("nvfp4", "fp8") for lay in "abc"]
 CASES += [("glm4_moe", "compressed-tensors", "nvfp4", "a")]
 CASES += [(f, "modelopt", "nvfp4", lay) for f in REST for lay in "abc"]
+#: Qwen4Exp's FP8 a: stock loads BF16 data into FP8 parameters (learned_cases.py), and the
+#: exclusions fix writes pass through vLLM's own renumbering (shifts_layer_numbers)
+CASES += [("qwen4_exp", "modelopt", "fp8", "a")]
 GRAFTED = FAMILIES + REST
 
 
+#: families built without their target: the drafter parses the draft checkpoint's own
+#: quant config (get_draft_quant_config), so the target changes nothing it builds
+DRAFT_ONLY = {"qwen4_exp"}
+
+
 def _request(path: Path, family: str) -> BuildRequest:
-    return BuildRequest(path, dump=False, engine_args=engine_args(family) or None)
+    return BuildRequest(path, dump=False, mode="draft" if family in DRAFT_ONLY else "target+draft",
+                        engine_args=engine_args(family) or None)
 
 
 def _fails_on_stock(case: tuple[str, ...]) -> bool:

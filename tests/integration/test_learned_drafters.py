@@ -188,7 +188,7 @@ def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None
             # a quantized draft (g) keeps its lm_head BF16, as exports do; so does a draft
             # module fed from the target's lm_head.weight (Bailing's NextN head)
             # a separate draft's writer says what it stored (DSpark's Markov head BF16)
-            bf16 = (case[2] in "abc" or d.module == "lm_head"
+            bf16 = (case[2] in "abc" or d.module == "lm_head" or d.module in row.kept_bf16
                     or all(t.startswith("lm_head.") for t in d.checkpoint_tensors)
                     or (row.draft is not None and all(
                         b.ckpt.stored_format(t) == "bf16" for t in d.checkpoint_tensors)))

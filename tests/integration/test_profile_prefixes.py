@@ -45,9 +45,10 @@ FAMILY_OF = {
     "EagleDeepSeekMTPModel": ("eagle_deepseek",),
     "EagleMiniCPMForCausalLM": ("eagle_minicpm",),
     "MiMoV2MTPModel": ("mimo_v2",),
+    "Qwen4ExpMTP": ("qwen4_exp",),
 }
 #: families whose tiny checkpoint has one MTP layer (vLLM builds only the first)
-ONE_MTP = {"mimo_v2"}
+ONE_MTP = {"mimo_v2", "qwen4_exp"}
 #: EAGLE-1 families: a separate draft folder (support.eagle3.write_eagle_pair, layout g)
 EAGLE1 = {"eagle_deepseek": ("deepseek", "EagleDeepSeekMTPModel"),
           "eagle_minicpm": ("minicpm", "EagleMiniCPMForCausalLM")}
@@ -60,11 +61,6 @@ STATIC_ONLY = {
     "MiMoV2OmniMTPModel": ("a subclass of MiMoV2MTP with its layers and load_weights "
                            "(mimo_v2_mtp.py), built here only through MiMoV2MTP: no tiny "
                            "MiMo-V2-Omni (multimodal) target yet"),
-    "Qwen4ExpMTP": ("no tiny Qwen4Exp factory checkpoint yet (hyper-connection tensors); "
-                    "its QSA attention (config indexer_n_heads) needs FlashAttention, "
-                    "which the CPU lacks (read, not run: "
-                    "qwen4_exp/nvidia/qsa.py:Qwen4ExpQSAFlashAttentionImpl.__init__ "
-                    "raises NotImplementedError)"),
 }
 CASES = [(p.architecture, f) for p in PROFILES if p.architecture not in STATIC_ONLY
          for f in FAMILY_OF.get(p.architecture, ("?",))]

@@ -72,6 +72,20 @@ Adding a drafter class is adding a row (and its cases in
   ``swa_*`` keys and its ``o_proj`` with no quant config. Target layers: full attention
   (``hybrid_layer_pattern`` 0), dense MLPs (``moe_layer_freq`` 0), ``v_head_dim`` equal to
   ``head_dim`` (else vLLM picks a CUDA-only DiffKV attention backend).
+- ``qwen4_exp``: ``Qwen4ExpForCausalLM`` (Qwen3.8-Flash-Next, text-only), drafted by
+  vLLM's ``Qwen4ExpMTP`` (``qwen4_exp/nvidia/mtp.py``, a hand profile:
+  ``profiles/qwen4_exp.py``): ``mtp.layers.{k}`` built as ``mtp.layers.{N + k}``, its
+  decoder layer Qwen3-Next's gated attention (q/k norms) and sparse MoE with a shared
+  expert, wrapped by two hyper-connections (``attn_hyper_connection``,
+  ``mlp_hyper_connection``: norm, low-rank down/up and inject projections, built with no
+  quant config) instead of layer norms; ``mtp.fc_embedding``/``mtp.fc_hidden``
+  (quantizable), ``mtp.pre_fc_norm_*`` and a final ``mtp.hyper_connection_mixer``; the
+  drafter's ``lm_head`` is fed ``lm_head.weight``. No QSA (``indexer_n_heads`` unset):
+  QSA attention raises "Qwen4Exp QSA requires FlashAttention" on the CPU
+  (``qwen4_exp/nvidia/qsa.py:Qwen4ExpQSAFlashAttentionImpl.__init__``). Target layers:
+  the same layer (``indexed_attention``, no linear attention, no PLE), ending in the
+  model's own ``hyper_connection_mixer``. Only the drafter is built (its quant config is
+  the draft checkpoint's own fresh parse, not the target's).
 - ``nemotron_h``: ``NemotronHForCausalLM`` (Nemotron-H; a Mamba hybrid: only the drafter
   is built), drafted by vLLM's ``NemotronHMTP`` (``nemotron_h_mtp.py``): ``mtp.layers.{k}``
   renamed to ``model.layers.{k}``, here one attention step (``mtp_hybrid_override_pattern``
@@ -102,6 +116,7 @@ from support._families import (
     _experts,
     _mlp,
     _norm,
+    _qwen_moe,
     layer_norms,
     qk_norms,
 )
@@ -189,6 +204,46 @@ def mimo_v2_layer(p: str, k: int | None) -> Block:
         return lin, pl
     return lin, [_norm(f"{p}.input_layernorm", HIDDEN, k),
                  _norm(f"{p}.pre_mlp_layernorm", HIDDEN, k)]
+
+
+#: Qwen4Exp's hyper-connection streams and low rank (``hc_lowrank + hc_count`` a multiple
+#: of 16: vLLM pads the merged down+inject projection to one otherwise)
+HC_COUNT, HC_LOWRANK = 2, 14
+
+
+def _hyper_connection(p: str, k: int | None, *, combine: bool = True) -> Block:
+    """A Qwen4Exp ``GatedResidual`` (``qwen4_exp/nvidia/hyperconnection.py``): the norm
+    ``hc_norm`` over every stream, the low-rank ``input_mix_weight_down``/``_up`` and
+    (``combine``) ``block_inject_weight``, all built with no quant config."""
+    hh = HC_COUNT * HIDDEN
+    lin = [Linear(f"{p}.input_mix_weight_down", HC_LOWRANK, hh, k, "router", False),  # type: ignore[arg-type]
+           Linear(f"{p}.input_mix_weight_up", hh, HC_LOWRANK, k, "router", False)]  # type: ignore[arg-type]
+    if combine:
+        lin.append(Linear(f"{p}.block_inject_weight", HC_COUNT, hh, k, "router", False))  # type: ignore[arg-type]
+    return lin, [_norm(f"{p}.hc_norm", hh, k)]
+
+
+def qwen4_exp_layer(p: str, k: int | None) -> Block:
+    """Qwen4Exp's decoder layer without QSA (``qwen4_exp/nvidia/model.py:
+    Qwen4ExpDecoderLayer``, ``indexer_n_heads`` unset): Qwen3-Next's gated attention
+    with q/k norms, its sparse MoE with a shared expert, and a hyper-connection before
+    each (``attn_hyper_connection``, ``mlp_hyper_connection``) in place of the norms."""
+    lin = _attn_gqa(p, k, gated_q=True) + _qwen_moe(p, k)
+    pl = qk_norms(p, k)
+    for hc in ("attn_hyper_connection", "mlp_hyper_connection"):
+        hl, hp = _hyper_connection(f"{p}.{hc}", k)
+        lin, pl = lin + hl, pl + hp
+    return lin, pl
+
+
+def qwen4_exp_extras(p: str, k: int) -> Block:
+    """Qwen4Exp's MTP globals (``qwen4_exp/nvidia/mtp.py:Qwen4ExpMultiTokenPredictor``):
+    ``fc_embedding`` and ``fc_hidden`` (quantizable), their pre-norms (the hidden one over
+    every stream) and the final ``hyper_connection_mixer`` (no ``block_inject_weight``)."""
+    lin = [Linear(f"mtp.{n}", HIDDEN, HIDDEN, k, "head") for n in ("fc_embedding", "fc_hidden")]
+    mixer_lin, mixer_pl = _hyper_connection("mtp.hyper_connection_mixer", k, combine=False)
+    return lin + mixer_lin, [_norm("mtp.pre_fc_norm_embedding", HIDDEN, k),
+                             _norm("mtp.pre_fc_norm_hidden", HC_COUNT * HIDDEN, k), *mixer_pl]
 
 
 def nemotron_h_layer(p: str, k: int | None) -> Block:
@@ -283,6 +338,8 @@ class LearnedSpec:
     target_root: str = "model"  # target layers are ``{target_root}.layers.{i}``
     text_key: str | None = None  # multimodal: the text keys nest under this key
     files: Mapping[str, str] = field(default_factory=dict)  # extra files (remote code)
+    #: what ends the target model after its layers (default: ``{target_root}.norm``)
+    target_tail: Callable[[str], Block] | None = None
 
 
 def family(spec: LearnedSpec, num_mtp: int) -> Family:
@@ -301,7 +358,12 @@ def family(spec: LearnedSpec, num_mtp: int) -> Family:
         linears += lin
         plains += pl
     linears.append(Linear("lm_head", VOCAB, HIDDEN, None, "router", False))
-    plains.append(_norm(f"{spec.target_root}.norm", HIDDEN, None))
+    if spec.target_tail is None:
+        plains.append(_norm(f"{spec.target_root}.norm", HIDDEN, None))
+    else:
+        lin, pl = spec.target_tail(spec.target_root)
+        linears += lin
+        plains += pl
     globs = {(0, "attn"): f"{b}.self_attn*", (0, "mlp"): spec.mlp_glob or f"{b}.mlp*"}
     if spec.head_glob:
         globs[(0, "head")] = spec.head_glob
@@ -436,6 +498,21 @@ SPECS: tuple[LearnedSpec, ...] = (
                        rope_parameters={"rope_type": "default", "rope_theta": 10000.0})},
         mtp="model.mtp.layers.{k}", layer=mimo_v2_layer, extras=PLAIN_EH,
         root_glob="model.mtp*"),
+    LearnedSpec(
+        "qwen4_exp", "Qwen4ExpForCausalLM",
+        {"architectures": ["Qwen4ExpForCausalLM"], "model_type": "qwen4_exp_text",
+         **text_config(layer_types=["indexed_attention"] * N_TARGET,
+                       num_experts=EXPERTS, num_experts_per_tok=2,
+                       moe_intermediate_size=MOE_INTER,
+                       shared_expert_intermediate_size=MOE_INTER, norm_topk_prob=True,
+                       hc_count=HC_COUNT, hc_lowrank=HC_LOWRANK, rms_norm_eps=1e-6,
+                       rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                        "partial_rotary_factor": 0.25})},
+        mtp="mtp.layers.{k}", layer=qwen4_exp_layer, extras=qwen4_exp_extras,
+        root_glob="mtp*", head_glob="mtp.fc*",
+        # the target ends in its own final mixer, not a norm (Qwen4ExpModel)
+        target_tail=lambda root: _hyper_connection(f"{root}.hyper_connection_mixer", None,
+                                                   combine=False)),
 )
 
 

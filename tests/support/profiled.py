@@ -1,6 +1,7 @@
 """Tiny checkpoints written from a drafter profile alone, for families the factory
-cannot write because vLLM cannot build them on the CPU (DeepSeek-V4, Qwen4Exp; MiMo-V2
-too, written before its factory family ``mimo_v2`` existed): `fix` and `graft` work on names, headers and configs, so a checkpoint whose
+cannot write because vLLM cannot build them on the CPU (DeepSeek-V4; MiMo-V2 and
+Qwen4Exp too, written before their factory families ``mimo_v2`` and ``qwen4_exp``
+existed): `fix` and `graft` work on names, headers and configs, so a checkpoint whose
 draft tensors carry the profile's checkpoint names (and shapes the config implies) is
 all their tests need.
 

@@ -363,6 +363,7 @@ def _reshape(shard: Path, name: str, shape: tuple[int, ...]) -> None:
     ("deepseek_v3", "model.layers.2.mlp.gate.weight", (8, 128)),     # [experts, hidden]
     ("qwen3_next", "mtp.fc.weight", (128, 384)),
     ("qwen3_next", "mtp.layers.0.self_attn.k_proj.weight", (96, 128)),  # kv_heads*head_dim
+    ("qwen4_exp", "mtp.pre_fc_norm_hidden.weight", (384,)),  # [hidden or hc_count*hidden]
 ])
 def test_tensors_target_lacks_are_checked_against_its_config(
         family: str, name: str, shape: tuple[int, ...], tmp_path: Path,
@@ -380,7 +381,7 @@ def test_tensors_target_lacks_are_checked_against_its_config(
 
 
 @pytest.mark.parametrize("family", ["deepseek_v3", "qwen3_next", "step3p5", "glm4_moe", "mimo",
-                                    "qwen3_5_moe", "qwen3_5_moe_vl"])
+                                    "qwen3_5_moe", "qwen3_5_moe_vl", "qwen4_exp"])
 def test_config_shapes_accept_every_factory_family(family: str, tmp_path: Path) -> None:
     from vllm_draft_quant.repair.shapes import check_config_shapes, expected_shape
     from vllm_draft_quant.repair.shard_io import sources_of

@@ -1,10 +1,10 @@
 """`fix` and `graft` for the drafters vLLM 0.33.0 cannot build on the CPU, held to their
 profiles' stock-vLLM facts (issue 17: "for every family").
 
-DeepSeek-V4 (``deepseek_v4/cpu/mtp.py`` raises NotImplementedError) and Qwen4Exp (the
-test factory cannot write checkpoints its vLLM code loads on the CPU) have no load test
-in ``tests/integration/test_cli_load*.py``; MiMo-V2 has one now (factory family
-``mimo_v2`` in ``test_cli_load_more.py``) and keeps its rows here. Here each gets tiny
+DeepSeek-V4 (``deepseek_v4/cpu/mtp.py`` raises NotImplementedError) has no load test
+in ``tests/integration/test_cli_load*.py``; MiMo-V2 and Qwen4Exp have one now (factory
+families ``mimo_v2`` and ``qwen4_exp``, without QSA, in ``test_cli_load_more.py``) and
+keep their rows here. Here each gets tiny
 ModelOpt NVFP4 checkpoints written from its profile (``support.profiled``), layouts
 a, b and c (BF16 draft: exclusions silent about it, one namespace wildcard, every
 module by exact checkpoint name), and:

@@ -96,7 +96,17 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
 #: also held equal to the learned one (``learned_cases.py`` rows with ``profile=True``)
 PROFILED_BUILT: dict[str, int] = {"EagleMiniCPMForCausalLM": 8,
                                    "EagleDeepseekV3ForCausalLM": 8,
-                                   "MiMoV2MTP": 8}
+                                   "MiMoV2MTP": 8,
+                                   "Qwen4ExpMTP": 8}
+#: hand-profiled class built here -> what its build leaves out, and why
+PROFILED_BUILT_NOTES: dict[str, str] = {
+    "Qwen4ExpMTP": ("built without QSA (config `indexer_n_heads` unset: the layer's "
+                    "attention is Qwen3-Next's, qwen4_exp/nvidia/model.py:"
+                    "Qwen4ExpDecoderLayer.__init__); with `indexer_n_heads` set its "
+                    "construction stops with NotImplementedError: Qwen4Exp QSA requires "
+                    "FlashAttention (qwen4_exp/nvidia/qsa.py:"
+                    "Qwen4ExpQSAFlashAttentionImpl.__init__, measured)"),
+}
 #: where every hand-profiled drafter is built on CPU (and held against the learner)
 PROFILE_TESTS = "tests/integration/test_profile_prefixes.py"
 #: draft architecture -> why the prefix test checks its profile against the source only
@@ -107,11 +117,6 @@ PROFILES_NOT_BUILT: dict[str, str] = {
     "MiMoV2OmniMTPModel": ("a subclass of MiMoV2MTP with its layers and load_weights "
                            "(mimo_v2_mtp.py), built here only through MiMoV2MTP: no tiny "
                            "MiMo-V2-Omni (multimodal) target yet"),
-    "Qwen4ExpMTP": ("no tiny Qwen4Exp factory checkpoint yet (hyper-connection tensors); "
-                    "its QSA attention (config indexer_n_heads) needs FlashAttention, "
-                    "which the CPU lacks (read, not run: "
-                    "qwen4_exp/nvidia/qsa.py:Qwen4ExpQSAFlashAttentionImpl.__init__ "
-                    "raises NotImplementedError)"),
 }
 #: class -> what stops it on vLLM's CPU platform, measured (FINDINGS "Drafters outside
 #: the first seven"); classes whose constructor is a CPU stub are found in the code
@@ -250,6 +255,8 @@ def census() -> list[DrafterClass]:
                         f"and FP8 x layouts a, b, c, g, "
                         f"{PROFILED_BUILT[cls_name]} cases; plan held equal to the learned "
                         f"mapping's; prefixes checked by `{PROFILE_TESTS}`)")
+            if cls_name in PROFILED_BUILT_NOTES:
+                platform += f"; {PROFILED_BUILT_NOTES[cls_name]}"
         elif platform.startswith("imports") and profiled:
             why = [PROFILES_NOT_BUILT[n] for n in names if n in PROFILES_NOT_BUILT]
             if not why and not primary & set(names):

@@ -5,11 +5,19 @@ _remap_mtp_weight_name, _make_draft_vllm_config, Qwen4ExpMultiTokenPredictor.__i
 Qwen4ExpMTP.__init__ / load_weights) and ``nvidia/qsa.py`` (``qkv_proj``, ``o_proj``).
 Checkpoint layers ``mtp.layers.{k}`` (also under ``model.language_model.``); the
 drafter builds layer k with prefix ``mtp.layers.{N + k}`` (N = num_hidden_layers) and
-``fc_embedding`` / ``fc_hidden`` at ``mtp.fc_*``; the checkpoint's
-``mtp.shared_head.head`` is loaded into the drafter's own ``lm_head``, a
-ParallelLMHead built without a quant config. q/k/v and gate/up fuse
-(Qwen3_5Model.hf_to_vllm_mapper); the MoE block is Qwen3-Next's. The QSA indexer is
-not described.
+``fc_embedding`` / ``fc_hidden`` at ``mtp.fc_*``; the drafter's own ``lm_head``, a
+ParallelLMHead built without a quant config, is fed the checkpoint's ``lm_head``
+(``_remap_mtp_weight_name`` keeps ``lm_head.``; an ``mtp.shared_head.head`` would land
+in the same parameter, last one read wins: not described). q/k/v and gate/up fuse
+(Qwen3_5Model.hf_to_vllm_mapper); the MoE block is Qwen3-Next's. Every hyper-connection
+(``nvidia/hyperconnection.py:GatedResidual``: each layer's ``attn_hyper_connection`` /
+``mlp_hyper_connection``, the final ``mtp.hyper_connection_mixer``) builds its
+projections with ``quant_config=None``; ``input_mix_weight_down`` and
+``block_inject_weight`` fuse into ``input_mix_weight_down_block_inject``
+(``model.py:_EXTRA_WEIGHTS_MAPPER``). The QSA indexer (config ``indexer_n_heads``) is
+not described: without it the layer's attention is Qwen3-Next's
+(``model.py:Qwen4ExpDecoderLayer.__init__``), the configuration the tests build on
+the CPU (QSA needs FlashAttention).
 
 vLLM's own workaround: ``_make_draft_vllm_config`` builds the layers with
 ``get_draft_quant_config`` (a fresh parse of the checkpoint's config) and rewrites its
@@ -26,16 +34,35 @@ from vllm_draft_quant.profiles._fragments import attention, qwen_sparse_moe
 
 __all__ = ["PROFILES", "QWEN4_EXP_MTP"]
 
+
+def _hyper_connection(name: str, *, combine: bool = True) -> tuple[ModuleSpec, ...]:
+    """A ``GatedResidual``'s projections, all built with no quant config: the
+    ``ReplicatedLinear`` ones as routers are (``FIXED``); with ``combine`` (every layer's,
+    not the final mixer) down and inject are one ``MergedColumnParallelLinear``, a
+    ``LINEAR`` layer stock vLLM never quantizes (the plugin gives it its stored precision)."""
+    if combine:
+        down = ModuleSpec(f"{name}.input_mix_weight_down_block_inject",
+                          (f"{name}.input_mix_weight_down", f"{name}.block_inject_weight"),
+                          group="head")
+    else:
+        down = ModuleSpec(f"{name}.input_mix_weight_down", (f"{name}.input_mix_weight_down",),
+                          ModuleKind.FIXED, group="head")
+    return (down, ModuleSpec(f"{name}.input_mix_weight_up", (f"{name}.input_mix_weight_up",),
+                             ModuleKind.FIXED, group="head"))
+
+
 QWEN4_EXP_MTP = DrafterProfile(
     architecture="Qwen4ExpMTP",
     target_architectures=("Qwen4ExpForCausalLM", "Qwen4ExpForConditionalGeneration"),
     root=LayerRoot(checkpoint="mtp.layers.{n}", runtime="mtp.layers.{n}",
                    index="local", runtime_index="global"),
-    modules=(*attention(), *qwen_sparse_moe()),
+    modules=(*attention(), *qwen_sparse_moe(), *_hyper_connection("attn_hyper_connection"),
+             *_hyper_connection("mlp_hyper_connection")),
     globals=(
         ModuleSpec("mtp.fc_embedding", ("mtp.fc_embedding",), group="head"),
         ModuleSpec("mtp.fc_hidden", ("mtp.fc_hidden",), group="head"),
-        ModuleSpec("lm_head", ("mtp.shared_head.head",), ModuleKind.FIXED, group="head"),
+        *_hyper_connection("mtp.hyper_connection_mixer", combine=False),
+        ModuleSpec("lm_head", ("lm_head",), ModuleKind.FIXED, group="head"),
     ),
     num_layers_keys=("mtp_num_hidden_layers", "num_nextn_predict_layers"),
     families=("Qwen3.8-Flash-Next",),

@@ -12,6 +12,7 @@ tensor                                                  shape
 ======================================================  ==============================
 ``eh_proj``, ``mtp.fc``, MiMo ``input_proj``              [hidden, 2*hidden]
 ``enorm``, ``hnorm``, layer norms, ``shared_head.norm``   [hidden]
+Qwen4Exp ``pre_fc_norm_hidden`` (every stream)          [hidden] or [hc_count*hidden]
 ``shared_head.head``/``output``, ``embed_tokens``,      [vocab, hidden]
 ``lm_head``
 ``self_attn.o_proj``                                    [hidden, *]
@@ -88,10 +89,15 @@ def _rules(cfg: _Cfg) -> list[tuple[re.Pattern[str], Callable[[], list[Dim]]]]:
     q = _mul(_int(cfg, "num_attention_heads"), hd)
     kv = _mul(_int(cfg, "num_key_value_heads"), hd)
     hid, hid2 = _dim(h, "hidden_size"), _dim(_mul(h, 2), "2*hidden_size")
+    # Qwen4Exp normalizes the target's hyper-connection streams together
+    # (qwen4_exp/nvidia/mtp.py:Qwen4ExpMultiTokenPredictor.__init__: pre_fc_norm_hidden)
+    hc = _int(cfg, "hc_count")
+    hid_hc = _dim(h, "hidden_size", (_mul(hc, h), "hc_count*hidden_size")) if hc else hid
     table: list[tuple[str, Callable[[], list[Dim]]]] = [
         (r"(?:^|\.)(?:eh_proj|mtp\.fc|input_proj)\.weight", lambda: [hid, hid2]),
+        (r"(?:^|\.)pre_fc_norm_hidden\.weight", lambda: [hid_hc]),
         (r"(?:^|\.)(?:enorm|hnorm|input_layernorm|post_attention_layernorm|final_layernorm|"
-         r"hidden_layernorm|token_layernorm|pre_fc_norm_hidden|pre_fc_norm_embedding|norm)"
+         r"hidden_layernorm|token_layernorm|pre_fc_norm_embedding|norm)"
          r"\.weight", lambda: [hid]),
         (r"(?:^|\.)(?:shared_head\.head|shared_head\.output|embed_tokens|lm_head)\.weight",
          lambda: [_dim(v, "vocab_size"), hid]),
