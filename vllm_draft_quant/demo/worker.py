@@ -239,9 +239,17 @@ def _groups_key(vllm_config: Any) -> tuple[Any, ...]:
     config (with the architecture it is checked against)."""
     mc, pc = vllm_config.model_config, vllm_config.parallel_config
     engram = getattr(vllm_config, "engram_config", None)
-    fields = ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size",
-              "prefill_context_parallel_size", "decode_context_parallel_size",
-              "enable_expert_parallel", "enable_eplb", "enable_elastic_ep", "use_all2all")
+    fields = (
+        "tensor_parallel_size",
+        "pipeline_parallel_size",
+        "data_parallel_size",
+        "prefill_context_parallel_size",
+        "decode_context_parallel_size",
+        "enable_expert_parallel",
+        "enable_eplb",
+        "enable_elastic_ep",
+        "use_all2all",
+    )
     return (
         None if mc is None else bool(mc.is_moe),
         tuple(repr(getattr(pc, f, None)) for f in fields),
@@ -249,7 +257,7 @@ def _groups_key(vllm_config: Any) -> tuple[Any, ...]:
     )
 
 
-def _ensure_distributed(vllm_config: Any) -> None:
+def _ensure_distributed(vllm_config: Any) -> bool:
     """World-size-1 gloo state, made once; the model-parallel groups made for this config.
 
     ``initialize_model_parallel`` creates the expert-parallel group only when the
@@ -258,6 +266,7 @@ def _ensure_distributed(vllm_config: Any) -> None:
     destroyed and made again whenever what they are made from (`_groups_key`)
     differs from the last case's, and kept otherwise (destroying and re-making the
     gloo groups costs ~0.07 s a case; a real engine makes them once per process).
+    Returns whether the groups standing were kept.
     """
     global _DIST_READY, _GROUPS_FOR
     from vllm.distributed import ensure_model_parallel_initialized, init_distributed_environment
@@ -276,9 +285,11 @@ def _ensure_distributed(vllm_config: Any) -> None:
         _DIST_READY = True
     elif key != _GROUPS_FOR:  # None after a failure or another mode: always made again
         destroy_model_parallel()
+    kept = _GROUPS_FOR is not None and key == _GROUPS_FOR
     _GROUPS_FOR = None  # until they are made
     ensure_model_parallel_initialized(1, 1)
     _GROUPS_FOR = key
+    return kept
 
 
 #: modes a process built on this worker adds (mode -> handler of the case, returning the
@@ -364,7 +375,7 @@ def _run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
         result["quantization"] = vllm_config.model_config.quantization
         result["timings"]["engine_config"] = time.perf_counter() - t0
         with set_current_vllm_config(vllm_config):
-            _ensure_distributed(vllm_config)
+            result["reused"] = {"groups": _ensure_distributed(vllm_config)}
             if "target" in mode:
                 stage = "target"
                 t1 = time.perf_counter()
@@ -427,6 +438,10 @@ def _run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
     return result
 
 
+#: the observer `_start` installed (for code a test runs in this process)
+OBSERVER: list[_Observer] = []
+
+
 def _start(*, load_plugins: bool) -> tuple[_Observer, float]:
     """Import vLLM, apply the CPU shims, observe every model built; the import's seconds.
 
@@ -450,6 +465,7 @@ def _start(*, load_plugins: bool) -> tuple[_Observer, float]:
         load_general_plugins()  # once per process: cases must not be the first to load them
     observer = _Observer()
     cpu_shims.BEFORE_POST_LOAD.append(observer)
+    OBSERVER[:] = [observer]
     freeze_gc_heap()
     return observer, time.perf_counter() - t0
 
