@@ -29,7 +29,12 @@ Two ways to run it (``VLLM_TARGET_DEVICE=cpu`` in its environment):
 
 A case that raises is recorded and the next case starts from fresh configs. The
 distributed state (world size 1, gloo, a free port) is created once and shared:
-nothing in it depends on the model.
+nothing in it depends on the model; the model-parallel groups are made again only when
+what vLLM makes them from changes (`_groups_key`: experts or not, the parallel sizes).
+After each case its garbage is collected and the heap frozen (`_settle`), so vLLM's own
+``gc.collect()`` calls scan only the next case's objects. ``raw["reused"]["groups"]``
+says whether a case kept the groups (``tests/integration/test_build_reuse.py`` holds
+such builds equal to builds made afresh).
 
 What one case does (mirroring ``v1/worker/gpu_model_runner.py:load_model`` and
 ``v1/spec_decode/llm_base_proposer.py:SpecDecodeBaseProposer._get_model``):
