@@ -312,8 +312,9 @@ def _extra_mode(handler: Callable[[dict[str, Any]], dict[str, Any]],
     _GROUPS_FOR = None  # a handler may make the groups for its own config
     try:
         return handler(case)
-    finally:  # a handler may have made the world-size-1 state itself
+    finally:  # a handler may have made the world-size-1 state (and groups) itself
         _DIST_READY = _DIST_READY or torch.distributed.is_initialized()
+        _GROUPS_FOR = None
 
 
 def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
