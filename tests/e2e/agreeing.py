@@ -53,7 +53,7 @@ _GEN = 1234
 PERM = torch.randperm(VOCAB, generator=torch.Generator().manual_seed(_GEN)).tolist()
 # activation amax per linear kind (ModelOpt's calibrated input_scale = amax / (6 * 448))
 _ACT_AMAX = {"qkv": 8.0, "o": 4.0, "gate_up": 8.0, "down": 40.0, "qkv_a": 8.0, "q_b": 8.0,
-             "kv_b": 8.0}  # fmt: skip
+             "kv_b": 8.0, "qkvz": 8.0}  # fmt: skip
 _E2M1 = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
 
 
@@ -153,6 +153,11 @@ def _kind(name: str) -> str:
         "kv_a_proj_with_mqa": "qkv_a",
         "q_b_proj": "q_b",
         "kv_b_proj": "kv_b",
+        # Gated-DeltaNet (Qwen3-Next in_proj_qkvz; Qwen3.5 in_proj_qkv + in_proj_z fuse)
+        "in_proj_qkvz": "qkvz",
+        "in_proj_qkv": "qkvz",
+        "in_proj_z": "qkvz",
+        "out_proj": "o",
     }[leaf]
 
 

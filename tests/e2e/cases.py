@@ -16,7 +16,10 @@ with its NextN layer (``agreeing_nextn.py``: NVFP4 target with the NextN layer g
 BF16 in the tier, GLM's FP8 export in ``BENCH_ONLY``; their MoE layers run the CPU MoE
 stand-ins F12/F13 of ``cpu_forward.py``, DeepSeek's MLA decode F14), and EAGLE3-Llama (a
 Llama target with a separate EAGLE3 draft, ``agreeing_eagle3.py``; its reference is the
-BF16 target with the BF16 draft). What stops the rest on this CPU (vLLM 0.33.0 CUDA
+BF16 target with the BF16 draft), and Qwen3-Next / Qwen3.5 MoE (``Qwen3NextForCausalLM``,
+``Qwen3_5MoeForCausalLM``: Gated-DeltaNet linear attention on the stand-ins F15-F19, MoE
+on F12/F13; ``agreeing_gdn.py``: NVFP4 target with the MTP layer grafted in BF16; run with
+prefix caching off, ``GDN_ARGS``). What stops the rest on this CPU (vLLM 0.33.0 CUDA
 wheel; each is a ``torch.ops._C`` kernel the wheel lacks, or Triton):
 
 - Quantized routed experts, in every MoE family: ModelOpt FP8 per-tensor experts have no
@@ -30,11 +33,16 @@ wheel; each is a ``torch.ops._C`` kernel the wheel lacks, or Triton):
 - GLM-5.x / DeepSeek-V3.2 (``DeepseekV32MTPModel``): DeepSeek Sparse Attention has no CPU
   backend (``platforms/cpu.py``; the build shim ``dense-attention-for-sparse-cpu`` swaps in
   dense MLA for construction only, which changes what the model computes); not tried for
-  generation. Qwen3-Next/Qwen3.5 need the Gated-DeltaNet
-  kernels of ``model_executor/layers/mamba/ops/cpu/gdn_attention.py``
-  (``causal_conv1d_fwd_cpu``, ``causal_conv1d_update_cpu``, ``chunk_gated_delta_rule_cpu``,
-  ``fused_gdn_gating_cpu``, ``fused_sigmoid_gating_delta_rule_update_cpu`` and its
-  ``_spec_cpu`` variant for speculative decoding). Step-3.5's unquantized MoE layers take
+  generation.
+- Qwen3-Next/Qwen3.5's Gated-DeltaNet (``model_executor/layers/mamba/ops/cpu/
+  gdn_attention.py``) runs on F15-F19 on CPUs without AVX-512-BF16/AMX (this machine:
+  the prefill convolution is vLLM's own PyTorch); on CPUs with them vLLM packs the conv
+  weight and calls ``causal_conv1d_weight_pack``/``causal_conv1d_fwd_cpu``/
+  ``causal_conv1d_update_cpu`` instead, which have no stand-in. With prefix caching on,
+  the hybrid state cache's "align" mode needs Triton block copies (``GDN_ARGS``). Dense
+  Qwen3.5 (``Qwen3_5ForCausalLM``, the same GDN, a dense MLP in the MTP layer) has no
+  agreeing construction yet (not run here).
+- Step-3.5's unquantized MoE layers take
   the same CPU experts path as GLM's (F12/F13) and its sliding window is covered by F6; it
   has no agreeing construction yet (not run here).
 """
@@ -89,6 +97,12 @@ class Draft:
 
 
 MIMO_ARGS = {"trust_remote_code": True}
+# prefix caching on puts a hybrid (Mamba/GDN) model's state cache in "align" mode, whose
+# block copies are Triton kernels (``v1/worker/mamba_utils.py``:
+# ``precopy_mamba_align_fused_kernel``, ``postprocess_mamba_fused_kernel``) that vLLM's CPU
+# platform cannot launch ("'function' object is not subscriptable"); off, the state cache
+# keeps one slot per draft position and needs none of them
+GDN_ARGS = {"enable_prefix_caching": False}
 REFERENCES = {
     "mimo-bf16": Case(
         "mimo-bf16", "MiMo", "BF16 original", "write_mimo", {"quant": None}, engine_args=MIMO_ARGS
@@ -118,6 +132,24 @@ REFERENCES = {
         "agreeing_nextn.write_deepseek_v3",
         {"quant": None},
         reference="deepseek-bf16",
+    ),
+    "qwen3next-bf16": Case(
+        "qwen3next-bf16",
+        "Qwen3-Next",
+        "BF16 original (Qwen3NextForCausalLM, Gated-DeltaNet + gated attention, MoE, MTP)",
+        "agreeing_gdn.write_qwen3_next",
+        {"quant": None},
+        reference="qwen3next-bf16",
+        engine_args=GDN_ARGS,
+    ),
+    "qwen35moe-bf16": Case(
+        "qwen35moe-bf16",
+        "Qwen3.5",
+        "BF16 original (Qwen3_5MoeForCausalLM, Gated-DeltaNet + gated attention, MoE, MTP)",
+        "agreeing_gdn.write_qwen3_5_moe",
+        {"quant": None},
+        reference="qwen35moe-bf16",
+        engine_args=GDN_ARGS,
     ),
 }
 DRAFTS = {
@@ -196,6 +228,28 @@ CASES = [
         stock_error="RuntimeError",  # the NVFP4 NextN experts meet the BF16 tensors (_load_w2)
     ),
     Case(
+        "qwen3next-nvfp4-bf16mtp",
+        "Qwen3-Next",
+        "ModelOpt NVFP4 target (routed experts and in_proj_ba BF16, excluded by name), MTP "
+        "layer grafted in BF16 (layout a)",
+        "agreeing_gdn.write_qwen3_next",
+        {"quant": "nvfp4"},
+        reference="qwen3next-bf16",
+        engine_args=GDN_ARGS,
+        stock_error="RuntimeError",  # the NVFP4 MTP experts meet the BF16 tensors (_load_w2)
+    ),
+    Case(
+        "qwen35moe-nvfp4-bf16mtp",
+        "Qwen3.5",
+        "ModelOpt NVFP4 Qwen3.5 MoE target (routed experts, in_proj_b/in_proj_a BF16, "
+        "excluded by name), MTP layer grafted in BF16 (layout a)",
+        "agreeing_gdn.write_qwen3_5_moe",
+        {"quant": "nvfp4"},
+        reference="qwen35moe-bf16",
+        engine_args=GDN_ARGS,
+        stock_error="RuntimeError",
+    ),
+    Case(
         "llama-fp8+eagle3-fp8-attn",
         "EAGLE3-Llama",
         "ModelOpt FP8 Llama target; EAGLE3 draft, attention FP8, MLP/fc/lm_head BF16 "
@@ -262,6 +316,19 @@ CONTROLS = [
         "agreeing_nextn.write_glm4_moe",
         {"quant": None, "break_experts": True},
         reference="glm-bf16",
+        ks=(1,),
+        stock=False,
+    ),
+    # Qwen3-Next's MTP layer carries its drafts through its routed experts too, after the
+    # target's Gated-DeltaNet layer (F15-F19) has run: zeroed experts must be rejected
+    Case(
+        "qwen3next-bf16-experts-zeroed",
+        "Qwen3-Next",
+        "control: BF16, MTP routed experts zeroed",
+        "agreeing_gdn.write_qwen3_next",
+        {"quant": None, "break_experts": True},
+        reference="qwen3next-bf16",
+        engine_args=GDN_ARGS,
         ks=(1,),
         stock=False,
     ),

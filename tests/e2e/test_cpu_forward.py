@@ -323,3 +323,159 @@ def test_mla_decode_matches_sdpa_over_the_latent_cache() -> None:
             scale=scale,
         ).squeeze(1)  # fmt: skip
         torch.testing.assert_close(out[r], want, atol=1e-5, rtol=1e-5)
+
+
+# ------------------------------------------------- Gated-DeltaNet (F15-F19), Qwen3-Next / 3.5
+def _naive_gdn(q, k, v, g, beta, state=None, l2norm=True):  # type: ignore[no-untyped-def]
+    """The gated delta rule written out per head and token, with the state as [K, V] (the
+    transpose of the stand-ins' pool layout): ``S = exp(g) S``; ``u = beta (v - S^T k)``;
+    ``S += k u^T``; ``o = S^T q``. ``q``/``k`` [T, H, K], ``v`` [T, Hv, V], ``g``/``beta``
+    [T, Hv]; returns (o [T, Hv, V], state [Hv, K, V])."""
+    t_len, h, dk = q.shape
+    hv, dv = v.shape[1:]
+    s = torch.zeros(hv, dk, dv) if state is None else state.clone()
+    out = torch.zeros(t_len, hv, dv)
+    for t in range(t_len):
+        for j in range(hv):
+            qi, ki = q[t, j // (hv // h)].float(), k[t, j // (hv // h)].float()
+            if l2norm:
+                qi, ki = (
+                    qi / (qi.square().sum() + 1e-6).sqrt(),
+                    ki / (ki.square().sum() + 1e-6).sqrt(),
+                )
+            s[j] = s[j] * torch.exp(g[t, j])
+            u = beta[t, j] * (v[t, j].float() - s[j].T @ ki)
+            s[j] = s[j] + torch.outer(ki, u)
+            out[t, j] = s[j].T @ (qi * dk**-0.5)
+    return out, s
+
+
+def _gdn_inputs(t_len: int, seed: int, h: int = 2, hv: int = 4, d: int = 32):  # type: ignore[no-untyped-def]
+    g = torch.Generator().manual_seed(seed)
+    q, k = torch.randn(t_len, h, d, generator=g), torch.randn(t_len, h, d, generator=g)
+    v = torch.randn(t_len, hv, d, generator=g)
+    a, b = torch.randn(t_len, hv, generator=g), torch.randn(t_len, hv, generator=g)
+    return q, k, v, a, b
+
+
+def _gating_params(hv: int = 4):  # type: ignore[no-untyped-def]
+    g = torch.Generator().manual_seed(11)
+    return torch.randn(hv, generator=g), torch.rand(hv, generator=g)  # A_log, dt_bias
+
+
+def test_gdn_gating() -> None:
+    a_log, dt_bias = _gating_params()
+    a = torch.tensor([[-3.0, 0.0, 1.0, 25.0]])  # 25 + dt_bias: above softplus' threshold
+    b = torch.tensor([[-1.0, 0.0, 2.0, 5.0]]).bfloat16()
+    g, beta = F.fused_gdn_gating_cpu(a_log, a, b, dt_bias)
+    x = a[0] + dt_bias
+    want = -a_log.exp() * torch.where(x > 20, x, torch.log1p(x.exp()))
+    assert g.shape == (1, 1, 4) and g.dtype == torch.float32
+    torch.testing.assert_close(g[0, 0], want)
+    assert beta.dtype == torch.bfloat16
+    torch.testing.assert_close(beta[0, 0].float(), torch.sigmoid(b[0].float()), atol=4e-3, rtol=0)
+
+
+def test_conv1d_update_equals_the_convolution_over_the_sequence() -> None:
+    """Token by token through ``causal_conv1d_update_cpu_vec`` (the state a transposed view of
+    an SD-layout pool, as ``gdn_attention.py`` passes it; row 1 a padding row) equals the
+    depthwise causal convolution of the whole zero-padded sequence, with SiLU."""
+    g = torch.Generator().manual_seed(3)
+    dim, width, t_len = 8, 4, 6
+    x, w, bias = (
+        torch.randn(t_len, dim, generator=g),
+        torch.randn(dim, width, generator=g),
+        torch.randn(dim, generator=g),
+    )
+    pool = torch.zeros(3, width - 1, dim)  # (slots, state_len, dim)
+    states = pool.transpose(1, 2)
+    got = []
+    for t in range(t_len):
+        xt = torch.stack([x[t], torch.ones(dim)])  # row 1: padding (slot 0)
+        out = F.causal_conv1d_update_cpu_vec(
+            xt, states, w, bias, "silu", torch.tensor([2, 0]), None, 0
+        )
+        got.append(out[0])
+        assert torch.equal(out[1], torch.zeros(dim))
+    full = torch.cat([torch.zeros(dim, width - 1), x.T], dim=1)
+    want = torch.nn.functional.silu(
+        torch.nn.functional.conv1d(full[None], w[:, None], bias, groups=dim)[0]
+    ).T
+    torch.testing.assert_close(torch.stack(got), want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(states[2], x[-(width - 1) :].T)
+    assert torch.equal(pool[0], torch.zeros(width - 1, dim))
+
+
+def test_chunk_prefill_then_decode_equals_the_naive_recurrence() -> None:
+    """Two sequences prefilled by F17 (one from a non-zero initial state, grouped key heads),
+    then each decoded by F18 with raw gates: outputs and states equal the naive loop."""
+    a_log, dt_bias = _gating_params()
+    lens, dec = [5, 3], 2
+    seqs = [_gdn_inputs(n + dec, 20 + i) for i, n in enumerate(lens)]
+    pool = torch.zeros(4, 4, 32, 32)  # [slots, Hv, V, K]
+    init = torch.randn(4, 32, 32, generator=torch.Generator().manual_seed(9)) * 0.1
+    pool[3] = init.transpose(-1, -2)
+    slots = torch.tensor([3, 1], dtype=torch.int32)
+    cat = [torch.cat([s[i][: lens[j]] for j, s in enumerate(seqs)]) for i in range(5)]
+    q, k, v, a, b = (t.bfloat16() for t in cat)
+    g, beta = F.fused_gdn_gating_cpu(a_log, a, b, dt_bias)
+    cu = torch.tensor([0, 5, 8], dtype=torch.int32)
+    out, _ = F.chunk_gated_delta_rule_cpu(
+        q[None], k[None], v[None], g, beta, pool, True, cu, False, True, slots
+    )
+    for j, s in enumerate(seqs):
+        sq, sk, sv, sa, sb = (t.bfloat16() for t in s)
+        g_all, b_all = F._gating(a_log, sa, sb, dt_bias)
+        want, state = _naive_gdn(
+            sq, sk, sv, g_all, b_all.bfloat16().float(), init if j == 0 else None
+        )
+        torch.testing.assert_close(
+            out[0, int(cu[j]) : int(cu[j + 1])].float(), want[: lens[j]], atol=2e-2, rtol=2e-2
+        )
+        for t in range(lens[j], lens[j] + dec):
+            o = F.fused_sigmoid_gating_delta_rule_update_cpu(
+                a_log, dt_bias, sq[t][None, None], sk[t][None, None], sv[t][None, None],
+                sa[t][None], sb[t][None], pool, slots[j : j + 1], torch.tensor([0, 1]), True,
+            )  # fmt: skip
+            assert o.shape == (1, 1, 4, 32)
+            torch.testing.assert_close(o[0, 0].float(), want[t], atol=2e-2, rtol=2e-2)
+        # (prefill's beta is BF16, as F16 returns it; decode's FP32: the reference uses BF16)
+        torch.testing.assert_close(
+            pool[int(slots[j])], state.transpose(-1, -2), atol=5e-3, rtol=1e-2
+        )
+
+
+def test_spec_update_rolls_back_to_the_last_accepted_token() -> None:
+    """F19: a verification step of 3 tokens stores the state after each in its own slot; the
+    next step (2 accepted) resumes from the state after the 2nd and equals the naive loop
+    over the accepted prefix and the new tokens."""
+    a_log, dt_bias = _gating_params()
+    q, k, v, a, b = (t.bfloat16() for t in _gdn_inputs(6, 31))
+    g_all, b_all = F._gating(a_log, a, b, dt_bias)
+    pool = torch.zeros(8, 4, 32, 32)
+    idx = torch.tensor([[5, 6, 7]], dtype=torch.int32)
+    cu = torch.tensor([0, 3], dtype=torch.int32)
+    first = F.fused_sigmoid_gating_delta_rule_update_spec_cpu(
+        a_log, dt_bias, q[:3], k[:3], v[:3], a[:3], b[:3], pool, idx, torch.tensor([1], dtype=torch.int32), cu, True
+    )  # fmt: skip
+    want, _ = _naive_gdn(q[:3], k[:3], v[:3], g_all[:3], b_all[:3])
+    torch.testing.assert_close(first.float(), want, atol=2e-2, rtol=2e-2)
+    for t, slot in enumerate((5, 6, 7)):
+        _, st = _naive_gdn(q[: t + 1], k[: t + 1], v[: t + 1], g_all[: t + 1], b_all[: t + 1])
+        torch.testing.assert_close(pool[slot], st.transpose(-1, -2), atol=1e-3, rtol=1e-3)
+    nxt = F.fused_sigmoid_gating_delta_rule_update_spec_cpu(
+        a_log, dt_bias, q[3:], k[3:], v[3:], a[3:], b[3:], pool, idx, torch.tensor([2], dtype=torch.int32), cu, True
+    )  # fmt: skip
+    keep = [0, 1, 3, 4, 5]  # tokens 0, 1 accepted; token 2 rejected
+    want, _ = _naive_gdn(q[keep], k[keep], v[keep], g_all[keep], b_all[keep])
+    torch.testing.assert_close(nxt.float(), want[2:], atol=2e-2, rtol=2e-2)
+
+
+def test_gdn_decode_refuses_several_tokens_per_row() -> None:
+    a_log, dt_bias = _gating_params()
+    q = torch.zeros(2, 1, 2, 32)
+    with pytest.raises(NotImplementedError):
+        F.fused_sigmoid_gating_delta_rule_update_cpu(
+            a_log, dt_bias, q, q, torch.zeros(2, 1, 4, 32), torch.zeros(1, 4), torch.zeros(1, 4),
+            torch.zeros(2, 4, 32, 32), torch.tensor([1]), torch.tensor([0, 2]), True,
+        )  # fmt: skip

@@ -20,7 +20,7 @@ outcomes (build the cases with ``VLLM_DRAFT_QUANT=off`` first), its entry in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +59,14 @@ class LearnedClass:
     #: the class has a hand profile: the plugin plans with it (the tests hold that plan
     #: equal to the learned one); ``adapter/coverage.py:PROFILED_BUILT`` lists these
     profile: bool = False
+    #: (attention heads, KV heads) of a drafter whose ``load_weights`` reorders the rows
+    #: of q/k weights and of their non-scalar scales for vLLM's rotary layout
+    #: (``llama4.py:Llama4ForCausalLM.permute_qk_weight_for_rotary``): its values are
+    #: compared with the checkpoint's reordered the same way (`rotary_rows`)
+    qk_rotary: tuple[int, int] | None = None
+    #: per-case environment of its builds (``harness.PER_CASE_ENV``): DSpark and XPress
+    #: drafters need vLLM's V2 model runner (``VLLM_USE_V2_MODEL_RUNNER=1``)
+    env: Mapping[str, str] | None = None
 
     @property
     def cases(self) -> list[Case]:
@@ -96,6 +104,47 @@ def _eagle_hf_stock(nvfp4_a: str) -> dict[tuple[str, str], Expected]:
         **{("fp8", lay): Expected("silent", wrong=wrong) for lay in "bc"},
         **{(sc, "g"): _OK for sc in ("nvfp4", "fp8")},
     }
+
+
+#: stock EagleLlama4 under FP8 (layouts a, b, c): every draft layer FP8 with BF16 data
+_LLAMA4_FP8_WRONG = tuple((rt.replace(".mlp.", ".feed_forward."),
+                           f"model.{ck.replace('.mlp.', '.feed_forward.')}")
+                          for rt, ck in _EAGLE_FP8_WRONG)
+#: vLLM implements DSpark and XPress only in its V2 model runner
+#: (config/vllm.py:VllmConfig._get_v1_model_runner_unsupported_features)
+_V2 = {"VLLM_USE_V2_MODEL_RUNNER": "1"}
+
+
+def _dflash_stock(*extra: tuple[str, str]) -> dict[tuple[str, str], Expected]:
+    """Stock outcomes of a DFlash-layout draft (layers.0.*, fc) on its own quant config,
+    measured: vLLM renames the draft's exclusions to runtime names
+    (qwen3_dflash.py:DFlashQwen3Model.__init__, map_draft_quant_config), so a wildcard
+    (b) loads right; with nothing excluded (a) the NVFP4 fc dies and every FP8 module
+    holds cast BF16 data (``extra``: the drafter's other such modules); exact names (c)
+    miss the fused qkv_proj and gate_up_proj."""
+    fused = ((f"{E}.self_attn.qkv_proj", "layers.0.self_attn.q_proj"),
+             (f"{E}.mlp.gate_up_proj", "layers.0.mlp.gate_proj"))
+    return {
+        ("nvfp4", "a"): Expected("loud", "AssertionError", "[while loading fc.weight]"),
+        ("nvfp4", "c"): Expected("loud", "AssertionError",
+                                 "[while loading layers.0.mlp.gate_up_proj]"),
+        ("fp8", "a"): Expected("silent", wrong=(
+            *fused, (f"{E}.self_attn.o_proj", "layers.0.self_attn.o_proj"),
+            (f"{E}.mlp.down_proj", "layers.0.mlp.down_proj"), ("model.fc", "fc"), *extra)),
+        ("fp8", "c"): Expected("silent", wrong=fused),
+        **{(sc, lay): _OK for sc in ("nvfp4", "fp8") for lay in "bg"},
+    }
+
+
+def _dspark_stock() -> dict[tuple[str, str], Expected]:
+    """DSpark's stock outcomes, measured: DFlash's, plus its Markov head (a quantized
+    ParallelLMHead unless excluded): a wildcard over the layers and fc (b) leaves it
+    NVFP4 (its BF16 weight fails) or FP8 holding BF16 data."""
+    markov = ("model.markov_head.markov_w2", "markov_head.markov_w2")
+    return {**_dflash_stock(markov),
+            ("nvfp4", "b"): Expected("loud", "RuntimeError",
+                                     "[while loading markov_head.markov_w2.weight]"),
+            ("fp8", "b"): Expected("silent", wrong=(markov,))}
 
 
 _EAGLE_LINEAR = frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
@@ -379,6 +428,53 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "bc"},
         },
         profile=True),
+    # ---- issue 13g: separate-draft classes (EAGLE-1 Llama-4) ----
+    # EAGLE-1 for Llama 4 (llama4_eagle.py): model.layers.0.* built as model.layers.{N}
+    # on the draft's own quant config (no exclusion in checkpoint names matches them);
+    # fc is a plain torch.nn.Linear; q/k rows are reordered for vLLM's rotary layout at
+    # load (llama4.py:Llama4ForCausalLM.permute_qk_weight_for_rotary)
+    LearnedClass(
+        "eagle_llama4", "EagleLlama4ForCausalLM", "EagleLlama4ForCausalLM",
+        frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
+                   f"{E}.feed_forward.gate_up_proj", f"{E}.feed_forward.down_proj"}),
+        {
+            # stock, measured: a BF16 draft declaring NVFP4 fails on the first unexcluded
+            # packed parameter whatever the exclusions (none names model.layers.2), and
+            # under FP8 every layer of the draft holds cast BF16 data (fc is plain BF16)
+            **{("nvfp4", lay): Expected(
+                "loud", "AssertionError", "[while loading layers.0.feed_forward.gate_up_proj]")
+               for lay in "abc"},
+            **{("fp8", lay): Expected("silent", wrong=_LLAMA4_FP8_WRONG) for lay in "abc"},
+            **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+        },
+        draft="llama4", qk_rotary=(4, 2)),
+    # DFlash for Qwen3 (qwen3_dflash.py, method "dflash"): layers.0.* built as
+    # model.layers.{N} on the draft's own quant config, its exclusions renamed to runtime
+    # names by vLLM (map_draft_quant_config); fc a quantizable ReplicatedLinear "model.fc"
+    LearnedClass(
+        "dflash_qwen3", "DFlashQwen3ForCausalLM", "DFlashDraftModel", _EAGLE_LINEAR,
+        _dflash_stock(), draft="dflash_qwen3"),
+    # XPress for Qwen3 (qwen3_xpress.py, method "dflash"): DFlash's backbone (same names,
+    # same stock outcomes) plus a refiner head of plain torch.nn.Linear layers
+    LearnedClass(
+        "xpress_qwen3", "Qwen3XPressForCausalLM", "DFlashQwen3XPressModel", _EAGLE_LINEAR,
+        _dflash_stock(), draft="xpress_qwen3", env=_V2),
+    # DSpark for Qwen3 (qwen3_dspark.py, method "dspark"): DFlash's backbone and names
+    # plus a Markov head whose markov_w2 is a ParallelLMHead built with the draft's quant
+    # config (a BF16 head here, as exports keep heads)
+    LearnedClass(
+        "dspark_qwen3", "Qwen3DSparkForCausalLM", "Qwen3DSparkModel", _EAGLE_LINEAR,
+        _dspark_stock(), draft="dspark_qwen3", env=_V2),
+    # DFlash2 for Qwen3 (qwen3_dflash2.py, method "dflash"; V2 model runner only: a
+    # candidate-head draft): DFlash's names plus per-layer grouped convolutions whose
+    # kernel_projection is quantizable, and a candidate selector built unquantized
+    LearnedClass(
+        "dflash2_qwen3", "DFlash2Qwen3ForCausalLM", "DFlash2DraftModel",
+        _EAGLE_LINEAR | {f"{E}.attention_conv.kernel_projection",
+                         f"{E}.mlp_conv.kernel_projection"},
+        _dflash_stock(*((f"{E}.{c}.kernel_projection", f"layers.0.{c}.kernel_projection")
+                        for c in ("attention_conv", "mlp_conv"))),
+        draft="dflash2_qwen3", env=_V2),
     LearnedClass(
         "eagle_deepseek", "EagleDeepseekV3ForCausalLM", "EagleDeepSeekMTPModel",
         frozenset({f"{E}.self_attn.fused_qkv_a_proj", f"{E}.self_attn.q_b_proj",
@@ -402,6 +498,27 @@ CLASSES: tuple[LearnedClass, ...] = (
         },
         draft="deepseek", profile=True),
 )
+
+
+def rotary_rows(heads: tuple[int, int]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The checkpoint as a rotary-reordering drafter loads it (``LearnedClass.qk_rotary``):
+    each q/k weight (and non-scalar weight scale) of ``f_out`` rows viewed as
+    ``[heads, f_out / heads / 2, 2, ...]`` with its two middle axes swapped."""
+    def reorder(tensors: dict[str, Any]) -> dict[str, Any]:
+        out = dict(tensors)
+        for name, t in tensors.items():
+            parts = name.split(".")
+            is_q, is_k = "q_proj" in parts, "k_proj" in parts
+            if not (is_q or is_k) or not (parts[-1] in ("weight", "weight_packed") or (
+                    parts[-1] == "weight_scale" and t.numel() > 1)):
+                continue
+            x = t.unsqueeze(-1) if t.ndim == 1 else t
+            n = heads[1] if is_k else heads[0]
+            f_out, f_in = x.shape
+            x = x.reshape(n, f_out // n // 2, 2, f_in).transpose(1, 2).reshape(f_out, f_in)
+            out[name] = x.squeeze(-1) if t.ndim == 1 else x
+        return out
+    return reorder
 
 
 def by_family(family: str) -> LearnedClass:

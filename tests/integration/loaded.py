@@ -17,7 +17,7 @@ and `target_seen` is what the target-untouched tests compare with the plugin on 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +77,21 @@ def assert_stored_precision(plan: Plan, result: Any, *, sentinels: bool = True) 
 
 
 def assert_values_equal(plan: Plan, result: Any, ckpt: Path,
-                        templates: Mapping[str, list[str]]) -> None:
+                        templates: Mapping[str, list[str]],
+                        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                        ) -> None:
     """Every parameter of every quantizable planned module holds the checkpoint's bytes
-    (``templates``: runtime prefix -> its checkpoint modules, in shard order)."""
+    (``templates``: runtime prefix -> its checkpoint modules, in shard order;
+    ``transform``: what the drafter's own ``load_weights`` does to the tensors before
+    they reach the layers, applied to the checkpoint's)."""
     assert result.ok, result.error_text
     quantizable = plan.model_copy(
         update={"modules": tuple(d for d in plan.modules if d.kind in QUANTIZABLE)})
     assert quantizable.modules
-    bad = mismatches(quantizable, result.modules, result.load_dump(), load_checkpoint(ckpt),
-                     templates)
-    assert bad == []
+    tensors = load_checkpoint(ckpt)
+    bad = mismatches(quantizable, result.modules, result.load_dump(),
+                     transform(tensors) if transform else tensors, templates)
+    assert bad == [], bad
 
 
 def assert_stock(expected: Expected, result: Any, stored: Mapping[str, str],

@@ -1,4 +1,4 @@
-"""The forward stand-ins (``vllm_draft_quant/demo/cpu_forward.py``, entries F1-F14): each still needed.
+"""The forward stand-ins (``vllm_draft_quant/demo/cpu_forward.py``, entries F1-F19): each still needed.
 
 Per ledger op, against the installed vLLM with its ``_C`` extension imported and no
 stand-in installed (only the e2e tier's engine process installs them): the op is still
@@ -36,6 +36,11 @@ CALLERS = {
     "prepack_moe_weight": "_custom_ops.py",
     "cpu_fused_moe": "_custom_ops.py",
     "mla_decode_kvcache": "_custom_ops.py",
+    "causal_conv1d_update_cpu_vec": "_custom_ops.py",
+    "fused_gdn_gating_cpu": "_custom_ops.py",
+    "chunk_gated_delta_rule_cpu": "_custom_ops.py",
+    "fused_sigmoid_gating_delta_rule_update_cpu": "_custom_ops.py",
+    "fused_sigmoid_gating_delta_rule_update_spec_cpu": "_custom_ops.py",
 }
 
 

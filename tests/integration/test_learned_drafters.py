@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from learned_cases import CASES, CLASSES, STOCK, Case, by_family
+from learned_cases import CASES, CLASSES, STOCK, Case, by_family, rotary_rows
 from loaded import (
     QUANTIZABLE,
     assert_stock,
@@ -127,14 +127,29 @@ def _write(case: Case, root: Path) -> tuple[Written, Path, dict[str, Any] | None
 
 def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[Case, Built]]:
     written = {c: _write(c, root) for c in _selected(session)}
-    reqs = [BuildRequest(model, mode=by_family(c[0]).mode,  # type: ignore[arg-type]
-                         engine_args=extra) for c, (_, model, extra) in written.items()]
-    on = submit_many(reqs, plugin=True, workdir=root / "on")
-    off = submit_many(reqs, plugin=True, workdir=root / "off", env={"VLLM_DRAFT_QUANT": "off"})
-    learned = run_aside(learn_many, [(model, extra) for _, model, extra in written.values()],
-                        root / "learn")
-    return lambda: {c: Built(w[0], o, a, b) for (c, w), o, a, b in zip(
-        written.items(), learned.result(), on(), off(), strict=True)}
+    groups: dict[tuple[tuple[str, str], ...], list[Case]] = {}  # by the rows' own env
+    for c in written:
+        groups.setdefault(tuple(sorted((by_family(c[0]).env or {}).items())), []).append(c)
+    waits = []
+    for env_items, cases in groups.items():
+        env = dict(env_items)
+        reqs = [BuildRequest(written[c][1], mode=by_family(c[0]).mode,  # type: ignore[arg-type]
+                             engine_args=written[c][2]) for c in cases]
+        on = submit_many(reqs, plugin=True, workdir=root / "on", env=env or None)
+        off = submit_many(reqs, plugin=True, workdir=root / "off",
+                          env={"VLLM_DRAFT_QUANT": "off", **env})
+        learned = run_aside(learn_many, [(written[c][1], written[c][2]) for c in cases],
+                            root / "learn", env=env or None)
+        waits.append((cases, on, off, learned))
+
+    def done() -> dict[Case, Built]:
+        out = {}
+        for cases, on, off, learned in waits:
+            for c, o, a, b in zip(cases, learned.result(), on(), off(), strict=True):
+                out[c] = Built(written[c][0], o, a, b)
+        return {c: out[c] for c in written}
+
+    return done
 
 
 built = early_fixture(start_built)
@@ -172,8 +187,11 @@ def test_loads_in_stored_precision(case: Case, built: dict[Case, Built]) -> None
         if d.kind in QUANTIZABLE:
             # a quantized draft (g) keeps its lm_head BF16, as exports do; so does a draft
             # module fed from the target's lm_head.weight (Bailing's NextN head)
+            # a separate draft's writer says what it stored (DSpark's Markov head BF16)
             bf16 = (case[2] in "abc" or d.module == "lm_head"
-                    or all(t.startswith("lm_head.") for t in d.checkpoint_tensors))
+                    or all(t.startswith("lm_head.") for t in d.checkpoint_tensors)
+                    or (row.draft is not None and all(
+                        b.ckpt.stored_format(t) == "bf16" for t in d.checkpoint_tensors)))
             assert (d.scheme.value == "unquantized") == bf16, d.module
 
 
@@ -196,7 +214,8 @@ def test_values_equal_checkpoint_bytes(case: Case, built: dict[Case, Built]) -> 
         return
     profile = learned_profile(b.obs)  # type: ignore[arg-type]
     templates = {s.runtime: list(s.checkpoint) for s in profile.globals}
-    assert_values_equal(b.plan, b.on, b.ckpt.path, templates)
+    assert_values_equal(b.plan, b.on, b.ckpt.path, templates,
+                        rotary_rows(row.qk_rotary) if row.qk_rotary else None)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -278,6 +297,40 @@ def test_auto_stands_aside_with_one_warning(undecided: dict[str, DraftResult]) -
     assert (auto.ok, auto.error_type) == (off.ok, off.error_type)  # stock vLLM's own outcome
     log = Path(auto.raw["worker_log"]).read_text()
     assert log.count("vllm-draft-quant standing aside for ErnieMTPModel") == 1
+
+
+# ------------------------------------- a drafter with no weights (issue 13g)
+def start_weightless(session: pytest.Session, root: Path) -> Callable[[], dict[str, DraftResult]]:
+    """vLLM's ExtractHiddenStatesModel (method ``extract_hidden_states``): one cache-only
+    attention layer, no weights, beside a tiny Llama target."""
+    from support.eagle3 import LlamaTargetSpec, write_llama_target
+
+    target = write_llama_target(root / "target", LlamaTargetSpec("nvfp4"))
+    spec = {"method": "extract_hidden_states", "num_speculative_tokens": 1,
+            "draft_model_config": {"hf_config": {"eagle_aux_hidden_state_layer_ids": [1]}}}
+    req = [BuildRequest(target.path, dump=False, engine_args={"speculative_config": spec})]
+    runs = {mode: submit_many(req, plugin=True, workdir=root / mode,
+                              env={"VLLM_DRAFT_QUANT": mode}) for mode in ("strict", "off")}
+    return lambda: {mode: r()[0] for mode, r in runs.items()}
+
+
+weightless = early_fixture(start_weightless)
+
+
+def test_a_drafter_without_weights_loads_as_stock_in_strict_mode(
+        weightless: dict[str, DraftResult]) -> None:
+    """Nothing to plan is not "cannot learn": strict loads it as stock vLLM does (it
+    failed with LearnError before: the learner saw no layer fed)."""
+    from vllm_draft_quant.adapter.coverage import WEIGHTLESS
+
+    assert set(WEIGHTLESS) == {"ExtractHiddenStatesModel"}  # README's table says so
+    strict, off = weightless["strict"], weightless["off"]
+    assert off.ok, off.error_text  # stock vLLM builds it
+    assert strict.ok, strict.error_text
+    assert strict.modules == {}  # no linear, expert or head layer: nothing planned
+    log = Path(strict.raw["worker_log"]).read_text()
+    assert "ExtractHiddenStatesModel builds no linear, expert or head layer" in log
+    assert "standing aside" not in log
 
 
 # ------------------------------------------------------------------ plan --learn (CLI)

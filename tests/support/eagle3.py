@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -410,7 +410,52 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
 #:   ``DeepSeekMTPModel``) -> ``deepseek_eagle.py:EagleDeepseekV3ForCausalLM``
 #:   (``EagleDeepSeekMTPModel``), beside ``support.factory``'s ``deepseek_v3`` target
 #:   without MTP layers.
-Eagle1Family = Literal["llama", "mistral", "cohere", "minicpm", "deepseek"]
+#: - "llama4" (issue 13g): ``model.layers.0.*`` (Llama-4 attention, its q/k norms
+#:   weightless; a dense ``feed_forward``), ``model.fc`` (a plain ``torch.nn.Linear``),
+#:   both norms and ``model.norm``, no embedding or head (shared); ``Llama4ForCausalLM``
+#:   of model type ``llama4_text`` with what the drafter asserts
+#:   (``llama4_eagle.py:LlamaModel.validate_and_update_config``: no yoco layers, no MoE
+#:   layers) and no chunked attention -> ``llama4_eagle.py:EagleLlama4ForCausalLM``,
+#:   beside ``write_llama_target``'s target. vLLM reorders q/k rows for its rotary
+#:   layout at load (``llama4.py:Llama4ForCausalLM.permute_qk_weight_for_rotary``).
+#: - "dflash_qwen3" (issue 13g; method ``dflash``, not EAGLE-1, written the same way):
+#:   the z-lab DFlash export, ``layers.0.*`` (Qwen3 attention with q/k norms, MLP, both
+#:   norms), ``fc`` [hidden, 2 * hidden] over the target's layers 0 and 1
+#:   (``dflash_config.target_layer_ids``; a quantizable ``ReplicatedLinear``),
+#:   ``hidden_norm``, ``norm``; ``DFlashDraftModel`` of model type ``qwen3`` ->
+#:   ``qwen3_dflash.py:DFlashQwen3ForCausalLM``, beside a Qwen3 ``write_llama_target``.
+#: - "dspark_qwen3" (method ``dspark``): the DFlash layout plus DSpark's Markov head,
+#:   ``markov_head.markov_w1`` (an embedding) and ``markov_head.markov_w2`` (a
+#:   ``ParallelLMHead`` built with the draft's quant config, stored BF16 as exports keep
+#:   heads); ``Qwen3DSparkModel`` of model type ``qwen3`` (not wrapped in vLLM's
+#:   ``EAGLEConfig``: ``target_layer_ids`` and ``markov_rank`` at the top level) ->
+#:   ``qwen3_dspark.py:Qwen3DSparkForCausalLM``.
+#: - "mistral_large3": a DeepSeek-V3 layer in HF names, ``model.layers.0.*`` (MLA and,
+#:   past the draft's shifted ``first_k_dense_replace``, a dense MLP), ``model.fc``
+#:   (a quantizable ``RowParallelLinear``), both norms and ``model.norm``;
+#:   ``MistralLarge3ForCausalLM`` of model type ``deepseek_v3``
+#:   (``config/speculative.py:hf_config_override`` names it
+#:   ``EagleMistralLarge3ForCausalLM``) ->
+#:   ``mistral_large_3_eagle.py:EagleMistralLarge3ForCausalLM``, beside the
+#:   ``deepseek_v3`` target.
+#: - "xpress_qwen3" (method ``dflash``): the DFlash layout plus the XPress refiner,
+#:   ``xpress_head.*`` (plain ``torch.nn.Linear`` layers, an embedding and the raw mixer
+#:   ``mix.L``, all BF16 plain tensors here); ``Qwen3XPressModel`` of model type ``qwen3``
+#:   (vLLM's ``EAGLEConfig`` names it ``DFlashQwen3XPressModel``) ->
+#:   ``qwen3_xpress.py:Qwen3XPressForCausalLM``.
+#: - "dflash2_qwen3" (method ``dflash``): the DFlash layout plus, per layer, two grouped
+#:   convolutions (``attention_conv``/``mlp_conv``: a ``base_kernel`` and a quantizable
+#:   ``kernel_projection``) and a ``candidate_selector`` (two codebooks and a
+#:   ``hidden_projection`` vLLM builds without a quant config); ``DFlash2DraftModel`` ->
+#:   ``qwen3_dflash2.py:DFlash2Qwen3ForCausalLM``.
+Eagle1Family = Literal["llama", "mistral", "cohere", "minicpm", "deepseek", "llama4",
+                       "dflash_qwen3", "dspark_qwen3", "mistral_large3", "xpress_qwen3",
+                       "dflash2_qwen3"]
+#: the ``speculative_config`` method of each family not drafted as EAGLE-1
+_METHOD: dict[str, str] = {"dflash_qwen3": "dflash", "dspark_qwen3": "dspark",
+                           "xpress_qwen3": "dflash", "dflash2_qwen3": "dflash"}
+_QWEN3_DRAFTS = ("dflash_qwen3", "dspark_qwen3", "xpress_qwen3", "dflash2_qwen3")
+MARKOV_RANK = 32
 #: ``factory.LAYOUTS`` for a separate draft folder that declares the target's scheme:
 #: a BF16 draft excluding nothing of its own (a config copied from the target), b the
 #: same excluding each draft root by one wildcard, c every BF16 module by exact name; g a
@@ -489,6 +534,89 @@ def _eagle1_cohere() -> _Draft1:
     return linears, plains, roots, config
 
 
+def _eagle1_llama4() -> _Draft1:
+    m = "model.layers.0"
+    linears, plains, _, config = _eagle1_hf("Llama4ForCausalLM", "llama4_text", (
+        "input_layernorm", "post_attention_layernorm"))
+    linears = [replace(lin, name=lin.name.replace(".mlp.", ".feed_forward."))
+               for lin in linears if lin.name != "model.fc"]
+    linears.append(Linear("model.fc", HIDDEN, 2 * HIDDEN, 0, "head", False))
+    config.update(intermediate_size_mlp=INTER, moe_layers=[], interleave_moe_layer_step=0,
+                  no_rope_layers=[1], attention_chunk_size=None, use_qk_norm=True,
+                  yoco_global_kv_layer=None, yoco_local_kv_layer=None,
+                  draft_vocab_size=VOCAB)
+    return linears, plains, [f"{m}*"], config
+
+
+def _dflash_qwen3() -> _Draft1:
+    m = "layers.0"
+    linears, plains, roots, config = _llama_like(m, "DFlashDraftModel", "qwen3")
+    linears.append(Linear("fc", HIDDEN, 2 * HIDDEN, 0, "head"))
+    plains += [Plain(f"{m}.{n}.weight", (HIDDEN,), 0, init="ones")
+               for n in ("input_layernorm", "post_attention_layernorm")]
+    plains += _qk_norms(f"{m}.self_attn", 0)
+    plains += [Plain(f"{n}.weight", (HIDDEN,), 0, init="ones") for n in ("hidden_norm", "norm")]
+    config.update(dflash_config={"target_layer_ids": [0, 1], "mask_token_id": VOCAB - 1},
+                  block_size=2)
+    return linears, plains, [*roots, "fc*"], config
+
+
+def _dspark_qwen3() -> _Draft1:
+    linears, plains, roots, config = _dflash_qwen3()
+    linears.append(Linear("markov_head.markov_w2", VOCAB, MARKOV_RANK, 0, "head", False))
+    plains.append(Plain("markov_head.markov_w1.weight", (VOCAB, MARKOV_RANK), 0))
+    del config["dflash_config"]
+    config.update(architectures=["Qwen3DSparkModel"], target_layer_ids=[0, 1],
+                  mask_token_id=VOCAB - 1, markov_rank=MARKOV_RANK)
+    return linears, plains, roots, config
+
+
+def _eagle1_mistral_large3() -> _Draft1:
+    from support import _families as F
+
+    m = "model.layers.0"
+    attn, attn_norms = F._mla(m, 0)
+    linears = [*attn, *F._mlp(f"{m}.mlp", F.DENSE_INTER, 0),
+               Linear("model.fc", HIDDEN, 2 * HIDDEN, 0, "head")]
+    plains = [*attn_norms, *F.layer_norms(m, 0),
+              Plain("model.norm.weight", (HIDDEN,), 0, init="ones")]
+    config = {**F.deepseek_v3(1).config, "architectures": ["MistralLarge3ForCausalLM"],
+              "num_hidden_layers": 1, "num_nextn_predict_layers": 1}
+    return linears, plains, [f"{m}*", "model.fc*"], config
+
+
+def _xpress_qwen3() -> _Draft1:
+    linears, plains, roots, config = _dflash_qwen3()
+    r, block, mlp = 16, 2, 32
+    plains += [Plain(f"xpress_head.{n}", shape, 0) for n, shape in (
+        ("w1.weight", (VOCAB, r)), ("down_h.weight", (r, HIDDEN)),
+        ("down_g.weight", (r, HIDDEN)), ("in_proj.weight", (r, 3 * r)),
+        ("mix.L", (r, block, block)), ("mlp.gate_proj.weight", (mlp, r)),
+        ("mlp.up_proj.weight", (mlp, r)), ("mlp.down_proj.weight", (r, mlp)),
+        ("w2.weight", (VOCAB, r)))]
+    config.update(architectures=["Qwen3XPressModel"], xpress_block_size=block,
+                  xpress_rank=r, xpress_mlp_hidden=mlp, xpress_topc=0,
+                  xpress_compile_head=False)
+    return linears, plains, roots, config
+
+
+def _dflash2_qwen3() -> _Draft1:
+    linears, plains, roots, config = _dflash_qwen3()
+    taps, group, rank = 2, 32, 16
+    for conv in ("attention_conv", "mlp_conv"):
+        linears.append(Linear(f"layers.0.{conv}.kernel_projection",
+                              2 * taps * (HIDDEN // group), HIDDEN, 0, "mlp"))
+        plains.append(Plain(f"layers.0.{conv}.base_kernel", (2, taps, HIDDEN), 0))
+    linears.append(Linear("candidate_selector.hidden_projection", rank, HIDDEN, 0, "head",
+                          False))
+    plains += [Plain(f"candidate_selector.{n}_codebook", (VOCAB, rank), 0)
+               for n in ("predecessor", "successor")]
+    config.update(architectures=["DFlash2DraftModel"])
+    config["dflash_config"].update(conv_kernel_size=taps, conv_group_size=group,
+                                   selector_rank=rank, selector_top_k=4)
+    return linears, plains, roots, config
+
+
 def _eagle1_minicpm() -> _Draft1:
     m = "model.eagle_layers.0"
     linears, plains, roots, config = _llama_like(m, "MiniCPMForCausalLM", "llama")
@@ -532,6 +660,18 @@ def write_eagle_draft(path: str | os.PathLike[str], spec: EagleSpec) -> WrittenM
             "input_layernorm", "post_attention_layernorm"))
     elif spec.family == "cohere":
         lins, plains, roots, config = _eagle1_cohere()
+    elif spec.family == "llama4":
+        lins, plains, roots, config = _eagle1_llama4()
+    elif spec.family == "dflash_qwen3":
+        lins, plains, roots, config = _dflash_qwen3()
+    elif spec.family == "mistral_large3":
+        lins, plains, roots, config = _eagle1_mistral_large3()
+    elif spec.family == "dspark_qwen3":
+        lins, plains, roots, config = _dspark_qwen3()
+    elif spec.family == "dflash2_qwen3":
+        lins, plains, roots, config = _dflash2_qwen3()
+    elif spec.family == "xpress_qwen3":
+        lins, plains, roots, config = _xpress_qwen3()
     else:
         lins, plains, roots, config = _eagle1_llama()
 
@@ -554,14 +694,16 @@ def write_eagle_pair(
     in ``spec.scheme`` (its ``lm_head`` BF16 and excluded), the draft as ``spec`` says."""
     base = Path(root)
     target: Any
-    if spec.family == "deepseek":
+    if spec.family in ("deepseek", "mistral_large3"):
         from support.factory import CheckpointSpec, write_checkpoint
 
         target = write_checkpoint(base / "target", CheckpointSpec(
             "deepseek_v3", spec.scheme, layout="a", with_mtp=False))
     else:
+        fam = ("qwen3" if spec.family in _QWEN3_DRAFTS
+               else "cohere" if spec.family == "cohere" else "llama")
         target = write_llama_target(base / "target", LlamaTargetSpec(
-            spec.scheme, family="cohere" if spec.family == "cohere" else "llama"))
+            spec.scheme, family=fam))  # type: ignore[arg-type]
     draft = write_eagle_draft(base / "draft", spec)
-    return target, draft, {"method": "eagle", "model": str(draft.path),
-                           "num_speculative_tokens": 1}
+    return target, draft, {"method": _METHOD.get(spec.family, "eagle"),
+                           "model": str(draft.path), "num_speculative_tokens": 1}

@@ -8,7 +8,8 @@ installed and registered); they take cases from one queue, so a batch runs on al
 them at once. vLLM's import (10-30 s) is paid once per worker, not once per batch.
 
 Plugin on and off in the same worker: a case is sent with the plugin's own variables
-(``VLLM_DRAFT_QUANT``, ``VLLM_DRAFT_QUANT_OVERRIDES``) set for it; ``plugin=False``
+(``VLLM_DRAFT_QUANT``, ``VLLM_DRAFT_QUANT_OVERRIDES``; and ``VLLM_USE_V2_MODEL_RUNNER``,
+which vLLM reads when it builds the engine config) set for it; ``plugin=False``
 means ``VLLM_DRAFT_QUANT=off``. The adapter reads them at every drafter load
 (``adapter/draft_load.py:wrap_load_model``) and its layer patches pass through when no
 drafter build is active, so an off-mode build is a stock vLLM build;
@@ -101,7 +102,10 @@ __all__ = [
 #: stays off ``sys.path``)
 POOL_WORKER = Path(__file__).with_name("pool_worker.py")
 #: the variables a case may set in a shared worker (read per drafter load)
-PER_CASE_ENV = ("VLLM_DRAFT_QUANT", "VLLM_DRAFT_QUANT_OVERRIDES")
+#: ``VLLM_USE_V2_MODEL_RUNNER``: vLLM reads it when it builds the engine config
+#: (``config/vllm.py:VllmConfig.use_v2_model_runner``), never cached in a worker; the
+#: DSpark and XPress drafters are V2-only (``_get_v1_model_runner_unsupported_features``)
+PER_CASE_ENV = ("VLLM_DRAFT_QUANT", "VLLM_DRAFT_QUANT_OVERRIDES", "VLLM_USE_V2_MODEL_RUNNER")
 #: seconds one case may take (after the worker is up), and a worker's start-up
 CASE_TIMEOUT = float(os.environ.get("VDQ_CASE_TIMEOUT", 300))
 STARTUP_TIMEOUT = float(os.environ.get("VDQ_STARTUP_TIMEOUT", 600))
@@ -492,13 +496,15 @@ def call_in_worker(call: str, *args: Any, timeout: float | None = None) -> tuple
 
 def submit_learn(
     cases: Sequence[tuple[Path, Mapping[str, Any] | None]], *, timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Callable[[], list[dict[str, Any] | str]]:
     """Queue mapping-learning cases (model folder, extra EngineArgs) on the same workers
     (mode ``learn``: ``demo/worker.py:learn_case``, cached like builds); calling the
     returned function gives per case ``adapter/learn_main.py``'s JSON body, or the
-    worker's failure as one line."""
+    worker's failure as one line. ``env``: per-case variables (`PER_CASE_ENV` only)."""
+    assert all(name in PER_CASE_ENV for name in (env or {})), env
     work = Path(tempfile.mkdtemp(prefix="vdq-learn-"))
-    env = _case_env(True, None)
+    env = _case_env(True, env)
     submitted = [_submit(BuildRequest(Path(m), "learn", dump=False, engine_args=extra), env,
                          work, timeout or CASE_TIMEOUT)[0] for m, extra in cases]
 

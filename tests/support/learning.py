@@ -23,14 +23,16 @@ LearnCase = tuple[Path, Mapping[str, Any] | None]  # (model folder, extra Engine
 
 
 def learn_many(
-    cases: Sequence[LearnCase], workdir: Path | None = None, timeout: float = 1500
+    cases: Sequence[LearnCase], workdir: Path | None = None, timeout: float = 1500,
+    env: Mapping[str, str] | None = None,
 ) -> list[Observation | str]:
     """Per case its `Observation`, or the learner's one-line error (``"Type: message"``).
 
-    ``workdir`` is kept for callers; the workers keep their own logs."""
+    ``workdir`` is kept for callers; the workers keep their own logs. ``env``: per-case
+    variables (``harness.PER_CASE_ENV``)."""
     del workdir
     out: list[Observation | str] = []
-    for raw in submit_learn(cases, timeout=timeout)():
+    for raw in submit_learn(cases, timeout=timeout, env=env)():
         if isinstance(raw, str):
             out.append(f"LearnerDied: {raw}")
         elif "observation" in raw:

@@ -8,6 +8,7 @@ from vllm_draft_quant.core.learned import (
     Feed,
     LearnedLayer,
     LearnError,
+    NoDraftLayers,
     Observation,
     fed_name,
     learned_profile,
@@ -108,6 +109,17 @@ def test_nothing_reached_a_layer_is_one_error_naming_the_drafter() -> None:
         learned_profile(obs, origin="/m")
     assert isinstance(e.value, UnknownDrafterError)
     assert "VLLM_DRAFT_QUANT=off" in str(e.value)
+
+
+def test_a_drafter_without_layers_has_nothing_to_plan() -> None:
+    """vLLM's ExtractHiddenStatesModel builds one cache-only attention layer and loads no
+    weight: that is `NoDraftLayers` (the adapter loads it as stock vLLM does in every
+    mode), not the "cannot learn" error that made ``strict`` refuse a load stock vLLM
+    does fine."""
+    obs = Observation(drafter="ExtractHiddenStatesModel", layers=(),
+                      feeds=(Feed(tensor="model.norm.weight", param="model.norm.weight"),))
+    with pytest.raises(NoDraftLayers, match="ExtractHiddenStatesModel builds no linear"):
+        learned_profile(obs, origin="/m")
 
 
 def test_one_module_owning_two_layers_cannot_be_decided() -> None:

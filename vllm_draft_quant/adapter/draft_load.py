@@ -119,7 +119,7 @@ def wrap_load_model(orig: Callable[..., Any],
         if learn:
             profile = _learned(self, vllm_config, model_config, prefix, arch, st,
                                before_draft)
-            if profile is None:  # auto mode, could not learn: stand aside (warned)
+            if profile is None:  # nothing to plan, or auto mode could not learn: stand aside
                 return orig(self, vllm_config, model_config, prefix)
         else:
             from vllm_draft_quant.profiles import profile_for_draft
@@ -136,14 +136,19 @@ def _learned(loader: Any, vllm_config: Any, model_config: Any, prefix: str, arch
     """The mapping of a drafter without a hand profile, learned from vLLM (``learn.py``).
 
     Where it cannot be learned: ``strict`` raises the one `LearnError` naming the drafter;
-    ``auto`` logs one warning and returns None (the load goes on as stock vLLM's).
+    ``auto`` logs one warning and returns None (the load goes on as stock vLLM's). A
+    drafter with no linear, expert or head layer at all (`NoDraftLayers`) has nothing to
+    plan: None in every mode, logged at info level.
     """
     from vllm_draft_quant.adapter.learn import learned_profile_for
-    from vllm_draft_quant.core.learned import LearnError
+    from vllm_draft_quant.core.learned import LearnError, NoDraftLayers
 
     try:
         return learned_profile_for(vllm_config, model_config, prefix, arch,
                                    _model_dir(loader, model_config), install_patches)
+    except NoDraftLayers as e:
+        compat.logger().info("vllm-draft-quant: %s; loading it as stock vLLM does", e)
+        return None
     except LearnError as e:
         if st.mode == "strict":
             raise

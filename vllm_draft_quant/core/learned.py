@@ -42,6 +42,7 @@ __all__ = [
     "Feed",
     "LearnError",
     "LearnedLayer",
+    "NoDraftLayers",
     "Observation",
     "fed_name",
     "learned_profile",
@@ -65,6 +66,12 @@ _WEIGHT_ALIASES: dict[str, str] = {"weight_packed": "weight", "qweight": "weight
 
 class LearnError(UnknownDrafterError):
     """The mapping of a drafter without a profile could not be learned from vLLM."""
+
+
+class NoDraftLayers(LearnError):
+    """The drafter builds no linear, expert or head layer at all (vLLM's
+    ``extract_hidden_states.py:ExtractHiddenStatesModel``: one cache-only attention
+    layer, no weights): there is nothing to plan, in any mode."""
 
 
 class _Frozen(BaseModel):
@@ -168,6 +175,10 @@ def learned_profile(obs: Observation, *, origin: str = "") -> DrafterProfile:
         fed = slots.setdefault(layer.path, {}).setdefault(key, [])
         if mod not in fed:
             fed.append(mod)
+    if not obs.layers:
+        raise NoDraftLayers(
+            f"{where}vLLM's {obs.drafter} builds no linear, expert or head layer: it has "
+            "no weights to plan")
     if not slots:
         raise LearnError(
             f"{where}cannot learn how vLLM's {obs.drafter} maps checkpoint names: its "

@@ -19,7 +19,8 @@ Each engine must also be built with ``compilation_config={"custom_ops": ["none"]
 so that norms, activations and rotary embeddings take their native PyTorch paths
 (their CPU ``_C`` kernels are missing too) -- see ``ENGINE_ARGS``.
 
-Ledger (``F`` = forward, F10 runs at load time but only matters for a forward pass; ``tests/integration/test_cpu_forward_upstream.py`` has one
+Ledger (``F`` = forward; F15-F19 are the Gated-DeltaNet linear attention of
+Qwen3-Next / Qwen3.5; F10 runs at load time but only matters for a forward pass; ``tests/integration/test_cpu_forward_upstream.py`` has one
 ``*_still_needed`` test per entry, ``tests/e2e/test_cpu_forward.py`` checks each
 numerically against PyTorch or the Triton kernel's documented semantics)
 --------------------------------------------------------------------------------
@@ -116,6 +117,63 @@ F14. ``mla_decode_kvcache``: MLA decode attention over the latent cache: per req
     For: ``_custom_ops.py:mla_decode_kvcache_cpu``, called by
     ``v1/attention/backends/mla/cpu_mla.py:CPUMLAImpl.forward_mqa`` (the decode half of
     vLLM's CPU MLA backend; its prefill half and its KV-cache write are plain PyTorch).
+F15. ``causal_conv1d_update_cpu_vec``: one decode step of the Gated-DeltaNet depthwise
+    causal convolution per request: ``x`` ([batch, dim] or [batch, dim, L]) is appended
+    to the request's conv state (``conv_state[conv_state_indices[b]]``, [dim, state_len],
+    any strides), the last ``L`` outputs of the depthwise ``conv1d`` (``weight`` [dim,
+    width], ``bias``) are returned (SiLU when ``activation`` is ``silu``/``swish``) and the
+    state keeps the last ``state_len`` columns; a row whose index is ``pad_slot_id`` is
+    skipped (output zero). Computed in FP32. A varlen ``query_start_loc`` raises.
+    For: ``_custom_ops.py:causal_conv1d_update_cpu_vec``, called by
+    ``model_executor/layers/mamba/ops/cpu/causal_conv1d.py:causal_conv1d_update_cpu`` from
+    ``ops/cpu/gdn_attention.py`` (Qwen3-Next / Qwen3.5 linear attention) on CPUs without
+    AVX-512-BF16/AMX (this machine). Those with it call the packed-weight kernels
+    ``causal_conv1d_fwd_cpu``/``causal_conv1d_update_cpu``/``causal_conv1d_weight_pack``
+    instead, which are not stood in for (the prefill convolution here is vLLM's own
+    PyTorch ``causal_conv1d_fn_cpu``).
+F16. ``fused_gdn_gating_cpu``: ``g = -exp(A_log) * softplus(a + dt_bias)`` (FP32) and
+    ``beta = sigmoid(b)`` (``b``'s dtype), each ``[1, tokens, heads]``.
+    For: ``_custom_ops.py:fused_gdn_gating_cpu`` (the prefill gating of
+    ``ops/cpu/gdn_attention.py``).
+F17-F19. The gated delta rule, per value head ``h`` (key head ``h // (Hv // H)``), with
+    the recurrent state ``S`` [V, K] in FP32, ``q``/``k`` L2-normalised
+    (``x / sqrt(sum x^2 + eps)``, when ``use_qk_l2norm_in_kernel``) and ``q`` scaled by
+    ``K ** -0.5``: ``S *= exp(g)``; ``v' = beta * (v - S k)``; ``S += v' k^T``;
+    ``o = S q`` (the recurrence of vLLM's FLA kernels,
+    ``third_party/flash_linear_attention/ops/fused_recurrent.py``), token by token.
+    The state pool is ``[slots, Hv, V, K]`` FP32 (vLLM allocates ``(v_dim, k_dim)`` per
+    head; the CPU path views it with the last two swapped, equal sizes). The three share
+    that layout: installed together or not at all (``PAIRED``).
+    F17. ``chunk_gated_delta_rule_cpu``: prefill. ``query``/``key`` [1, T, H, K],
+    ``value`` [1, T, Hv, V], ``g``/``beta`` [1, T, Hv] (F16's), per sequence of
+    ``cu_seqlens`` from ``initial_state[initial_state_indices[i]]`` (the caller zeroes
+    fresh slots), the final state written back in place; returns ``(o [1, T, Hv, V],
+    initial_state)``. (The real kernel works in chunks of 64; the recurrence is the same.)
+    For: ``_custom_ops.py:chunk_gated_delta_rule_cpu``.
+    F18. ``fused_sigmoid_gating_delta_rule_update_cpu``: decode. ``q``/``k``
+    [L = 1, batch, H, K], ``v`` [1, batch, Hv, V], ``a``/``b`` [batch, Hv]: F16's gating
+    (``softplus_beta``/``softplus_threshold``) fused with one recurrence step from and
+    back to slot ``initial_state_indices[b]``; returns [batch, 1, Hv, V]. ``L > 1``
+    raises (``a``/``b`` hold one row per sequence).
+    For: ``_custom_ops.py:fused_sigmoid_gating_delta_rule_update_cpu``.
+    F19. ``fused_sigmoid_gating_delta_rule_update_spec_cpu``: verification of draft
+    tokens. ``q``/``k`` [T, H, K], ``v`` [T, Hv, V], ``a``/``b`` [T, Hv]; sequence ``i``
+    (tokens ``cu_seqlens[i]:cu_seqlens[i+1]``) resumes from slot
+    ``spec_state_indices[i, num_accepted_tokens[i] - 1]`` and stores the state after its
+    ``t``-th token in slot ``spec_state_indices[i, t]`` (so the next step can roll back
+    to the last accepted token; the ``IS_SPEC_DECODING`` branch of the FLA kernel);
+    returns [T, Hv, V].
+    For: ``_custom_ops.py:fused_sigmoid_gating_delta_rule_update_spec_cpu``, called by
+    ``ops/cpu/gdn_attention.py:_spec_forward`` when a speculative config widens the conv
+    state.
+    ``tests/e2e/test_cpu_forward.py`` checks F15 against ``F.conv1d`` over the whole
+    sequence, F16 against its formula, and F17-F19 against a naive per-token loop written
+    out there (prefill then decode continues it; rollback to an accepted draft).
+    Which of them the e2e tier's generation reaches (counted on the Qwen3-Next reference,
+    k = 1 and 2): F16 and F17 once per prefill, F19 at every decode step; F15 and F18
+    (decode steps without draft tokens) not at all: every decode step there carries
+    drafts. They stand in for the non-speculative decode of the same file and are checked
+    only by the unit tests above.
 """
 
 from __future__ import annotations
@@ -525,6 +583,183 @@ def mla_decode_kvcache(
         out[b] = (probs @ latent[:, :rank]).to(out.dtype)
 
 
+# ---------------------------------------------------------------------------- F15
+def causal_conv1d_update_cpu_vec(
+    x: Any,
+    conv_state: Any,
+    weight: Any,
+    bias: Any,
+    activation: Any,
+    conv_state_indices: Any,
+    query_start_loc: Any,
+    pad_slot_id: int,
+) -> Any:
+    import torch
+
+    if query_start_loc is not None:
+        raise NotImplementedError("cpu_forward: varlen causal_conv1d_update")
+    xs = x.unsqueeze(-1) if x.dim() == 2 else x  # [batch, dim, L]
+    dim, length, state_len = xs.shape[1], xs.shape[2], conv_state.shape[-1]
+    w = weight.reshape(dim, 1, -1).float()
+    b = None if bias is None else bias.float()
+    out = torch.zeros(xs.shape, dtype=x.dtype)
+    for r in range(xs.shape[0]):
+        slot = r if conv_state_indices is None else int(conv_state_indices[r])
+        if slot == pad_slot_id:
+            continue
+        state = conv_state[slot]  # [dim, state_len] view
+        full = torch.cat([state.float(), xs[r].float()], dim=-1)
+        y = torch.nn.functional.conv1d(full[None], w, b, groups=dim)[0, :, -length:]
+        if activation in ("silu", "swish", True):
+            y = torch.nn.functional.silu(y)
+        out[r] = y.to(out.dtype)
+        state.copy_(full[:, -state_len:].to(state.dtype))
+    return out.squeeze(-1) if x.dim() == 2 else out
+
+
+# ---------------------------------------------------------------------------- F16-F19
+def _gating(
+    A_log: Any, a: Any, b: Any, dt_bias: Any, beta: float = 1.0, threshold: float = 20.0
+) -> tuple[Any, Any]:
+    import torch
+
+    sp = torch.nn.functional.softplus(a.float() + dt_bias.float(), beta=beta, threshold=threshold)
+    return -A_log.float().exp() * sp, torch.sigmoid(b.float())
+
+
+def fused_gdn_gating_cpu(A_log: Any, a: Any, b: Any, dt_bias: Any) -> tuple[Any, Any]:
+    g, beta = _gating(A_log, a, b, dt_bias)
+    return g.unsqueeze(0), beta.to(b.dtype).unsqueeze(0)
+
+
+def _qk(x: Any, hv: int, l2norm: bool, eps: float) -> Any:
+    """[..., H, K] -> FP32 [..., Hv, K], L2-normalised if asked (key heads shared by
+    ``Hv // H`` value heads)."""
+    import torch
+
+    x = x.float()
+    if l2norm:
+        x = x * torch.rsqrt((x * x).sum(-1, keepdim=True) + eps)
+    return x.repeat_interleave(hv // x.shape[-2], dim=-2)
+
+
+def _delta_rule(state: Any, q: Any, k: Any, v: Any, g: Any, beta: Any) -> tuple[Any, Any]:
+    """One token for every value head: ``state`` [Hv, V, K], ``q``/``k`` [Hv, K] (``q``
+    already scaled), ``v`` [Hv, V], ``g``/``beta`` [Hv]; returns (new state, o [Hv, V])."""
+    import torch
+
+    state = state * g.exp()[:, None, None]
+    delta = (v - torch.einsum("hvk,hk->hv", state, k)) * beta[:, None]
+    state = state + delta[:, :, None] * k[:, None, :]
+    return state, torch.einsum("hvk,hk->hv", state, q)
+
+
+def chunk_gated_delta_rule_cpu(
+    query: Any,
+    key: Any,
+    value: Any,
+    g: Any,
+    beta: Any,
+    initial_state: Any,
+    output_final_state: bool,
+    cu_seqlens: Any,
+    head_first: bool,
+    use_qk_l2norm_in_kernel: bool,
+    initial_state_indices: Any,
+    eps: float = 1e-5,
+) -> tuple[Any, Any]:
+    import torch
+
+    if head_first:
+        raise NotImplementedError("cpu_forward: head-first chunk_gated_delta_rule")
+    hv, dk = value.shape[2], query.shape[-1]
+    q = _qk(query[0], hv, use_qk_l2norm_in_kernel, eps) * dk**-0.5
+    k = _qk(key[0], hv, use_qk_l2norm_in_kernel, eps)
+    v, gs, bs = value[0].float(), g[0].float(), beta[0].float()
+    out = torch.zeros(value.shape, dtype=value.dtype)
+    for i in range(cu_seqlens.shape[0] - 1):
+        start, end = int(cu_seqlens[i]), int(cu_seqlens[i + 1])
+        slot = int(initial_state_indices[i])
+        state = initial_state[slot].float()
+        for t in range(start, end):
+            state, o = _delta_rule(state, q[t], k[t], v[t], gs[t], bs[t])
+            out[0, t] = o.to(out.dtype)
+        if output_final_state:
+            initial_state[slot] = state.to(initial_state.dtype)
+    return out, initial_state
+
+
+def fused_sigmoid_gating_delta_rule_update_cpu(
+    A_log: Any,
+    dt_bias: Any,
+    q: Any,
+    k: Any,
+    v: Any,
+    a: Any,
+    b: Any,
+    initial_state_source: Any,
+    initial_state_indices: Any,
+    cu_seqlens: Any,
+    use_qk_l2norm_in_kernel: bool,
+    softplus_beta: float = 1.0,
+    softplus_threshold: float = 20.0,
+) -> Any:
+    import torch
+
+    del cu_seqlens
+    if q.shape[0] != 1:
+        raise NotImplementedError("cpu_forward: GDN decode with more than one token per row")
+    hv, dk = v.shape[2], q.shape[-1]
+    g, beta = _gating(A_log, a, b, dt_bias, softplus_beta, softplus_threshold)
+    qs = _qk(q[0], hv, use_qk_l2norm_in_kernel, 1e-6) * dk**-0.5
+    ks = _qk(k[0], hv, use_qk_l2norm_in_kernel, 1e-6)
+    out = torch.zeros(v.shape[1], 1, hv, v.shape[-1], dtype=v.dtype)
+    for r in range(v.shape[1]):
+        slot = int(initial_state_indices[r])
+        state, o = _delta_rule(
+            initial_state_source[slot].float(), qs[r], ks[r], v[0, r].float(), g[r], beta[r]
+        )
+        initial_state_source[slot] = state.to(initial_state_source.dtype)
+        out[r, 0] = o.to(out.dtype)
+    return out
+
+
+def fused_sigmoid_gating_delta_rule_update_spec_cpu(
+    A_log: Any,
+    dt_bias: Any,
+    q: Any,
+    k: Any,
+    v: Any,
+    a: Any,
+    b: Any,
+    initial_state_source: Any,
+    spec_state_indices: Any,
+    num_accepted_tokens: Any,
+    cu_seqlens: Any,
+    use_qk_l2norm_in_kernel: bool,
+    softplus_beta: float = 1.0,
+    softplus_threshold: float = 20.0,
+) -> Any:
+    import torch
+
+    hv, dk = v.shape[1], q.shape[-1]
+    g, beta = _gating(A_log, a, b, dt_bias, softplus_beta, softplus_threshold)
+    qs = _qk(q, hv, use_qk_l2norm_in_kernel, 1e-6) * dk**-0.5
+    ks = _qk(k, hv, use_qk_l2norm_in_kernel, 1e-6)
+    out = torch.zeros(v.shape, dtype=v.dtype)
+    for i in range(cu_seqlens.shape[0] - 1):
+        start, end = int(cu_seqlens[i]), int(cu_seqlens[i + 1])
+        if end <= start:
+            continue
+        slots = spec_state_indices[i]
+        state = initial_state_source[int(slots[int(num_accepted_tokens[i]) - 1])].float()
+        for t in range(start, end):
+            state, o = _delta_rule(state, qs[t], ks[t], v[t].float(), g[t], beta[t])
+            out[t] = o.to(out.dtype)
+            initial_state_source[int(slots[t - start])] = state.to(initial_state_source.dtype)
+    return out
+
+
 STAND_INS: dict[str, Callable[..., Any]] = {
     "init_cpu_memory_env": init_cpu_memory_env,
     "greedy_argmax": greedy_argmax,
@@ -543,9 +778,24 @@ STAND_INS: dict[str, Callable[..., Any]] = {
     "prepack_moe_weight": prepack_moe_weight,
     "cpu_fused_moe": cpu_fused_moe,
     "mla_decode_kvcache": mla_decode_kvcache,
+    "causal_conv1d_update_cpu_vec": causal_conv1d_update_cpu_vec,
+    "fused_gdn_gating_cpu": fused_gdn_gating_cpu,
+    "chunk_gated_delta_rule_cpu": chunk_gated_delta_rule_cpu,
+    "fused_sigmoid_gating_delta_rule_update_cpu": fused_sigmoid_gating_delta_rule_update_cpu,
+    "fused_sigmoid_gating_delta_rule_update_spec_cpu": (
+        fused_sigmoid_gating_delta_rule_update_spec_cpu
+    ),
 }
-# stand-ins that share a private weight layout: installed together or not at all
-PAIRED = (("prepack_moe_weight", "cpu_fused_moe"),)
+# stand-ins that share a private layout (MoE weights; GDN recurrent state): installed
+# together or not at all
+PAIRED = (
+    ("prepack_moe_weight", "cpu_fused_moe"),
+    (
+        "chunk_gated_delta_rule_cpu",
+        "fused_sigmoid_gating_delta_rule_update_cpu",
+        "fused_sigmoid_gating_delta_rule_update_spec_cpu",
+    ),
+)
 
 
 def missing() -> list[str]:
@@ -579,7 +829,8 @@ def install(build_shims: tuple[str, ...] = BUILD_SHIMS) -> list[str]:
         if 0 < sum(n in gaps for n in pair) < len(pair):
             raise RuntimeError(
                 f"cpu_forward: torch.ops._C has only part of {pair}: their stand-ins share "
-                "a private weight layout and cannot be mixed with the real kernels"
+                "a private layout (weights, recurrent state) and cannot be mixed with the "
+                "real kernels"
             )
     for name in gaps:
         setattr(namespace, name, STAND_INS[name])
