@@ -487,6 +487,7 @@ def call_in_worker(call: str, *args: Any, timeout: float | None = None) -> tuple
     error, raw = future.result()
     if error is not None or not isinstance(raw, dict):
         raise RuntimeError(f"{call} in a build worker: {error}: {raw}")
+    stats.add_timings(raw)  # in the summary as "(module:function)": worker time it took
     if raw.get("error_type"):
         raise RuntimeError(f"{call} in a build worker: {raw['error_type']}: "
                            f"{raw.get('error_message')}")

@@ -59,6 +59,30 @@ def call_case(case: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def fresh_and_reused(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For `harness.call_in_worker`: build each of ``cases`` (``run_case``'s case plus
+    ``env``, the plugin's variables for it), in order, first with what this worker keeps
+    between cases (``demo/worker.py``: the model-parallel groups, the frozen heap) as
+    the previous case left it, then again with all of it made afresh; per case
+    ``{"reused": result, "fresh": result}`` (the raw results, ``timings`` removed)."""
+    out = []
+    observer = worker.OBSERVER[0]
+    for case in cases:
+        pair = {}
+        for how in ("reused", "fresh"):
+            if how == "fresh":
+                worker._GROUPS_FOR = None  # destroyed and made again for this case
+            saved = worker._with_env(case.get("env") or {})
+            try:
+                result = worker.run_case(case, observer)
+            finally:
+                worker._with_env(saved)
+            result.pop("timings", None)
+            pair[how] = result
+        out.append(pair)
+    return out
+
+
 worker.EXTRA_MODES["learn"] = learn_case
 worker.EXTRA_MODES["call"] = call_case
 

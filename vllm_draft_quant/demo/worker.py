@@ -29,7 +29,12 @@ Two ways to run it (``VLLM_TARGET_DEVICE=cpu`` in its environment):
 
 A case that raises is recorded and the next case starts from fresh configs. The
 distributed state (world size 1, gloo, a free port) is created once and shared:
-nothing in it depends on the model.
+nothing in it depends on the model; the model-parallel groups are made again only when
+what vLLM makes them from changes (`_groups_key`: experts or not, the parallel sizes).
+After each case its garbage is collected and the heap frozen (`_settle`), so vLLM's own
+``gc.collect()`` calls scan only the next case's objects. ``raw["reused"]["groups"]``
+says whether a case kept the groups (``tests/integration/test_build_reuse.py`` holds
+such builds equal to builds made afresh).
 
 What one case does (mirroring ``v1/worker/gpu_model_runner.py:load_model`` and
 ``v1/spec_decode/llm_base_proposer.py:SpecDecodeBaseProposer._get_model``):
@@ -230,20 +235,52 @@ def _draft_vllm_config(vllm_config: Any) -> Any:
 
 
 _DIST_READY = False
+#: what the model-parallel groups standing now were made for (`_groups_key`); None: unknown
+_GROUPS_FOR: tuple[Any, ...] | None = None
 
 
-def _ensure_distributed(vllm_config: Any) -> None:
-    """World-size-1 gloo state; the model-parallel groups are rebuilt for every case.
+def _groups_key(vllm_config: Any) -> tuple[Any, ...]:
+    """What ``parallel_state.py:initialize_model_parallel`` reads from the current config
+    to decide which groups to make: the parallel sizes and switches, whether the model
+    has experts (``model_config.is_moe``: the expert-parallel group) and the Engram
+    config (with the architecture it is checked against)."""
+    mc, pc = vllm_config.model_config, vllm_config.parallel_config
+    engram = getattr(vllm_config, "engram_config", None)
+    fields = (
+        "tensor_parallel_size",
+        "pipeline_parallel_size",
+        "data_parallel_size",
+        "prefill_context_parallel_size",
+        "decode_context_parallel_size",
+        "enable_expert_parallel",
+        "enable_eplb",
+        "enable_elastic_ep",
+        "use_all2all",
+    )
+    return (
+        None if mc is None else bool(mc.is_moe),
+        tuple(repr(getattr(pc, f, None)) for f in fields),
+        None if engram is None else (repr(engram), getattr(mc, "architecture", None)),
+    )
+
+
+def _ensure_distributed(vllm_config: Any) -> bool:
+    """World-size-1 gloo state, made once; the model-parallel groups made for this config.
 
     ``initialize_model_parallel`` creates the expert-parallel group only when the
     current config has experts, so groups made for a dense model (Llama/EAGLE3,
-    MiMo) would break a MoE case that follows in the same worker.
+    MiMo) would break a MoE case that follows in the same worker: the groups are
+    destroyed and made again whenever what they are made from (`_groups_key`)
+    differs from the last case's, and kept otherwise (destroying and re-making the
+    gloo groups costs ~0.07 s a case; a real engine makes them once per process).
+    Returns whether the groups standing were kept.
     """
-    global _DIST_READY
+    global _DIST_READY, _GROUPS_FOR
     from vllm.distributed import ensure_model_parallel_initialized, init_distributed_environment
     from vllm.distributed.parallel_state import destroy_model_parallel
     from vllm.utils.network_utils import get_distributed_init_method, get_open_port
 
+    key = _groups_key(vllm_config)
     if not _DIST_READY:
         init_distributed_environment(
             world_size=1,
@@ -253,9 +290,13 @@ def _ensure_distributed(vllm_config: Any) -> None:
             distributed_init_method=get_distributed_init_method("127.0.0.1", get_open_port()),
         )
         _DIST_READY = True
-    else:
+    elif key != _GROUPS_FOR:  # None after a failure or another mode: always made again
         destroy_model_parallel()
+    kept = _GROUPS_FOR is not None and key == _GROUPS_FOR
+    _GROUPS_FOR = None  # until they are made
     ensure_model_parallel_initialized(1, 1)
+    _GROUPS_FOR = key
+    return kept
 
 
 #: modes a process built on this worker adds (mode -> handler of the case, returning the
@@ -265,16 +306,49 @@ EXTRA_MODES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 def _extra_mode(handler: Callable[[dict[str, Any]], dict[str, Any]],
                 case: dict[str, Any]) -> dict[str, Any]:
-    global _DIST_READY
+    global _DIST_READY, _GROUPS_FOR
     import torch.distributed
 
+    _GROUPS_FOR = None  # a handler may make the groups for its own config
     try:
         return handler(case)
-    finally:  # a handler may have made the world-size-1 state itself
+    finally:  # a handler may have made the world-size-1 state (and groups) itself
         _DIST_READY = _DIST_READY or torch.distributed.is_initialized()
+        _GROUPS_FOR = None
 
 
 def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
+    """Build one case (see the module docstring); then `_settle` (timed as ``settle``)."""
+    result = _run_case(case, observer)
+    t0 = time.perf_counter()
+    _settle(observer)
+    timings = result.setdefault("timings", {})
+    timings["settle"] = time.perf_counter() - t0
+    timings["total"] = timings.get("total", 0.0) + timings["settle"]
+    return result
+
+
+def _settle(observer: _Observer) -> None:
+    """Drop the case's models and freeze what survives it, for the next case's collections.
+
+    ``BaseModelLoader.load_model`` runs ``gc.collect()`` twice per model; each scans
+    every object made since the heap was last frozen (`_start`), which includes every
+    module vLLM imported lazily during earlier cases (model files, kernels): ~20 ms a
+    collection on this machine. After a case, its own objects are garbage (the
+    observer's snapshots hold its models until dropped here): one full collection
+    frees them, and vLLM's ``freeze_gc_heap`` (the one `_start` uses) moves what is
+    left (imports, caches) out of later scans. It changes no object and no step vLLM
+    takes; an object frozen while alive is never collected if it later becomes
+    cyclic garbage (a small leak, bounded by what caches drop).
+    """
+    from vllm.utils.gc_utils import freeze_gc_heap
+
+    observer.snapshots.clear()
+    observer.dump_path = None
+    freeze_gc_heap()
+
+
+def _run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
     from vllm.compilation.backends import set_model_tag
     from vllm.config import set_current_vllm_config
     from vllm.model_executor.model_loader import get_model
@@ -309,7 +383,7 @@ def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
         result["quantization"] = vllm_config.model_config.quantization
         result["timings"]["engine_config"] = time.perf_counter() - t0
         with set_current_vllm_config(vllm_config):
-            _ensure_distributed(vllm_config)
+            result["reused"] = {"groups": _ensure_distributed(vllm_config)}
             if "target" in mode:
                 stage = "target"
                 t1 = time.perf_counter()
@@ -372,6 +446,10 @@ def run_case(case: dict[str, Any], observer: _Observer) -> dict[str, Any]:
     return result
 
 
+#: the observer `_start` installed (for code a test runs in this process)
+OBSERVER: list[_Observer] = []
+
+
 def _start(*, load_plugins: bool) -> tuple[_Observer, float]:
     """Import vLLM, apply the CPU shims, observe every model built; the import's seconds.
 
@@ -395,6 +473,7 @@ def _start(*, load_plugins: bool) -> tuple[_Observer, float]:
         load_general_plugins()  # once per process: cases must not be the first to load them
     observer = _Observer()
     cpu_shims.BEFORE_POST_LOAD.append(observer)
+    OBSERVER[:] = [observer]
     freeze_gc_heap()
     return observer, time.perf_counter() - t0
 
