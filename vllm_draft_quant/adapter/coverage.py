@@ -80,6 +80,10 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     "EagleLlamaForCausalLM": (None, 8, ""),
     "EagleMistralForCausalLM": (None, 8, ""),
     "EagleCohereForCausalLM": (None, 8, ""),
+    # issue 13f
+    "HYV4MTP": (None, 8, (
+        "built with full-attention (dense MLA) layers and a dense MTP MLP: public checkpoints' "
+        "DeepSeek sparse attention and MoE MTP layer are not in the tiny checkpoint")),
 }
 #: hand-profiled drafter class -> its number of build cases (ModelOpt NVFP4 and FP8 x
 #: layouts a, b, c, g of its draft weights: a separate EAGLE draft folder or the MTP
@@ -106,7 +110,26 @@ PROFILES_NOT_BUILT: dict[str, str] = {
 }
 #: class -> what stops it on vLLM's CPU platform, measured (FINDINGS "Drafters outside
 #: the first seven"); classes whose constructor is a CPU stub are found in the code
-MEASURED_LIMITS: dict[str, str] = {}
+MEASURED_LIMITS: dict[str, str] = {
+    # issue 13f: each measured by building a tiny checkpoint of its target with
+    # ``speculative_config`` mtp on the CPU platform (the drafter alone, stock vLLM)
+    "KimiK3MTP": ("its MTP layer opens a CUDA stream in its constructor "
+                  "(kimi_k3/nvidia/mtp.py:KimiK3MultiTokenPredictorLayer.__init__, "
+                  "`torch.cuda.Stream()`): torch.AcceleratorError (CUDA error) on a machine "
+                  "without a CUDA device"),
+    "MiniMaxM3MTP": ("its MTP block is always a MoE block (`force_moe`) with the swigluoai "
+                     "activation, which no CPU MoE experts take: NotImplementedError \"No "
+                     "Unquantized MoE backend supports the deployment configuration\" "
+                     "(fused_moe/oracle/unquantized.py:select_unquantized_moe_backend; CPU "
+                     "experts: no MoEActivation.SWIGLUOAI_UNINTERLEAVE); with another "
+                     "activation its shared experts refuse to build (minimax_m3/nvidia/"
+                     "model.py:MiniMaxM3MLP.__init__: ValueError \"Only swigluoai is "
+                     "supported\")"),
+    "Step5MTP": ("vLLM refuses Step5 on the V1 model runner (config/vllm.py:"
+                 "VllmConfig._get_v1_model_runner_unsupported_features: ValueError \"Model "
+                 "Runner V1 does not support: Step5\"), and the V2 runner needs Triton, which "
+                 "the CPU install lacks (config/vllm.py:VllmConfig.use_v2_model_runner)"),
+}
 #: class -> the limit a documented test shim (``demo/cpu_shims.py``) works around; the
 #: class counts as built on CPU
 BUILT_WITH_SHIM: dict[str, str] = {
