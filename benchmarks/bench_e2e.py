@@ -24,6 +24,7 @@ tensor-parallel 2, ``plugin_min_ratio=`` lowest plugin / reference acceptance,
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -37,15 +38,22 @@ import cases as E
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.parse_args()
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the checkpoints and the engine log (removed by default)")
+    args = ap.parse_args()
     selected = list(E.CASES) + list(getattr(E, "BENCH_ONLY", []))
     root = Path(tempfile.mkdtemp(prefix="vdq-bench-e2e-"))
     t0 = time.perf_counter()
-    got = E.run(selected, root)
+    try:
+        got = E.run(selected, root)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
     wall = time.perf_counter() - t0
     rows = E.rows(selected, got)
     by_key = {c.key: c for c in selected}
-    print(f"{len(rows)} runs in {wall:.0f} s (one engine process); checkpoints in {root}")
+    print(f"{len(rows)} runs in {wall:.0f} s (one engine process)"
+          + (f"; checkpoints in {root}" if args.keep else ""))
     head = (
         f"{'case':<30} {'k':>1} {'ref acc':>7} {'stock':>22} {'stock eq':>8} {'stock tok/s':>11} "
         f"{'plugin acc':>10} {'plugin tok/s':>12} {'tokens equal':>12}"

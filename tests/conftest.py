@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,40 @@ os.environ.setdefault("VDQ_FUZZ_EXAMPLES", str(FUZZ_EXAMPLES_BY_PROFILE.get(PROF
 #: per-test timeout of the e2e tier: its first test's setup runs every engine of the tier
 #: (5-8 min on 2 quiet cores, more under load); pytest-timeout's default is per test
 E2E_TIMEOUT = float(os.environ.get("VDQ_E2E_TIMEOUT", 1500))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Every folder this process makes with ``tempfile`` (the build service's logs and
+    per-case folders, the early builds' checkpoints, the e2e tier's engine folder) lives
+    in ``scratch/`` under pytest's own basetemp, so pytest's retention removes it with
+    the rest (``tmp_path_retention_policy = "failed"`` in ``pyproject.toml``: the whole
+    basetemp goes after a passing run, a failing run keeps it for reading). Before,
+    each run left its ``/tmp/vdq-*`` folders behind (about 50 a run, up to 370 MB each)
+    until the disk filled. ``trylast``: pytest's tmpdir plugin sets the factory up first.
+    Processes the tests start keep the system's temporary folder (``TMPDIR`` is not
+    changed): they get their folders by path."""
+    factory = getattr(config, "_tmp_path_factory", None)  # _pytest/tmpdir.py:pytest_configure
+    if factory is None or hasattr(config, "workerinput"):  # tmpdir off; an xdist worker
+        return
+    config.stash[_SYSTEM_TEMPDIR] = tempfile.tempdir
+    tempfile.tempdir = str(factory.mktemp("scratch", numbered=False))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SYSTEM_TEMPDIR in config.stash:
+        tempfile.tempdir = config.stash[_SYSTEM_TEMPDIR]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish() -> None:
+    """Stop the build workers before pytest removes the basetemp their folders are in."""
+    harness = sys.modules.get("support.harness")
+    if harness is not None:
+        harness.shutdown()
+
+
+_SYSTEM_TEMPDIR = pytest.StashKey[str | None]()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -291,13 +291,15 @@ class _Pool:
         self.workers: list[_Worker] = []
         self.threads: list[threading.Thread] = []
         self.lock = threading.Lock()
-        self.log_root = Path(tempfile.mkdtemp(prefix="vdq-build-service-"))
 
     def submit(self, job: _Job, priority: int) -> None:
         with self.lock:
             if not self.threads:
+                # made at the first job, not at import: under the session's basetemp
+                # (tests/conftest.py:pytest_configure) even when this module is imported first
+                log_root = Path(tempfile.mkdtemp(prefix="vdq-build-service-"))
                 for n in range(self.size or pool_size()):
-                    worker = _Worker(n, self.log_root, self.command)
+                    worker = _Worker(n, log_root, self.command)
                     thread = threading.Thread(target=self._serve, args=(worker,), daemon=True)
                     self.workers.append(worker)
                     self.threads.append(thread)

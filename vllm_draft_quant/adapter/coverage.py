@@ -37,6 +37,7 @@ import difflib
 import importlib
 import inspect
 import json
+import os
 import re
 import subprocess
 import sys
@@ -308,6 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--write", metavar="README", type=Path)
     group.add_argument("--check", metavar="README", type=Path)
     args = ap.parse_args(argv)
+    # the table describes vLLM's CPU platform (what the tests build on); without this a
+    # plain shell resolves vLLM's "unspecified" platform, and platform-dispatched
+    # drafters (deepseek_v4/__init__.py) would name another module. No effect once vLLM
+    # resolved its platform (the test's build worker already runs on the CPU platform).
+    os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
     from vllm_draft_quant.adapter import compat
 
     block = render(census(), compat.vllm_version())
