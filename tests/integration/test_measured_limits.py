@@ -72,7 +72,34 @@ LIMITS: dict[str, tuple[dict[str, Any], dict[str, Any] | None, tuple[str | None,
                  layer_types=["full_attention"] * (N + 1))},
         None,
         ("ValidationError", "Model Runner V1 does not support: Step5")),
+    # Nemotron Parse 3.5 (remote-code config: a RADIO encoder and an mBART decoder whose
+    # causal_vision_prefix selects the auxiliary MTP drafter)
+    "ParseAuxMTPModel": (
+        {"architectures": ["RadioMBartPrefixForCausalLM"], "model_type": "nemotron_parse_tiny",
+         "auto_map": {"AutoConfig": "configuration_parse.ParseConfig"},
+         "encoder": {"patch_size": 16, "hidden_size": 64}, "image_size": [64, 64],
+         "decoder": {"causal_vision_prefix": True, "add_cross_attention": False,
+                     "vocab_size": V, "d_model": H, "decoder_layers": 1,
+                     "decoder_attention_heads": 4, "decoder_ffn_dim": 256,
+                     "max_position_embeddings": 512},
+         "torch_dtype": "bfloat16"},
+        {"trust_remote_code": True},
+        ("ValidationError", "Model Runner V1 does not support: Parse 3.5 MTP")),
 }
+
+#: the remote code of the Parse config (its repositories ship their own)
+PARSE_CONFIG = """\
+from transformers import MBartConfig, PretrainedConfig
+
+
+class ParseConfig(PretrainedConfig):
+    model_type = "nemotron_parse_tiny"
+
+    def __init__(self, encoder=None, decoder=None, **kwargs):
+        self.encoder = PretrainedConfig(**(encoder or {}))
+        self.decoder = MBartConfig(**(decoder or {}))
+        super().__init__(**kwargs)
+"""
 
 
 def _folder(root: Path, config: dict[str, Any]) -> Path:
@@ -81,6 +108,8 @@ def _folder(root: Path, config: dict[str, Any]) -> Path:
 
     root.mkdir(parents=True)
     (root / "config.json").write_text(json.dumps(config))
+    if "auto_map" in config:
+        (root / "configuration_parse.py").write_text(PARSE_CONFIG)
     save_file({"model.embed_tokens.weight": np.zeros((V, H), np.float32)},
               str(root / "model.safetensors"))
     return root

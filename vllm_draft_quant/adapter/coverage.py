@@ -132,6 +132,11 @@ MEASURED_LIMITS: dict[str, str] = {
                  "VllmConfig._get_v1_model_runner_unsupported_features: ValueError \"Model "
                  "Runner V1 does not support: Step5\"), and the V2 runner needs Triton, which "
                  "the CPU install lacks (config/vllm.py:VllmConfig.use_v2_model_runner)"),
+    "ParseAuxMTPModel": ("vLLM refuses it on the V1 model runner (config/vllm.py:"
+                         "VllmConfig._get_v1_model_runner_unsupported_features: ValueError "
+                         "\"Model Runner V1 does not support: Parse 3.5 MTP\"), and the V2 "
+                         "runner needs Triton, which the CPU install lacks; it builds no "
+                         "quantizable layer (plain torch.nn.Linear extra_proj/extra_head)"),
 }
 #: class -> why the tests do not build it although it constructs on vLLM's CPU platform
 #: (measured: a tiny target's drafter built alone got past construction and stopped only
@@ -141,6 +146,12 @@ CONSTRUCTS_NOT_BUILT: dict[str, str] = {
                    "relative-position logits and short convolutions); on one without MTP "
                    "tensors stock vLLM stops at the drafter's own completeness check "
                    "(inkling/nvidia/mtp.py:_load_inkling_mtp_weights)"),
+    "Glm5NextMTP": ("no tiny GLM-5-Next checkpoint yet (latent attention with the DSA "
+                    "indexer, which vLLM builds without a quant config, and a MoE NextN "
+                    "layer; its DeepSeek sparse attention built with the test-only dense "
+                    "attention backend); on one without MTP tensors stock vLLM stops at the "
+                    "drafter's own check (glm5next/common/mtp.py:Glm5NextMTP.load_weights: "
+                    "\"MTP speculative decoding layer 2 weights missing from checkpoint\")"),
 }
 #: class -> the limit a documented test shim (``demo/cpu_shims.py``) works around; the
 #: class counts as built on CPU
