@@ -89,7 +89,7 @@ def learn_result(model: str, engine_args: dict[str, Any] | None) -> dict[str, An
         obs = learn_folder(model, engine_args)
         return {"observation": obs.model_dump(mode="json"), "seconds": time.perf_counter() - t0}
     except Exception as e:
-        first = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
+        first = str(e).strip().splitlines()[0][:2000] if str(e).strip() else ""
         return {"error": first, "error_type": type(e).__name__}
 
 

@@ -84,8 +84,10 @@ SENTINEL = -3.0e38  # vLLM initialises unloaded scales to -3.4e38 (torch.finfo(f
 
 
 def _first_line(exc: BaseException) -> str:
+    """The error's first line, whole up to 2000 characters: the plugin's one-line errors
+    name a folder (whose path may be long) before the fix they end with."""
     text = str(exc).strip()
-    return text.splitlines()[0][:500] if text else ""
+    return text.splitlines()[0][:2000] if text else ""
 
 
 def _error_module(exc: BaseException) -> str:
