@@ -183,6 +183,19 @@ _NEMOTRON_MOE = (
     "(fused_moe/config.py)")
 
 
+#: HY-V4's draft linears (hy_v4/nvidia/attention.py:HYV4MLAAttention, gated MLA; a dense MLP)
+_HYV4_LINEAR = frozenset({f"{L}.self_attn.{m}" for m in (
+    "fused_qkv_a_proj", "q_b_proj", "kv_b_proj", "o_proj", "linear_gate")}
+    | {f"{L}.mlp.gate_up_proj", f"{L}.mlp.down_proj"})
+_HYV4_NOTE = (
+    "built with full-attention (dense MLA) layers and a dense MTP MLP: public checkpoints' "
+    "DeepSeek sparse attention and MoE MTP layer are not in the tiny checkpoint")
+#: stock HY-V4 under FP8 with nothing remapped: every draft linear an FP8 layer of BF16 data
+_HYV4_FP8_WRONG = tuple(
+    (m, m.replace(L, "model.mtp_layers.0").replace("fused_qkv_a_proj", "q_a_proj")
+     .replace("gate_up_proj", "gate_proj")) for m in sorted(_HYV4_LINEAR))
+
+
 def _bailing(family: str, cls: str, linear: frozenset[str],
              fp8_a: tuple[str, str]) -> LearnedClass:
     """A Bailing drafter's row: its head, fed from the BF16 lm_head.weight, fails under
@@ -509,6 +522,21 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "bcg"},
         },
         mode="draft", profile=True, kept_bf16=_QWEN4_HC),
+    # --- issue 13f: HY-V4 (hy_v4/nvidia/mtp.py): checkpoint model.mtp_layers.0.*, runtime
+    # model.layers.2.* (decoder block under mtp_block, built with the layer's prefix); the
+    # target's quant config, to which vLLM adds the checkpoint-named MTP exclusions
+    # remapped onto model.layers.2.* (_remap_mtp_quant_exclusions) and its own
+    # packed-module mapping (q_a/kv_a -> fused_qkv_a_proj, gate/up -> gate_up_proj)
+    LearnedClass(
+        "hy_v4", "HYV4MTP", "HYV4MTPModel", _HYV4_LINEAR,
+        {
+            **{("nvfp4", lay): Expected("loud", "AssertionError",
+                                        f"[while loading {L}.mtp_block.mlp.gate_proj.weight]")
+               for lay in "ab"},
+            **{("fp8", lay): Expected("silent", wrong=_HYV4_FP8_WRONG) for lay in "ab"},
+            **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "cg"},
+        },
+        limit_note=_HYV4_NOTE),
     LearnedClass(
         "eagle_deepseek", "EagleDeepseekV3ForCausalLM", "EagleDeepSeekMTPModel",
         frozenset({f"{E}.self_attn.fused_qkv_a_proj", f"{E}.self_attn.q_b_proj",

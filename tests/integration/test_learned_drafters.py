@@ -7,7 +7,9 @@ quantizable linear; ``Exaone4_5_MTP``, grouped with it; ``GlmOcrMTPModel``,
 ``LongCatFlashMTPModel`` and ``HYV3MTPModel``, the last two with a limit the plugin
 does not lift, held to its recorded outcome; ``OpenPanguMTPModel``;
 ``BailingMoeV25MTPModel`` and ``BailingMoeV3MTPModel``, MoE drafters whose NextN head is
-fed from ``lm_head.weight``; ``NemotronHMTPModel``; checkpoints from
+fed from ``lm_head.weight``; ``NemotronHMTPModel``; ``HYV4MTPModel`` (HY-V4, which remaps
+exclusions written as ``model.mtp_layers.{k}.*`` itself: a wildcard it does not remap);
+checkpoints from
 ``tests/support/_families_learned.py``; and the EAGLE-1 drafters that read a separate
 draft folder, ``{"method": "eagle", "model": <draft>}``, written by
 ``support/eagle3.py:write_eagle_pair``: ``EagleLlamaForCausalLM``,

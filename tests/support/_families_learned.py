@@ -86,6 +86,17 @@ Adding a drafter class is adding a row (and its cases in
   the same layer (``indexed_attention``, no linear attention, no PLE), ending in the
   model's own ``hyper_connection_mixer``. Only the drafter is built (its quant config is
   the draft checkpoint's own fresh parse, not the target's).
+- ``hy_v4``: ``HYV4ForCausalLM`` (Hunyuan-V4; vLLM's own ``hy_v4`` config), drafted by
+  vLLM's ``HYV4MTP`` (``hy_v4/nvidia/mtp.py``): ``model.mtp_layers.{k}.*`` renamed to
+  ``model.layers.{N + k}`` (decoder block under ``mtp_block``, built with the layer's own
+  prefix): gated latent attention (`hy_v4_layer`: ``linear_gate``, a learnable per-head
+  sink) and a dense MLP, a plain ``eh_proj``, ``enorm``/``hnorm``/``final_layernorm``;
+  its head (``ParallelLMHead`` with the quant config, prefix ``lm_head``) is fed from
+  ``lm_head.weight``; vLLM remaps exclusions written as ``model.mtp_layers.{k}.*`` onto
+  the draft prefixes (``_remap_mtp_quant_exclusions``). Layers here are full attention
+  (``layer_types``; public checkpoints use DeepSeek sparse attention) with dense MLPs,
+  and the target has no hyper-connections (``enable_ihc`` false); only the drafter is
+  built.
 - ``nemotron_h``: ``NemotronHForCausalLM`` (Nemotron-H; a Mamba hybrid: only the drafter
   is built), drafted by vLLM's ``NemotronHMTP`` (``nemotron_h_mtp.py``): ``mtp.layers.{k}``
   renamed to ``model.layers.{k}``, here one attention step (``mtp_hybrid_override_pattern``
@@ -244,6 +255,17 @@ def qwen4_exp_extras(p: str, k: int) -> Block:
     mixer_lin, mixer_pl = _hyper_connection("mtp.hyper_connection_mixer", k, combine=False)
     return lin + mixer_lin, [_norm("mtp.pre_fc_norm_embedding", HIDDEN, k),
                              _norm("mtp.pre_fc_norm_hidden", HC_COUNT * HIDDEN, k), *mixer_pl]
+
+
+def hy_v4_layer(p: str, k: int | None) -> Block:
+    """HY-V4's decoder layer (``hy_v4/nvidia/attention.py:HYV4MLAAttention``): the latent
+    attention and dense MLP of `mla_mlp_layer`, an output gate ``self_attn.linear_gate``
+    (``gating_type`` elementwise: heads x v_head_dim) and a per-head attention sink
+    ``self_attn.learnable_sink_param`` (BF16 where no sink backend exists, as on CPU)."""
+    lin, pl = mla_mlp_layer("mlp")(p, k)
+    g = "attn" if k is not None else "target"
+    lin.append(Linear(f"{p}.self_attn.linear_gate", HEADS * MLA_V, HIDDEN, k, g))  # type: ignore[arg-type]
+    return lin, [*pl, Plain(f"{p}.self_attn.learnable_sink_param", (HEADS,), k)]
 
 
 def nemotron_h_layer(p: str, k: int | None) -> Block:
@@ -513,6 +535,18 @@ SPECS: tuple[LearnedSpec, ...] = (
         # the target ends in its own final mixer, not a norm (Qwen4ExpModel)
         target_tail=lambda root: _hyper_connection(f"{root}.hyper_connection_mixer", None,
                                                    combine=False)),
+    # --- issue 13f: MTP drafters of the newer per-platform layout (vllm/models/<family>/)
+    LearnedSpec(
+        "hy_v4", "HYV4ForCausalLM",
+        {"architectures": ["HYV4ForCausalLM"], "model_type": "hy_v4",
+         **text_config(**MLA_CONFIG, num_key_value_heads=HEADS, n_routed_experts=EXPERTS,
+                       n_shared_experts=1, num_experts_per_tok=2,
+                       moe_intermediate_size=MOE_INTER, mlp_layer_types=["dense"] * N_TARGET,
+                       layer_types=["full_attention"] * N_TARGET, index_topk=16,
+                       index_head_dim=32, index_n_heads=2, enable_ihc=False, hc_mult=2,
+                       pad_token_id=0, bos_token_id=1, eos_token_id=2)},
+        mtp="model.mtp_layers.{k}", layer=hy_v4_layer, extras=PLAIN_EH,
+        root_glob="model.mtp_layers*"),
 )
 
 

@@ -67,6 +67,7 @@ FamilyName = Literal[
     "glm5", "qwen3_5", "glm4_moe_lite", "deepseek_v32", "ernie4_5_moe", "exaone_moe",
     "exaone4_5", "glm_ocr", "longcat_flash",
     "hy_v3", "mimo_v2", "qwen4_exp",
+    "hy_v4",
 ]
 FAMILIES = {**_BASE_FAMILIES, **MORE_FAMILIES, **LEARNED_FAMILIES}
 Scheme = Literal["nvfp4", "fp8", "fp8_block", "mxfp4", "int4"]
