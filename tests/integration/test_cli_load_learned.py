@@ -1,7 +1,10 @@
 """``fix --learn`` and ``graft --learn`` on real vLLM (CPU) for drafters without a hand
 profile (``learned_cases.py``: ErnieMTP, ExaoneMoeMTP, GlmOcrMTP, LongCatFlashMTP,
-HYV3MTP; their ``like`` subclasses share the mapping), ModelOpt NVFP4, the all-BF16-MTP
-layouts a, b and c, as ``test_cli_load_more.py`` checks the profiled families:
+HYV3MTP, HYV4MTP; their ``like`` subclasses share the mapping), ModelOpt NVFP4, the
+all-BF16-MTP layouts a, b and c, as ``test_cli_load_more.py`` checks the profiled
+families. Not here: the learned rows whose build needs extra engine arguments
+(OpenPangu: ``trust_remote_code``; Bailing V2.5/V3 and Nemotron-H: a Mamba block size),
+because ``fix --learn`` / ``graft --learn`` have no option to pass them to the learner:
 
 - ``fix --write --learn``, then stock vLLM (plugin off) builds every draft module in its
   stored precision, or ``fix`` names the stock limit that stops it; the layouts stock
@@ -38,12 +41,14 @@ from test_cli_load import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 # ------------------------------------------------------------- drafters without a profile
-LEARNED = ("ernie4_5_moe", "exaone_moe", "glm_ocr", "longcat_flash", "hy_v3")
+LEARNED = ("ernie4_5_moe", "exaone_moe", "glm_ocr", "longcat_flash", "hy_v3", "hy_v4")
 LEARNED_CASES = [(f, "modelopt", "nvfp4", lay) for f in LEARNED for lay in "abc"]
 
 
 def _learned_request(path: Path, family: str) -> BuildRequest:
-    return BuildRequest(path, by_family(family).mode, dump=False)  # type: ignore[arg-type]
+    row = by_family(family)
+    return BuildRequest(path, row.mode, dump=False,  # type: ignore[arg-type]
+                        engine_args=dict(row.engine_args) if row.engine_args else None)
 
 
 def start_fixed_learned(session: pytest.Session, root: Path) -> Callable[[], dict[Any, Any]]:

@@ -488,3 +488,19 @@ def test_layers_errors_are_one_line(layers: str, tmp_path: Path,
     code, out, err = run_cli(capsys, "graft", target, "--from", source, "--layers", layers)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "--layers" in err and "usage" not in err
+
+
+def test_a_plain_float_parameter_is_an_unquantized_source() -> None:
+    """HY-V4's attention sink (``self_attn.learnable_sink_param``, no ``weight`` beside it)
+    is stored BF16: graft refused every HY-V4 source ("stores draft module ...self_attn as
+    unknown"); a quantized module, or a weight no format claims, is still refused."""
+    from vllm_draft_quant.repair.graft import quantized_source_modules
+
+    a = "model.mtp_layers.0.self_attn"
+    bf16 = {f"{a}.learnable_sink_param": "BF16", f"{a}.o_proj.weight": "BF16",
+            f"{a}.q_a_layernorm.weight": "BF16"}
+    assert quantized_source_modules(bf16) == []
+    nvfp4 = {**bf16, f"{a}.o_proj.weight": "U8", f"{a}.o_proj.weight_scale": "F8_E4M3",
+             f"{a}.o_proj.weight_scale_2": "F32"}
+    assert [m for m, _ in quantized_source_modules(nvfp4)] == [f"{a}.o_proj"]
+    assert quantized_source_modules({f"{a}.o_proj.weight": "I8"})  # unknown, not float

@@ -298,14 +298,32 @@ def _natural(name: str) -> list[Any]:
     return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", name)]
 
 
-def _check_source(fs: CheckpointFacts, units: list[Unit]) -> None:
-    dtypes = {t.name: t.dtype for u in units for t in u.source}
+#: safetensors dtypes of unquantized data
+_FLOAT = frozenset({"BF16", "F16", "F32", "F64"})
+
+
+def quantized_source_modules(dtypes: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(module, what it stores) for each module of ``{tensor: dtype}`` not stored
+    unquantized. A module holding only float tensors and no ``weight`` (HY-V4's
+    ``self_attn.learnable_sink_param``, an attention sink) is a plain parameter stored
+    unquantized, though no format claims its layout."""
+    out = []
     for module, tensors in group_by_module(dtypes).items():
         ev = classify(module, {t: dtypes[t] for t in tensors})
-        if ev.format is not StoredFormat.UNQUANTIZED:
-            raise CheckpointError(
-                f"{fs.model_dir}: SOURCE stores draft module {module} as {ev.format} "
-                f"({ev.detail}); graft copies unquantized draft layers: pass the BF16 original")
+        if ev.format is StoredFormat.UNQUANTIZED or (
+                ev.format is StoredFormat.UNKNOWN and all(dtypes[t] in _FLOAT for t in tensors)
+                and not any(t.rpartition(".")[2].startswith("weight") for t in tensors)):
+            continue
+        out.append((module, f"{ev.format} ({ev.detail})"))
+    return out
+
+
+def _check_source(fs: CheckpointFacts, units: list[Unit]) -> None:
+    dtypes = {t.name: t.dtype for u in units for t in u.source}
+    for module, stored in quantized_source_modules(dtypes)[:1]:
+        raise CheckpointError(
+            f"{fs.model_dir}: SOURCE stores draft module {module} as {stored}; "
+            "graft copies unquantized draft layers: pass the BF16 original")
 
 
 def _logical_shapes(ft: CheckpointFacts, skip: Sequence[str]) -> dict[str, set[tuple[int, ...]]]:
