@@ -35,6 +35,7 @@ from vllm_draft_quant.checkpoint.facts import CheckpointFacts, decisions_from_fa
 from vllm_draft_quant.checkpoint.headers import TensorInfo, read_header
 from vllm_draft_quant.checkpoint.index import INDEX_FILE, CheckpointFiles
 from vllm_draft_quant.core.evidence import classify, group_by_module
+from vllm_draft_quant.core.formats import plain_float
 from vllm_draft_quant.core.intent import intent_from_configs
 from vllm_draft_quant.core.names import NameMap
 from vllm_draft_quant.core.profile import DrafterProfile
@@ -298,29 +299,24 @@ def _natural(name: str) -> list[Any]:
     return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", name)]
 
 
-#: safetensors dtypes of unquantized data
-_FLOAT = frozenset({"BF16", "F16", "F32", "F64"})
-
-
 def quantized_source_modules(dtypes: Mapping[str, str]) -> list[tuple[str, str]]:
     """(module, what it stores) for each module of ``{tensor: dtype}`` not stored
-    unquantized. A module holding only float tensors and no ``weight`` (HY-V4's
-    ``self_attn.learnable_sink_param``, an attention sink) is a plain parameter stored
-    unquantized, though no format claims its layout."""
+    unquantized; a plain float parameter (`formats.plain_float`) is unquantized."""
     out = []
     for module, tensors in group_by_module(dtypes).items():
         ev = classify(module, {t: dtypes[t] for t in tensors})
         if ev.format is StoredFormat.UNQUANTIZED or (
-                ev.format is StoredFormat.UNKNOWN and all(dtypes[t] in _FLOAT for t in tensors)
-                and not any(t.rpartition(".")[2].startswith("weight") for t in tensors)):
+                ev.format is StoredFormat.UNKNOWN
+                and plain_float({t.rpartition(".")[2]: dtypes[t] for t in tensors})):
             continue
         out.append((module, f"{ev.format} ({ev.detail})"))
     return out
 
 
 def _check_source(fs: CheckpointFacts, units: list[Unit]) -> None:
-    dtypes = {t.name: t.dtype for u in units for t in u.source}
-    for module, stored in quantized_source_modules(dtypes)[:1]:
+    quantized = quantized_source_modules({t.name: t.dtype for u in units for t in u.source})
+    if quantized:
+        module, stored = quantized[0]
         raise CheckpointError(
             f"{fs.model_dir}: SOURCE stores draft module {module} as {stored}; "
             "graft copies unquantized draft layers: pass the BF16 original")

@@ -79,6 +79,7 @@ __all__ = [
     "fix_grammar",
     "for_method",
     "for_vllm_name",
+    "plain_float",
     "vllm_config_for",
     "vllm_config_for_stored",
 ]
@@ -137,6 +138,14 @@ def classify(params: Params) -> StoredFormat:
     if w in _FLOAT and not _QUANT_PARAMS & params.keys():
         return StoredFormat.UNQUANTIZED
     return StoredFormat.UNKNOWN
+
+
+def plain_float(params: Params) -> bool:
+    """Whether a module holds float tensors only and no ``weight`` (a plain parameter, such
+    as HY-V4's attention sink ``self_attn.learnable_sink_param``): stored unquantized,
+    though `classify` claims no layout for it (it says unknown)."""
+    return bool(params) and all(d in _FLOAT for d in params.values()) and not any(
+        p.startswith("weight") for p in params)
 
 
 def classify_layout(params: Params, shapes: Shapes | None) -> tuple[StoredFormat, IntLayout | None]:
