@@ -31,8 +31,9 @@ both ``hf_quant_config.json`` and ``config.json`` (see `EagleSpec`).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -647,33 +648,27 @@ def _eagle1_deepseek() -> _Draft1:
     return linears, plains, [f"{m}*"], config
 
 
+#: EAGLE-1-style draft family -> its writer (any other family: ``_eagle1_llama``)
+_DRAFT1_WRITERS: dict[str, Callable[[], _Draft1]] = {
+    "minicpm": _eagle1_minicpm,
+    "deepseek": _eagle1_deepseek,
+    "mistral": partial(_eagle1_hf, "MistralForCausalLM", "mistral",
+                       ("input_layernorm", "post_attention_layernorm")),
+    "cohere": _eagle1_cohere,
+    "llama4": _eagle1_llama4,
+    "dflash_qwen3": _dflash_qwen3,
+    "mistral_large3": _eagle1_mistral_large3,
+    "dspark_qwen3": _dspark_qwen3,
+    "dflash2_qwen3": _dflash2_qwen3,
+    "xpress_qwen3": _xpress_qwen3,
+}
+
+
 def write_eagle_draft(path: str | os.PathLike[str], spec: EagleSpec) -> WrittenModel:
     """A tiny EAGLE-1 draft of ``spec.family`` (same hidden size and vocabulary as its
     target: ``write_llama_target``'s, or the ``deepseek_v3`` factory family's)."""
     root = Path(path)
-    if spec.family == "minicpm":
-        lins, plains, roots, config = _eagle1_minicpm()
-    elif spec.family == "deepseek":
-        lins, plains, roots, config = _eagle1_deepseek()
-    elif spec.family == "mistral":
-        lins, plains, roots, config = _eagle1_hf("MistralForCausalLM", "mistral", (
-            "input_layernorm", "post_attention_layernorm"))
-    elif spec.family == "cohere":
-        lins, plains, roots, config = _eagle1_cohere()
-    elif spec.family == "llama4":
-        lins, plains, roots, config = _eagle1_llama4()
-    elif spec.family == "dflash_qwen3":
-        lins, plains, roots, config = _dflash_qwen3()
-    elif spec.family == "mistral_large3":
-        lins, plains, roots, config = _eagle1_mistral_large3()
-    elif spec.family == "dspark_qwen3":
-        lins, plains, roots, config = _dspark_qwen3()
-    elif spec.family == "dflash2_qwen3":
-        lins, plains, roots, config = _dflash2_qwen3()
-    elif spec.family == "xpress_qwen3":
-        lins, plains, roots, config = _xpress_qwen3()
-    else:
-        lins, plains, roots, config = _eagle1_llama()
+    lins, plains, roots, config = _DRAFT1_WRITERS.get(spec.family, _eagle1_llama)()
 
     def stored(lin: Linear) -> Format:
         keep = not lin.quantizable or lin.name == "lm_head" or spec.layout != "g"
