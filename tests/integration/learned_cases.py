@@ -183,6 +183,10 @@ _NEMOTRON_MOE = (
     "(fused_moe/config.py)")
 
 
+#: K3DSpark's draft linears (issue 13l)
+_K3_LINEAR = frozenset({*(f"{E}.self_attn.{m}" for m in (
+    "fused_qkv_a_proj", "q_b_proj", "kv_b_proj", "o_proj")),
+    f"{E}.mlp.gate_up_proj", f"{E}.mlp.down_proj", "model.context_proj"})
 #: HY-V4's draft linears (hy_v4/nvidia/attention.py:HYV4MLAAttention, gated MLA; a dense MLP)
 _HYV4_LINEAR = frozenset({f"{L}.self_attn.{m}" for m in (
     "fused_qkv_a_proj", "q_b_proj", "kv_b_proj", "o_proj", "linear_gate")}
@@ -559,6 +563,20 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
         },
         draft="deepseek", profile=True),
+    # ---- issue issue13l: K3DSparkForCausalLM ----
+    # Kimi-K3's dense MLA DSpark draft (kimi_k3/nvidia/dspark_mla.py, method "dspark", V2
+    # model runner): layers.0.* built as model.layers.2.* on the draft's own quant config;
+    # context_proj a quantizable ReplicatedLinear; each layer's kv_a_proj_with_mqa is also
+    # loaded into context_kv_proj, built under the prefix of layer 2's fused_qkv_a_proj
+    # (the plan's record of that prefix is the layer's). The drafter alone: the Kimi-K3
+    # target's quant config is not the draft's, and its MTP layer does not build on CPU
+    # (coverage MEASURED_LIMITS: KimiK3MTP)
+    LearnedClass(
+        "k3_dspark", "K3DSparkForCausalLM", "K3DSparkModel", _K3_LINEAR,
+        {(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "abcg"},
+        mode="draft", draft="k3_dspark", env=_V2, engine_args=_HYBRID, limit_note=(
+            "built as the drafter alone beside a Kimi-K3 target's config (the target is not "
+            "built: its own MTP layer cannot be, see KimiK3MTP)")),
 )
 
 

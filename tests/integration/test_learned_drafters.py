@@ -124,7 +124,7 @@ def _write(case: Case, root: Path) -> tuple[Written, Path, dict[str, Any] | None
         return ck, ck.path, dict(row.engine_args) if row.engine_args else None
     target, draft, spec = write_eagle_pair(root / "-".join(case), EagleSpec(
         row.draft, case[1], case[2]))  # type: ignore[arg-type]
-    return draft, target.path, {"speculative_config": spec}
+    return draft, target.path, {**(row.engine_args or {}), "speculative_config": spec}
 
 
 def start_built(session: pytest.Session, root: Path) -> Callable[[], dict[Case, Built]]:

@@ -2,7 +2,8 @@
 
 ``vllm_draft_quant/adapter/coverage.py:MEASURED_LIMITS`` says why some MTP drafter classes
 cannot be built on vLLM's CPU platform. Each reason came from building a tiny target whose
-config makes vLLM resolve that drafter (``speculative_config`` mtp, the drafter alone,
+config makes vLLM resolve that drafter (``speculative_config`` mtp, or dspark on the V2
+model runner for a DSpark drafter: `DSPARK_LIMITS`; the drafter alone,
 stock vLLM: ``VLLM_DRAFT_QUANT=off``); this module builds the same folders again (a
 ``config.json`` and the embedding: each build stops before any weight is read) and checks
 that vLLM still stops where the table says. When a vLLM release lifts a limit its case
@@ -125,6 +126,29 @@ PAIR_LIMITS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 
+# ---- issue issue13l: DSparkDeepseekV4ForCausalLM ----
+#: DSpark drafters (method ``dspark``; vLLM runs DSpark only on its V2 model runner):
+#: drafter class -> (the target's config.json, (error type, texts)). DeepSeek-V4.1 ships
+#: its DSpark stages in the target checkpoint: the folder is its own draft
+#: (``config/speculative.py``: a ``deepseek_v41`` target's draft becomes
+#: ``DSparkV41DraftModel``)
+DSPARK_LIMITS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "DSparkDeepseekV4ForCausalLM": (
+        {"architectures": ["DeepseekV41ForCausalLM"], "model_type": "deepseek_v41",
+         "text_config": _text(
+             q_lora_rank=64, o_lora_rank=64, o_groups=2, qk_rope_head_dim=16,
+             n_routed_experts=4, n_shared_experts=1, num_experts_per_tok=2,
+             moe_intermediate_size=64, hc_mult=2, hc_sinkhorn_iters=2, hc_eps=1e-6,
+             index_topk=16, index_n_heads=2, index_head_dim=32, compress_ratios=[0] * 3,
+             sliding_window=64, num_nextn_predict_layers=1, dspark_target_layer_ids=[0, 1],
+             dspark_markov_rank=32, scoring_func="sqrtsoftplus", num_hash_layers=0,
+             routed_scaling_factor=1.0, norm_topk_prob=True, topk_method="noaux_tc",
+             swiglu_limit=10.0, compress_rope_theta=10000.0, rope_theta=10000.0)},
+        ("AssertionError", "DeepseekV4 attention requires a CUDA device",
+         "deepseek_v4/nvidia/ops/o_proj.py", "compute_fp8_einsum_recipe")),
+}
+
+
 def start_limited(session: pytest.Session, root: Path) -> Callable[[], dict[str, DraftResult]]:
     from support.eagle3 import EagleSpec, write_eagle_pair
 
@@ -136,18 +160,27 @@ def start_limited(session: pytest.Session, root: Path) -> Callable[[], dict[str,
                                  engine_args={"speculative_config": spec}))
     results = submit_many(reqs, plugin=True, workdir=root / "off",
                           env={"VLLM_DRAFT_QUANT": "off"})
-    return lambda: dict(zip([*LIMITS, *PAIR_LIMITS], results(), strict=True))
+    dspark = [BuildRequest(folder, mode="draft", dump=False, engine_args={
+        "speculative_config": {"method": "dspark", "model": str(folder),
+                               "num_speculative_tokens": 2}})
+        for folder in (_folder(root / cls, config) for cls, (config, _) in DSPARK_LIMITS.items())]
+    v2 = submit_many(dspark, plugin=True, workdir=root / "off-v2",
+                     env={"VLLM_DRAFT_QUANT": "off", "VLLM_USE_V2_MODEL_RUNNER": "1"})
+    return lambda: dict(zip([*LIMITS, *PAIR_LIMITS, *DSPARK_LIMITS], [*results(), *v2()],
+                            strict=True))
 
 
 limited = early_fixture(start_limited)
 
 
-@pytest.mark.parametrize("cls", [*LIMITS, *PAIR_LIMITS])
+@pytest.mark.parametrize("cls", [*LIMITS, *PAIR_LIMITS, *DSPARK_LIMITS])
 def test_stock_vllm_stops_where_the_table_says(cls: str,
                                                limited: dict[str, DraftResult]) -> None:
     r = limited[cls]
     if cls in LIMITS:
         error_type, *texts = LIMITS[cls][2]
+    elif cls in DSPARK_LIMITS:
+        error_type, *texts = DSPARK_LIMITS[cls][1]
     else:
         error_type, texts = PAIR_LIMITS[cls][1], list(PAIR_LIMITS[cls][2])
     assert not r.ok, f"{cls} now builds on CPU: build it and drop its MEASURED_LIMITS entry"
@@ -161,4 +194,4 @@ def test_stock_vllm_stops_where_the_table_says(cls: str,
 def test_the_table_states_exactly_these_limits() -> None:
     from vllm_draft_quant.adapter.coverage import MEASURED_LIMITS
 
-    assert set(MEASURED_LIMITS) == set(LIMITS) | set(PAIR_LIMITS)
+    assert set(MEASURED_LIMITS) == set(LIMITS) | set(PAIR_LIMITS) | set(DSPARK_LIMITS)

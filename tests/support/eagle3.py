@@ -449,12 +449,22 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
 #:   ``kernel_projection``) and a ``candidate_selector`` (two codebooks and a
 #:   ``hidden_projection`` vLLM builds without a quant config); ``DFlash2DraftModel`` ->
 #:   ``qwen3_dflash2.py:DFlash2Qwen3ForCausalLM``.
+#: - "k3_dspark" (issue 13l; method ``dspark``): Kimi-K3's dense MLA DSpark draft,
+#:   ``layers.0.*`` (DeepSeek-V3 MLA names, ``support._families``' ``_mla``, and a dense
+#:   MLP), ``context_proj`` [hidden, 2 * hidden] over the target's layers 0 and 1 (a
+#:   quantizable ``ReplicatedLinear``), ``context_norm``, ``final_norm`` and DSpark's
+#:   Markov head (as "dspark_qwen3"'s); no embedding or head (shared with the target);
+#:   ``K3DSparkModel`` of model type ``k3_dspark`` (``configs/k3_dspark.py``) ->
+#:   ``kimi_k3/nvidia/dspark_mla.py:K3DSparkForCausalLM``, which also loads each layer's
+#:   ``kv_a_proj_with_mqa`` into its cross-layer ``context_kv_proj``
+#:   (``_duplicate_context_kv_weights``); beside `write_kimi_k3_target`'s target.
 Eagle1Family = Literal["llama", "mistral", "cohere", "minicpm", "deepseek", "llama4",
                        "dflash_qwen3", "dspark_qwen3", "mistral_large3", "xpress_qwen3",
-                       "dflash2_qwen3"]
+                       "dflash2_qwen3", "k3_dspark"]
 #: the ``speculative_config`` method of each family not drafted as EAGLE-1
 _METHOD: dict[str, str] = {"dflash_qwen3": "dflash", "dspark_qwen3": "dspark",
-                           "xpress_qwen3": "dflash", "dflash2_qwen3": "dflash"}
+                           "xpress_qwen3": "dflash", "dflash2_qwen3": "dflash",
+                           "k3_dspark": "dspark"}
 _QWEN3_DRAFTS = ("dflash_qwen3", "dspark_qwen3", "xpress_qwen3", "dflash2_qwen3")
 MARKOV_RANK = 32
 #: ``factory.LAYOUTS`` for a separate draft folder that declares the target's scheme:
@@ -572,6 +582,56 @@ def _dspark_qwen3() -> _Draft1:
     return linears, plains, roots, config
 
 
+def _k3_dspark() -> _Draft1:
+    from support import _families as F
+
+    m = "layers.0"
+    attn, attn_norms = F._mla(m, 0)
+    linears = [*attn, *F._mlp(f"{m}.mlp", F.DENSE_INTER, 0),
+               Linear("context_proj", HIDDEN, 2 * HIDDEN, 0, "head"),
+               Linear("markov_head.markov_w2", VOCAB, MARKOV_RANK, 0, "head", False)]
+    plains = [*attn_norms, *F.layer_norms(m, 0),
+              Plain("markov_head.markov_w1.weight", (VOCAB, MARKOV_RANK), 0),
+              *(Plain(f"{n}.weight", (HIDDEN,), 0, init="ones")
+                for n in ("context_norm", "final_norm"))]
+    config = {"architectures": ["K3DSparkModel"], "model_type": "k3_dspark",
+              "hidden_size": HIDDEN, "intermediate_size": F.DENSE_INTER,
+              "num_hidden_layers": 1, "num_attention_heads": F.HEADS,
+              "num_key_value_heads": F.HEADS, "q_lora_rank": F.Q_LORA,
+              "kv_lora_rank": F.KV_LORA, "qk_nope_head_dim": F.NOPE,
+              "qk_rope_head_dim": F.ROPE, "v_head_dim": F.V_DIM, "vocab_size": VOCAB,
+              "target_hidden_size": HIDDEN, "num_target_layers": 2,
+              "target_layer_ids": [0, 1], "markov_rank": MARKOV_RANK, "hidden_act": "silu",
+              "rms_norm_eps": 1e-6, "max_position_embeddings": 4096,
+              "torch_dtype": "bfloat16", "block_size": 2, "mask_token_id": VOCAB - 1}
+    return linears, plains, [f"{m}*", "context_proj*"], config
+
+
+#: Kimi-K3's text config (vLLM's ``kimi_k3`` config nests a ``KimiLinearConfig``): latent
+#: attention, target layer 1 KDA (a hybrid: ``mamba_block_size`` = max_model_len on CPU)
+KIMI_K3_TEXT: dict[str, Any] = {
+    "model_type": "kimi_linear", "hidden_size": HIDDEN, "intermediate_size": INTER,
+    "num_hidden_layers": 2, "num_attention_heads": HEADS, "num_key_value_heads": HEADS,
+    "head_dim": HEAD_DIM, "vocab_size": VOCAB, "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-5, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+    "q_lora_rank": 64, "kv_lora_rank": 64, "qk_nope_head_dim": 32, "qk_rope_head_dim": 0,
+    "v_head_dim": 32, "mla_use_nope": True, "num_nextn_predict_layers": 0,
+    "linear_attn_config": {"kda_layers": [1], "full_attn_layers": [2, 3], "head_dim": 32,
+                           "num_heads": 4, "short_conv_kernel_size": 4}}
+
+
+def write_kimi_k3_target(path: str | os.PathLike[str], scheme: EagleFormat) -> WrittenModel:
+    """A Kimi-K3 target's ``config.json`` declaring ``scheme`` (``lm_head`` excluded) and
+    its embedding: only its drafter is built (the drafter alone: see ``learned_cases.py``)."""
+    root = Path(path)
+    tensors = _write(root, [], [Plain("language_model.model.embed_tokens.weight",
+                                      (VOCAB, HIDDEN), None)], [], 0, draft=False)
+    config = {"architectures": ["KimiK3ForConditionalGeneration"], "model_type": "kimi_k3",
+              "text_config": dict(KIMI_K3_TEXT)}
+    return _declare(root, None if scheme == "bf16" else scheme, ["lm_head"],
+                    "hf_quant_config", [], tensors, config)
+
+
 def _eagle1_mistral_large3() -> _Draft1:
     from support import _families as F
 
@@ -661,6 +721,7 @@ _DRAFT1_WRITERS: dict[str, Callable[[], _Draft1]] = {
     "dspark_qwen3": _dspark_qwen3,
     "dflash2_qwen3": _dflash2_qwen3,
     "xpress_qwen3": _xpress_qwen3,
+    "k3_dspark": _k3_dspark,
 }
 
 
@@ -689,7 +750,9 @@ def write_eagle_pair(
     in ``spec.scheme`` (its ``lm_head`` BF16 and excluded), the draft as ``spec`` says."""
     base = Path(root)
     target: Any
-    if spec.family in ("deepseek", "mistral_large3"):
+    if spec.family == "k3_dspark":
+        target = write_kimi_k3_target(base / "target", spec.scheme)
+    elif spec.family in ("deepseek", "mistral_large3"):
         from support.factory import CheckpointSpec, write_checkpoint
 
         target = write_checkpoint(base / "target", CheckpointSpec(

@@ -189,3 +189,20 @@ def test_learned_stock_is_the_cautious_reading_and_names_empty_prefixes() -> Non
         assert [x.text for x in limits] == [
             f"builds {L}.head (ParallelLMHead) with an empty prefix, which no exclusion entry "
             "can name: it is quantized whatever the config says"]
+
+
+def test_two_layers_under_one_prefix_are_one_module_fed_by_both() -> None:
+    """K3DSpark (kimi_k3/nvidia/dspark_mla.py) builds ``context_kv_proj`` under its first
+    layer's ``fused_qkv_a_proj`` prefix and loads each ``kv_a_proj_with_mqa`` into both:
+    the plan holds one module for the prefix, fed by q_a and kv_a (it kept the last
+    layer's sources alone, kv_a, before)."""
+    fused = "model.layers.2.self_attn.fused_qkv_a_proj"
+    layers = (LearnedLayer(path="model.context_kv_proj", prefix=fused, kind=ModuleKind.LINEAR),
+              LearnedLayer(path="model.layers.0.self_attn.fused_qkv_a_proj", prefix=fused,
+                           kind=ModuleKind.LINEAR))
+    a, kv = "layers.0.self_attn.q_a_proj", "layers.0.self_attn.kv_a_proj_with_mqa"
+    feeds = (Feed(tensor=f"{a}.weight", param=f"{layers[1].path}.weight", shard="0"),
+             Feed(tensor=f"{kv}.weight", param=f"{layers[1].path}.weight", shard="1"),
+             Feed(tensor=f"{kv}.weight", param="model.context_kv_proj.weight", shard="0"))
+    prof = learned_profile(Observation(drafter="K3DSparkModel", layers=layers, feeds=feeds))
+    assert [(g.runtime, g.checkpoint) for g in prof.globals] == [(fused, (a, kv))]

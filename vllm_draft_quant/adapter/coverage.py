@@ -94,6 +94,10 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     "HYV4MTP": (None, 8, (
         "built with full-attention (dense MLA) layers and a dense MTP MLP: public checkpoints' "
         "DeepSeek sparse attention and MoE MTP layer are not in the tiny checkpoint")),
+    # ---- issue issue13l: K3DSparkForCausalLM ----
+    "K3DSparkForCausalLM": (None, 8, (
+        "built as the drafter alone beside a Kimi-K3 target's config (the target is not "
+        "built: its own MTP layer cannot be, see KimiK3MTP)")),
 }
 #: hand-profiled drafter class -> its number of build cases (ModelOpt NVFP4 and FP8 x
 #: layouts a, b, c, g of its draft weights: a separate EAGLE draft folder or the MTP
@@ -157,6 +161,17 @@ MEASURED_LIMITS: dict[str, str] = {
                          "\"Model Runner V1 does not support: Parse 3.5 MTP\"), and the V2 "
                          "runner needs Triton, which the CPU install lacks; it builds no "
                          "quantizable layer (plain torch.nn.Linear extra_proj/extra_head)"),
+    # ---- issue issue13l: DSparkDeepseekV4ForCausalLM (V4.1) ----
+    # measured with a tiny DeepSeek-V4.1 target (method "dspark", its own folder as the
+    # draft, V2 model runner, stock vLLM): on CPU vLLM resolves
+    # deepseek_v41/__init__.py to the nvidia/ module, whose attention stops construction
+    "DSparkDeepseekV4ForCausalLM": (
+        "DeepSeek-V4.1's DSpark layers are the target's decoder layers, whose attention "
+        "(deepseek_v41/nvidia/flashmla.py:DeepseekV4FlashMLAAttention.__init__, the class "
+        "chosen without a CUDA device) asks the GPU's architecture for its FP8 o_proj "
+        "recipe: AssertionError \"DeepseekV4 attention requires a CUDA device\" "
+        "(deepseek_v4/nvidia/ops/o_proj.py:compute_fp8_einsum_recipe); the FlashInfer "
+        "attention classes (flashinfer_sparse.py) call the same function"),
 }
 #: class -> why the tests do not build it although it constructs on vLLM's CPU platform
 #: (measured: a tiny target's drafter built alone got past construction and stopped only

@@ -204,9 +204,21 @@ def learned_profile(obs: Observation, *, origin: str = "") -> DrafterProfile:
                     f"checkpoint module {m!r} feeds both {owned[m]!r} and {runtime!r}. "
                     "Set VLLM_DRAFT_QUANT=off to load it as stock vLLM does, or add a "
                     "profile (vllm_draft_quant/profiles/README.md).")
-        specs.append(ModuleSpec(runtime, tuple(dict.fromkeys(ordered)), layer.kind,
-                                group=_group(layer),
-                                also_fed_by=tuple(a for a in also if a not in ordered)))
+        same = next((i for i, sp in enumerate(specs) if sp.runtime == runtime), None)
+        if same is not None:
+            # two layers built under one prefix (K3DSpark's context_kv_proj under its
+            # first layer's fused_qkv_a_proj): vLLM resolves one quant method for both,
+            # so the plan holds one module fed by all their checkpoint modules
+            prev = specs[same]
+            ordered = [*prev.checkpoint, *ordered]
+            also = [*prev.also_fed_by, *also]
+        spec = ModuleSpec(runtime, tuple(dict.fromkeys(ordered)), layer.kind,
+                          group=_group(layer),
+                          also_fed_by=tuple(dict.fromkeys(a for a in also if a not in ordered)))
+        if same is None:
+            specs.append(spec)
+        else:
+            specs[same] = spec
     return DrafterProfile(
         architecture=obs.drafter,
         target_architectures=(),
