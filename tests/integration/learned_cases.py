@@ -187,6 +187,17 @@ _NEMOTRON_MOE = (
 _K3_LINEAR = frozenset({*(f"{E}.self_attn.{m}" for m in (
     "fused_qkv_a_proj", "q_b_proj", "kv_b_proj", "o_proj")),
     f"{E}.mlp.gate_up_proj", f"{E}.mlp.down_proj", "model.context_proj"})
+#: stock K3DSpark under FP8 with nothing matching: the layer's linears (and the
+#: cross-layer context_kv_proj, the worker's key for the second layer under one prefix)
+#: FP8 layers of BF16 data
+_K3_FP8_WRONG = (
+    (f"{E}.self_attn.fused_qkv_a_proj", "layers.0.self_attn.q_a_proj"),
+    (f"{E}.self_attn.fused_qkv_a_proj#model.context_kv_proj",
+     "layers.0.self_attn.kv_a_proj_with_mqa"),
+    *((f"{E}.self_attn.{m}", f"layers.0.self_attn.{m}") for m in ("q_b_proj", "kv_b_proj",
+                                                                  "o_proj")),
+    (f"{E}.mlp.gate_up_proj", "layers.0.mlp.gate_proj"),
+    (f"{E}.mlp.down_proj", "layers.0.mlp.down_proj"))
 #: HY-V4's draft linears (hy_v4/nvidia/attention.py:HYV4MLAAttention, gated MLA; a dense MLP)
 _HYV4_LINEAR = frozenset({f"{L}.self_attn.{m}" for m in (
     "fused_qkv_a_proj", "q_b_proj", "kv_b_proj", "o_proj", "linear_gate")}
@@ -573,7 +584,20 @@ CLASSES: tuple[LearnedClass, ...] = (
     # (coverage MEASURED_LIMITS: KimiK3MTP)
     LearnedClass(
         "k3_dspark", "K3DSparkForCausalLM", "K3DSparkModel", _K3_LINEAR,
-        {(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "abcg"},
+        {
+            # stock, measured: exclusions in checkpoint names never match model.layers.2.*
+            # nor (wildcard) model.context_proj; exact names (c) do match context_proj;
+            # the Markov head is built with no quant config
+            **{("nvfp4", lay): Expected("loud", "AssertionError",
+                                        "[while loading model.context_proj.weight]")
+               for lay in "ab"},
+            ("nvfp4", "c"): Expected("loud", "AssertionError",
+                                     "[while loading model.layers.0.mlp.gate_up_proj]"),
+            **{("fp8", lay): Expected("silent", wrong=(
+                *_K3_FP8_WRONG, ("model.context_proj", "context_proj"))) for lay in "ab"},
+            ("fp8", "c"): Expected("silent", wrong=_K3_FP8_WRONG),
+            **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+        },
         mode="draft", draft="k3_dspark", env=_V2, engine_args=_HYBRID, limit_note=(
             "built as the drafter alone beside a Kimi-K3 target's config (the target is not "
             "built: its own MTP layer cannot be, see KimiK3MTP)")),

@@ -344,6 +344,36 @@ EH_NORMS = ("{p}.enorm", "{p}.hnorm", "{p}.final_layernorm")
 PLAIN_EH = fc_extras("{p}.eh_proj", EH_NORMS, group="eh_proj", quantizable=False)
 
 
+# ---- issue issue13l: MiMoV2OmniMTP ----
+#: MiMo-V2-Omni's vision tower, one block (``mimo_v2_omni.py:MiMoVisionTransformer``,
+#: built with no quant config); no ``audio_config``: no audio encoder
+OMNI_VISION: dict[str, Any] = {
+    "depth": 1, "hidden_size": 64, "intermediate_size": 128, "num_heads": 2,
+    "num_key_value_heads": 2, "qk_channels": 32, "kv_channels": 32, "patch_size": 14,
+    "spatial_merge_size": 2, "temporal_patch_size": 2, "out_hidden_size": HIDDEN,
+    "fullatt_block_indexes": [0], "use_sink": False}
+
+
+def _omni_tail(root: str) -> Block:
+    """The text model's final norm, then the vision tower's tensors in Hugging Face names
+    (``visual.*``; ``mlp.gate_proj``/``up_proj`` stacked by vLLM at load)."""
+    v, d, inter = "visual", OMNI_VISION["hidden_size"], OMNI_VISION["intermediate_size"]
+    merged = d * OMNI_VISION["spatial_merge_size"] ** 2
+    b = f"{v}.blocks.0"
+    shapes: dict[str, tuple[int, ...]] = {
+        f"{v}.patch_embed.proj.weight": (d, 3, 2, 14, 14),
+        f"{b}.attn.qkv.weight": (3 * d, d), f"{b}.attn.qkv.bias": (3 * d,),
+        f"{b}.attn.proj.weight": (d, d), f"{b}.attn.proj.bias": (d,),
+        f"{b}.mlp.gate_proj.weight": (inter, d), f"{b}.mlp.gate_proj.bias": (inter,),
+        f"{b}.mlp.up_proj.weight": (inter, d), f"{b}.mlp.up_proj.bias": (inter,),
+        f"{b}.mlp.down_proj.weight": (d, inter), f"{b}.mlp.down_proj.bias": (d,),
+        f"{v}.merger.mlp.0.weight": (merged, merged),
+        f"{v}.merger.mlp.2.weight": (HIDDEN, merged)}
+    norms = [_norm(n, d, None) for n in (f"{b}.norm1", f"{b}.norm2", f"{v}.merger.ln_q")]
+    return [], [_norm(f"{root}.norm", HIDDEN, None), *norms,
+                *(Plain(n, shape, None) for n, shape in shapes.items())]
+
+
 @dataclass(frozen=True)
 class LearnedSpec:
     """One tiny target with one MTP layer, for a drafter class whose mapping is learned."""
@@ -548,6 +578,22 @@ SPECS: tuple[LearnedSpec, ...] = (
         mtp="model.mtp_layers.{k}", layer=hy_v4_layer, extras=PLAIN_EH,
         root_glob="model.mtp_layers*"),
 )
+def _spec_config(name: str) -> dict[str, Any]:
+    """The config.json body of the row ``name`` of `SPECS`."""
+    return dict(next(s for s in SPECS if s.name == name).config)
+
+
+# ---- issue issue13l: MiMoV2OmniMTP ----
+#: MiMo-V2-Omni (``MiMoV2OmniForCausalLM``: MiMo-V2-Flash's text model under
+#: ``language_model``, a vision tower): the ``mimo_v2`` row's text config, tensors and MTP
+#: layer, plus `OMNI_VISION`'s tower; vLLM drafts it with ``MiMoV2OmniMTP``
+#: (``config/speculative.py`` maps the architecture), a ``MiMoV2MTP`` subclass
+SPECS = (*SPECS, LearnedSpec(
+    "mimo_v2_omni", "MiMoV2OmniForCausalLM",
+    {**_spec_config("mimo_v2"), "architectures": ["MiMoV2OmniForCausalLM"],
+     "vision_config": OMNI_VISION},
+    mtp="model.mtp.layers.{k}", layer=mimo_v2_layer, extras=PLAIN_EH,
+    root_glob="model.mtp*", target_tail=_omni_tail))
 
 
 def _bind(spec: LearnedSpec) -> Callable[[int], Family]:
