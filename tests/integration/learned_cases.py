@@ -574,14 +574,41 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
         },
         draft="deepseek", profile=True),
+    # ---- issue issue13l: MiMoV2OmniMTP ----
+    # MiMo-V2-Omni (hand profile, an alias of MiMo-V2's): the MiMo-V2-Flash text model and
+    # MTP layer under a vision tower; the target built first, as the engine does. Stock,
+    # measured: unlike MiMo-V2-Flash, exclusions in checkpoint names (b, c) match nothing:
+    # the target (SupportsQuant) applies its hf_to_vllm_mapper ("model." ->
+    # "language_model.model.") to the quant config the drafter shares
+    # (interfaces.py:SupportsQuant._maybe_apply_model_mapping), so layouts a, b and c
+    # fail under NVFP4 and load BF16 data into FP8 layers under FP8; the quantized o_proj
+    # (g) as for MiMo-V2-Flash
+    LearnedClass(
+        "mimo_v2_omni", "MiMoV2OmniMTP", "MiMoV2OmniMTPModel",
+        frozenset({f"{P}.self_attn.qkv_proj", f"{P}.self_attn.o_proj",
+                   f"{P}.mlp.gate_up_proj", f"{P}.mlp.down_proj"}),
+        {
+            **{("nvfp4", lay): Expected("loud", "AssertionError",
+                                        f"[while loading {P}.mlp.gate_proj.weight]")
+               for lay in "abc"},
+            ("nvfp4", "g"): Expected("loud", "RuntimeError",
+                                     f"[while loading {P}.self_attn.o_proj.weight]"),
+            **{("fp8", lay): Expected("silent", wrong=(
+                (f"{P}.self_attn.qkv_proj", f"{P}.self_attn.q_proj"),
+                (f"{P}.mlp.gate_up_proj", f"{P}.mlp.gate_proj"),
+                (f"{P}.mlp.down_proj", f"{P}.mlp.down_proj"))) for lay in "abc"},
+            ("fp8", "g"): Expected("silent", wrong=(
+                (f"{P}.self_attn.o_proj", f"{P}.self_attn.o_proj"),)),
+        },
+        profile=True),
     # ---- issue issue13l: K3DSparkForCausalLM ----
     # Kimi-K3's dense MLA DSpark draft (kimi_k3/nvidia/dspark_mla.py, method "dspark", V2
     # model runner): layers.0.* built as model.layers.2.* on the draft's own quant config;
     # context_proj a quantizable ReplicatedLinear; each layer's kv_a_proj_with_mqa is also
     # loaded into context_kv_proj, built under the prefix of layer 2's fused_qkv_a_proj
-    # (the plan's record of that prefix is the layer's). The drafter alone: the Kimi-K3
-    # target's quant config is not the draft's, and its MTP layer does not build on CPU
-    # (coverage MEASURED_LIMITS: KimiK3MTP)
+    # (the plan's record of that prefix is both's). The drafter alone: its quant config is
+    # the draft's own, and the Kimi-K3 target does not build on CPU (its text model opens
+    # a CUDA stream in its constructor, as its MTP layer does: MEASURED_LIMITS KimiK3MTP)
     LearnedClass(
         "k3_dspark", "K3DSparkForCausalLM", "K3DSparkModel", _K3_LINEAR,
         {
@@ -599,8 +626,9 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
         },
         mode="draft", draft="k3_dspark", env=_V2, engine_args=_HYBRID, limit_note=(
-            "built as the drafter alone beside a Kimi-K3 target's config (the target is not "
-            "built: its own MTP layer cannot be, see KimiK3MTP)")),
+            "built as the drafter alone beside a Kimi-K3 target's config: the target does not "
+            "build on CPU (measured: kimi_k3/nvidia/model.py:KimiLinearModel.__init__ opens "
+            "`torch.cuda.Stream()`, torch.AcceleratorError without a CUDA device)")),
 )
 
 

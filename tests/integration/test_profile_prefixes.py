@@ -49,6 +49,9 @@ FAMILY_OF = {
 }
 #: families whose tiny checkpoint has one MTP layer (vLLM builds only the first)
 ONE_MTP = {"mimo_v2", "qwen4_exp"}
+# ---- issue issue13l: MiMoV2OmniMTP (an alias of the MiMoV2MTPModel profile) ----
+FAMILY_OF["MiMoV2MTPModel"] += ("mimo_v2_omni",)
+ONE_MTP |= {"mimo_v2_omni"}
 #: EAGLE-1 families: a separate draft folder (support.eagle3.write_eagle_pair, layout g)
 EAGLE1 = {"eagle_deepseek": ("deepseek", "EagleDeepSeekMTPModel"),
           "eagle_minicpm": ("minicpm", "EagleMiniCPMForCausalLM")}
@@ -57,10 +60,6 @@ EAGLE1 = {"eagle_deepseek": ("deepseek", "EagleDeepSeekMTPModel"),
 STATIC_ONLY = {
     "DeepSeekV4MTPModel": "vLLM 0.33.0 has no CPU implementation (deepseek_v4/cpu/mtp.py "
                           "raises NotImplementedError)",
-    # an alias of the MiMoV2MTPModel profile: its own class is not built here
-    "MiMoV2OmniMTPModel": ("a subclass of MiMoV2MTP with its layers and load_weights "
-                           "(mimo_v2_mtp.py), built here only through MiMoV2MTP: no tiny "
-                           "MiMo-V2-Omni (multimodal) target yet"),
 }
 CASES = [(p.architecture, f) for p in PROFILES if p.architecture not in STATIC_ONLY
          for f in FAMILY_OF.get(p.architecture, ("?",))]

@@ -96,8 +96,9 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
         "DeepSeek sparse attention and MoE MTP layer are not in the tiny checkpoint")),
     # ---- issue issue13l: K3DSparkForCausalLM ----
     "K3DSparkForCausalLM": (None, 8, (
-        "built as the drafter alone beside a Kimi-K3 target's config (the target is not "
-        "built: its own MTP layer cannot be, see KimiK3MTP)")),
+        "built as the drafter alone beside a Kimi-K3 target's config: the target does not "
+        "build on CPU (measured: kimi_k3/nvidia/model.py:KimiLinearModel.__init__ opens "
+        "`torch.cuda.Stream()`, torch.AcceleratorError without a CUDA device)")),
 }
 #: hand-profiled drafter class -> its number of build cases (ModelOpt NVFP4 and FP8 x
 #: layouts a, b, c, g of its draft weights: a separate EAGLE draft folder or the MTP
@@ -106,7 +107,9 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
 PROFILED_BUILT: dict[str, int] = {"EagleMiniCPMForCausalLM": 8,
                                    "EagleDeepseekV3ForCausalLM": 8,
                                    "MiMoV2MTP": 8,
-                                   "Qwen4ExpMTP": 8}
+                                   "Qwen4ExpMTP": 8,
+                                   # ---- issue issue13l: MiMoV2OmniMTP ----
+                                   "MiMoV2OmniMTP": 8}
 #: hand-profiled class built here -> what its build leaves out, and why
 PROFILED_BUILT_NOTES: dict[str, str] = {
     "Qwen4ExpMTP": ("built without QSA (config `indexer_n_heads` unset: the layer's "
@@ -123,9 +126,6 @@ PROFILE_TESTS = "tests/integration/test_profile_prefixes.py"
 PROFILES_NOT_BUILT: dict[str, str] = {
     "DeepSeekV4MTPModel": "no CPU implementation (deepseek_v4/cpu/mtp.py raises "
                           "NotImplementedError)",
-    "MiMoV2OmniMTPModel": ("a subclass of MiMoV2MTP with its layers and load_weights "
-                           "(mimo_v2_mtp.py), built here only through MiMoV2MTP: no tiny "
-                           "MiMo-V2-Omni (multimodal) target yet"),
 }
 #: class -> what stops it on vLLM's CPU platform, measured (FINDINGS "Drafters outside
 #: the first seven"); classes whose constructor is a CPU stub are found in the code
