@@ -97,6 +97,12 @@ Adding a drafter class is adding a row (and its cases in
   (``layer_types``; public checkpoints use DeepSeek sparse attention) with dense MLPs,
   and the target has no hyper-connections (``enable_ihc`` false); only the drafter is
   built.
+- ``mimo_v2_omni`` (issue 13l): ``MiMoV2OmniForCausalLM`` (MiMo-V2-Omni): ``mimo_v2``'s
+  config, text tensors and MTP layer plus a one-block vision tower (``visual.*``, built
+  with no quant config; no audio encoder); vLLM drafts it with ``MiMoV2OmniMTP``
+  (``mimo_v2_mtp.py``, a ``MiMoV2MTP`` subclass; the hand profile's alias). The target
+  is built first: its ``hf_to_vllm_mapper`` renames the shared quant config's exclusions
+  to ``language_model.*``.
 - ``nemotron_h``: ``NemotronHForCausalLM`` (Nemotron-H; a Mamba hybrid: only the drafter
   is built), drafted by vLLM's ``NemotronHMTP`` (``nemotron_h_mtp.py``): ``mtp.layers.{k}``
   renamed to ``model.layers.{k}``, here one attention step (``mtp_hybrid_override_pattern``
