@@ -131,7 +131,9 @@ PAIR_LIMITS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 #: drafter class -> (the target's config.json, (error type, texts)). DeepSeek-V4.1 ships
 #: its DSpark stages in the target checkpoint: the folder is its own draft
 #: (``config/speculative.py``: a ``deepseek_v41`` target's draft becomes
-#: ``DSparkV41DraftModel``)
+#: ``DSparkV41DraftModel``). With ``compute_fp8_einsum_recipe`` standing in, the same
+#: folder's drafter constructs and stops only for want of its tensors (measured by hand:
+#: the table says so; no such stand-in is in the shim ledger yet)
 DSPARK_LIMITS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "DSparkDeepseekV4ForCausalLM": (
         {"architectures": ["DeepseekV41ForCausalLM"], "model_type": "deepseek_v41",
@@ -143,7 +145,8 @@ DSPARK_LIMITS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
              sliding_window=64, num_nextn_predict_layers=1, dspark_target_layer_ids=[0, 1],
              dspark_markov_rank=32, scoring_func="sqrtsoftplus", num_hash_layers=0,
              routed_scaling_factor=1.0, norm_topk_prob=True, topk_method="noaux_tc",
-             swiglu_limit=10.0, compress_rope_theta=10000.0, rope_theta=10000.0)},
+             swiglu_limit=10.0, compress_rope_theta=10000.0, rope_theta=10000.0,
+             hidden_act="silu", n_group=1, topk_group=1, first_k_dense_replace=0)},
         ("AssertionError", "DeepseekV4 attention requires a CUDA device",
          "deepseek_v4/nvidia/ops/o_proj.py", "compute_fp8_einsum_recipe")),
 }
