@@ -153,8 +153,6 @@ def _kind(name: str) -> str:
         "kv_a_proj_with_mqa": "qkv_a",
         "q_b_proj": "q_b",
         "kv_b_proj": "kv_b",
-        # DSA (GLM-5 / DeepSeek-V3.2): the indexer's query projection reads the q latent
-        "wq_b": "q_b",
         # Gated-DeltaNet (Qwen3-Next in_proj_qkvz; Qwen3.5 in_proj_qkv + in_proj_z fuse)
         "in_proj_qkvz": "qkvz",
         "in_proj_qkv": "qkvz",

@@ -59,7 +59,7 @@ _MLA = {"kv_lora_rank": 512, "qk_rope_head_dim": 64}
 def _family(name: str) -> tuple[Family, dict[str, Any]]:
     family = FAMILIES[name](1)
     config = {**family.config, "eos_token_id": 266}  # never generated: stops at max_tokens
-    if "kv_lora_rank" in config:  # MLA: DeepSeek-V3, GLM-5 / DeepSeek-V3.2
+    if "kv_lora_rank" in config:  # MLA (DeepSeek-V3)
         config.update(_MLA)
     return family, config
 
@@ -166,11 +166,6 @@ def write_glm4_moe(
     ``break_experts`` zeroes the NextN layer's routed experts (a control: their
     contribution is what makes drafts right)."""
     return _write(path, "glm4_moe", quant, break_experts, mtp_quantized, drop_mtp)
-
-
-def write_glm5(path: Path, *, quant: str | None, break_experts: bool = False) -> Written:
-    """``write_deepseek_v3`` for GLM-5 (DSA: the indexer's projections small and random)."""
-    return _write(path, "glm5", quant, break_experts)
 
 
 def write_deepseek_v3(

@@ -40,7 +40,28 @@ own CPU code):
   ``experts/nvfp4_emulation_moe.py`` in plain PyTorch; without it ``apply`` stops at
   ``AttributeError: module 'triton.language' has no attribute 'bfloat16'``: vLLM finds no
   Triton driver here).
-DSA_REASON
+- GLM-5.x / DeepSeek-V3.2 (DSA: MLA plus the "lightning indexer" that picks each query's
+  ``index_topk`` keys; on a CPU vLLM builds them as ``deepseek_v2.py``'s
+  ``GlmMoeDsaForCausalLM`` / ``DeepseekV3ForCausalLM`` with ``DeepSeekMTP``, the indexer
+  included). With ``index_topk`` >= the sequence length DSA attends to every key, so dense
+  MLA (``cpu_shims.py`` shim 6) computes the same attention; but the model still runs its
+  indexer, and that has no CPU path here. Measured on the agreeing NextN construction with
+  GLM-5's tensors (``index_topk`` 64 > 24 positions) and shim 6, BF16, plugin on: the engine
+  stops before the first step in ``v1/worker/utils.py:select_common_block_size``
+  (``ValueError: No common block size for 16 (DEEPSEEK_V32_INDEXER: [64]; CPU_MLA: [16])``:
+  the indexer's K cache takes 64-token blocks only, CPU MLA 16 only). With the indexer
+  backend's block sizes widened (measurement only) the first prefill stops in the
+  indexer's metadata builder, ``v1/attention/backends/mla/indexer.py:
+  build_prefill_chunk_metadata``, a Triton kernel (``TypeError: Cannot inspect kernel
+  parameters for function``, no Triton driver here). Past those, by reading
+  ``layers/sparse_attn_indexer.py:SparseAttnIndexer.forward_cpu``: it calls
+  ``fp8_paged_mqa_logits_cpu`` and ``topk_transform_512_cpu`` (not in the CUDA wheel),
+  asserts ``index_topk == 512``, and its decode path is written for one query token per
+  request (it asserts that, and refuses a padded speculative layout: "does not support
+  speculative decoding (native MTP) yet"). A stand-in would have to
+  replace vLLM's own block-size refusal, its metadata kernels, two ops and that Python
+  refusal (or drop the indexer from the model, which is a different model): not a kernel
+  stand-in, so no GLM-5 / DeepSeek-V3.2 generation case.
 - Qwen3-Next/Qwen3.5's Gated-DeltaNet (``model_executor/layers/mamba/ops/cpu/
   gdn_attention.py``) runs on F15-F19 on CPUs without AVX-512-BF16/AMX (this machine:
   the prefill convolution is vLLM's own PyTorch); on CPUs with them vLLM packs the conv
