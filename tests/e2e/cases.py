@@ -26,12 +26,15 @@ prefix caching off, ``GDN_ARGS``). What stops the rest on this CPU (vLLM 0.33.0 
 wheel; each is a ``torch.ops._C`` kernel the wheel lacks, Triton, or a refusal in vLLM's
 own CPU code):
 
-- ModelOpt FP8 per-tensor routed experts, in every MoE family: no CPU backend. At load,
-  ``fused_moe/oracle/fp8.py:select_fp8_moe_backend`` returns ``NONE``
+- ModelOpt FP8 per-tensor routed experts, in every MoE family: no CPU backend. At
+  construction ``fused_moe/oracle/fp8.py:select_fp8_moe_backend`` returns ``NONE``
   (``experts/cpu_moe.py:CPUExpertsFp8`` takes 128x128-block FP8 only and needs AMX tiles;
-  the Triton experts need a GPU) and the experts' post-load processing raises
-  ``ValueError: Unsupported FP8 MoE backend: NONE``
-  (``oracle/fp8.py:convert_to_fp8_moe_kernel_format``), before any forward pass. A
+  the Triton experts need a GPU), and the post-load step
+  ``quantization/modelopt.py:ModelOptFp8MoEMethod.process_weights_after_loading``
+  (``_setup_kernel``) raises ``ValueError: Unsupported FP8 MoE backend: NONE``
+  (``oracle/fp8.py:convert_to_fp8_moe_kernel_format``) at engine start, before any
+  forward pass: measured on GLM's FP8 export with its NextN attention and experts FP8
+  (layout d), plugin on and off alike, in the drafter's load. A
   stand-in would have to pick another experts class (a backend-selection shim) and stand
   in for ``fused_experts_cpu``/``convert_weight_packed``; not done. So FP8 exports keep
   every routed expert BF16 and no FP8 case quantizes MTP experts; the FP8 "silently wrong"
