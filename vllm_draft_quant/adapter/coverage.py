@@ -94,6 +94,10 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     "HYV4MTP": (None, 8, (
         "built with full-attention (dense MLA) layers and a dense MTP MLP: public checkpoints' "
         "DeepSeek sparse attention and MoE MTP layer are not in the tiny checkpoint")),
+    # ---- issue 13k: DFlashLaguna, DFlash2Beam, LiLiCorr ----
+    "DFlashLagunaForCausalLM": (None, 8, ""),
+    "DFlash2BeamForCausalLM": (None, 8, ""),
+    "LiLiCorrForCausalLM": (None, 8, ""),
 }
 #: hand-profiled drafter class -> its number of build cases (ModelOpt NVFP4 and FP8 x
 #: layouts a, b, c, g of its draft weights: a separate EAGLE draft folder or the MTP
