@@ -215,10 +215,9 @@ def _bailing(family: str, cls: str, linear: frozenset[str],
 
 # ---- issue 13k: DFlashLaguna, LiLiCorr ----
 #: stock DFlash-Laguna under FP8 with nothing excluded that matches: every layer FP8
-_LAGUNA_FP8_WRONG = tuple(
-    (f"model.layers.0.{m}", f"layers.0.{m}") for m in (
-        "self_attn.qkv_proj", "self_attn.g_proj", "self_attn.o_proj", "mlp.gate_proj",
-        "mlp.up_proj", "mlp.down_proj")) + (("model.fc", "fc"),)
+_LAGUNA_FP8_WRONG = (*((f"model.layers.0.{m}", f"layers.0.{m}") for m in (
+    "self_attn.qkv_proj", "self_attn.g_proj", "self_attn.o_proj", "mlp.gate_proj",
+    "mlp.up_proj", "mlp.down_proj")), ("model.fc", "fc"))
 #: stock LiLiCorr under FP8 with nothing excluded: the correlator's quantizable layers
 _LILICORR_FP8_WRONG = tuple((f"model.lilicorr.{m}", f"lilicorr.{m}") for m in (
     "pass_hidden_proj", "context_proj", "feature_mlp.up_proj", "feature_mlp.down_proj",
