@@ -97,6 +97,10 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     # ---- issue 13i: Glm5NextMTP, MuseSparkDSparkForCausalLM ----
     "Glm5NextMTP": (None, 8, ""),
     "MuseSparkDSparkForCausalLM": (None, 8, ""),
+    # ---- issue 13k: DFlashLaguna, DFlash2Beam, LiLiCorr ----
+    "DFlashLagunaForCausalLM": (None, 8, ""),
+    "DFlash2BeamForCausalLM": (None, 8, ""),
+    "LiLiCorrForCausalLM": (None, 8, ""),
 }
 #: hand-profiled drafter class -> its number of build cases (ModelOpt NVFP4 and FP8 x
 #: layouts a, b, c, g of its draft weights: a separate EAGLE draft folder or the MTP
