@@ -258,6 +258,17 @@ def _bailing(family: str, cls: str, linear: frozenset[str],
         },
         mode="draft", engine_args=_HYBRID)
 
+# ---- issue 13k: DFlashLaguna, LiLiCorr ----
+#: stock DFlash-Laguna under FP8 with nothing excluded that matches: every layer FP8
+_LAGUNA_FP8_WRONG = (*((f"model.layers.0.{m}", f"layers.0.{m}") for m in (
+    "self_attn.qkv_proj", "self_attn.g_proj", "self_attn.o_proj", "mlp.gate_proj",
+    "mlp.up_proj", "mlp.down_proj")), ("model.fc", "fc"))
+#: stock LiLiCorr under FP8 with nothing excluded: the correlator's quantizable layers
+_LILICORR_FP8_WRONG = tuple((f"model.lilicorr.{m}", f"lilicorr.{m}") for m in (
+    "pass_hidden_proj", "context_proj", "feature_mlp.up_proj", "feature_mlp.down_proj",
+    "layers.0.attn.out_proj", "layers.0.mlp.up_proj", "layers.0.mlp.down_proj",
+    "anchor_out_head"))
+
 CLASSES: tuple[LearnedClass, ...] = (
     LearnedClass(
         "ernie4_5_moe", "ErnieMTP", "ErnieMTPModel",
@@ -656,6 +667,62 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
         },
         draft="muse_spark_dspark", env=_V2),
+    # ---- issue 13k: DFlashLaguna, DFlash2Beam, LiLiCorr (separate drafts) ----
+    # DFlash for Laguna (laguna_dflash.py, method "dflash"): a Laguna decoder layer built
+    # as model.layers.0 (only its attention layer is numbered after the target's) on the
+    # draft's own quant config, with no exclusion remapping (DFlashLagunaModel.__init__
+    # does not call map_draft_quant_config); its qkv_proj is stored fused
+    LearnedClass(
+        "dflash_laguna", "DFlashLagunaForCausalLM", "DFlashLagunaForCausalLM",
+        frozenset({f"model.layers.0.self_attn.{m}" for m in ("qkv_proj", "g_proj", "o_proj")}
+                  | {f"model.layers.0.mlp.{m}" for m in ("gate_proj", "up_proj", "down_proj")}
+                  | {"model.fc"}),
+        {
+            # stock, measured: neither the wildcards (b) nor nothing (a) names model.fc
+            # or model.layers.0.*: the NVFP4 fc gets BF16 data, every FP8 layer holds
+            # cast BF16 data; exact names (c) exclude every module (no fused name to miss)
+            **{("nvfp4", lay): Expected("loud", "AssertionError", "[while loading fc.weight]")
+               for lay in "ab"},
+            **{("fp8", lay): Expected("silent", wrong=_LAGUNA_FP8_WRONG) for lay in "ab"},
+            **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "cg"},
+        },
+        draft="dflash_laguna"),
+    # DFlash2 for Beam (models/beam/nvidia/dflash2.py; V2 model runner): every linear
+    # layer built with no quant config; a quantized draft's attention/MLP projections
+    LearnedClass(
+        "dflash2_beam", "DFlash2BeamForCausalLM", "DFlash2BeamDraftModel",
+        frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
+                   f"{E}.mlp.gate_up_proj", f"{E}.mlp.down_proj"}),
+        {
+            # stock, measured: a BF16 draft loads right whatever it declares; a quantized
+            # one (g) has scale tensors no layer of the drafter can take
+            **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "abc"},
+            **{(s, "g"): Expected("loud", "ValueError", "There is no module or parameter "
+                                  "named 'layers.0.mlp.down_proj.input_scale'")
+               for s in ("nvfp4", "fp8")},
+        },
+        draft="dflash2_beam", env=_V2),
+    # LiLiCorr (lilicorr.py, method "dflash"; V2 model runner: a candidate-head draft):
+    # DFlash's backbone and names plus the lattice correlator lilicorr.*, its projections
+    # and MLPs built with the draft's quant config, its edge heads without one
+    LearnedClass(
+        "lilicorr_qwen3", "LiLiCorrForCausalLM", "LiLiCorrDraftModel",
+        _EAGLE_LINEAR | {f"model.lilicorr.{m}" for m in (
+            "pass_hidden_proj", "context_proj", "feature_mlp.up_proj", "feature_mlp.down_proj",
+            "layers.0.attn.out_proj", "layers.0.mlp.up_proj", "layers.0.mlp.down_proj",
+            "anchor_out_head")},
+        {
+            # stock, measured: DFlash's outcomes (vLLM renames the exclusions to runtime
+            # names, lilicorr.* included), plus, with nothing excluded, the correlator's
+            # layers: under NVFP4 its 5-wide feature MLP cannot even be built, under FP8
+            # each holds cast BF16 data
+            **_dflash_stock(*_LILICORR_FP8_WRONG),
+            ("nvfp4", "a"): Expected("loud", "ValueError", "Unsupported model when in "
+                                     "features size is not multiple of 16 [while loading "
+                                     "model.lilicorr.feature_mlp.up_proj]"),
+        },
+        draft="lilicorr_qwen3", env=_V2,
+        kept_bf16=frozenset({"model.lilicorr.feature_mlp.up_proj"})),
     # ---- issue issue13l: MiMoV2OmniMTP ----
     # MiMo-V2-Omni (hand profile, an alias of MiMo-V2's): the MiMo-V2-Flash text model and
     # MTP layer under a vision tower; the target built first, as the engine does. Stock,

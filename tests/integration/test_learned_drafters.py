@@ -19,9 +19,11 @@ draft folder, ``{"method": "eagle", "model": <draft>}``, written by
 ``EagleMiniCPMForCausalLM`` and ``EagleDeepSeekMTPModel`` (hand profiles, rows with
 ``profile=True``); ``MuseSparkDSparkForCausalLM`` (method ``dspark``, a Muse layer
 with DSpark's Markov head); and ``MiMoV2MTPModel``, a hand profile whose MTP layers sit in the
-target's folder (family ``mimo_v2``), and ``MiMoV2OmniMTPModel`` beside a multimodal
-MiMo-V2-Omni target (family ``mimo_v2_omni``); ``K3DSparkModel``, Kimi-K3's DSpark
-draft folder built alone beside a Kimi-K3 target's config). For each case
+target's folder (family ``mimo_v2``); ``DFlashLagunaForCausalLM``,
+``DFlash2BeamForCausalLM`` and ``LiLiCorrForCausalLM``, separate ``"dflash"`` drafts
+beside tiny Laguna, Beam and Qwen3 targets (issue 13k); ``MiMoV2OmniMTPModel`` beside a
+multimodal MiMo-V2-Omni target (family ``mimo_v2_omni``); ``K3DSparkModel``, Kimi-K3's
+DSpark draft folder built alone beside a Kimi-K3 target's config). For each case
 (ModelOpt NVFP4 and FP8 targets x BF16 MTP with no exclusions (a), a wildcard (b), exact
 checkpoint names (c), and a quantized MTP (g), for an EAGLE-1 draft as its own folder
 declares them; one case for a grouped class), built through vLLM's own draft path

@@ -97,6 +97,10 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     # ---- issue 13i: Glm5NextMTP, MuseSparkDSparkForCausalLM ----
     "Glm5NextMTP": (None, 8, ""),
     "MuseSparkDSparkForCausalLM": (None, 8, ""),
+    # ---- issue 13k: DFlashLaguna, DFlash2Beam, LiLiCorr ----
+    "DFlashLagunaForCausalLM": (None, 8, ""),
+    "DFlash2BeamForCausalLM": (None, 8, ""),
+    "LiLiCorrForCausalLM": (None, 8, ""),
     # ---- issue issue13l: K3DSparkForCausalLM ----
     "K3DSparkForCausalLM": (None, 8, (
         "built as the drafter alone beside a Kimi-K3 target's config: the target does not "
