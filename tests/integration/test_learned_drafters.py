@@ -15,7 +15,9 @@ draft folder, ``{"method": "eagle", "model": <draft>}``, written by
 ``support/eagle3.py:write_eagle_pair``: ``EagleLlamaForCausalLM``,
 ``EagleMistralForCausalLM`` and ``EagleCohereForCausalLM`` (learned),
 ``EagleMiniCPMForCausalLM`` and ``EagleDeepSeekMTPModel`` (hand profiles, rows with
-``profile=True``); and ``MiMoV2MTPModel``, a hand profile whose MTP layers sit in the
+``profile=True``); Gemma4's assistant (``Gemma4MTP``, method ``mtp``) and
+``Gemma4DSparkForCausalLM`` (method ``dspark``, built on the target's quant config)
+beside a text-only Gemma4 target; and ``MiMoV2MTPModel``, a hand profile whose MTP layers sit in the
 target's folder (family ``mimo_v2``)). For each case
 (ModelOpt NVFP4 and FP8 targets x BF16 MTP with no exclusions (a), a wildcard (b), exact
 checkpoint names (c), and a quantized MTP (g), for an EAGLE-1 draft as its own folder

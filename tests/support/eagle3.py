@@ -469,6 +469,11 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
 #:   ``mix.L``, all BF16 plain tensors here); ``Qwen3XPressModel`` of model type ``qwen3``
 #:   (vLLM's ``EAGLEConfig`` names it ``DFlashQwen3XPressModel``) ->
 #:   ``qwen3_xpress.py:Qwen3XPressForCausalLM``.
+#: - "gemma4_mtp" (issue 13h; method ``mtp``): the Gemma4 assistant, ``model.layers.0.*``
+#:   (Q-only attention), ``pre_projection``/``post_projection``, ``model.embed_tokens``
+#:   (its head tied to it: excluded by name as exports do), beside the ``gemma4`` target;
+#:   "dspark_gemma4" (method ``dspark``): ``Gemma4DSparkModel``, ``layers.0.*`` with its
+#:   own K (``attention_k_eq_v``), ``fc``, the Markov head, ``lm_head`` (see the writers).
 #: - "dflash2_qwen3" (method ``dflash``): the DFlash layout plus, per layer, two grouped
 #:   convolutions (``attention_conv``/``mlp_conv``: a ``base_kernel`` and a quantizable
 #:   ``kernel_projection``) and a ``candidate_selector`` (two codebooks and a
