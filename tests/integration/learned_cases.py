@@ -224,6 +224,66 @@ _MUSE_FP8_WRONG = ((f"{E}.self_attn.qkv_proj", "layers.0.self_attn.q_proj"),
                    (f"{E}.feed_forward.gate_up_proj", "layers.0.feed_forward.gate_proj"),
                    (f"{E}.feed_forward.down_proj", "layers.0.feed_forward.down_proj"),
                    ("model.fc", "fc"), ("model.markov_head.markov_w2", "markov_head.markov_w2"))
+# ---- issue 13h: Gemma4MTP, Gemma4DSparkForCausalLM ----
+G = "draft_model.layers.0"  # the Gemma4 assistant's layer at runtime (Gemma4MTP.model)
+_GEMMA4_MTP_LINEAR = frozenset({f"{G}.self_attn.q_proj", f"{G}.self_attn.o_proj",
+                                f"{G}.mlp.gate_up_proj", f"{G}.mlp.down_proj",
+                                "draft_model.pre_projection", "draft_model.post_projection"})
+D = "model.layers.0"  # the Gemma4 DSpark draft's layer at runtime
+_GEMMA4_DSPARK_LINEAR = frozenset({f"{D}.self_attn.q_proj", f"{D}.self_attn.k_proj",
+                                   f"{D}.self_attn.o_proj", f"{D}.mlp.gate_up_proj",
+                                   f"{D}.mlp.down_proj", "model.fc"})
+
+
+_GEMMA4_DSPARK_NOTE = (
+    "built alone (its quant config is the target's, which the engine config gives): b"
+    "eside a text-only Gemma4ForCausalLM target, whose layers have the draft's runtime nam"
+    'es model.layers.N, vLLM stops with ValueError: Duplicate layer name: model.layers.0.s'
+    'elf_attn.attn (attention/attention.py:Attention.__init__, measured, plugin on or off)'
+    "; a multimodal Gemma4 target's layers sit under language_model.")
+
+
+def _gemma4_wrong(runtime: str, ckpt: str, proj: tuple[tuple[str, str], ...] = ()
+                  ) -> tuple[tuple[str, str], ...]:
+    """(runtime, checkpoint) of every quantizable linear of a Gemma4 draft layer (at
+    ``runtime`` / ``ckpt``; K where it has one) and of ``proj``: all FP8 holding BF16."""
+    mods = (("self_attn.q_proj", "self_attn.q_proj"), ("self_attn.o_proj", "self_attn.o_proj"),
+            ("mlp.gate_up_proj", "mlp.gate_proj"), ("mlp.down_proj", "mlp.down_proj"))
+    if runtime == D:
+        mods += (("self_attn.k_proj", "self_attn.k_proj"),)
+    return (*((f"{runtime}.{r}", f"{ckpt}.{c}") for r, c in mods), *proj)
+
+
+def _gemma4_mtp_stock() -> dict[tuple[str, str], Expected]:
+    """Gemma4MTP's stock outcomes, measured: the draft's own quant config, its layers
+    built under ``draft_model.`` (``gemma4_mtp.py:Gemma4MTP.__init__``), so a wildcard in
+    checkpoint names (b) matches nothing; exact names (c) reach every module but the
+    fused ``gate_up_proj``; NVFP4 dies on it in a, b and c."""
+    proj = tuple((f"draft_model.{n}", n) for n in ("pre_projection", "post_projection"))
+    every = Expected("silent", wrong=_gemma4_wrong(G, "model.layers.0", proj))
+    return {
+        **{("nvfp4", lay): Expected("loud", "AssertionError",
+                                    "[while loading model.layers.0.mlp.gate_up_proj]")
+           for lay in "abc"},
+        ("fp8", "a"): every, ("fp8", "b"): every,
+        ("fp8", "c"): Expected("silent", wrong=(
+            (f"{G}.mlp.gate_up_proj", "model.layers.0.mlp.gate_proj"),)),
+        **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+    }
+
+
+def _gemma4_dspark_stock() -> dict[tuple[str, str], Expected]:
+    """Gemma4 DSpark's stock outcomes, measured: vLLM builds the draft with the *target's*
+    quant config (``gemma4_dspark.py:Gemma4DSparkModel.__init__``, the current config's
+    ``quant_config``), so the draft folder's exclusions play no part: every BF16 layout
+    dies on ``fc`` under NVFP4 and holds BF16 data in FP8 parameters under FP8."""
+    every = Expected("silent", wrong=_gemma4_wrong(D, "layers.0", (("model.fc", "fc"),)))
+    return {
+        **{("nvfp4", lay): Expected("loud", "AssertionError", "[while loading model.fc.weight]")
+           for lay in "abc"},
+        **{("fp8", lay): every for lay in "abc"},
+        **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+    }
 
 
 def _bailing(family: str, cls: str, linear: frozenset[str],
@@ -708,6 +768,14 @@ CLASSES: tuple[LearnedClass, ...] = (
         },
         draft="lilicorr_qwen3", env=_V2,
         kept_bf16=frozenset({"model.lilicorr.feature_mlp.up_proj"})),
+    # ---- issue 13h: Gemma4MTP, Gemma4DSparkForCausalLM ----
+    LearnedClass(
+        "gemma4_mtp", "Gemma4MTP", "Gemma4MTPModel", _GEMMA4_MTP_LINEAR,
+        _gemma4_mtp_stock(), draft="gemma4_mtp"),
+    LearnedClass(
+        "dspark_gemma4", "Gemma4DSparkForCausalLM", "Gemma4DSparkModel", _GEMMA4_DSPARK_LINEAR,
+        _gemma4_dspark_stock(), mode="draft", draft="dspark_gemma4", env=_V2,
+        limit_note=_GEMMA4_DSPARK_NOTE),
 )
 
 
