@@ -94,6 +94,10 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     "HYV4MTP": (None, 8, (
         "built with full-attention (dense MLA) layers and a dense MTP MLP: public checkpoints' "
         "DeepSeek sparse attention and MoE MTP layer are not in the tiny checkpoint")),
+    # ---- issue 13j: InklingMTP ----
+    "InklingMTP": (None, 8, ""),
+    # ---- issue 13j: InternS2MobiusMTP ----
+    "InternS2MobiusMTP": (None, 8, ""),
 }
 #: hand-profiled drafter class -> its number of build cases (ModelOpt NVFP4 and FP8 x
 #: layouts a, b, c, g of its draft weights: a separate EAGLE draft folder or the MTP
@@ -162,10 +166,6 @@ MEASURED_LIMITS: dict[str, str] = {
 #: (measured: a tiny target's drafter built alone got past construction and stopped only
 #: for want of its checkpoint tensors)
 CONSTRUCTS_NOT_BUILT: dict[str, str] = {
-    "InklingMTP": ("no tiny Inkling checkpoint yet (fused `qkvr` attention with "
-                   "relative-position logits and short convolutions); on one without MTP "
-                   "tensors stock vLLM stops at the drafter's own completeness check "
-                   "(inkling/nvidia/mtp.py:_load_inkling_mtp_weights)"),
     "Glm5NextMTP": ("no tiny GLM-5-Next checkpoint yet (latent attention with the DSA "
                     "indexer, which vLLM builds without a quant config, and a MoE NextN "
                     "layer; its DeepSeek sparse attention built with the test-only dense "
