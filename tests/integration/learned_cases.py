@@ -196,6 +196,34 @@ _HYV4_FP8_WRONG = tuple(
      .replace("gate_up_proj", "gate_proj")) for m in sorted(_HYV4_LINEAR))
 
 
+# ---- issue 13i: Glm5NextMTP ----
+#: GLM-5-Next's MTP attention: latent attention and the DSA indexer's projections, all
+#: built with no quant config (glm5next/common/model.py:Glm5NextDecoderLayer.__init__,
+#: "MLA projections are BF16 in checkpoint"); the indexer's wq_b, a ReplicatedLinear so
+#: built, is a fixed (router-like) layer to the learner, not a planned linear
+_G5N_ATTN = frozenset(f"{L}.self_attn.{m}" for m in (
+    "fused_qkv_a_proj", "q_b_proj", "kv_b_proj", "o_proj", "indexer.wk_weights_proj"))
+_G5N_SHARED = frozenset({f"{L}.mlp.shared_experts.gate_up_proj",
+                         f"{L}.mlp.shared_experts.down_proj"})
+#: stock GLM-5-Next under FP8 with no exclusion matching model.layers.2: its MoE block
+#: (routed and shared experts) FP8 parameters holding BF16 data
+_G5N_CK = "model.language_model.layers.2"
+_G5N_FP8_WRONG = ((f"{L}.mlp.experts", f"{_G5N_CK}.mlp.experts.0.gate_proj"),
+                  (f"{L}.mlp.shared_experts.gate_up_proj", f"{_G5N_CK}.mlp.shared_experts.gate_proj"),
+                  (f"{L}.mlp.shared_experts.down_proj", f"{_G5N_CK}.mlp.shared_experts.down_proj"))
+
+
+# ---- issue 13i: MuseSparkDSparkForCausalLM ----
+_MUSE_LINEAR = frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
+                          f"{E}.feed_forward.gate_up_proj", f"{E}.feed_forward.down_proj",
+                          "model.fc"})
+#: stock Muse DSpark under FP8 with no exclusion matching its runtime names: every draft
+#: layer, fc and the Markov head FP8 parameters holding BF16 data
+_MUSE_FP8_WRONG = ((f"{E}.self_attn.qkv_proj", "layers.0.self_attn.q_proj"),
+                   (f"{E}.self_attn.o_proj", "layers.0.self_attn.o_proj"),
+                   (f"{E}.feed_forward.gate_up_proj", "layers.0.feed_forward.gate_proj"),
+                   (f"{E}.feed_forward.down_proj", "layers.0.feed_forward.down_proj"),
+                   ("model.fc", "fc"), ("model.markov_head.markov_w2", "markov_head.markov_w2"))
 # ---- issue 13j: InklingMTP ----
 #: Inkling's MTP depth 0 at runtime (checkpoint model.mtp.layers.0; the loader drops ".mtp")
 K = "model.layers.0"
@@ -586,6 +614,58 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
         },
         draft="deepseek", profile=True),
+    # ---- issue 13i: Glm5NextMTP ----
+    # GLM-5-Next (glm5next/common/mtp.py): checkpoint model.language_model.layers.2.*,
+    # runtime model.layers.2.* (decoder block under mtp_block, built with the layer's
+    # prefix; load_weights strips "model.language_model."): so no exclusion written in
+    # checkpoint names matches. Every attention projection (MLA and the DSA indexer) is
+    # built with no quant config and kept BF16 by the checkpoint, as exports do; the
+    # MoE block (routed and shared experts) takes the target's quant config. Its target
+    # is a hybrid (KDA) model: only the drafter is built
+    LearnedClass(
+        "glm5_next", "Glm5NextMTP", "Glm5NextMTPModel", _G5N_ATTN | _G5N_SHARED,
+        {
+            # stock, measured: the BF16 experts into the packed NVFP4 experts (a, b: no
+            # exclusion matches); exact names (c) exclude the experts and the shared
+            # down_proj only by accident (quant_utils.py:is_layer_skipped takes a prefix
+            # naming "experts" as excluded when an exclusion contains it:
+            # "model.layers.2.mlp.experts" is inside
+            # "model.language_model.layers.2.mlp.experts.0.gate_proj"), never the fused
+            # shared gate_up_proj
+            **{("nvfp4", lay): Expected(
+                "loud", "RuntimeError",
+                f"[while loading {L}.mtp_block.mlp.experts.routed_experts.w2_weight]")
+               for lay in "ab"},
+            ("nvfp4", "c"): Expected(
+                "loud", "AssertionError",
+                f"[while loading {L}.mtp_block.mlp.shared_experts.gate_up_proj.weight]"),
+            **{("fp8", lay): Expected("silent", wrong=_G5N_FP8_WRONG) for lay in "ab"},
+            ("fp8", "c"): Expected("silent", wrong=_G5N_FP8_WRONG[1:2]),
+            **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+        },
+        mode="draft", engine_args=_HYBRID, kept_bf16=_G5N_ATTN),
+    # ---- issue 13i: MuseSparkDSparkForCausalLM ----
+    # Muse Spark DSpark (muse_spark/common/dspark.py, method "dspark", V2 model runner):
+    # DSpark's loader and Markov head on a Muse layer (q/k/v -> qkv_proj, feed_forward
+    # gate/up -> gate_up_proj), built on the draft's own quant config
+    # (get_draft_quant_config) whose exclusions vLLM does not rename to runtime names
+    LearnedClass(
+        "muse_spark_dspark", "MuseSparkDSparkForCausalLM", "MuseSparkDSparkModel",
+        _MUSE_LINEAR,
+        {
+            # stock, measured: nothing matches the runtime names but exact "fc" and
+            # "markov_head.markov_w2" (ModelOpt takes an exclusion contained in the
+            # prefix, modelopt.py:ModelOptQuantConfigBase.is_layer_excluded): the NVFP4 fc
+            # fails first (a, b), else the fused gate_up_proj (c); FP8 holds BF16 data
+            **{("nvfp4", lay): Expected("loud", "AssertionError", "[while loading fc.weight]")
+               for lay in "ab"},
+            ("nvfp4", "c"): Expected("loud", "AssertionError",
+                                     "[while loading layers.0.feed_forward.gate_up_proj]"),
+            **{("fp8", lay): Expected("silent", wrong=_MUSE_FP8_WRONG) for lay in "ab"},
+            ("fp8", "c"): Expected("silent", wrong=_MUSE_FP8_WRONG[:4]),
+            **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+        },
+        draft="muse_spark_dspark", env=_V2),
     # ---- issue 13j: InklingMTP ----
     # Inkling (inkling/nvidia/mtp.py): model.mtp.layers.0.* loaded as model.layers.0.* by
     # the drafter's own loader (_load_inkling_mtp_weights); the target's quant config,

@@ -449,13 +449,23 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
 #:   ``kernel_projection``) and a ``candidate_selector`` (two codebooks and a
 #:   ``hidden_projection`` vLLM builds without a quant config); ``DFlash2DraftModel`` ->
 #:   ``qwen3_dflash2.py:DFlash2Qwen3ForCausalLM``.
+#: - "muse_spark_dspark" (issue 13i; method ``dspark``): a dense Muse Spark DSpark draft,
+#:   ``layers.0.*`` (a Muse layer: q/k/v/o, ``feed_forward`` gate/up/down, affine
+#:   pre-norms), ``fc`` (quantizable), ``hidden_norm``, ``norm``, DSpark's Markov head,
+#:   its own ``lm_head`` and ``d2t``; model type ``muse_spark_dspark`` (vLLM's
+#:   ``MuseSparkDSparkConfig``) -> ``muse_spark/common/dspark.py:
+#:   MuseSparkDSparkForCausalLM``, beside the Qwen3 target (public drafts sit beside a
+#:   multimodal Muse Spark target; the drafter's construction and load read only the
+#:   target's layer count and vocabulary size, not its model class).
 Eagle1Family = Literal["llama", "mistral", "cohere", "minicpm", "deepseek", "llama4",
                        "dflash_qwen3", "dspark_qwen3", "mistral_large3", "xpress_qwen3",
-                       "dflash2_qwen3"]
+                       "dflash2_qwen3", "muse_spark_dspark"]
 #: the ``speculative_config`` method of each family not drafted as EAGLE-1
 _METHOD: dict[str, str] = {"dflash_qwen3": "dflash", "dspark_qwen3": "dspark",
-                           "xpress_qwen3": "dflash", "dflash2_qwen3": "dflash"}
-_QWEN3_DRAFTS = ("dflash_qwen3", "dspark_qwen3", "xpress_qwen3", "dflash2_qwen3")
+                           "xpress_qwen3": "dflash", "dflash2_qwen3": "dflash",
+                           "muse_spark_dspark": "dspark"}
+_QWEN3_DRAFTS = ("dflash_qwen3", "dspark_qwen3", "xpress_qwen3", "dflash2_qwen3",
+                 "muse_spark_dspark")
 MARKOV_RANK = 32
 #: ``factory.LAYOUTS`` for a separate draft folder that declares the target's scheme:
 #: a BF16 draft excluding nothing of its own (a config copied from the target), b the
@@ -648,6 +658,43 @@ def _eagle1_deepseek() -> _Draft1:
     return linears, plains, [f"{m}*"], config
 
 
+# ---- issue 13i: MuseSparkDSparkForCausalLM ----
+def _muse_spark_dspark() -> _Draft1:
+    """A dense Muse Spark DSpark draft (``muse_spark/common/dspark.py``): one Muse layer
+    ``layers.0`` (q/k/v/o, a ``feed_forward`` gated MLP, the affine pre-norms
+    ``self_attn.pre_qkv_proj_norm`` and ``pre_ffn_norm``; weightless post-norms, no
+    residual gate, no MoE), ``fc`` over the target's layers 0 and 1 (a quantizable
+    ``ReplicatedLinear``), ``hidden_norm``, ``norm``, DSpark's Markov head, its own
+    ``lm_head`` and the ``d2t`` map it requires (a full-vocabulary draft: zeros, held as
+    a plain tensor the loader casts to its int64 parameter)."""
+    m = "layers.0"
+    linears, _, _, _ = _llama_like(m, "MuseSparkDSparkModel", "muse_spark_dspark")
+    linears = [replace(lin, name=lin.name.replace(".mlp.", ".feed_forward."))
+               for lin in linears]
+    linears += [Linear("fc", HIDDEN, 2 * HIDDEN, 0, "head"),
+                Linear("markov_head.markov_w2", VOCAB, MARKOV_RANK, 0, "head", False),
+                Linear("lm_head", VOCAB, HIDDEN, 0, "head")]
+    plains = [Plain(f"{n}.weight", (HIDDEN,), 0, init="ones") for n in (
+        f"{m}.self_attn.pre_qkv_proj_norm", f"{m}.pre_ffn_norm", "hidden_norm", "norm")]
+    plains += [Plain("markov_head.markov_w1.weight", (VOCAB, MARKOV_RANK), 0),
+               Plain("d2t", (VOCAB,), 0, "F32", "zeros_ish")]
+    config = {
+        "architectures": ["MuseSparkDSparkModel"], "model_type": "muse_spark_dspark",
+        "vocab_size": VOCAB, "draft_vocab_size": VOCAB, "hidden_size": HIDDEN,
+        "target_hidden_size": HIDDEN, "num_hidden_layers": 1, "num_attention_heads": HEADS,
+        "num_key_value_heads": KV_HEADS, "head_dim": HEAD_DIM,
+        "ffn_dim_multiplier": INTER / HIDDEN, "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "moe": {"is_enabled": False},
+        "use_qk_norm": True, "use_attn_o_gate": False, "use_attn_o_norm": False,
+        "use_residual_gate": False, "norm_affine": True, "post_norm_affine": False,
+        "use_ffn_learnable_scales": False, "residual_dtype": "fp32",
+        "target_layer_ids": [0, 1], "mask_token_id": VOCAB - 1, "markov_rank": MARKOV_RANK,
+        "enable_confidence_head": False, "confidence_head_with_markov": False,
+        "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16"}
+    return linears, plains, [f"{m}*", "fc*"], config
+
+
 #: EAGLE-1-style draft family -> its writer (any other family: ``_eagle1_llama``)
 _DRAFT1_WRITERS: dict[str, Callable[[], _Draft1]] = {
     "minicpm": _eagle1_minicpm,
@@ -661,6 +708,8 @@ _DRAFT1_WRITERS: dict[str, Callable[[], _Draft1]] = {
     "dspark_qwen3": _dspark_qwen3,
     "dflash2_qwen3": _dflash2_qwen3,
     "xpress_qwen3": _xpress_qwen3,
+    # ---- issue 13i: MuseSparkDSparkForCausalLM ----
+    "muse_spark_dspark": _muse_spark_dspark,
 }
 
 

@@ -95,6 +95,9 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     "HYV4MTP": (None, 8, (
         "built with full-attention (dense MLA) layers and a dense MTP MLP: public checkpoints' "
         "DeepSeek sparse attention and MoE MTP layer are not in the tiny checkpoint")),
+    # ---- issue 13i: Glm5NextMTP, MuseSparkDSparkForCausalLM ----
+    "Glm5NextMTP": (None, 8, ""),
+    "MuseSparkDSparkForCausalLM": (None, 8, ""),
     # ---- issue 13j: InklingMTP ----
     "InklingMTP": (None, 8, ""),
     # ---- issue 13j: InternS2MobiusMTP ----
@@ -167,12 +170,6 @@ MEASURED_LIMITS: dict[str, str] = {
 #: (measured: a tiny target's drafter built alone got past construction and stopped only
 #: for want of its checkpoint tensors)
 CONSTRUCTS_NOT_BUILT: dict[str, str] = {
-    "Glm5NextMTP": ("no tiny GLM-5-Next checkpoint yet (latent attention with the DSA "
-                    "indexer, which vLLM builds without a quant config, and a MoE NextN "
-                    "layer; its DeepSeek sparse attention built with the test-only dense "
-                    "attention backend); on one without MTP tensors stock vLLM stops at the "
-                    "drafter's own check (glm5next/common/mtp.py:Glm5NextMTP.load_weights: "
-                    "\"MTP speculative decoding layer 2 weights missing from checkpoint\")"),
 }
 #: class -> why it has nothing to plan: vLLM builds no linear, expert or head layer for
 #: it (``core/learned.py:NoDraftLayers``); the adapter loads it as stock vLLM in every
