@@ -284,6 +284,31 @@ def _gemma4_dspark_stock() -> dict[tuple[str, str], Expected]:
         **{("fp8", lay): every for lay in "abc"},
         **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
     }
+# ---- issue 13j: InklingMTP ----
+#: Inkling's MTP depth 0 at runtime (checkpoint model.mtp.layers.0; the loader drops ".mtp")
+K = "model.layers.0"
+#: its linears: the fused wq_du/wk_dv/wv_dv/wr_du projection (qkvr), wo_ud, the dense MLP's
+#: fused interleaved gate/up (w13_dn: one ColumnParallelLinear) and w2_md, the depth's
+#: input_proj (a quantizable ReplicatedLinear)
+_INKLING_LINEAR = frozenset({f"{K}.input_proj"} | {
+    f"{K}.transformer_block.{m}" for m in (
+        "attn.qkvr", "attn.wo_ud", "mlp.gate_up_proj", "mlp.down_proj")})
+
+
+# ---- issue 13j: InternS2MobiusMTP ----
+#: Intern-S2-Mobius's drafter: Qwen3.5-MoE's MTP layer (mtp.layers.0, with routed experts
+#: counted by mtp_num_experts) and its quantizable mtp.fc, in checkpoint and runtime names
+_MOBIUS_LINEAR = frozenset({"mtp.fc", *(f"{X}.{m}" for m in (
+    "self_attn.qkv_proj", "self_attn.o_proj", "mlp.shared_expert.gate_up_proj",
+    "mlp.shared_expert.down_proj"))})
+#: stock, measured: as Qwen3_5MoeMTP's (matrix_more.py): under FP8 with nothing excluded
+#: every draft layer is an FP8 layer holding BF16 data
+_MOBIUS_FP8_WRONG = (("mtp.fc", "mtp.fc"),
+                     (f"{X}.self_attn.qkv_proj", f"{X}.self_attn.k_proj"),
+                     (f"{X}.self_attn.o_proj", f"{X}.self_attn.o_proj"),
+                     (f"{X}.mlp.shared_expert.gate_up_proj", f"{X}.mlp.shared_expert.gate_proj"),
+                     (f"{X}.mlp.shared_expert.down_proj", f"{X}.mlp.shared_expert.down_proj"),
+                     (f"{X}.mlp.experts", f"{X}.mlp.experts.0.down_proj"))
 
 
 def _bailing(family: str, cls: str, linear: frozenset[str],
@@ -776,6 +801,46 @@ CLASSES: tuple[LearnedClass, ...] = (
         "dspark_gemma4", "Gemma4DSparkForCausalLM", "Gemma4DSparkModel", _GEMMA4_DSPARK_LINEAR,
         _gemma4_dspark_stock(), mode="draft", draft="dspark_gemma4", env=_V2,
         limit_note=_GEMMA4_DSPARK_NOTE),
+    # ---- issue 13j: InklingMTP ----
+    # Inkling (inkling/nvidia/mtp.py): model.mtp.layers.0.* loaded as model.layers.0.* by
+    # the drafter's own loader (_load_inkling_mtp_weights); the target's quant config,
+    # whose exclusions vLLM maps through the drafter's hf_to_vllm_mapper ("model.mtp." ->
+    # "model.", w13_dn/w2_md -> gate_up_proj/down_proj) and packed mapping (qkvr), so
+    # exclusions in checkpoint names match (b, c). Nothing excluded (a): the NVFP4 load dies
+    # on the first BF16 tensor; under FP8 the BF16 data lands in FP8 parameters, but the
+    # drafter's completeness check then fails on the scales the checkpoint lacks. Built alone
+    # (its quant config is the target's, which the target's construction does not change).
+    LearnedClass(
+        "inkling", "InklingMTP", "InklingMTPModel", _INKLING_LINEAR,
+        {
+            ("nvfp4", "a"): Expected("loud", "AssertionError",
+                                     f"[while loading {K}.input_proj.weight]"),
+            ("fp8", "a"): Expected("loud", "ValueError",
+                                   "Inkling MTP checkpoint is missing required parameters: "
+                                   f"{K}.input_proj.input_scale"),
+            **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "bcg"},
+        },
+        mode="draft"),
+    # ---- issue 13j: InternS2MobiusMTP ----
+    # Intern-S2-Mobius (interns2_mobius.py): a Qwen3_5MoeMTP built on the draft config
+    # (remote-code config in the checkpoint folder: trust_remote_code), whose text config
+    # vLLM turns into qwen3_5_moe_text with the MTP layer's own expert count
+    # (config/speculative.py:SpeculativeConfig.hf_config_override); stock outcomes as
+    # Qwen3_5MoeMTP's: NVFP4 dies on the BF16 experts (a) and, with everything quantized
+    # (g), on the NVFP4 mtp.fc that vLLM builds unquantized under modelopt_fp4
+    # (qwen3_5_mtp.py); FP8 a loads BF16 data into FP8 layers. Built alone.
+    LearnedClass(
+        "interns2_mobius", "InternS2MobiusMTP", "InternS2MobiusMTP", _MOBIUS_LINEAR,
+        {
+            ("nvfp4", "a"): Expected("loud", "RuntimeError",
+                                     f"[while loading {X}.mlp.experts.w2_weight]"),
+            ("nvfp4", "g"): Expected("loud", "ValueError",
+                                     "There is no module or parameter named 'fc.input_scale'"),
+            ("fp8", "a"): Expected("silent", wrong=_MOBIUS_FP8_WRONG),
+            **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "bc"},
+            ("fp8", "g"): _OK,
+        },
+        mode="draft", engine_args={"trust_remote_code": True}),
 )
 
 

@@ -10,8 +10,8 @@ does not lift, held to its recorded outcome; ``OpenPanguMTPModel``;
 fed from ``lm_head.weight``; ``NemotronHMTPModel``; ``HYV4MTPModel`` (HY-V4, which remaps
 exclusions written as ``model.mtp_layers.{k}.*`` itself: a wildcard it does not remap);
 ``Glm5NextMTPModel`` (GLM-5-Next: DSA latent attention built unquantized, a MoE NextN
-layer);
-checkpoints from
+layer); ``InklingMTPModel`` (whose loader calls vLLM's default loader itself) and
+``InternS2MobiusMTP`` (a Qwen3.5-MoE MTP under a remote-code config); checkpoints from
 ``tests/support/_families_learned.py``; and the EAGLE-1 drafters that read a separate
 draft folder, ``{"method": "eagle", "model": <draft>}``, written by
 ``support/eagle3.py:write_eagle_pair``: ``EagleLlamaForCausalLM``,
