@@ -70,6 +70,8 @@ FamilyName = Literal[
     "hy_v4",
     # ---- issue 13i: Glm5NextMTP ----
     "glm5_next",
+    # ---- issue 13j: InklingMTP ----
+    "inkling", "interns2_mobius",
     # ---- issue issue13l ----
     "mimo_v2_omni",
 ]

@@ -13,8 +13,9 @@ For a draft architecture without a hand profile, P1 (``draft_load.py``) asks
    from the safetensors headers (every tensor of the checkpoint except quantization side
    tensors, see `core.learned.fed_name`). Each parameter's ``weight_loader`` is replaced
    by a recorder that notes which checkpoint tensor reached it with which shard/expert id
-   and copies nothing. The drafter's completeness check is off for the dry run (vLLM's
-   own scoped switch).
+   and copies nothing; so does vLLM's default loader where the drafter's module calls it
+   directly (`_direct_default_loader`). The drafter's completeness check is off for the
+   dry run (vLLM's own scoped switch).
 3. `core.learned.learned_profile` turns the record into an ordinary `DrafterProfile`
    (absolute modules), which the planner uses exactly like a hand profile.
 
@@ -138,6 +139,37 @@ def _recorder(param_name: str, original: Any, feeds: list[Feed], current: list[s
     return weight_loader
 
 
+@contextlib.contextmanager
+def _direct_default_loader(model: Any, feeds: list[Feed], current: list[str],
+                           ids: dict[int, tuple[Any, str]]) -> Iterator[None]:
+    """Record the loads a drafter makes by calling vLLM's default loader itself.
+
+    Some drafters' ``load_weights`` call ``default_weight_loader(param, tensor)``
+    directly (a module global), not ``param.weight_loader``, whenever the shapes agree
+    (``inkling/nvidia/mtp.py:_load_inkling_mtp_weights``): a BF16 tensor into the dry
+    run's unquantized parameter never reached a recorder, and the layer went unplanned.
+    For the dry run, that global in the modules of the drafter's classes records too."""
+    import sys
+
+    dwl = compat.default_weight_loader()
+    names = {id(p): n for n, p in model.named_parameters()}
+
+    def recording_loader(param: Any, loaded_weight: Any) -> None:
+        name = names.get(id(param))
+        if name is not None:
+            feeds.append(Feed(tensor=_origin(loaded_weight, ids) or current[0], param=name))
+
+    patched = [m for m in {sys.modules.get(c.__module__) for c in type(model).__mro__}
+               if m is not None and getattr(m, compat.DEFAULT_WEIGHT_LOADER, None) is dwl]
+    for m in patched:
+        setattr(m, compat.DEFAULT_WEIGHT_LOADER, recording_loader)
+    try:
+        yield
+    finally:
+        for m in patched:
+            setattr(m, compat.DEFAULT_WEIGHT_LOADER, dwl)
+
+
 def _dry_config(vllm_config: Any) -> Any:
     """A copy of the draft's VllmConfig whose mutable registries are the dry run's own."""
     dry = copy.copy(vllm_config)
@@ -215,7 +247,8 @@ def observe(vllm_config: Any, model_config: Any, prefix: str, arch: str,
         with contextlib.suppress(AttributeError, TypeError):
             p.weight_loader = _recorder(pname, original, feeds, current, ids)
     try:
-        with compat.mtp_completeness_check_disabled(), torch.device("meta"):
+        with compat.mtp_completeness_check_disabled(), torch.device("meta"), \
+                _direct_default_loader(model, feeds, current, ids):
             model.load_weights(_placeholders(draft_dir, current, ids))
     except Exception as e:
         raise LearnError(
