@@ -15,6 +15,9 @@ For a draft architecture without a hand profile, P1 (``draft_load.py``) asks
    by a recorder that notes which checkpoint tensor reached it with which shard/expert id
    and copies nothing. The drafter's completeness check is off for the dry run (vLLM's
    own scoped switch).
+   A layer built with no quant config whose stored scales the drafter's
+   ``load_weights`` does not deliver to it (`_probe_side_tensors`: it takes them itself)
+   becomes ``fixed``, so a module stored quantized is dequantized at load.
 3. `core.learned.learned_profile` turns the record into an ordinary `DrafterProfile`
    (absolute modules), which the planner uses exactly like a hand profile.
 
