@@ -255,10 +255,9 @@ def weight_stream(model: Any, profile: DrafterProfile, plan: Plan,
 
 def _no_home(e: KeyError, tensor: str, model: Any, plan: Plan) -> None:
     """Raise one `DraftLoadError` when the drafter's ``load_weights`` found no parameter
-    for a stored quantization side tensor (``KeyError: '...input_scale'``): the module is
-    stored quantized but the drafter holds it unquantized (GLM-5-Next's MTP attention,
-    built with ``quant_config=None``: its ``load_weights`` dequantizes only DeepSeek block
-    FP8, ``glm5next/common/model.py:_try_load_fp8_attn_proj``)."""
+    for a stored quantization side tensor (``KeyError: '...input_scale'``), never vLLM's
+    KeyError: LongCat-Flash's fixed rename table has no entry for ModelOpt's scales
+    (``longcat_flash_mtp.py:LongCatFlashMTP.load_weights``)."""
     key = str(e.args[0]) if e.args else ""
     if key.rpartition(".")[2] not in dequant.AUX - {"weight"}:
         return
@@ -270,10 +269,11 @@ def _no_home(e: KeyError, tensor: str, model: Any, plan: Plan) -> None:
                   "its weight)")
     raise DraftLoadError(
         f"{plan.drafter}: checkpoint module {module} ({where}) is stored quantized, but "
-        f"vLLM's {type(model).__name__}.load_weights has no parameter for its "
-        f"{key.rpartition('.')[2]} ({tensor or key}): vLLM builds that module unquantized "
-        "and does not convert this stored format itself. Store the module unquantized "
-        "(re-export it, or graft it from the BF16 original).") from e
+        f"vLLM's {type(model).__name__}.load_weights has no parameter for its stored "
+        f"{key.rpartition('.')[2]} ({tensor or key}; KeyError {key!r}): the drafter's "
+        "own loader has no place for this module's scales, so it cannot load quantized. "
+        "Store the module unquantized (re-export it, or graft it from the BF16 "
+        "original).") from e
 
 
 def _check_complete(model: Any, loaded: set[str], plan: Plan) -> None:
