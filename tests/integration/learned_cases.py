@@ -226,6 +226,66 @@ _MUSE_FP8_WRONG = ((f"{E}.self_attn.qkv_proj", "layers.0.self_attn.q_proj"),
                    (f"{E}.feed_forward.gate_up_proj", "layers.0.feed_forward.gate_proj"),
                    (f"{E}.feed_forward.down_proj", "layers.0.feed_forward.down_proj"),
                    ("model.fc", "fc"), ("model.markov_head.markov_w2", "markov_head.markov_w2"))
+# ---- issue 13h: Gemma4MTP, Gemma4DSparkForCausalLM ----
+G = "draft_model.layers.0"  # the Gemma4 assistant's layer at runtime (Gemma4MTP.model)
+_GEMMA4_MTP_LINEAR = frozenset({f"{G}.self_attn.q_proj", f"{G}.self_attn.o_proj",
+                                f"{G}.mlp.gate_up_proj", f"{G}.mlp.down_proj",
+                                "draft_model.pre_projection", "draft_model.post_projection"})
+D = "model.layers.0"  # the Gemma4 DSpark draft's layer at runtime
+_GEMMA4_DSPARK_LINEAR = frozenset({f"{D}.self_attn.q_proj", f"{D}.self_attn.k_proj",
+                                   f"{D}.self_attn.o_proj", f"{D}.mlp.gate_up_proj",
+                                   f"{D}.mlp.down_proj", "model.fc"})
+
+
+_GEMMA4_DSPARK_NOTE = (
+    "built alone (its quant config is the target's, which the engine config gives): b"
+    "eside a text-only Gemma4ForCausalLM target, whose layers have the draft's runtime nam"
+    'es model.layers.N, vLLM stops with ValueError: Duplicate layer name: model.layers.0.s'
+    'elf_attn.attn (attention/attention.py:Attention.__init__, measured, plugin on or off)'
+    "; a multimodal Gemma4 target's layers sit under language_model.")
+
+
+def _gemma4_wrong(runtime: str, ckpt: str, proj: tuple[tuple[str, str], ...] = ()
+                  ) -> tuple[tuple[str, str], ...]:
+    """(runtime, checkpoint) of every quantizable linear of a Gemma4 draft layer (at
+    ``runtime`` / ``ckpt``; K where it has one) and of ``proj``: all FP8 holding BF16."""
+    mods = (("self_attn.q_proj", "self_attn.q_proj"), ("self_attn.o_proj", "self_attn.o_proj"),
+            ("mlp.gate_up_proj", "mlp.gate_proj"), ("mlp.down_proj", "mlp.down_proj"))
+    if runtime == D:
+        mods += (("self_attn.k_proj", "self_attn.k_proj"),)
+    return (*((f"{runtime}.{r}", f"{ckpt}.{c}") for r, c in mods), *proj)
+
+
+def _gemma4_mtp_stock() -> dict[tuple[str, str], Expected]:
+    """Gemma4MTP's stock outcomes, measured: the draft's own quant config, its layers
+    built under ``draft_model.`` (``gemma4_mtp.py:Gemma4MTP.__init__``), so a wildcard in
+    checkpoint names (b) matches nothing; exact names (c) reach every module but the
+    fused ``gate_up_proj``; NVFP4 dies on it in a, b and c."""
+    proj = tuple((f"draft_model.{n}", n) for n in ("pre_projection", "post_projection"))
+    every = Expected("silent", wrong=_gemma4_wrong(G, "model.layers.0", proj))
+    return {
+        **{("nvfp4", lay): Expected("loud", "AssertionError",
+                                    "[while loading model.layers.0.mlp.gate_up_proj]")
+           for lay in "abc"},
+        ("fp8", "a"): every, ("fp8", "b"): every,
+        ("fp8", "c"): Expected("silent", wrong=(
+            (f"{G}.mlp.gate_up_proj", "model.layers.0.mlp.gate_proj"),)),
+        **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+    }
+
+
+def _gemma4_dspark_stock() -> dict[tuple[str, str], Expected]:
+    """Gemma4 DSpark's stock outcomes, measured: vLLM builds the draft with the *target's*
+    quant config (``gemma4_dspark.py:Gemma4DSparkModel.__init__``, the current config's
+    ``quant_config``), so the draft folder's exclusions play no part: every BF16 layout
+    dies on ``fc`` under NVFP4 and holds BF16 data in FP8 parameters under FP8."""
+    every = Expected("silent", wrong=_gemma4_wrong(D, "layers.0", (("model.fc", "fc"),)))
+    return {
+        **{("nvfp4", lay): Expected("loud", "AssertionError", "[while loading model.fc.weight]")
+           for lay in "abc"},
+        **{("fp8", lay): every for lay in "abc"},
+        **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+    }
 
 
 def _bailing(family: str, cls: str, linear: frozenset[str],
@@ -244,6 +304,17 @@ def _bailing(family: str, cls: str, linear: frozenset[str],
             **{("fp8", lay): Expected("silent", wrong=(_BAILING_HEAD,)) for lay in "cg"},
         },
         mode="draft", engine_args=_HYBRID)
+
+# ---- issue 13k: DFlashLaguna, LiLiCorr ----
+#: stock DFlash-Laguna under FP8 with nothing excluded that matches: every layer FP8
+_LAGUNA_FP8_WRONG = (*((f"model.layers.0.{m}", f"layers.0.{m}") for m in (
+    "self_attn.qkv_proj", "self_attn.g_proj", "self_attn.o_proj", "mlp.gate_proj",
+    "mlp.up_proj", "mlp.down_proj")), ("model.fc", "fc"))
+#: stock LiLiCorr under FP8 with nothing excluded: the correlator's quantizable layers
+_LILICORR_FP8_WRONG = tuple((f"model.lilicorr.{m}", f"lilicorr.{m}") for m in (
+    "pass_hidden_proj", "context_proj", "feature_mlp.up_proj", "feature_mlp.down_proj",
+    "layers.0.attn.out_proj", "layers.0.mlp.up_proj", "layers.0.mlp.down_proj",
+    "anchor_out_head"))
 
 CLASSES: tuple[LearnedClass, ...] = (
     LearnedClass(
@@ -644,6 +715,70 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
         },
         draft="muse_spark_dspark", env=_V2),
+    # ---- issue 13k: DFlashLaguna, DFlash2Beam, LiLiCorr (separate drafts) ----
+    # DFlash for Laguna (laguna_dflash.py, method "dflash"): a Laguna decoder layer built
+    # as model.layers.0 (only its attention layer is numbered after the target's) on the
+    # draft's own quant config, with no exclusion remapping (DFlashLagunaModel.__init__
+    # does not call map_draft_quant_config); its qkv_proj is stored fused
+    LearnedClass(
+        "dflash_laguna", "DFlashLagunaForCausalLM", "DFlashLagunaForCausalLM",
+        frozenset({f"model.layers.0.self_attn.{m}" for m in ("qkv_proj", "g_proj", "o_proj")}
+                  | {f"model.layers.0.mlp.{m}" for m in ("gate_proj", "up_proj", "down_proj")}
+                  | {"model.fc"}),
+        {
+            # stock, measured: neither the wildcards (b) nor nothing (a) names model.fc
+            # or model.layers.0.*: the NVFP4 fc gets BF16 data, every FP8 layer holds
+            # cast BF16 data; exact names (c) exclude every module (no fused name to miss)
+            **{("nvfp4", lay): Expected("loud", "AssertionError", "[while loading fc.weight]")
+               for lay in "ab"},
+            **{("fp8", lay): Expected("silent", wrong=_LAGUNA_FP8_WRONG) for lay in "ab"},
+            **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "cg"},
+        },
+        draft="dflash_laguna"),
+    # DFlash2 for Beam (models/beam/nvidia/dflash2.py; V2 model runner): every linear
+    # layer built with no quant config; a quantized draft's attention/MLP projections
+    LearnedClass(
+        "dflash2_beam", "DFlash2BeamForCausalLM", "DFlash2BeamDraftModel",
+        frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
+                   f"{E}.mlp.gate_up_proj", f"{E}.mlp.down_proj"}),
+        {
+            # stock, measured: a BF16 draft loads right whatever it declares; a quantized
+            # one (g) has scale tensors no layer of the drafter can take
+            **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "abc"},
+            **{(s, "g"): Expected("loud", "ValueError", "There is no module or parameter "
+                                  "named 'layers.0.mlp.down_proj.input_scale'")
+               for s in ("nvfp4", "fp8")},
+        },
+        draft="dflash2_beam", env=_V2),
+    # LiLiCorr (lilicorr.py, method "dflash"; V2 model runner: a candidate-head draft):
+    # DFlash's backbone and names plus the lattice correlator lilicorr.*, its projections
+    # and MLPs built with the draft's quant config, its edge heads without one
+    LearnedClass(
+        "lilicorr_qwen3", "LiLiCorrForCausalLM", "LiLiCorrDraftModel",
+        _EAGLE_LINEAR | {f"model.lilicorr.{m}" for m in (
+            "pass_hidden_proj", "context_proj", "feature_mlp.up_proj", "feature_mlp.down_proj",
+            "layers.0.attn.out_proj", "layers.0.mlp.up_proj", "layers.0.mlp.down_proj",
+            "anchor_out_head")},
+        {
+            # stock, measured: DFlash's outcomes (vLLM renames the exclusions to runtime
+            # names, lilicorr.* included), plus, with nothing excluded, the correlator's
+            # layers: under NVFP4 its 5-wide feature MLP cannot even be built, under FP8
+            # each holds cast BF16 data
+            **_dflash_stock(*_LILICORR_FP8_WRONG),
+            ("nvfp4", "a"): Expected("loud", "ValueError", "Unsupported model when in "
+                                     "features size is not multiple of 16 [while loading "
+                                     "model.lilicorr.feature_mlp.up_proj]"),
+        },
+        draft="lilicorr_qwen3", env=_V2,
+        kept_bf16=frozenset({"model.lilicorr.feature_mlp.up_proj"})),
+    # ---- issue 13h: Gemma4MTP, Gemma4DSparkForCausalLM ----
+    LearnedClass(
+        "gemma4_mtp", "Gemma4MTP", "Gemma4MTPModel", _GEMMA4_MTP_LINEAR,
+        _gemma4_mtp_stock(), draft="gemma4_mtp"),
+    LearnedClass(
+        "dspark_gemma4", "Gemma4DSparkForCausalLM", "Gemma4DSparkModel", _GEMMA4_DSPARK_LINEAR,
+        _gemma4_dspark_stock(), mode="draft", draft="dspark_gemma4", env=_V2,
+        limit_note=_GEMMA4_DSPARK_NOTE),
 )
 
 

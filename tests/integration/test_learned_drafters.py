@@ -18,8 +18,12 @@ draft folder, ``{"method": "eagle", "model": <draft>}``, written by
 ``EagleMistralForCausalLM`` and ``EagleCohereForCausalLM`` (learned),
 ``EagleMiniCPMForCausalLM`` and ``EagleDeepSeekMTPModel`` (hand profiles, rows with
 ``profile=True``); ``MuseSparkDSparkForCausalLM`` (method ``dspark``, a Muse layer
-with DSpark's Markov head); and ``MiMoV2MTPModel``, a hand profile whose MTP layers sit in the
-target's folder (family ``mimo_v2``)). For each case
+with DSpark's Markov head); Gemma4's assistant (``Gemma4MTP``, method ``mtp``) and
+``Gemma4DSparkForCausalLM`` (method ``dspark``, built on the target's quant config)
+beside a text-only Gemma4 target; and ``MiMoV2MTPModel``, a hand profile whose MTP layers sit in the
+target's folder (family ``mimo_v2``); ``DFlashLagunaForCausalLM``,
+``DFlash2BeamForCausalLM`` and ``LiLiCorrForCausalLM``, separate ``"dflash"`` drafts
+beside tiny Laguna, Beam and Qwen3 targets (issue 13k)). For each case
 (ModelOpt NVFP4 and FP8 targets x BF16 MTP with no exclusions (a), a wildcard (b), exact
 checkpoint names (c), and a quantized MTP (g), for an EAGLE-1 draft as its own folder
 declares them; one case for a grouped class), built through vLLM's own draft path

@@ -98,6 +98,18 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     # ---- issue 13i: Glm5NextMTP, MuseSparkDSparkForCausalLM ----
     "Glm5NextMTP": (None, 8, ""),
     "MuseSparkDSparkForCausalLM": (None, 8, ""),
+    # ---- issue 13k: DFlashLaguna, DFlash2Beam, LiLiCorr ----
+    "DFlashLagunaForCausalLM": (None, 8, ""),
+    "DFlash2BeamForCausalLM": (None, 8, ""),
+    "LiLiCorrForCausalLM": (None, 8, ""),
+    # ---- issue 13h: Gemma4MTP, Gemma4DSparkForCausalLM ----
+    "Gemma4MTP": (None, 8, ""),
+    "Gemma4DSparkForCausalLM": (None, 8, (
+        "built alone (its quant config is the target's, which the engine config gives): b"
+        "eside a text-only Gemma4ForCausalLM target, whose layers have the draft's runtime nam"
+        'es model.layers.N, vLLM stops with ValueError: Duplicate layer name: model.layers.0.s'
+        'elf_attn.attn (attention/attention.py:Attention.__init__, measured, plugin on or off)'
+        "; a multimodal Gemma4 target's layers sit under language_model.")),
 }
 #: hand-profiled drafter class -> its number of build cases (ModelOpt NVFP4 and FP8 x
 #: layouts a, b, c, g of its draft weights: a separate EAGLE draft folder or the MTP
