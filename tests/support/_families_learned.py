@@ -327,6 +327,16 @@ def glm5_next_layer(p: str, k: int | None) -> Block:
         *mlp_plains]
 
 
+# ---- issue 13m: Glm5NextMTP with its MTP attention stored quantized ----
+def glm5_next_qattn_layer(p: str, k: int | None) -> Block:
+    """`glm5_next_layer` with the MTP layer's MLA projections quantizable (group ``attn``):
+    a checkpoint storing them quantized, though vLLM builds them with no quant config."""
+    lin, plains = glm5_next_layer(p, k)
+    mla = (".q_a_proj", ".q_b_proj", ".kv_a_proj_with_mqa", ".kv_b_proj", ".o_proj")
+    return [replace(x, group="attn", quantizable=True)
+            if k is not None and x.name.endswith(mla) else x for x in lin], plains
+
+
 def nemotron_h_layer(p: str, k: int | None) -> Block:
     """Nemotron-H's attention MTP layer (pattern ``*``): ``mixer.{q,k,v,o}_proj`` and
     ``norm``. (Public checkpoints add a MoE layer, ``*E``, whose non-gated experts vLLM
@@ -681,6 +691,11 @@ SPECS: tuple[LearnedSpec, ...] = (
         root_glob="model.mtp*", head_glob="model.mtp.layers.0.input_proj*",
         mlp_glob="model.mtp.layers.0.transformer_block.mlp*", target_root="model.llm"),
 )
+
+
+# ---- issue 13m: Glm5NextMTP with its MTP attention stored quantized ----
+SPECS = (*SPECS, replace(next(s for s in SPECS if s.name == "glm5_next"),
+                         name="glm5_next_qattn", layer=glm5_next_qattn_layer))
 
 
 def _bind(spec: LearnedSpec) -> Callable[[int], Family]:
