@@ -165,6 +165,8 @@ _EAGLE_LINEAR = frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
 _HY_HEAD = ("", "lm_head")
 _HY_HEAD_NVFP4 = Expected("loud", "RuntimeError", "[while loading lm_head.weight]")
 _LONGCAT_SCALES = Expected("loud", "KeyError", "model.mtp.layers.0.eh_proj.input_scale")
+#: the plugin on the same checkpoint: one DraftLoadError naming the module (issue 13m)
+_LONGCAT_PLUGIN = Expected("loud", "DraftLoadError", "model.mtp.layers.0.eh_proj ")
 
 #: Bailing's NextN head, fed from the BF16 lm_head.weight
 _BAILING_HEAD = (f"{L}.shared_head.head", "lm_head")
@@ -437,11 +439,12 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{(s, "g"): _LONGCAT_SCALES for s in ("nvfp4", "fp8")},
         },
         mode="draft",
-        limits={(s, "g"): _LONGCAT_SCALES for s in ("nvfp4", "fp8")},
+        limits={(s, "g"): _LONGCAT_PLUGIN for s in ("nvfp4", "fp8")},
         limit_note=("a quantized MTP layer does not load, plugin on or off: vLLM's fixed "
                     "rename table (longcat_flash_mtp.py:LongCatFlashMTP.load_weights) has no "
-                    "entry for ModelOpt's scale tensors (KeyError on "
-                    "model.mtp.layers.0.eh_proj.input_scale)")),
+                    "entry for ModelOpt's scale tensors (stock: KeyError on "
+                    "model.mtp.layers.0.eh_proj.input_scale; plugin: one DraftLoadError "
+                    "naming the module)")),
     # HY-V3: the NextN head is a ParallelLMHead built with the quant config and no prefix
     # (hy_v3_mtp.py:HYV3SharedHead), fed from lm_head.weight: no exclusion can name it,
     # and the plugin cannot either (a limit, plugin on or off); everything else it plans

@@ -333,6 +333,16 @@ def glm5_next_layer(p: str, k: int | None) -> Block:
         *mlp_plains]
 
 
+# ---- issue 13m: Glm5NextMTP with its MTP attention stored quantized ----
+def glm5_next_qattn_layer(p: str, k: int | None) -> Block:
+    """`glm5_next_layer` with the MTP layer's MLA projections quantizable (group ``attn``):
+    a checkpoint storing them quantized, though vLLM builds them with no quant config."""
+    lin, plains = glm5_next_layer(p, k)
+    mla = (".q_a_proj", ".q_b_proj", ".kv_a_proj_with_mqa", ".kv_b_proj", ".o_proj")
+    return [replace(x, group="attn", quantizable=True)
+            if k is not None and x.name.endswith(mla) else x for x in lin], plains
+
+
 def nemotron_h_layer(p: str, k: int | None) -> Block:
     """Nemotron-H's attention MTP layer (pattern ``*``): ``mixer.{q,k,v,o}_proj`` and
     ``norm``. (Public checkpoints add a MoE layer, ``*E``, whose non-gated experts vLLM
@@ -733,6 +743,11 @@ SPECS = (*SPECS, LearnedSpec(
      "vision_config": OMNI_VISION},
     mtp="model.mtp.layers.{k}", layer=mimo_v2_layer, extras=PLAIN_EH,
     root_glob="model.mtp*", target_tail=_omni_tail))
+
+
+# ---- issue 13m: Glm5NextMTP with its MTP attention stored quantized ----
+SPECS = (*SPECS, replace(next(s for s in SPECS if s.name == "glm5_next"),
+                         name="glm5_next_qattn", layer=glm5_next_qattn_layer))
 
 
 def _bind(spec: LearnedSpec) -> Callable[[int], Family]:

@@ -72,6 +72,8 @@ FamilyName = Literal[
     "glm5_next",
     # ---- issue 13j: InklingMTP ----
     "inkling", "interns2_mobius",
+    # ---- issue 13m: Glm5NextMTP with its MTP attention stored quantized ----
+    "glm5_next_qattn",
     # ---- issue issue13l ----
     "mimo_v2_omni",
 ]

@@ -67,7 +67,8 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     "LongCatFlashMTP": (None, 8, (
         "a quantized MTP layer does not load, plugin on or off: vLLM's fixed rename table "
         "(longcat_flash_mtp.py:LongCatFlashMTP.load_weights) has no entry for ModelOpt's "
-        "scale tensors (KeyError on model.mtp.layers.0.eh_proj.input_scale)")),
+        "scale tensors (stock: KeyError on model.mtp.layers.0.eh_proj.input_scale; plugin: "
+        "one DraftLoadError naming the module)")),
     "HYV3MTP": (None, 8, (
         "its NextN head is built with the quant config and an empty prefix "
         "(hy_v3_mtp.py:HYV3SharedHead) and fed from lm_head.weight: neither an exclusion "

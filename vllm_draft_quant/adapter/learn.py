@@ -16,6 +16,9 @@ For a draft architecture without a hand profile, P1 (``draft_load.py``) asks
    and copies nothing; so does vLLM's default loader where the drafter's module calls it
    directly (`_direct_default_loader`). The drafter's completeness check is off for the
    dry run (vLLM's own scoped switch).
+   A layer built with no quant config whose stored scales the drafter's
+   ``load_weights`` does not deliver to it (`_probe_side_tensors`: it takes them itself)
+   becomes ``fixed``, so a module stored quantized is dequantized at load.
 3. `core.learned.learned_profile` turns the record into an ordinary `DrafterProfile`
    (absolute modules), which the planner uses exactly like a hand profile.
 
@@ -96,6 +99,12 @@ def _placeholders(draft_dir: Path, current: list[str],
             continue
         info = infos[name]
         dtype = getattr(torch, _DTYPES.get(info.dtype, "bfloat16"))
+        if dtype in (torch.float8_e4m3fn, torch.float8_e5m2) and fed.endswith(".weight"):
+            # fed as the unquantized weight it stands for (the dry run builds every
+            # layer unquantized): a drafter that converts FP8 weights of a layer it
+            # holds in BF16 (GLM-5-Next's _try_load_fp8_attn_proj) buffers an FP8
+            # weight until its scale comes, which the dry run never feeds
+            dtype = torch.get_default_dtype()
         t = torch.empty(info.shape, dtype=dtype, device="meta")
         ids[id(t)] = (t, name)  # the tensor is kept alive, so its id stays its own
         current[0] = name
@@ -211,6 +220,74 @@ def _kinds(model: Any, given_none: dict[str, bool]) -> list[LearnedLayer]:
     return out
 
 
+def _probe_side_tensors(model: Any, layers: list[LearnedLayer], feeds: list[Feed],
+                        draft_dir: Path) -> set[str]:
+    """Paths of the linear layers vLLM built with no quant config whose stored side
+    tensors (scales) the drafter's ``load_weights`` does not deliver to them.
+
+    Each such fed layer gets a meta placeholder parameter per side tensor its checkpoint
+    modules store (as a quantized build would have), with a recording loader; each side
+    tensor is then fed alone to ``load_weights``. One that reaches no parameter of its
+    layer is taken by the drafter itself (GLM-5-Next's ``_try_load_fp8_attn_proj`` takes
+    every ``weight_scale`` of its MLA projections and converts DeepSeek block FP8 only):
+    building the layer quantized would leave its scales unloaded, so the learned
+    profile makes it ``fixed`` (built unquantized, as vLLM builds it, and a stored
+    quantized module dequantized at load, ``weights.py``).
+    """
+    import torch
+
+    from vllm_draft_quant.checkpoint.index import CheckpointFiles
+    from vllm_draft_quant.core.learned import AUX_SUFFIXES
+    from vllm_draft_quant.core.names import module_of
+
+    paths = {layer.path for layer in layers
+             if layer.no_quant_config and layer.kind is ModuleKind.LINEAR}
+    owner: dict[str, str] = {}  # checkpoint module -> layer path
+    for f in feeds:
+        path = f.param.rsplit(".", 1)[0]
+        if path in paths:
+            owner.setdefault(module_of(f.tensor), path)
+    if not owner:
+        return set()
+    files = CheckpointFiles(draft_dir)
+    side = [n for n in sorted(files.weight_names())
+            if n.rpartition(".")[2] in AUX_SUFFIXES and n.rpartition(".")[0] in owner]
+    if not side:
+        return set()
+    infos = files.tensors(side)
+    modules = dict(model.named_modules())
+    got: list[Feed] = []
+    current = [""]
+    ids: dict[int, tuple[Any, str]] = {}
+    for name in side:
+        mod = modules[owner[name.rpartition(".")[0]]]
+        suffix = name.rpartition(".")[2]
+        if suffix in dict(mod.named_parameters(recurse=False)) or hasattr(mod, suffix):
+            continue
+        p = torch.nn.Parameter(torch.empty((), device="meta"), requires_grad=False)
+        p.weight_loader = _recorder(f"{owner[name.rpartition('.')[0]]}.{suffix}",
+                                    compat.default_weight_loader(), got, current, ids)
+        mod.register_parameter(suffix, p)
+    unloaded: set[str] = set()
+    for name in side:
+        module, _, suffix = name.rpartition(".")
+        info = infos[name]
+        t = torch.empty(info.shape, dtype=getattr(torch, _DTYPES.get(info.dtype, "float32")),
+                        device="meta")
+        ids[id(t)] = (t, name)
+        current[0] = name
+        before = len(got)
+        # a side tensor fed alone: the drafter's own checks (other tensors missing) may
+        # raise afterwards; only what reached the layer's placeholder counts
+        with contextlib.suppress(Exception), compat.mtp_completeness_check_disabled(), \
+                torch.device("meta"):
+            model.load_weights(iter([(name, t)]))
+        if not any(f.tensor == name and f.param == f"{owner[module]}.{suffix}"
+                   for f in got[before:]):
+            unloaded.add(owner[module])
+    return unloaded
+
+
 def observe(vllm_config: Any, model_config: Any, prefix: str, arch: str,
             draft_dir: Path, install_patches: Callable[[], Any]) -> Observation:
     """Build the drafter on the meta device and run its ``load_weights`` on placeholders.
@@ -257,6 +334,9 @@ def observe(vllm_config: Any, model_config: Any, prefix: str, arch: str,
             f"{str(e).splitlines()[0][:300] if str(e) else ''}). Set VLLM_DRAFT_QUANT=off to "
             "load it as stock vLLM does, or add a profile "
             "(vllm_draft_quant/profiles/README.md).") from e
+    unloaded = _probe_side_tensors(model, layers, feeds, draft_dir)
+    layers = [layer.model_copy(update={"kind": ModuleKind.FIXED, "side_unloaded": True})
+              if layer.path in unloaded else layer for layer in layers]
     del model
     return Observation(drafter=arch, drafter_class=cls_name, vllm=compat.vllm_version(),
                        layers=tuple(sorted(layers, key=lambda x: x.path)),
