@@ -151,6 +151,23 @@ REFERENCES = {
         reference="qwen35moe-bf16",
         engine_args=GDN_ARGS,
     ),
+    "qwen35-bf16": Case(
+        "qwen35-bf16",
+        "Qwen3.5",
+        "BF16 original (Qwen3_5ForCausalLM, Gated-DeltaNet + gated attention, dense MLP, MTP)",
+        "agreeing_gdn.write_qwen3_5",
+        {"quant": None},
+        reference="qwen35-bf16",
+        engine_args=GDN_ARGS,
+    ),
+    "step3p5-bf16": Case(
+        "step3p5-bf16",
+        "Step-3.5",
+        "BF16 original (Step3p5ForCausalLM, sliding-window + full attention, MoE, MTP)",
+        "agreeing_step3p5.write_step3p5",
+        {"quant": None},
+        reference="step3p5-bf16",
+    ),
 }
 DRAFTS = {
     d.key: d
@@ -268,6 +285,47 @@ CASES = [
 # tier's FP8 one (stock loads it silently wrong)
 BENCH_ONLY = [
     Case(
+        "qwen35-nvfp4-bf16mtp",
+        "Qwen3.5",
+        "ModelOpt NVFP4 dense Qwen3.5 target (in_proj_b/in_proj_a BF16, excluded by name), "
+        "MTP layer grafted in BF16 (layout a)",
+        "agreeing_gdn.write_qwen3_5",
+        {"quant": "nvfp4"},
+        reference="qwen35-bf16",
+        engine_args=GDN_ARGS,
+        stock_error="AssertionError",
+    ),
+    Case(
+        "qwen35-fp8-bf16mtp",
+        "Qwen3.5",
+        "ModelOpt FP8 dense Qwen3.5 target (in_proj_b/in_proj_a BF16, excluded by name), "
+        "MTP layer grafted in BF16 (layout a)",
+        "agreeing_gdn.write_qwen3_5",
+        {"quant": "fp8"},
+        reference="qwen35-bf16",
+        engine_args=GDN_ARGS,
+        fp8=True,
+    ),
+    Case(
+        "step3p5-nvfp4-bf16mtp",
+        "Step-3.5",
+        "ModelOpt NVFP4 Step-3.5 target (MoE and shared expert BF16, excluded by name), MTP "
+        "layer grafted in BF16 (layout a)",
+        "agreeing_step3p5.write_step3p5",
+        {"quant": "nvfp4"},
+        reference="step3p5-bf16",
+    ),
+    Case(
+        "step3p5-fp8-bf16mtp",
+        "Step-3.5",
+        "ModelOpt FP8 Step-3.5 target (MoE and shared expert BF16, excluded by name), MTP "
+        "layer grafted in BF16 (layout a)",
+        "agreeing_step3p5.write_step3p5",
+        {"quant": "fp8"},
+        reference="step3p5-bf16",
+        fp8=True,
+    ),
+    Case(
         "llama-nvfp4+eagle3-nvfp4-attn",
         "EAGLE3-Llama",
         "ModelOpt NVFP4 Llama target; EAGLE3 draft, attention NVFP4, MLP/fc/lm_head BF16 "
@@ -292,6 +350,30 @@ BENCH_ONLY = [
         reference="glm-bf16",
         fp8=True,
         stock_error="ValueError",
+    ),
+]
+# controls of the new constructions, run by hand (``VDQ_E2E_CONTROLS``), not in the tier
+MORE_CONTROLS = [
+    Case(
+        "qwen35-bf16-mtp-mlp-zeroed",
+        "Qwen3.5",
+        "control: BF16 dense Qwen3.5, MTP MLP zeroed",
+        "agreeing_gdn.write_qwen3_5",
+        {"quant": None, "break_experts": True},
+        reference="qwen35-bf16",
+        engine_args=GDN_ARGS,
+        ks=(1,),
+        stock=False,
+    ),
+    Case(
+        "step3p5-bf16-mtp-mlp-zeroed",
+        "Step-3.5",
+        "control: BF16 Step-3.5, MTP MLP zeroed",
+        "agreeing_step3p5.write_step3p5",
+        {"quant": None, "break_mlp": True},
+        reference="step3p5-bf16",
+        ks=(1,),
+        stock=False,
     ),
 ]
 # a control: the BF16 original with its MTP MLP zeroed. Its acceptance must collapse,

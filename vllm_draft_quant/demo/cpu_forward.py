@@ -20,7 +20,7 @@ so that norms, activations and rotary embeddings take their native PyTorch paths
 (their CPU ``_C`` kernels are missing too) -- see ``ENGINE_ARGS``.
 
 Ledger (``F`` = forward; F15-F19 are the Gated-DeltaNet linear attention of
-Qwen3-Next / Qwen3.5; F10 runs at load time but only matters for a forward pass; ``tests/integration/test_cpu_forward_upstream.py`` has one
+Qwen3-Next / Qwen3.5; F20 is the MoE routing of Step-3.5, a Python method, not an op; F10 runs at load time but only matters for a forward pass; ``tests/integration/test_cpu_forward_upstream.py`` has one
 ``*_still_needed`` test per entry, ``tests/e2e/test_cpu_forward.py`` checks each
 numerically against PyTorch or the Triton kernel's documented semantics)
 --------------------------------------------------------------------------------
@@ -174,6 +174,21 @@ F17-F19. The gated delta rule, per value head ``h`` (key head ``h // (Hv // H)``
     (decode steps without draft tokens) not at all: every decode step there carries
     drafts. They stand in for the non-speculative decode of the same file and are checked
     only by the unit tests above.
+F20. ``cpu_router_sigmoid_bias_topk`` (not a ``_C`` op: a method of vLLM's CPU router):
+    sigmoid-scored top-k routing with a score-correction bias and no expert groups
+    (Step-3.5's ``FusedMoEBlock``: ``moe_router_activation`` sigmoid, ``router_bias``,
+    ``norm_expert_weight``): ``scores = sigmoid(logits)`` (FP32), the ``top_k`` experts of
+    ``scores + bias``, their weights the *unbiased* scores, renormalised to sum 1 when
+    ``renormalize``, times ``routed_scaling_factor``; weights FP32, ids int32.
+    For: the CUDA kernel ``_moe_C.topk_sigmoid`` that ``router/fused_topk_bias_router.py:
+    fused_topk_bias`` calls on a GPU (the formula is that function's own PyTorch tail).
+    On the CPU platform ``router/router_factory.py`` gives every MoE layer a ``CPURouter``,
+    whose ``_compute_routing`` knows grouped top-k (GLM, DeepSeek), softmax, custom
+    functions and sqrtsoftplus, and asserts ``scoring_func == "softmax"`` for the rest: no
+    Step-3.5 MoE layer runs on vLLM's CPU platform. How: ``CPURouter._compute_routing`` is
+    wrapped; exactly that case (not grouped, sigmoid, a bias, no custom function) is
+    computed here, every other call goes to the original. Installed only when the
+    original still refuses that case (``install`` asks it on a 1x4 example).
 """
 
 from __future__ import annotations
@@ -186,10 +201,12 @@ __all__ = [
     "ENGINE_ARGS",
     "PAIRED",
     "STAND_INS",
+    "ROUTER_STAND_IN",
     "install",
     "installed",
     "missing",
     "register",
+    "sigmoid_bias_topk",
 ]
 
 # engine arguments every e2e engine needs on top of the stand-ins
@@ -798,6 +815,76 @@ PAIRED = (
 )
 
 
+# ---------------------------------------------------------------------------- F20
+ROUTER_STAND_IN = "cpu_router_sigmoid_bias_topk"
+
+
+def sigmoid_bias_topk(
+    router_logits: Any, top_k: int, renormalize: bool, bias: Any, scaling: float
+) -> tuple[Any, Any]:
+    """F20: sigmoid top-k routing with a score-correction bias, no expert groups."""
+    import torch
+
+    scores = router_logits.float().sigmoid()
+    ids = torch.topk(scores + bias.float().unsqueeze(0), k=top_k, dim=-1)[1]
+    weights = scores.gather(1, ids)
+    if renormalize:
+        weights = weights / weights.sum(dim=-1, keepdim=True)
+    weights = weights.to(torch.float32)
+    if scaling != 1.0:
+        weights = weights * scaling
+    return weights.contiguous(), ids.to(torch.int32).contiguous()
+
+
+def _router_refuses_sigmoid_bias(compute: Callable[..., Any]) -> bool:
+    """Does ``compute`` (``CPURouter._compute_routing``) refuse ungrouped sigmoid routing
+    with a bias? Asked on a 1 x 4 example with a stand-in ``self``."""
+    import types
+
+    import torch
+
+    probe = types.SimpleNamespace(
+        use_grouped_topk=False, scoring_func="sigmoid", custom_routing_function=None,
+        e_score_correction_bias=torch.zeros(4), top_k=2, renormalize=True,
+        routed_scaling_factor=1.0, topk_group=None, num_expert_group=None,
+        _hash_indices_table=None,
+    )  # fmt: skip
+    try:
+        compute(probe, torch.zeros(1, 8), torch.zeros(1, 4), None)
+    except AssertionError:
+        return True
+    return False
+
+
+def _install_router_stand_in() -> bool:
+    from vllm.model_executor.layers.fused_moe.router.cpu_router import CPURouter
+
+    original = CPURouter._compute_routing
+    if getattr(original, "__wrapped__", None) is not None:
+        return True
+    if not _router_refuses_sigmoid_bias(original):
+        return False
+
+    def _compute_routing(
+        self: Any, hidden_states: Any, router_logits: Any, indices_type: Any, **kw: Any
+    ) -> Any:
+        if (
+            not self.use_grouped_topk
+            and self.scoring_func == "sigmoid"
+            and self.custom_routing_function is None
+            and self.e_score_correction_bias is not None
+        ):
+            return sigmoid_bias_topk(
+                router_logits, self.top_k, self.renormalize, self.e_score_correction_bias,
+                self.routed_scaling_factor,
+            )  # fmt: skip
+        return original(self, hidden_states, router_logits, indices_type, **kw)
+
+    _compute_routing.__wrapped__ = original  # type: ignore[attr-defined]
+    CPURouter._compute_routing = _compute_routing  # type: ignore[method-assign]
+    return True
+
+
 def missing() -> list[str]:
     """The ledger's ops this vLLM build does not have (what ``install`` would set)."""
     import torch
@@ -835,6 +922,8 @@ def install(build_shims: tuple[str, ...] = BUILD_SHIMS) -> list[str]:
     for name in gaps:
         setattr(namespace, name, STAND_INS[name])
         _INSTALLED.append(name)
+    if ROUTER_STAND_IN not in _INSTALLED and _install_router_stand_in():
+        _INSTALLED.append(ROUTER_STAND_IN)
     return list(_INSTALLED)
 
 
