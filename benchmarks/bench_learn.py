@@ -15,7 +15,14 @@ on it):
 
 Per case the medians over ``--repeat`` runs, alternating learn and load. Timings are
 ratios measured in one run; nothing asserts them (see CONTRIBUTING "Test tiers").
+With ``--scale K`` the tiny factory's sizes (``demo/checkpoint.py``: hidden, vocabulary,
+expert count and widths) are multiplied by K before any checkpoint is written, so the
+drafter's weights grow about K^2 (K^3 for the experts) while its modules and tensors stay
+the same in number: the dry run builds on the meta device and loads header-shaped
+placeholders, so its cost should follow the tensor count, the load the bytes.
+
 Last line: learn_ms=<median over cases> load_ms=<median> ratio=<learn/load>
+checkpoint_mb=<median safetensors megabytes of the folders the loads read>
 """
 
 from __future__ import annotations
@@ -29,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import _support_path  # noqa: F401 - puts tests/ on sys.path for ``support``
-from support import CheckpointSpec, write_checkpoint
 
 CASES = ("ernie4_5_moe", "deepseek_v3", "glm4_moe", "qwen3_next", "step3p5")
 
@@ -53,12 +59,26 @@ def _learn_s(model_dir: Path) -> float:
         return time.perf_counter() - t
 
 
+def _checkpoint_bytes(model_dir: Path) -> int:
+    """The safetensors bytes: an MTP drafter's load iterates every shard of the folder
+    (vLLM's loader streams all tensors; the drafter's ``load_weights`` keeps its own)."""
+    return sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--families", default=",".join(CASES),
                     help="comma-separated factory families (default: %(default)s)")
+    ap.add_argument("--scale", type=int, default=1,
+                    help="multiply the tiny sizes by this (hidden, vocab, experts, widths)")
     args = ap.parse_args()
+    if args.scale > 1:
+        from vllm_draft_quant.demo import checkpoint as sizes
+
+        for name in ("HIDDEN", "VOCAB", "EXPERTS", "MOE_INTER", "DENSE_INTER"):
+            setattr(sizes, name, getattr(sizes, name) * args.scale)
+    from support import CheckpointSpec, write_checkpoint  # after the sizes are set
     os.environ["VLLM_TARGET_DEVICE"] = "cpu"
     os.environ["VLLM_PLUGINS"] = "vllm_draft_quant_disabled"  # stock loads
     os.environ["VLLM_DRAFT_QUANT"] = "off"
@@ -68,6 +88,7 @@ def main() -> None:
     print(f"vLLM import {import_s:.0f} s (not counted)")
     learn_ms: list[float] = []
     load_ms: list[float] = []
+    ckpt_mb: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-learn-") as tmp:
         for fam in args.families.split(","):
             ck = write_checkpoint(Path(tmp) / fam, CheckpointSpec(fam, "nvfp4", quantized=False))  # type: ignore[arg-type]
@@ -80,12 +101,15 @@ def main() -> None:
                     raise SystemExit(f"{fam}: the stock load failed: {res['error_message']}")
                 load.append(float(res["timings"]["draft"]))
             a, b = statistics.median(learn) * 1e3, statistics.median(load) * 1e3
+            mb = _checkpoint_bytes(ck.path) / 1e6
             learn_ms.append(a)
             load_ms.append(b)
-            print(f"  {fam:<14} learn {a:7.1f} ms  load {b:7.1f} ms  ratio {a / b:.3f}",
-                  flush=True)
+            ckpt_mb.append(mb)
+            print(f"  {fam:<14} learn {a:7.1f} ms  load {b:7.1f} ms  ratio {a / b:.3f}"
+                  f"  checkpoint {mb:7.1f} MB", flush=True)
     a, b = statistics.median(learn_ms), statistics.median(load_ms)
-    print(f"learn_ms={a:.1f} load_ms={b:.1f} ratio={a / b:.3f}", flush=True)
+    print(f"learn_ms={a:.1f} load_ms={b:.1f} ratio={a / b:.3f} "
+          f"checkpoint_mb={statistics.median(ckpt_mb):.1f}", flush=True)
     os._exit(0)  # gloo teardown can hang at interpreter exit (FINDINGS)
 
 

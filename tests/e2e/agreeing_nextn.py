@@ -26,9 +26,13 @@ size vLLM's CPU MLA backend takes (``kv_lora_rank`` 512 + ``qk_rope_head_dim`` 6
 
 Quantized exports (``agreeing.encode``: ModelOpt NVFP4 or FP8) quantize the target's
 attention, dense MLP and shared expert; the target's routed experts stay BF16, excluded by
-name (``model.layers.1.mlp.experts``): vLLM 0.33 runs quantized experts on this CPU
-through no kernel (``cpu_forward.py`` F13's note). The NextN layer is BF16 and no exclusion
-mentions it (layout a, the graft).
+name (``model.layers.1.mlp.experts``: vLLM 0.33 runs FP8 experts on this CPU through no
+kernel, ``cpu_forward.py`` F13's note; keeping them BF16 keeps the target's tokens those of
+the reference). The NextN layer is BF16 and no exclusion mentions it (layout a, the graft),
+or (``mtp_quantized``) its attention, routed experts and shared expert are quantized too,
+the NextN head stays BF16 excluded by its exact checkpoint name (layout d; NVFP4 NextN
+experts run on ``cpu_forward.py`` F20), or (``drop_mtp``) the export has no NextN tensors
+and the draft is read from another folder (the BF16 original's).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ __all__ = ["greedy_continuation", "write_deepseek_v3", "write_glm4_moe"]
 
 _GEN = 2468
 TARGET_EXPERTS = "model.layers.1.mlp.experts"  # excluded: the target's routed experts
+# the NextN groups a quantized-MTP export may quantize (``mtp_quantized``)
+MTP_GROUPS = {"attn": "self_attn.", "experts": "mlp.experts.", "shared": "mlp.shared_experts."}
 # DeepSeek-V3's MLA sizes for vLLM's CPU MLA backend (latent 512 + rope 64)
 _MLA = {"kv_lora_rank": 512, "qk_rope_head_dim": 64}
 
@@ -53,7 +59,7 @@ _MLA = {"kv_lora_rank": 512, "qk_rope_head_dim": 64}
 def _family(name: str) -> tuple[Family, dict[str, Any]]:
     family = FAMILIES[name](1)
     config = {**family.config, "eos_token_id": 266}  # never generated: stops at max_tokens
-    if name == "deepseek_v3":
+    if "kv_lora_rank" in config:  # MLA (DeepSeek-V3)
         config.update(_MLA)
     return family, config
 
@@ -101,33 +107,75 @@ def _weights(family: Family, config: dict[str, Any], break_experts: bool) -> dic
     return w
 
 
-def _write(path: Path, family_name: str, quant: str | None, break_experts: bool) -> Written:
+def _write(
+    path: Path,
+    family_name: str,
+    quant: str | None,
+    break_experts: bool,
+    mtp_quantized: tuple[str, ...] = (),
+    drop_mtp: bool = False,
+) -> Written:
     path.mkdir(parents=True, exist_ok=True)
     family, config = _family(family_name)
     weights = _weights(family, config, break_experts)
+    nextn = family.mtp_layer_prefixes[0]
+    if drop_mtp:  # an export without the NextN layer: the draft comes from another folder
+        weights = {n: t for n, t in weights.items() if not n.startswith(f"{nextn}.")}
+
+    def quantized_here(lin: Linear) -> bool:
+        if lin.mtp is None:
+            return not lin.name.startswith(TARGET_EXPERTS)
+        return lin.group != "head" and any(
+            lin.name.startswith(f"{nextn}.{MTP_GROUPS[g]}") for g in mtp_quantized
+        )
+
     linears = [
         lin.name
         for lin in family.linears
-        if lin.quantizable and lin.mtp is None and not lin.name.startswith(TARGET_EXPERTS)
+        if lin.quantizable and quantized_here(lin) and f"{lin.name}.weight" in weights
     ]
     tensors, quantized = encode(weights, linears, quant, lambda lin: True)
     for name in tensors:
         if name.endswith("e_score_correction_bias"):
             tensors[name] = tensors[name].float()  # F32, as the exports store it
-    save(path, tensors, config, quant, ["lm_head", TARGET_EXPERTS])
+    exclusions = ["lm_head", TARGET_EXPERTS]
+    if quant is not None and mtp_quantized:
+        # the NextN modules kept BF16, by exact checkpoint name (layout d/e)
+        exclusions += [
+            lin.name
+            for lin in family.linears
+            if lin.mtp is not None and lin.quantizable and lin.name not in quantized
+        ]
+    save(path, tensors, config, quant, exclusions)
     return Written(path, tuple(quantized))
 
 
-def write_glm4_moe(path: Path, *, quant: str | None, break_experts: bool = False) -> Written:
+def write_glm4_moe(
+    path: Path,
+    *,
+    quant: str | None,
+    break_experts: bool = False,
+    mtp_quantized: tuple[str, ...] = (),
+    drop_mtp: bool = False,
+) -> Written:
     """The GLM-4.x BF16 original (``quant=None``) or its ModelOpt ``nvfp4``/``fp8`` export
     (layout a: attention, dense MLP and shared expert of the target quantized; its routed
-    experts, router, ``lm_head`` and the whole NextN layer BF16). ``break_experts`` zeroes
-    the NextN layer's routed experts (a control: their contribution is what makes drafts
-    right)."""
-    return _write(path, "glm4_moe", quant, break_experts)
+    experts, router, ``lm_head`` and the whole NextN layer BF16). ``mtp_quantized``: the
+    NextN groups (``MTP_GROUPS``) quantized too, the rest of the NextN layer's quantizable
+    modules excluded by exact checkpoint name. ``drop_mtp``: no NextN tensors.
+    ``break_experts`` zeroes the NextN layer's routed experts (a control: their
+    contribution is what makes drafts right)."""
+    return _write(path, "glm4_moe", quant, break_experts, mtp_quantized, drop_mtp)
 
 
-def write_deepseek_v3(path: Path, *, quant: str | None, break_experts: bool = False) -> Written:
+def write_deepseek_v3(
+    path: Path,
+    *,
+    quant: str | None,
+    break_experts: bool = False,
+    mtp_quantized: tuple[str, ...] = (),
+    drop_mtp: bool = False,
+) -> Written:
     """``write_glm4_moe`` for DeepSeek-V3 (MLA attention; the NextN layer repeats the
     embedding)."""
-    return _write(path, "deepseek_v3", quant, break_experts)
+    return _write(path, "deepseek_v3", quant, break_experts, mtp_quantized, drop_mtp)

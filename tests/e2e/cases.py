@@ -13,7 +13,10 @@ by stock vLLM with the same k.
 Families: MiMo (MTP in the target's folder or from the BF16 original's), GLM-4.x MoE
 (``Glm4MoeForCausalLM``) and DeepSeek-V3 (``DeepseekV3ForCausalLM``, MLA attention), each
 with its NextN layer (``agreeing_nextn.py``: NVFP4 target with the NextN layer grafted in
-BF16 in the tier, GLM's FP8 export in ``BENCH_ONLY``; their MoE layers run the CPU MoE
+BF16, and GLM's NextN layer itself NVFP4 (attention, routed and shared experts; its
+routed experts on the NVFP4 experts stand-in F20) in the tier; in ``BENCH_ONLY`` GLM's FP8
+export, DeepSeek's NVFP4 NextN layer, and for both an NVFP4 target without NextN layer
+whose draft is the BF16 original's folder; their BF16 MoE layers run the CPU MoE
 stand-ins F12/F13 of ``cpu_forward.py``, DeepSeek's MLA decode F14), and EAGLE3-Llama (a
 Llama target with a separate EAGLE3 draft, ``agreeing_eagle3.py``; its reference is the
 BF16 target with the BF16 draft), and Qwen3-Next / Qwen3.5 MoE (``Qwen3NextForCausalLM``,
@@ -24,23 +27,50 @@ prefix caching off, ``GDN_ARGS``); dense Qwen3.5 (``Qwen3_5ForCausalLM``, MTP dr
 too; NVFP4 and FP8 targets in ``BENCH_ONLY``: the tier already has a Qwen3.5 case, and the
 FP8 one's stock run shows the silently wrong load as acceptance 0); and Step-3.5
 (``Step3p5ForCausalLM``, ``Step3p5MTP``: sliding-window attention with a 4-token window on
-F6 beside full attention, a MoE layer on F12/F13 routed by F20, the MTP layer's own head;
+F6 beside full attention, a MoE layer on F12/F13 routed by F21, the MTP layer's own head;
 ``agreeing_step3p5.py``: NVFP4 target with the MTP layer grafted in BF16 in the tier, FP8
 in ``BENCH_ONLY``). What stops the rest on this CPU (vLLM 0.33.0 CUDA wheel; each is a
-``torch.ops._C`` kernel the wheel lacks, or Triton):
+``torch.ops._C`` kernel the wheel lacks, Triton, or a refusal in vLLM's own CPU code):
 
-- Quantized routed experts, in every MoE family: ModelOpt FP8 per-tensor experts have no
-  CPU backend (``experts/cpu_moe.py:CPUExpertsFp8`` takes 128x128-block FP8 only and needs
-  AMX tiles; it would need ``fused_experts_cpu`` and ``convert_weight_packed`` stand-ins
-  and a backend-selection shim), and NVFP4 experts run ``experts/nvfp4_emulation_moe.py``
-  (Triton, no CPU backend). So the NextN exports keep the target's routed experts BF16
-  (excluded by name), and cases whose MTP experts are quantized (layouts d, e, g) cannot
-  run; the FP8 "silently wrong" stock case of GLM shows here as a load failure (stock
-  gives the BF16 NextN experts the FP8 MoE method, which finds no CPU backend).
-- GLM-5.x / DeepSeek-V3.2 (``DeepseekV32MTPModel``): DeepSeek Sparse Attention has no CPU
-  backend (``platforms/cpu.py``; the build shim ``dense-attention-for-sparse-cpu`` swaps in
-  dense MLA for construction only, which changes what the model computes); not tried for
-  generation.
+- ModelOpt FP8 per-tensor routed experts, in every MoE family: no CPU backend. At
+  construction ``fused_moe/oracle/fp8.py:select_fp8_moe_backend`` returns ``NONE``
+  (``experts/cpu_moe.py:CPUExpertsFp8`` takes 128x128-block FP8 only and needs AMX tiles;
+  the Triton experts need a GPU), and the post-load step
+  ``quantization/modelopt.py:ModelOptFp8MoEMethod.process_weights_after_loading``
+  (``_setup_kernel``) raises ``ValueError: Unsupported FP8 MoE backend: NONE``
+  (``oracle/fp8.py:convert_to_fp8_moe_kernel_format``) at engine start, before any
+  forward pass: measured on GLM's FP8 export with its NextN attention and experts FP8
+  (layout d), plugin on and off alike, in the drafter's load. A
+  stand-in would have to pick another experts class (a backend-selection shim) and stand
+  in for ``fused_experts_cpu``/``convert_weight_packed``; not done. So FP8 exports keep
+  every routed expert BF16 and no FP8 case quantizes MTP experts; the FP8 "silently wrong"
+  stock case of GLM shows here as that load failure (stock gives the BF16 NextN experts
+  the FP8 MoE method). NVFP4 experts run on F20 (the Triton kernel of
+  ``experts/nvfp4_emulation_moe.py`` in plain PyTorch; without it ``apply`` stops at
+  ``AttributeError: module 'triton.language' has no attribute 'bfloat16'``: vLLM finds no
+  Triton driver here).
+- GLM-5.x / DeepSeek-V3.2 (DSA: MLA plus the "lightning indexer" that picks each query's
+  ``index_topk`` keys; on a CPU vLLM builds them as ``deepseek_v2.py``'s
+  ``GlmMoeDsaForCausalLM`` / ``DeepseekV3ForCausalLM`` with ``DeepSeekMTP``, the indexer
+  included). With ``index_topk`` >= the sequence length DSA attends to every key, so dense
+  MLA (``cpu_shims.py`` shim 6) computes the same attention; but the model still runs its
+  indexer, and that has no CPU path here. Measured on the agreeing NextN construction with
+  GLM-5's tensors (``index_topk`` 64 > 24 positions) and shim 6, BF16, plugin on: the engine
+  stops before the first step in ``v1/worker/utils.py:select_common_block_size``
+  (``ValueError: No common block size for 16 (DEEPSEEK_V32_INDEXER: [64]; CPU_MLA: [16])``:
+  the indexer's K cache takes 64-token blocks only, CPU MLA 16 only). With the indexer
+  backend's block sizes widened (measurement only) the first prefill stops in the
+  indexer's metadata builder, ``v1/attention/backends/mla/indexer.py:
+  build_prefill_chunk_metadata``, a Triton kernel (``TypeError: Cannot inspect kernel
+  parameters for function``, no Triton driver here). Past those, by reading
+  ``layers/sparse_attn_indexer.py:SparseAttnIndexer.forward_cpu``: it calls
+  ``fp8_paged_mqa_logits_cpu`` and ``topk_transform_512_cpu`` (not in the CUDA wheel),
+  asserts ``index_topk == 512``, and its decode path is written for one query token per
+  request (it asserts that, and refuses a padded speculative layout: "does not support
+  speculative decoding (native MTP) yet"). A stand-in would have to
+  replace vLLM's own block-size refusal, its metadata kernels, two ops and that Python
+  refusal (or drop the indexer from the model, which is a different model): not a kernel
+  stand-in, so no GLM-5 / DeepSeek-V3.2 generation case.
 - Qwen3-Next/Qwen3.5's Gated-DeltaNet (``model_executor/layers/mamba/ops/cpu/
   gdn_attention.py``) runs on F15-F19 on CPUs without AVX-512-BF16/AMX (this machine:
   the prefill convolution is vLLM's own PyTorch); on CPUs with them vLLM packs the conv
@@ -49,7 +79,7 @@ in ``BENCH_ONLY``). What stops the rest on this CPU (vLLM 0.33.0 CUDA wheel; eac
   the hybrid state cache's "align" mode needs Triton block copies (``GDN_ARGS``).
 - Step-3.5's MoE routing (sigmoid scores with ``router_bias``, no expert groups) is one
   vLLM's CPU router refuses (``router/cpu_router.py:CPURouter._compute_routing`` asserts
-  softmax); on a GPU it is the CUDA kernel ``_moe_C.topk_sigmoid``. F20 computes it in
+  softmax); on a GPU it is the CUDA kernel ``_moe_C.topk_sigmoid``. F21 computes it in
   PyTorch. Its MTP layers must be ``sliding_attention`` (FINDINGS.md: a
   ``full_attention`` MTP layer raises IndexError under transformers 5.20), as in
   Step-3.5-Flash; layouts with quantized MTP layers are not run (the tier's layout a is
@@ -112,6 +142,8 @@ MIMO_ARGS = {"trust_remote_code": True}
 # platform cannot launch ("'function' object is not subscriptable"); off, the state cache
 # keeps one slot per draft position and needs none of them
 GDN_ARGS = {"enable_prefix_caching": False}
+# the NextN groups a quantized-MTP export of GLM / DeepSeek quantizes (agreeing_nextn.py)
+MTP_QUANTIZED = ("attn", "experts", "shared")
 REFERENCES = {
     "mimo-bf16": Case(
         "mimo-bf16", "MiMo", "BF16 original", "write_mimo", {"quant": None}, engine_args=MIMO_ARGS
@@ -244,6 +276,18 @@ CASES = [
         stock_error="RuntimeError",  # the NVFP4 NextN head meets the BF16 tensor
     ),
     Case(
+        "glm-nvfp4-mtpq",
+        "GLM-4.x",
+        "ModelOpt NVFP4 target (routed experts BF16, excluded by name); NextN attention, "
+        "routed and shared experts NVFP4, NextN head BF16 excluded by exact name (layout d; "
+        "the NextN experts run on F20)",
+        "agreeing_nextn.write_glm4_moe",
+        {"quant": "nvfp4", "mtp_quantized": MTP_QUANTIZED},
+        reference="glm-bf16",
+        draft_quantized=True,
+        stock_error="RuntimeError",  # the NVFP4 NextN head (model.layers.2.head) meets BF16
+    ),
+    Case(
         "deepseek-nvfp4-bf16mtp",
         "DeepSeek-V3",
         "ModelOpt NVFP4 target (MLA; routed experts BF16, excluded by name), NextN layer "
@@ -366,6 +410,44 @@ BENCH_ONLY = [
         stock_error="ValueError",
     ),
 ]
+# quantized MTP for DeepSeek-V3, and a separate BF16 draft folder for GLM and DeepSeek:
+# the tier keeps GLM's quantized-MTP case (one per family and layout kind within its time)
+BENCH_ONLY += [
+    Case(
+        "deepseek-nvfp4-mtpq",
+        "DeepSeek-V3",
+        "ModelOpt NVFP4 target (MLA; routed experts BF16, excluded by name); NextN MLA, "
+        "routed and shared experts NVFP4, NextN head BF16 excluded by exact name (layout d; "
+        "the NextN experts run on F20)",
+        "agreeing_nextn.write_deepseek_v3",
+        {"quant": "nvfp4", "mtp_quantized": MTP_QUANTIZED},
+        reference="deepseek-bf16",
+        draft_quantized=True,
+        stock_error="RuntimeError",
+    ),
+    Case(
+        "glm-nvfp4-sep-bf16",
+        "GLM-4.x",
+        "ModelOpt NVFP4 target without its NextN layer; the NextN layer from the BF16 "
+        "original's folder",
+        "agreeing_nextn.write_glm4_moe",
+        {"quant": "nvfp4", "drop_mtp": True},
+        reference="glm-bf16",
+        draft="glm-bf16",
+        stock_error="RuntimeError",
+    ),
+    Case(
+        "deepseek-nvfp4-sep-bf16",
+        "DeepSeek-V3",
+        "ModelOpt NVFP4 target without its NextN layer; the NextN layer from the BF16 "
+        "original's folder",
+        "agreeing_nextn.write_deepseek_v3",
+        {"quant": "nvfp4", "drop_mtp": True},
+        reference="deepseek-bf16",
+        draft="deepseek-bf16",
+        stock_error="RuntimeError",
+    ),
+]
 # a control: the BF16 original with its MTP MLP zeroed. Its acceptance must collapse,
 # or the construction would not tell a right draft load from a wrong one.
 CONTROLS = [
@@ -405,7 +487,7 @@ CONTROLS = [
         stock=False,
     ),
     # Step-3.5's MTP layer carries its drafts through its dense MLP, after the target's
-    # sliding-window and MoE layers (F6, F12/F13, F20) have run: a zeroed MLP must be rejected
+    # sliding-window and MoE layers (F6, F12/F13, F21) have run: a zeroed MLP must be rejected
     Case(
         "step3p5-bf16-mtp-mlp-zeroed",
         "Step-3.5",

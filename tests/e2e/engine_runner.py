@@ -5,7 +5,8 @@ a list of ``{"name", "model", "k", "plugin": bool, "prompts": [[ids]], "max_toke
 "engine_args": {...}, "method": "mtp" | "eagle3" | "draft_model", "draft": path?}``;
 one JSON line per case is appended to ``RESULTS.jsonl`` as soon as it finishes:
 ``{"name", "ok", "tokens", "drafts", "draft_tokens", "accepted", "accepted_per_pos",
-"seconds", "output_tokens", "error_type", "error"}``.
+"seconds", "output_tokens", "wall_seconds", "error_type", "error"}`` (``seconds``: the
+generation; ``wall_seconds``: the whole run, engine start to teardown).
 
 Importing vLLM costs 10-30 s here, so one process runs every case: the engine core
 runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``), the CPU stand-ins
@@ -176,6 +177,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     os.environ["VLLM_DRAFT_QUANT"] = "auto" if case["plugin"] else "off"
     result: dict[str, Any] = {"name": case["name"], "ok": False}
     llm = None
+    start = time.perf_counter()
     try:
         args: dict[str, Any] = {
             "model": case["model"],
@@ -225,6 +227,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     finally:
         del llm
         _cleanup()
+        result["wall_seconds"] = time.perf_counter() - start  # engine start to teardown
     return result
 
 

@@ -298,12 +298,77 @@ def test_fused_moe_refuses_unknown_activations() -> None:
         F.cpu_fused_moe(x.clone(), x, w13, w2, None, None, weights, ids, False, "swigluoai", "vec")
 
 
+def _nvfp4_experts(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """ModelOpt NVFP4 encoding of ``[E, out, in]`` float expert weights (``agreeing.py``'s
+    writer, one ``weight_scale_2`` per expert): (packed, block scales, global scales)."""
+    from agreeing import nvfp4_encode
+
+    enc = [nvfp4_encode(w[e], float(w[e].abs().max())) for e in range(w.shape[0])]
+    return (torch.stack([t["weight"] for t in enc]),
+            torch.stack([t["weight_scale"] for t in enc]),
+            torch.stack([t["weight_scale_2"] for t in enc]))  # fmt: skip
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+def test_nvfp4_emulation_moe_matches_per_token_experts(weighted: bool) -> None:
+    """F20 against ``_moe_reference`` on the weights ``agreeing.nvfp4_decode`` decodes (an
+    independent decoder), with the activations' quantize-dequantize steps applied where
+    vLLM's experts apply them (here a rounding to multiples of 1/8, so a step skipped or
+    applied twice shows)."""
+    from agreeing import nvfp4_decode
+
+    g = torch.Generator().manual_seed(5 + weighted)
+    experts, hidden, inter, tokens, top_k = 4, 64, 32, 9, 2
+    x = torch.randn(tokens, hidden, generator=g).to(torch.bfloat16)
+    w13 = torch.randn(experts, 2 * inter, hidden, generator=g) / 4
+    w2 = torch.randn(experts, hidden, inter, generator=g) / 4
+    q13, s13, g13 = _nvfp4_experts(w13)
+    q2, s2, g2 = _nvfp4_experts(w2)
+
+    def qdq(a: torch.Tensor) -> torch.Tensor:
+        return ((a.float() * 8).round() / 8).to(a.dtype)
+
+    scores = torch.randn(tokens, experts, generator=g).softmax(-1)
+    weights, ids = scores.topk(top_k, dim=-1)
+    out = torch.full((tokens, hidden), float("nan"), dtype=torch.bfloat16)
+    F.nvfp4_emulation_moe(out, x, q13, s13, g13, q2, s2, g2, weights, ids.to(torch.int32),
+                          "silu", weighted, qdq, qdq)  # fmt: skip
+
+    def decoded(q: torch.Tensor, s: torch.Tensor, gs: torch.Tensor) -> torch.Tensor:
+        return torch.stack([nvfp4_decode({"weight": q[e], "weight_scale": s[e],
+                                          "weight_scale_2": gs[e]}) for e in range(len(q))])  # fmt: skip
+
+    d13, d2 = decoded(q13, s13, g13).to(torch.bfloat16), decoded(q2, s2, g2).to(torch.bfloat16)
+    # the reference's SiLU output is rounded to bf16; the experts then quantize-dequantize it
+    want = torch.zeros(tokens, hidden)
+    for t in range(tokens):
+        for slot in range(top_k):
+            e = int(ids[t, slot])
+            gate_up = (d13[e].float() @ qdq(x[t]).float()).to(torch.bfloat16).float()
+            h = torch.nn.functional.silu(gate_up[:inter]) * gate_up[inter:]
+            y = d2[e].float() @ qdq(h.to(torch.bfloat16)).float()
+            want[t] += float(weights[t, slot]) * y if weighted else y
+    torch.testing.assert_close(out, want.to(torch.bfloat16), atol=3e-2, rtol=2e-2)
+    # and the decoded weights are the float ones within NVFP4's precision
+    assert (d13.float() - w13).abs().max() <= w13.abs().max() / 6 + 1e-6
+
+
+def test_nvfp4_dequantize_reads_low_nibble_first_and_every_scale() -> None:
+    packed = torch.tensor([[0x71, 0xF9] * 8], dtype=torch.uint8)  # [1, 16]: 32 values
+    block = torch.tensor([[2.0, 0.5]]).to(torch.float8_e4m3fn)
+    got = F.nvfp4_dequantize(packed, block, torch.tensor(3.0))
+    # 0x71: low 1 -> 0.5, high 7 -> 6.0; 0xF9: low 9 -> -0.5, high F -> -6.0
+    row = torch.tensor([0.5, 6.0, -0.5, -6.0] * 8)
+    want = row * torch.tensor([2.0] * 16 + [0.5] * 16) * 3.0
+    assert torch.equal(got, want[None])
+
+
 @pytest.mark.parametrize("renormalize", [True, False])
 @pytest.mark.parametrize("scaling", [1.0, 2.5])
 def test_sigmoid_bias_routing_matches_per_token_selection(
     renormalize: bool, scaling: float
 ) -> None:
-    """F20: per token, the experts with the largest ``sigmoid(logit) + bias`` (the bias
+    """F21: per token, the experts with the largest ``sigmoid(logit) + bias`` (the bias
     chooses, it does not weigh), weighted by their unbiased sigmoid scores, renormalised,
     times the scaling factor (``fused_topk_bias_router.py:fused_topk_bias``'s PyTorch
     tail), written out one token at a time."""

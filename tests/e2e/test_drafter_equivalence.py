@@ -40,16 +40,20 @@ def test_drafter_modules_equal_the_bf16_original(
     quantized = {n.rsplit(".", 1)[0] for n, p in got["<weights>"].items()
                  if p.dtype in stored_quantized}  # fmt: skip
     assert (len(quantized) > 0) == case.draft_quantized
-    exact = 0
+    exact, close = 0, 0
     for name in sorted(set(ref) - {"<weights>", "<plans>"}):
         if name in quantized:
             cos = torch.nn.functional.cosine_similarity(
                 got[name].flatten(), ref[name].flatten(), dim=0)  # fmt: skip
             assert cos >= 0.97, (name, float(cos))
+            close += 1
         else:
             assert torch.equal(got[name], ref[name]), name
             exact += 1
-    assert exact >= 3  # MTP: input_proj, qkv_proj, o_proj; EAGLE3: fc, gate_up, down (+ logits)
+    # BF16 drafters: MTP input_proj, qkv_proj, o_proj; EAGLE3 fc, gate_up, down (+ logits).
+    # A NextN layer quantized but for its head (layout d): eh_proj and the logits
+    assert exact >= (2 if case.draft_quantized else 3)
+    assert (close > 0) == case.draft_quantized
     for name, p in ref["<weights>"].items():
         if name.rsplit(".", 1)[0] not in quantized:
             assert torch.equal(got["<weights>"][name], p), name

@@ -196,6 +196,36 @@ _HYV4_FP8_WRONG = tuple(
      .replace("gate_up_proj", "gate_proj")) for m in sorted(_HYV4_LINEAR))
 
 
+# ---- issue 13i: Glm5NextMTP ----
+#: GLM-5-Next's MTP attention: latent attention and the DSA indexer's projections, all
+#: built with no quant config (glm5next/common/model.py:Glm5NextDecoderLayer.__init__,
+#: "MLA projections are BF16 in checkpoint"); the indexer's wq_b, a ReplicatedLinear so
+#: built, is a fixed (router-like) layer to the learner, not a planned linear
+_G5N_ATTN = frozenset(f"{L}.self_attn.{m}" for m in (
+    "fused_qkv_a_proj", "q_b_proj", "kv_b_proj", "o_proj", "indexer.wk_weights_proj"))
+_G5N_SHARED = frozenset({f"{L}.mlp.shared_experts.gate_up_proj",
+                         f"{L}.mlp.shared_experts.down_proj"})
+#: stock GLM-5-Next under FP8 with no exclusion matching model.layers.2: its MoE block
+#: (routed and shared experts) FP8 parameters holding BF16 data
+_G5N_CK = "model.language_model.layers.2"
+_G5N_FP8_WRONG = ((f"{L}.mlp.experts", f"{_G5N_CK}.mlp.experts.0.gate_proj"),
+                  (f"{L}.mlp.shared_experts.gate_up_proj", f"{_G5N_CK}.mlp.shared_experts.gate_proj"),
+                  (f"{L}.mlp.shared_experts.down_proj", f"{_G5N_CK}.mlp.shared_experts.down_proj"))
+
+
+# ---- issue 13i: MuseSparkDSparkForCausalLM ----
+_MUSE_LINEAR = frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
+                          f"{E}.feed_forward.gate_up_proj", f"{E}.feed_forward.down_proj",
+                          "model.fc"})
+#: stock Muse DSpark under FP8 with no exclusion matching its runtime names: every draft
+#: layer, fc and the Markov head FP8 parameters holding BF16 data
+_MUSE_FP8_WRONG = ((f"{E}.self_attn.qkv_proj", "layers.0.self_attn.q_proj"),
+                   (f"{E}.self_attn.o_proj", "layers.0.self_attn.o_proj"),
+                   (f"{E}.feed_forward.gate_up_proj", "layers.0.feed_forward.gate_proj"),
+                   (f"{E}.feed_forward.down_proj", "layers.0.feed_forward.down_proj"),
+                   ("model.fc", "fc"), ("model.markov_head.markov_w2", "markov_head.markov_w2"))
+
+
 def _bailing(family: str, cls: str, linear: frozenset[str],
              fp8_a: tuple[str, str]) -> LearnedClass:
     """A Bailing drafter's row: its head, fed from the BF16 lm_head.weight, fails under
@@ -212,6 +242,17 @@ def _bailing(family: str, cls: str, linear: frozenset[str],
             **{("fp8", lay): Expected("silent", wrong=(_BAILING_HEAD,)) for lay in "cg"},
         },
         mode="draft", engine_args=_HYBRID)
+
+# ---- issue 13k: DFlashLaguna, LiLiCorr ----
+#: stock DFlash-Laguna under FP8 with nothing excluded that matches: every layer FP8
+_LAGUNA_FP8_WRONG = (*((f"model.layers.0.{m}", f"layers.0.{m}") for m in (
+    "self_attn.qkv_proj", "self_attn.g_proj", "self_attn.o_proj", "mlp.gate_proj",
+    "mlp.up_proj", "mlp.down_proj")), ("model.fc", "fc"))
+#: stock LiLiCorr under FP8 with nothing excluded: the correlator's quantizable layers
+_LILICORR_FP8_WRONG = tuple((f"model.lilicorr.{m}", f"lilicorr.{m}") for m in (
+    "pass_hidden_proj", "context_proj", "feature_mlp.up_proj", "feature_mlp.down_proj",
+    "layers.0.attn.out_proj", "layers.0.mlp.up_proj", "layers.0.mlp.down_proj",
+    "anchor_out_head"))
 
 CLASSES: tuple[LearnedClass, ...] = (
     LearnedClass(
@@ -559,6 +600,114 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
         },
         draft="deepseek", profile=True),
+    # ---- issue 13i: Glm5NextMTP ----
+    # GLM-5-Next (glm5next/common/mtp.py): checkpoint model.language_model.layers.2.*,
+    # runtime model.layers.2.* (decoder block under mtp_block, built with the layer's
+    # prefix; load_weights strips "model.language_model."): so no exclusion written in
+    # checkpoint names matches. Every attention projection (MLA and the DSA indexer) is
+    # built with no quant config and kept BF16 by the checkpoint, as exports do; the
+    # MoE block (routed and shared experts) takes the target's quant config. Its target
+    # is a hybrid (KDA) model: only the drafter is built
+    LearnedClass(
+        "glm5_next", "Glm5NextMTP", "Glm5NextMTPModel", _G5N_ATTN | _G5N_SHARED,
+        {
+            # stock, measured: the BF16 experts into the packed NVFP4 experts (a, b: no
+            # exclusion matches); exact names (c) exclude the experts and the shared
+            # down_proj only by accident (quant_utils.py:is_layer_skipped takes a prefix
+            # naming "experts" as excluded when an exclusion contains it:
+            # "model.layers.2.mlp.experts" is inside
+            # "model.language_model.layers.2.mlp.experts.0.gate_proj"), never the fused
+            # shared gate_up_proj
+            **{("nvfp4", lay): Expected(
+                "loud", "RuntimeError",
+                f"[while loading {L}.mtp_block.mlp.experts.routed_experts.w2_weight]")
+               for lay in "ab"},
+            ("nvfp4", "c"): Expected(
+                "loud", "AssertionError",
+                f"[while loading {L}.mtp_block.mlp.shared_experts.gate_up_proj.weight]"),
+            **{("fp8", lay): Expected("silent", wrong=_G5N_FP8_WRONG) for lay in "ab"},
+            ("fp8", "c"): Expected("silent", wrong=_G5N_FP8_WRONG[1:2]),
+            **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+        },
+        mode="draft", engine_args=_HYBRID, kept_bf16=_G5N_ATTN),
+    # ---- issue 13i: MuseSparkDSparkForCausalLM ----
+    # Muse Spark DSpark (muse_spark/common/dspark.py, method "dspark", V2 model runner):
+    # DSpark's loader and Markov head on a Muse layer (q/k/v -> qkv_proj, feed_forward
+    # gate/up -> gate_up_proj), built on the draft's own quant config
+    # (get_draft_quant_config) whose exclusions vLLM does not rename to runtime names
+    LearnedClass(
+        "muse_spark_dspark", "MuseSparkDSparkForCausalLM", "MuseSparkDSparkModel",
+        _MUSE_LINEAR,
+        {
+            # stock, measured: nothing matches the runtime names but exact "fc" and
+            # "markov_head.markov_w2" (ModelOpt takes an exclusion contained in the
+            # prefix, modelopt.py:ModelOptQuantConfigBase.is_layer_excluded): the NVFP4 fc
+            # fails first (a, b), else the fused gate_up_proj (c); FP8 holds BF16 data
+            **{("nvfp4", lay): Expected("loud", "AssertionError", "[while loading fc.weight]")
+               for lay in "ab"},
+            ("nvfp4", "c"): Expected("loud", "AssertionError",
+                                     "[while loading layers.0.feed_forward.gate_up_proj]"),
+            **{("fp8", lay): Expected("silent", wrong=_MUSE_FP8_WRONG) for lay in "ab"},
+            ("fp8", "c"): Expected("silent", wrong=_MUSE_FP8_WRONG[:4]),
+            **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+        },
+        draft="muse_spark_dspark", env=_V2),
+    # ---- issue 13k: DFlashLaguna, DFlash2Beam, LiLiCorr (separate drafts) ----
+    # DFlash for Laguna (laguna_dflash.py, method "dflash"): a Laguna decoder layer built
+    # as model.layers.0 (only its attention layer is numbered after the target's) on the
+    # draft's own quant config, with no exclusion remapping (DFlashLagunaModel.__init__
+    # does not call map_draft_quant_config); its qkv_proj is stored fused
+    LearnedClass(
+        "dflash_laguna", "DFlashLagunaForCausalLM", "DFlashLagunaForCausalLM",
+        frozenset({f"model.layers.0.self_attn.{m}" for m in ("qkv_proj", "g_proj", "o_proj")}
+                  | {f"model.layers.0.mlp.{m}" for m in ("gate_proj", "up_proj", "down_proj")}
+                  | {"model.fc"}),
+        {
+            # stock, measured: neither the wildcards (b) nor nothing (a) names model.fc
+            # or model.layers.0.*: the NVFP4 fc gets BF16 data, every FP8 layer holds
+            # cast BF16 data; exact names (c) exclude every module (no fused name to miss)
+            **{("nvfp4", lay): Expected("loud", "AssertionError", "[while loading fc.weight]")
+               for lay in "ab"},
+            **{("fp8", lay): Expected("silent", wrong=_LAGUNA_FP8_WRONG) for lay in "ab"},
+            **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "cg"},
+        },
+        draft="dflash_laguna"),
+    # DFlash2 for Beam (models/beam/nvidia/dflash2.py; V2 model runner): every linear
+    # layer built with no quant config; a quantized draft's attention/MLP projections
+    LearnedClass(
+        "dflash2_beam", "DFlash2BeamForCausalLM", "DFlash2BeamDraftModel",
+        frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
+                   f"{E}.mlp.gate_up_proj", f"{E}.mlp.down_proj"}),
+        {
+            # stock, measured: a BF16 draft loads right whatever it declares; a quantized
+            # one (g) has scale tensors no layer of the drafter can take
+            **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "abc"},
+            **{(s, "g"): Expected("loud", "ValueError", "There is no module or parameter "
+                                  "named 'layers.0.mlp.down_proj.input_scale'")
+               for s in ("nvfp4", "fp8")},
+        },
+        draft="dflash2_beam", env=_V2),
+    # LiLiCorr (lilicorr.py, method "dflash"; V2 model runner: a candidate-head draft):
+    # DFlash's backbone and names plus the lattice correlator lilicorr.*, its projections
+    # and MLPs built with the draft's quant config, its edge heads without one
+    LearnedClass(
+        "lilicorr_qwen3", "LiLiCorrForCausalLM", "LiLiCorrDraftModel",
+        _EAGLE_LINEAR | {f"model.lilicorr.{m}" for m in (
+            "pass_hidden_proj", "context_proj", "feature_mlp.up_proj", "feature_mlp.down_proj",
+            "layers.0.attn.out_proj", "layers.0.mlp.up_proj", "layers.0.mlp.down_proj",
+            "anchor_out_head")},
+        {
+            # stock, measured: DFlash's outcomes (vLLM renames the exclusions to runtime
+            # names, lilicorr.* included), plus, with nothing excluded, the correlator's
+            # layers: under NVFP4 its 5-wide feature MLP cannot even be built, under FP8
+            # each holds cast BF16 data
+            **_dflash_stock(*_LILICORR_FP8_WRONG),
+            ("nvfp4", "a"): Expected("loud", "ValueError", "Unsupported model when in "
+                                     "features size is not multiple of 16 [while loading "
+                                     "model.lilicorr.feature_mlp.up_proj]"),
+        },
+        draft="lilicorr_qwen3", env=_V2,
+        kept_bf16=frozenset({"model.lilicorr.feature_mlp.up_proj"})),
 )
 
 

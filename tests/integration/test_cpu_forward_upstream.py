@@ -1,4 +1,4 @@
-"""The forward stand-ins (``vllm_draft_quant/demo/cpu_forward.py``, entries F1-F20): each still needed.
+"""The forward stand-ins (``vllm_draft_quant/demo/cpu_forward.py``, entries F1-F21): each still needed.
 
 Per ledger op, against the installed vLLM with its ``_C`` extension imported and no
 stand-in installed (only the e2e tier's engine process installs them): the op is still
@@ -71,21 +71,49 @@ def test_stand_in_still_applies(op: str) -> None:
     )
 
 
+def test_nvfp4_emulation_experts_still_needed() -> None:
+    """F20 (not a ``torch.ops._C`` op): vLLM's NVFP4 emulation experts launch a Triton
+    kernel, which needs an active Triton driver; on this CPU vLLM finds none (its ``tl``
+    is a placeholder). Once it does, F20 is not installed: drop it."""
+    from vllm.triton_utils import HAS_TRITON
+
+    assert not cpu_forward.installed(), "a forward stand-in was installed in the pytest process"
+    assert not HAS_TRITON, (
+        "vLLM now finds a Triton driver on this machine: F20 (NVFP4 emulation experts) is "
+        "no longer installed; drop it from vllm_draft_quant/demo/cpu_forward.py"
+    )
+
+
+def test_nvfp4_emulation_experts_still_applies() -> None:
+    """F20 replaces ``Nvfp4QuantizationEmulationTritonExperts.apply``: the method still
+    exists with the same parameters and still launches the Triton kernel."""
+    import inspect
+
+    from vllm.model_executor.layers.fused_moe.experts import nvfp4_emulation_moe as m
+
+    ours = list(inspect.signature(cpu_forward._nvfp4_emulation_experts_apply).parameters)
+    theirs = list(inspect.signature(m.Nvfp4QuantizationEmulationTritonExperts.apply).parameters)
+    assert ours == theirs, (ours, theirs)
+    source = inspect.getsource(m.Nvfp4QuantizationEmulationTritonExperts.apply)
+    assert "invoke_fused_moe_nvfp4_emulation_kernel(" in source
+    assert "moe_kernel_quantize_input(" in source
+
+
 def test_router_stand_in_still_needed() -> None:
-    """F20: vLLM's CPU router still refuses ungrouped sigmoid routing with a bias
+    """F21: vLLM's CPU router still refuses ungrouped sigmoid routing with a bias
     (Step-3.5's MoE), asked exactly as ``install`` asks it (and it was not installed)."""
     from vllm.model_executor.layers.fused_moe.router.cpu_router import CPURouter
 
     compute = CPURouter._compute_routing
-    assert getattr(compute, "__wrapped__", None) is None, "F20 was installed in pytest"
+    assert getattr(compute, "__wrapped__", None) is None, "F21 was installed in pytest"
     assert cpu_forward._router_refuses_sigmoid_bias(compute), (
         "vLLM's CPURouter now routes sigmoid scores with a bias without expert groups: drop "
-        "F20 (cpu_router_sigmoid_bias_topk) from vllm_draft_quant/demo/cpu_forward.py"
+        "F21 (cpu_router_sigmoid_bias_topk) from vllm_draft_quant/demo/cpu_forward.py"
     )
 
 
 def test_router_stand_in_still_applies() -> None:
-    """F20: on the CPU platform every MoE layer still gets a ``CPURouter``, and Step-3.5's
+    """F21: on the CPU platform every MoE layer still gets a ``CPURouter``, and Step-3.5's
     MoE still asks for sigmoid routing with its ``router_bias`` and no expert groups."""
     spec = importlib.util.find_spec("vllm")
     assert spec is not None and spec.origin is not None

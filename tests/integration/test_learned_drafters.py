@@ -9,14 +9,19 @@ does not lift, held to its recorded outcome; ``OpenPanguMTPModel``;
 ``BailingMoeV25MTPModel`` and ``BailingMoeV3MTPModel``, MoE drafters whose NextN head is
 fed from ``lm_head.weight``; ``NemotronHMTPModel``; ``HYV4MTPModel`` (HY-V4, which remaps
 exclusions written as ``model.mtp_layers.{k}.*`` itself: a wildcard it does not remap);
+``Glm5NextMTPModel`` (GLM-5-Next: DSA latent attention built unquantized, a MoE NextN
+layer);
 checkpoints from
 ``tests/support/_families_learned.py``; and the EAGLE-1 drafters that read a separate
 draft folder, ``{"method": "eagle", "model": <draft>}``, written by
 ``support/eagle3.py:write_eagle_pair``: ``EagleLlamaForCausalLM``,
 ``EagleMistralForCausalLM`` and ``EagleCohereForCausalLM`` (learned),
 ``EagleMiniCPMForCausalLM`` and ``EagleDeepSeekMTPModel`` (hand profiles, rows with
-``profile=True``); and ``MiMoV2MTPModel``, a hand profile whose MTP layers sit in the
-target's folder (family ``mimo_v2``)). For each case
+``profile=True``); ``MuseSparkDSparkForCausalLM`` (method ``dspark``, a Muse layer
+with DSpark's Markov head); and ``MiMoV2MTPModel``, a hand profile whose MTP layers sit in the
+target's folder (family ``mimo_v2``); ``DFlashLagunaForCausalLM``,
+``DFlash2BeamForCausalLM`` and ``LiLiCorrForCausalLM``, separate ``"dflash"`` drafts
+beside tiny Laguna, Beam and Qwen3 targets (issue 13k)). For each case
 (ModelOpt NVFP4 and FP8 targets x BF16 MTP with no exclusions (a), a wildcard (b), exact
 checkpoint names (c), and a quantized MTP (g), for an EAGLE-1 draft as its own folder
 declares them; one case for a grouped class), built through vLLM's own draft path

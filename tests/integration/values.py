@@ -75,6 +75,10 @@ def _expected_linear(shards: list[str], pname: str, ckpt: Mapping[str, Any], par
         return torch.stack([p.reshape(()) for p in parts]).reshape(param.shape)
     if all(p.numel() == 1 for p in parts) and param.numel() == 1:
         return parts[0].reshape(param.shape)
+    if len(parts) == 1 and parts[0].numel() == 1 and param.dim() == 1:
+        # a fused module stored fused (DFlash-Laguna's qkv_proj): vLLM fills every shard's
+        # slot with its one scale (linear.py:QKVParallelLinear.weight_loader_v2)
+        return parts[0].reshape(()).expand(param.shape)
     return torch.cat(parts, dim=-1 if pname in OUT_LAST else 0)
 
 

@@ -103,6 +103,19 @@ Adding a drafter class is adding a row (and its cases in
   ``*``: ``mixer.{q,k,v,o}_proj``, ``norm``, a quantizable ``eh_proj``, ``enorm``/
   ``hnorm``, ``final_layernorm``); the MoE step of public checkpoints (``*E``) has
   non-gated experts, which vLLM builds only on CUDA, XPU and ROCm.
+- ``glm5_next`` (issue 13i): ``Glm5NextForConditionalGeneration`` (GLM-5.3-Flash; model
+  type ``glm5_next``: vLLM gives it ``Glm5NextMTPModel``, ``config/speculative.py``),
+  drafted by vLLM's ``Glm5NextMTP`` (``glm5next/common/mtp.py``): a NextN layer stored as
+  ``model.language_model.layers.{N}`` (the drafter strips ``model.language_model.`` and
+  builds it as ``model.layers.{N}``, its decoder block under ``mtp_block`` with the
+  layer's own prefix): NoPE latent attention with the kpool DSA indexer (every
+  projection built with no quant config, so BF16 in every layout here, as in exports;
+  its sparse attention built with the test-only dense attention backend,
+  ``demo/cpu_shims.py`` shim 6) and a DeepSeek MoE block; a plain ``eh_proj``,
+  ``enorm``/``hnorm``/``shared_head.norm`` (no head: the drafter defers it to the
+  target's). Target layers: the same MLA layer (``layer_types`` all
+  ``indexed_attention``, no KDA), no hyper-connections (``mhc`` false); the target is
+  still a hybrid (KDA) model class, so only the drafter is built.
 """
 
 from __future__ import annotations
@@ -128,6 +141,7 @@ from support._families import (
     _mlp,
     _norm,
     _qwen_moe,
+    dense_then_moe,
     layer_norms,
     qk_norms,
 )
@@ -266,6 +280,38 @@ def hy_v4_layer(p: str, k: int | None) -> Block:
     g = "attn" if k is not None else "target"
     lin.append(Linear(f"{p}.self_attn.linear_gate", HEADS * MLA_V, HIDDEN, k, g))  # type: ignore[arg-type]
     return lin, [*pl, Plain(f"{p}.self_attn.learnable_sink_param", (HEADS,), k)]
+
+
+# ---- issue 13i: Glm5NextMTP ----
+#: GLM-5-Next's DSA indexer: heads, head dim (128: the indexer's forward asserts it),
+#: top-k and the key-pool size (``index_topk`` a multiple of ``index_kpool`` > 1)
+G5N_INDEX_HEADS, G5N_INDEX_DIM, G5N_TOPK, G5N_KPOOL = 4, 128, 64, 16
+
+
+def glm5_next_layer(p: str, k: int | None) -> Block:
+    """GLM-5-Next's (GLM-5.3-Flash) MLA decoder layer (``glm5next/common/model.py:
+    Glm5NextDecoderLayer``): NoPE latent attention (``qk_rope_head_dim`` 0) with the
+    kpool DSA indexer, every projection of which vLLM builds with no quant config
+    (``quant_config=None``: "MLA projections are BF16 in checkpoint"), so the tiny
+    checkpoint keeps them BF16 in every layout, as exports do; the indexer's own
+    parameters ``index_kpool_compress_{ape,gate}``; and a DeepSeek MoE block (routed
+    experts, one shared expert, a router with ``e_score_correction_bias``)."""
+    a, ix = f"{p}.self_attn", f"{p}.self_attn.indexer"
+    lin = [Linear(f"{a}.{n}", o, i, k, "router", False) for n, o, i in (
+        ("q_a_proj", MLA_Q_RANK, HIDDEN), ("q_b_proj", HEADS * MLA_NOPE, MLA_Q_RANK),
+        ("kv_a_proj_with_mqa", MLA_KV_RANK, HIDDEN),
+        ("kv_b_proj", HEADS * (MLA_NOPE + MLA_V), MLA_KV_RANK), ("o_proj", HIDDEN, HEADS * MLA_V),
+        ("indexer.wq_b", G5N_INDEX_HEADS * G5N_INDEX_DIM, MLA_Q_RANK),
+        ("indexer.wk", G5N_INDEX_DIM, HIDDEN), ("indexer.weights_proj", G5N_INDEX_HEADS, HIDDEN))]
+    mlp, mlp_plains = dense_then_moe(1, p, k)
+    return lin + mlp, [
+        *layer_norms(p, k), _norm(f"{a}.q_a_layernorm", MLA_Q_RANK, k),
+        _norm(f"{a}.kv_a_layernorm", MLA_KV_RANK, k),
+        Plain(f"{ix}.k_norm.weight", (G5N_INDEX_DIM,), k, init="ones"),
+        Plain(f"{ix}.k_norm.bias", (G5N_INDEX_DIM,), k, init="zeros_ish"),
+        Plain(f"{ix}.index_kpool_compress_ape", (G5N_KPOOL, G5N_INDEX_DIM), k, "F32"),
+        Plain(f"{ix}.index_kpool_compress_gate", (G5N_INDEX_DIM, HIDDEN), k),
+        *mlp_plains]
 
 
 def nemotron_h_layer(p: str, k: int | None) -> Block:
@@ -547,6 +593,30 @@ SPECS: tuple[LearnedSpec, ...] = (
                        pad_token_id=0, bos_token_id=1, eos_token_id=2)},
         mtp="model.mtp_layers.{k}", layer=hy_v4_layer, extras=PLAIN_EH,
         root_glob="model.mtp_layers*"),
+    # ---- issue 13i: Glm5NextMTP ----
+    LearnedSpec(
+        "glm5_next", "Glm5NextForConditionalGeneration",
+        {"architectures": ["Glm5NextForConditionalGeneration"], "model_type": "glm5_next",
+         "text_config": {"model_type": "glm5_next_text", **text_config(
+             **{**MLA_CONFIG, "qk_rope_head_dim": 0}, head_dim=0, num_key_value_heads=HEADS,
+             n_routed_experts=EXPERTS, n_shared_experts=1, num_experts_per_tok=2,
+             moe_intermediate_size=MOE_INTER, n_group=1, topk_group=1,
+             routed_scaling_factor=2.5, norm_topk_prob=True, topk_method="noaux_tc",
+             scoring_func="sigmoid", mlp_layer_types=["sparse"] * N_TARGET,
+             layer_types=["indexed_attention"] * N_TARGET,
+             indexer_types=["full"] * N_TARGET, index_topk=G5N_TOPK,
+             index_head_dim=G5N_INDEX_DIM, index_n_heads=G5N_INDEX_HEADS,
+             index_kpool=G5N_KPOOL, mla_use_nope=True, indexer_rope_interleave=False,
+             mhc=False, pad_token_id=0)},
+         "vision_config": {"model_type": "glm5_next_vision", "depth": 1, "hidden_size": 64,
+                           "intermediate_size": 128, "num_heads": 2, "out_hidden_size": HIDDEN,
+                           "projection_intermediate_size": 128},
+         "tie_word_embeddings": False, "torch_dtype": "bfloat16"},
+        mtp="model.language_model.layers.{n}", layer=glm5_next_layer,
+        extras=fc_extras("{p}.eh_proj", ("{p}.enorm", "{p}.hnorm", "{p}.shared_head.norm"),
+                         group="eh_proj", quantizable=False),
+        root_glob="model.language_model.layers.2*", target_root="model.language_model",
+        text_key="text_config"),
 )
 
 

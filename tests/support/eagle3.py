@@ -64,7 +64,11 @@ EagleFormat = Literal["bf16", "nvfp4", "fp8"]
 #: Qwen3ForCausalLM target (q/k norms), Eagle3Qwen3ForCausalLM draft
 #: (``qwen3_eagle3.py``: the same layout plus the draft layer's q/k norms); "cohere": a
 #: Llama target with ``layer_types`` (for ``write_eagle_pair``'s EAGLE-Cohere drafts)
-EagleFamily = Literal["llama", "qwen3", "cohere"]
+#: "laguna" (issue 13k): a dense LagunaForCausalLM (q/k norms, a per-element softplus
+#: output gate ``g_proj``), the target of a DFlash-Laguna draft
+#: "beam": a dense BeamForCausalLM (q/k norms, a sigmoid output gate ``gate_proj`` with
+#: its ``gate_bias``, sandwich norms), the target of a DFlash2-Beam draft
+EagleFamily = Literal["llama", "qwen3", "cohere", "laguna", "beam"]
 QuantConfigPlace = Literal["hf_quant_config", "config_json", "none"]
 
 HIDDEN, INTER, VOCAB, DRAFT_VOCAB = 128, 256, 256, 128
@@ -150,6 +154,16 @@ _QWEN3: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "cohere": ({"layer_types": ["full_attention"] * 2}, {}),
     "qwen3": ({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3"},
               {"architectures": ["Eagle3Qwen3ForCausalLM"], "model_type": "qwen3"}),
+    # ---- issue 13k: a dense Laguna target (laguna.py:LagunaForCausalLM) ----
+    "laguna": ({"architectures": ["LagunaForCausalLM"], "model_type": "laguna",
+                "mlp_layer_types": ["dense"] * 2, "layer_types": ["full_attention"] * 2,
+                "gating": "per-element", "num_experts": 0, "rms_norm_eps": 1e-6,
+                "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}}, {}),
+    # a dense Beam target (models/beam/nvidia/model.py:BeamForCausalLM), sliding layers
+    "beam": ({"architectures": ["BeamForCausalLM"], "model_type": "beam",
+              "mlp_layer_types": ["dense"] * 2, "layer_types": ["sliding_attention"] * 2,
+              "sliding_window": 64, "rms_norm_eps": 1e-6,
+              "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}}, {}),
 }
 
 
@@ -271,8 +285,16 @@ def write_llama_target(path: str | os.PathLike[str], spec: LlamaTargetSpec) -> W
             Plain(f"{p}.input_layernorm.weight", (HIDDEN,), None, init="ones"),
             Plain(f"{p}.post_attention_layernorm.weight", (HIDDEN,), None, init="ones"),
         ]
-        if spec.family == "qwen3":
+        if spec.family in ("qwen3", "laguna", "beam"):
             plains += _qk_norms(f"{p}.self_attn", None)
+        if spec.family in ("laguna", "beam"):  # the output gate
+            gate = "g_proj" if spec.family == "laguna" else "gate_proj"
+            linears.append((Linear(f"{p}.self_attn.{gate}", HEADS * HEAD_DIM, HIDDEN, None,
+                                   "target"), spec.scheme))
+        if spec.family == "beam":
+            plains += [Plain(f"{p}.self_attn.gate_bias", (HEADS,), None),
+                       *(Plain(f"{p}.{n}.weight", (HIDDEN,), None, init="ones")
+                         for n in ("pre_feedforward_layernorm", "post_feedforward_layernorm"))]
     linears.append((Linear("lm_head", VOCAB, HIDDEN, None, "router", False), "bf16"))
     tensors = _write(root, linears, plains, [], spec.seed, draft=False)
     config = _llama_config(spec.num_hidden_layers, **_QWEN3[spec.family][0])
@@ -449,13 +471,26 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
 #:   ``kernel_projection``) and a ``candidate_selector`` (two codebooks and a
 #:   ``hidden_projection`` vLLM builds without a quant config); ``DFlash2DraftModel`` ->
 #:   ``qwen3_dflash2.py:DFlash2Qwen3ForCausalLM``.
+#: - "muse_spark_dspark" (issue 13i; method ``dspark``): a dense Muse Spark DSpark draft,
+#:   ``layers.0.*`` (a Muse layer: q/k/v/o, ``feed_forward`` gate/up/down, affine
+#:   pre-norms), ``fc`` (quantizable), ``hidden_norm``, ``norm``, DSpark's Markov head,
+#:   its own ``lm_head`` and ``d2t``; model type ``muse_spark_dspark`` (vLLM's
+#:   ``MuseSparkDSparkConfig``) -> ``muse_spark/common/dspark.py:
+#:   MuseSparkDSparkForCausalLM``, beside the Qwen3 target (public drafts sit beside a
+#:   multimodal Muse Spark target; the drafter's construction and load read only the
+#:   target's layer count and vocabulary size, not its model class).
 Eagle1Family = Literal["llama", "mistral", "cohere", "minicpm", "deepseek", "llama4",
                        "dflash_qwen3", "dspark_qwen3", "mistral_large3", "xpress_qwen3",
-                       "dflash2_qwen3"]
+                       "dflash2_qwen3", "muse_spark_dspark", "dflash_laguna",
+                       "lilicorr_qwen3", "dflash2_beam"]
 #: the ``speculative_config`` method of each family not drafted as EAGLE-1
 _METHOD: dict[str, str] = {"dflash_qwen3": "dflash", "dspark_qwen3": "dspark",
-                           "xpress_qwen3": "dflash", "dflash2_qwen3": "dflash"}
-_QWEN3_DRAFTS = ("dflash_qwen3", "dspark_qwen3", "xpress_qwen3", "dflash2_qwen3")
+                           "xpress_qwen3": "dflash", "dflash2_qwen3": "dflash",
+                           "muse_spark_dspark": "dspark",
+                           "dflash_laguna": "dflash", "lilicorr_qwen3": "dflash",
+                           "dflash2_beam": "dflash"}
+_QWEN3_DRAFTS = ("dflash_qwen3", "dspark_qwen3", "xpress_qwen3", "dflash2_qwen3",
+                 "muse_spark_dspark", "lilicorr_qwen3")
 MARKOV_RANK = 32
 #: ``factory.LAYOUTS`` for a separate draft folder that declares the target's scheme:
 #: a BF16 draft excluding nothing of its own (a config copied from the target), b the
@@ -648,6 +683,147 @@ def _eagle1_deepseek() -> _Draft1:
     return linears, plains, [f"{m}*"], config
 
 
+# ---- issue 13i: MuseSparkDSparkForCausalLM ----
+def _muse_spark_dspark() -> _Draft1:
+    """A dense Muse Spark DSpark draft (``muse_spark/common/dspark.py``): one Muse layer
+    ``layers.0`` (q/k/v/o, a ``feed_forward`` gated MLP, the affine pre-norms
+    ``self_attn.pre_qkv_proj_norm`` and ``pre_ffn_norm``; weightless post-norms, no
+    residual gate, no MoE), ``fc`` over the target's layers 0 and 1 (a quantizable
+    ``ReplicatedLinear``), ``hidden_norm``, ``norm``, DSpark's Markov head, its own
+    ``lm_head`` and the ``d2t`` map it requires (a full-vocabulary draft: zeros, held as
+    a plain tensor the loader casts to its int64 parameter)."""
+    m = "layers.0"
+    linears, _, _, _ = _llama_like(m, "MuseSparkDSparkModel", "muse_spark_dspark")
+    linears = [replace(lin, name=lin.name.replace(".mlp.", ".feed_forward."))
+               for lin in linears]
+    linears += [Linear("fc", HIDDEN, 2 * HIDDEN, 0, "head"),
+                Linear("markov_head.markov_w2", VOCAB, MARKOV_RANK, 0, "head", False),
+                Linear("lm_head", VOCAB, HIDDEN, 0, "head")]
+    plains = [Plain(f"{n}.weight", (HIDDEN,), 0, init="ones") for n in (
+        f"{m}.self_attn.pre_qkv_proj_norm", f"{m}.pre_ffn_norm", "hidden_norm", "norm")]
+    plains += [Plain("markov_head.markov_w1.weight", (VOCAB, MARKOV_RANK), 0),
+               Plain("d2t", (VOCAB,), 0, "F32", "zeros_ish")]
+    config = {
+        "architectures": ["MuseSparkDSparkModel"], "model_type": "muse_spark_dspark",
+        "vocab_size": VOCAB, "draft_vocab_size": VOCAB, "hidden_size": HIDDEN,
+        "target_hidden_size": HIDDEN, "num_hidden_layers": 1, "num_attention_heads": HEADS,
+        "num_key_value_heads": KV_HEADS, "head_dim": HEAD_DIM,
+        "ffn_dim_multiplier": INTER / HIDDEN, "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "moe": {"is_enabled": False},
+        "use_qk_norm": True, "use_attn_o_gate": False, "use_attn_o_norm": False,
+        "use_residual_gate": False, "norm_affine": True, "post_norm_affine": False,
+        "use_ffn_learnable_scales": False, "residual_dtype": "fp32",
+        "target_layer_ids": [0, 1], "mask_token_id": VOCAB - 1, "markov_rank": MARKOV_RANK,
+        "enable_confidence_head": False, "confidence_head_with_markov": False,
+        "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16"}
+    return linears, plains, [f"{m}*", "fc*"], config
+
+
+# ---- issue 13k: DFlash-Laguna, LiLiCorr ----
+def _dflash_laguna() -> _Draft1:
+    """The DFlash-Laguna layout (``laguna_dflash.py``): ``layers.0.*`` a Laguna decoder
+    layer whose ``qkv_proj`` is stored fused (``DFlashLagunaModel.load_weights`` maps no
+    q/k/v names) with a per-element output gate ``g_proj``, ``fc`` over the target's
+    layers 0 and 1, one ``aux_hidden_norms.{i}`` per target feature, ``hidden_norm``,
+    ``norm``; ``LagunaForCausalLM`` of model type ``laguna`` (vLLM's ``EAGLEConfig``
+    names it ``DFlashLagunaForCausalLM``)."""
+    m = "layers.0"
+    groups = {
+        "attn": [(f"{m}.self_attn.qkv_proj", (HEADS + 2 * KV_HEADS) * HEAD_DIM, HIDDEN),
+                 (f"{m}.self_attn.g_proj", HEADS * HEAD_DIM, HIDDEN),
+                 (f"{m}.self_attn.o_proj", HIDDEN, HEADS * HEAD_DIM)],
+        "mlp": [(f"{m}.mlp.gate_proj", INTER, HIDDEN), (f"{m}.mlp.up_proj", INTER, HIDDEN),
+                (f"{m}.mlp.down_proj", HIDDEN, INTER)],
+    }
+    linears = [lin for lin, _ in _linears(groups, lambda g: "bf16")]
+    linears.append(Linear("fc", HIDDEN, 2 * HIDDEN, 0, "head"))
+    plains = [Plain(f"{m}.{n}.weight", (HIDDEN,), 0, init="ones")
+              for n in ("input_layernorm", "post_attention_layernorm")]
+    plains += _qk_norms(f"{m}.self_attn", 0)
+    plains += [Plain(f"{n}.weight", (HIDDEN,), 0, init="ones")
+               for n in ("aux_hidden_norms.0", "aux_hidden_norms.1", "hidden_norm", "norm")]
+    config = _llama_config(1, **_QWEN3["laguna"][0])
+    config.update(mlp_layer_types=["dense"], layer_types=["full_attention"],
+                  draft_vocab_size=VOCAB, block_size=2,
+                  dflash_config={"target_layer_ids": [0, 1], "mask_token_id": VOCAB - 1})
+    return linears, plains, [f"{m}*", "fc*"], config
+
+
+def _lilicorr_qwen3() -> _Draft1:
+    """The DFlash layout plus LiLiCorr's candidate-lattice correlator (``lilicorr.py``),
+    ``lilicorr.*``: quantizable ``ReplicatedLinear`` projections and a bias-carrying
+    MLP per lattice layer built with the draft's quant config, the edge heads
+    (``factor_input_proj``, ``out_head``, ``in_head``) built without one, and plain
+    parameters (the lattice attention's ``in_proj``, embeddings, biases).
+    ``feature_mlp.up_proj`` reads the 5 candidate features: too narrow to quantize, BF16
+    in every layout. ``LiLiCorrDraftModel`` (kept by vLLM's ``EAGLEConfig``) ->
+    ``lilicorr.py:LiLiCorrForCausalLM``."""
+    linears, plains, roots, config = _dflash_qwen3()
+    h, heads, factor, topk, block = HIDDEN, 4, 32, 2, 2
+    c = "lilicorr"
+    head = [(f"{c}.pass_hidden_proj", h, HIDDEN, True), (f"{c}.context_proj", h, HIDDEN, True),
+            (f"{c}.feature_mlp.up_proj", h, 5, False),
+            (f"{c}.feature_mlp.down_proj", h, h, True),
+            (f"{c}.layers.0.attn.out_proj", h, h, True),
+            (f"{c}.layers.0.mlp.up_proj", 2 * h, h, True),
+            (f"{c}.layers.0.mlp.down_proj", h, 2 * h, True),
+            (f"{c}.factor_input_proj", h, 3 * h, False), (f"{c}.out_head", factor, h, False),
+            (f"{c}.in_head", factor, h, False), (f"{c}.anchor_out_head", factor, h, True)]
+    for name, out, inp, quantizable in head:
+        linears.append(Linear(name, out, inp, 0, "head", quantizable))
+        plains.append(Plain(f"{name}.bias", (out,), 0))
+    plains += [Plain(f"{c}.{n}", shape, 0) for n, shape in (
+        ("feature_norm.weight", (5,)), ("feature_norm.bias", (5,)),
+        ("slot_embedding", (1, 1, block - 1, 1, h)), ("rank_embedding", (1, 1, 1, topk, h)),
+        ("relative_slot_bias", (heads, 2 * block - 1)), ("same_slot_bias", (heads,)),
+        ("layers.0.attn.in_proj_weight", (3 * h, h)), ("layers.0.attn.in_proj_bias", (3 * h,)))]
+    plains += [Plain(f"{c}.{n}.weight", (h,), 0, init="ones") for n in (
+        "layers.0.attn_norm", "layers.0.mlp_norm", "output_norm", "anchor_norm")]
+    config.update(architectures=["LiLiCorrDraftModel"])
+    config["dflash_config"].update(
+        block_size=block, lilicorr_enabled=True, lilicorr_hidden_size=None,
+        lilicorr_candidate_topk=topk, lilicorr_num_heads=heads, lilicorr_mlp_ratio=2.0,
+        lilicorr_factor_dim=factor, lilicorr_vector_eps=1e-6, lilicorr_logit_scale=10.0,
+        lilicorr_num_layers=1)
+    return linears, plains, [*roots, f"{c}*"], config
+
+
+def _dflash2_beam() -> _Draft1:
+    """The DFlash2-Beam layout (``models/beam/nvidia/dflash2.py``): the DFlash2 names
+    (``layers.0.*`` in HF names, per-layer grouped convolutions, ``fc``, the candidate
+    selector) with no ``embed_tokens``/``lm_head``; ``DFlash2BeamDraftModel`` of model
+    type ``beam``, every layer non-causal sliding attention. vLLM builds every linear
+    layer of this drafter with no quant config; a quantized draft (g) stores the decoder
+    layer's attention and MLP projections quantized (an export that quantizes every
+    general linear layer), the ``ReplicatedLinear`` ones (``fc``, the convolutions'
+    ``kernel_projection``, the selector's ``hidden_projection``) BF16."""
+    m = "layers.0"
+    linears, plains, roots, config = _llama_like(m, "DFlash2BeamDraftModel", "beam")
+    taps, group, rank = 2, 32, 16
+    linears.append(Linear("fc", HIDDEN, 2 * HIDDEN, 0, "head", False))
+    for conv in ("attention_conv", "mlp_conv"):
+        linears.append(Linear(f"{m}.{conv}.kernel_projection", 2 * taps * (HIDDEN // group),
+                              HIDDEN, 0, "mlp", False))
+        plains.append(Plain(f"{m}.{conv}.base_kernel", (2, taps, HIDDEN), 0))
+    linears.append(Linear("candidate_selector.hidden_projection", rank, HIDDEN, 0, "head",
+                          False))
+    plains += [Plain(f"candidate_selector.{n}_codebook", (VOCAB, rank), 0)
+               for n in ("predecessor", "successor")]
+    plains += [Plain(f"{m}.{n}.weight", (HIDDEN,), 0, init="ones")
+               for n in ("input_layernorm", "post_attention_layernorm")]
+    plains += _qk_norms(f"{m}.self_attn", 0)
+    plains += [Plain(f"{n}.weight", (HIDDEN,), 0, init="ones") for n in ("hidden_norm", "norm")]
+    config.update(_QWEN3["beam"][0], architectures=["DFlash2BeamDraftModel"],
+                  num_hidden_layers=1, mlp_layer_types=["dense"],
+                  layer_types=["sliding_attention"], is_causal=False, block_size=2,
+                  dflash_config={"target_layer_ids": [0, 1], "mask_token_id": VOCAB - 1,
+                                 "conv_kernel_size": taps, "conv_group_size": group,
+                                 "selector_rank": rank, "selector_top_k": 4,
+                                 "final_logit_softcapping": 30.0})
+    return linears, plains, [*roots, "fc*"], config
+
+
 #: EAGLE-1-style draft family -> its writer (any other family: ``_eagle1_llama``)
 _DRAFT1_WRITERS: dict[str, Callable[[], _Draft1]] = {
     "minicpm": _eagle1_minicpm,
@@ -661,6 +837,12 @@ _DRAFT1_WRITERS: dict[str, Callable[[], _Draft1]] = {
     "dspark_qwen3": _dspark_qwen3,
     "dflash2_qwen3": _dflash2_qwen3,
     "xpress_qwen3": _xpress_qwen3,
+    # ---- issue 13i: MuseSparkDSparkForCausalLM ----
+    "muse_spark_dspark": _muse_spark_dspark,
+    # ---- issue 13k: DFlash-Laguna, LiLiCorr ----
+    "dflash_laguna": _dflash_laguna,
+    "lilicorr_qwen3": _lilicorr_qwen3,
+    "dflash2_beam": _dflash2_beam,
 }
 
 
@@ -696,7 +878,9 @@ def write_eagle_pair(
             "deepseek_v3", spec.scheme, layout="a", with_mtp=False))
     else:
         fam = ("qwen3" if spec.family in _QWEN3_DRAFTS
-               else "cohere" if spec.family == "cohere" else "llama")
+               else "cohere" if spec.family == "cohere"
+               else {"dflash_laguna": "laguna", "dflash2_beam": "beam"}.get(spec.family,
+                                                                            "llama"))
         target = write_llama_target(base / "target", LlamaTargetSpec(
             spec.scheme, family=fam))  # type: ignore[arg-type]
     draft = write_eagle_draft(base / "draft", spec)

@@ -68,6 +68,8 @@ FamilyName = Literal[
     "exaone4_5", "glm_ocr", "longcat_flash",
     "hy_v3", "mimo_v2", "qwen4_exp",
     "hy_v4",
+    # ---- issue 13i: Glm5NextMTP ----
+    "glm5_next",
 ]
 FAMILIES = {**_BASE_FAMILIES, **MORE_FAMILIES, **LEARNED_FAMILIES}
 Scheme = Literal["nvfp4", "fp8", "fp8_block", "mxfp4", "int4"]

@@ -94,6 +94,13 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     "HYV4MTP": (None, 8, (
         "built with full-attention (dense MLA) layers and a dense MTP MLP: public checkpoints' "
         "DeepSeek sparse attention and MoE MTP layer are not in the tiny checkpoint")),
+    # ---- issue 13i: Glm5NextMTP, MuseSparkDSparkForCausalLM ----
+    "Glm5NextMTP": (None, 8, ""),
+    "MuseSparkDSparkForCausalLM": (None, 8, ""),
+    # ---- issue 13k: DFlashLaguna, DFlash2Beam, LiLiCorr ----
+    "DFlashLagunaForCausalLM": (None, 8, ""),
+    "DFlash2BeamForCausalLM": (None, 8, ""),
+    "LiLiCorrForCausalLM": (None, 8, ""),
 }
 #: hand-profiled drafter class -> its number of build cases (ModelOpt NVFP4 and FP8 x
 #: layouts a, b, c, g of its draft weights: a separate EAGLE draft folder or the MTP
@@ -166,12 +173,6 @@ CONSTRUCTS_NOT_BUILT: dict[str, str] = {
                    "relative-position logits and short convolutions); on one without MTP "
                    "tensors stock vLLM stops at the drafter's own completeness check "
                    "(inkling/nvidia/mtp.py:_load_inkling_mtp_weights)"),
-    "Glm5NextMTP": ("no tiny GLM-5-Next checkpoint yet (latent attention with the DSA "
-                    "indexer, which vLLM builds without a quant config, and a MoE NextN "
-                    "layer; its DeepSeek sparse attention built with the test-only dense "
-                    "attention backend); on one without MTP tensors stock vLLM stops at the "
-                    "drafter's own check (glm5next/common/mtp.py:Glm5NextMTP.load_weights: "
-                    "\"MTP speculative decoding layer 2 weights missing from checkpoint\")"),
 }
 #: class -> why it has nothing to plan: vLLM builds no linear, expert or head layer for
 #: it (``core/learned.py:NoDraftLayers``); the adapter loads it as stock vLLM in every

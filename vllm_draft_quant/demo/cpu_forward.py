@@ -19,8 +19,8 @@ Each engine must also be built with ``compilation_config={"custom_ops": ["none"]
 so that norms, activations and rotary embeddings take their native PyTorch paths
 (their CPU ``_C`` kernels are missing too) -- see ``ENGINE_ARGS``.
 
-Ledger (``F`` = forward; F15-F19 are the Gated-DeltaNet linear attention of
-Qwen3-Next / Qwen3.5; F20 is the MoE routing of Step-3.5, a Python method, not an op; F10 runs at load time but only matters for a forward pass; ``tests/integration/test_cpu_forward_upstream.py`` has one
+Ledger (``F`` = forward; F20 stands in for a Triton kernel launched from a method; F15-F19 are the Gated-DeltaNet linear attention of
+Qwen3-Next / Qwen3.5; F21 is the MoE routing of Step-3.5, a Python method, not an op; F10 runs at load time but only matters for a forward pass; ``tests/integration/test_cpu_forward_upstream.py`` has one
 ``*_still_needed`` test per entry, ``tests/e2e/test_cpu_forward.py`` checks each
 numerically against PyTorch or the Triton kernel's documented semantics)
 --------------------------------------------------------------------------------
@@ -102,12 +102,14 @@ F13. ``cpu_fused_moe``: the routed experts of one MoE layer, given the router's
     per-token, per-slot loop written out there (weighted and ``skip_weighted``, with
     biases, and with the intermediate size zero-padded as ``_pad_moe_intermediate``
     pads it).
-    Quantized experts stay out of reach on this CPU: ModelOpt FP8 per-tensor experts
-    have no CPU backend (``experts/cpu_moe.py:CPUExpertsFp8`` takes 128x128 blocks only
-    and needs AMX tiles; its ``fused_experts_cpu`` and ``convert_weight_packed`` would
-    be further stand-ins), and NVFP4 experts run vLLM's Triton emulation
-    (``experts/nvfp4_emulation_moe.py``), which has no CPU backend. The e2e
-    checkpoints keep every routed expert BF16 (the target's excluded by name).
+    Quantized experts: NVFP4 ones run on F20. ModelOpt FP8 per-tensor experts stay out
+    of reach on this CPU: ``oracle/fp8.py:select_fp8_moe_backend`` finds no backend
+    (``experts/cpu_moe.py:CPUExpertsFp8`` takes 128x128 blocks only and needs AMX
+    tiles, the Triton experts need a GPU) and returns ``NONE``, so post-load processing
+    raises ``ValueError: Unsupported FP8 MoE backend: NONE``
+    (``oracle/fp8.py:convert_to_fp8_moe_kernel_format``) before any forward pass; a
+    stand-in would have to change which experts class vLLM picks. The e2e checkpoints
+    keep the target's routed experts BF16 (excluded by name).
 F14. ``mla_decode_kvcache``: MLA decode attention over the latent cache: per request
     ``b`` and head ``h``, the single query ``q[b, h]`` (``kv_lora_rank + rope`` wide)
     against the ``seq_lens[b]`` cached latent rows ``c`` (gathered through the block
@@ -174,7 +176,28 @@ F17-F19. The gated delta rule, per value head ``h`` (key head ``h // (Hv // H)``
     (decode steps without draft tokens) not at all: every decode step there carries
     drafts. They stand in for the non-speculative decode of the same file and are checked
     only by the unit tests above.
-F20. ``cpu_router_sigmoid_bias_topk`` (not a ``_C`` op: a method of vLLM's CPU router):
+F20. ``Nvfp4QuantizationEmulationTritonExperts.apply`` (a method, not a ``_C`` op): the
+    routed experts of an NVFP4 MoE layer, ``nvfp4_emulation_moe``: the input NVFP4
+    quantize-dequantized by vLLM's own ``moe_kernel_quantize_input`` (plain PyTorch on a
+    CPU), per selected expert the ``w13`` weights dequantized to the input dtype
+    (``nvfp4_dequantize``: E2M1 codes, low nibble first, times the E4M3 block scale of
+    16 inputs times the expert's global scale ``g1_alphas[e]``), FP32 accumulation,
+    rounded; the gated activation; quantize-dequantized with ``a2_gscale``; ``w2`` the
+    same way, times the router weight unless it was applied to the input; the ``top_k``
+    results summed.
+    For: ``experts/nvfp4_emulation_moe.py:fused_moe_nvfp4_emulation_kernel`` (Triton,
+    launched twice by that ``apply`` with ``moe_align_block_size``'s routing, then
+    ``moe_sum``). vLLM's CPU platform reaches it through ``cpu_shims.py`` shim 2 (the
+    EMULATION backend, the only NVFP4 MoE backend it can construct); on this machine
+    vLLM finds no active Triton driver (``triton_utils/importing.py``: ``HAS_TRITON``
+    False, ``tl`` a placeholder), so ``apply`` stops at its first line that touches
+    Triton (``AttributeError: module 'triton.language' has no attribute 'bfloat16'``).
+    Installed only when ``HAS_TRITON`` is False (the method is replaced on the class,
+    the original kept as ``__wrapped__``); an expert map (expert parallelism) raises.
+    ``tests/e2e/test_cpu_forward.py`` checks it against a per-token, per-slot loop over
+    weights decoded by the e2e writer's own NVFP4 decoder; the e2e cases whose NextN
+    experts are NVFP4 (``glm-nvfp4-mtpq``, ``deepseek-nvfp4-mtpq``) run it.
+F21. ``cpu_router_sigmoid_bias_topk`` (not a ``_C`` op: a method of vLLM's CPU router):
     sigmoid-scored top-k routing with a score-correction bias and no expert groups
     (Step-3.5's ``FusedMoEBlock``: ``moe_router_activation`` sigmoid, ``router_bias``,
     ``norm_expert_weight``): ``scores = sigmoid(logits)`` (FP32), the ``top_k`` experts of
@@ -217,6 +240,8 @@ ENGINE_ARGS: dict[str, Any] = {
 
 PAD_ID = -1
 _INSTALLED: list[str] = []
+# F20 stands in for a Triton kernel launched from a method, not for a ``torch.ops._C`` op
+NVFP4_EXPERTS = "Nvfp4QuantizationEmulationTritonExperts.apply"
 
 
 # ---------------------------------------------------------------------------- F1, F2
@@ -777,6 +802,136 @@ def fused_sigmoid_gating_delta_rule_update_spec_cpu(
     return out
 
 
+# ---------------------------------------------------------------------------- F20
+_E2M1 = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+
+
+def nvfp4_dequantize(packed: Any, block_scale: Any, global_scale: Any) -> Any:
+    """FP32 ``[..., N, K]`` of NVFP4 weights: ``packed`` uint8 ``[..., N, K // 2]`` (two E2M1
+    codes per byte, low nibble first), ``block_scale`` E4M3 ``[..., N, K // 16]`` (linear
+    layout), ``global_scale`` one per leading index (``[E]``) or a scalar: each value is
+    ``e2m1(code) * block_scale * global_scale``, the formula of
+    ``fused_moe_nvfp4_emulation_kernel``."""
+    import torch
+
+    codes = (
+        torch.stack([packed & 0xF, packed >> 4], dim=-1)
+        .reshape(*packed.shape[:-1], packed.shape[-1] * 2)
+        .long()
+    )
+    table = torch.tensor(_E2M1, dtype=torch.float32)
+    values = table[codes & 7] * torch.where(codes & 8 > 0, -1.0, 1.0)
+    scale = block_scale.view(torch.float8_e4m3fn).float().repeat_interleave(16, dim=-1)
+    g = global_scale.float().reshape(-1, *([1] * (packed.dim() - 1)))
+    return values * scale * (g if packed.dim() > 2 else g.reshape(()))
+
+
+def nvfp4_emulation_moe(
+    output: Any,
+    hidden_states: Any,
+    w1: Any,
+    w1_scale: Any,
+    w1_global: Any,
+    w2: Any,
+    w2_scale: Any,
+    w2_global: Any,
+    topk_weights: Any,
+    topk_ids: Any,
+    activation: str,
+    weighted: bool,
+    quant_dequant_1: Callable[[Any], Any],
+    quant_dequant_2: Callable[[Any], Any],
+) -> None:
+    """The routed experts of one NVFP4 MoE layer as ``Nvfp4QuantizationEmulationTritonExperts.
+    apply`` computes them: the input NVFP4 quantize-dequantized (``quant_dequant_1``), per
+    selected expert ``e`` of token ``t`` ``h = x_t @ dq(w1[e]).T`` (weights dequantized to
+    the input dtype, FP32 accumulation, rounded to the input dtype), ``act(h)``
+    (``_moe_act``), quantize-dequantized (``quant_dequant_2``), ``y = a @ dq(w2[e]).T`` times
+    the token's router weight when ``weighted``, rounded; the ``top_k`` results summed into
+    ``output``."""
+    import torch
+
+    dtype = hidden_states.dtype
+    x = quant_dequant_1(hidden_states).float()
+    ids = topk_ids.reshape(x.shape[0], -1).long()
+    weights = topk_weights.reshape(ids.shape).float()
+    acc = torch.zeros(x.shape[0], w2.shape[1], dtype=torch.float32)
+    for e in ids.unique().tolist():
+        tokens, slot = (ids == e).nonzero(as_tuple=True)
+        w13 = nvfp4_dequantize(w1[e], w1_scale[e], w1_global[e]).to(dtype).float()
+        h = (x[tokens] @ w13.T).to(dtype).float()
+        a = quant_dequant_2(_moe_act(activation, h).to(dtype)).float()
+        y = a @ nvfp4_dequantize(w2[e], w2_scale[e], w2_global[e]).to(dtype).float().T
+        if weighted:
+            y = y * weights[tokens, slot].unsqueeze(-1)
+        acc.index_add_(0, tokens, y.to(dtype).float())
+    output.copy_(acc.reshape(output.shape).to(output.dtype))
+
+
+def _nvfp4_emulation_experts_apply(
+    self: Any,
+    output: Any,
+    hidden_states: Any,
+    w1: Any,
+    w2: Any,
+    topk_weights: Any,
+    topk_ids: Any,
+    activation: Any,
+    global_num_experts: int,
+    expert_map: Any,
+    a1q_scale: Any,
+    a2_scale: Any,
+    workspace13: Any,
+    workspace2: Any,
+    expert_tokens_meta: Any,
+    apply_router_weight_on_input: bool,
+) -> None:
+    """F20: ``Nvfp4QuantizationEmulationTritonExperts.apply`` with its two Triton GEMMs
+    (and the routing bookkeeping around them) computed by ``nvfp4_emulation_moe``; the
+    activation quantize-dequantize is vLLM's own (``moe_kernel_quantize_input``, plain
+    PyTorch on a CPU)."""
+    from vllm.model_executor.layers.fused_moe.utils import moe_kernel_quantize_input
+
+    del global_num_experts, a1q_scale, a2_scale, workspace13, workspace2, expert_tokens_meta
+    if expert_map is not None:
+        raise NotImplementedError("cpu_forward: NVFP4 emulation experts with an expert map")
+    qc = self.quant_config
+
+    def qdq(scale: Any) -> Callable[[Any], Any]:
+        def run(a: Any) -> Any:
+            return moe_kernel_quantize_input(
+                A=a, A_scale=scale, quant_dtype="nvfp4", per_act_token_quant=False,
+                quantization_emulation=True,
+            )[0]  # fmt: skip
+
+        return run
+
+    act = getattr(activation, "value", str(activation)).removesuffix("_and_mul")
+    nvfp4_emulation_moe(
+        output, hidden_states, w1, self.w1_scale_val, qc.g1_alphas, w2, self.w2_scale_val,
+        qc.g2_alphas, topk_weights, topk_ids, act, not apply_router_weight_on_input,
+        qdq(qc.a1_gscale), qdq(qc.a2_gscale),
+    )  # fmt: skip
+
+
+def _triton_can_launch() -> bool:
+    from vllm.triton_utils import HAS_TRITON
+
+    return bool(HAS_TRITON)
+
+
+def _install_nvfp4_emulation_experts() -> bool:
+    """F20's install: only when vLLM found no Triton driver (its ``tl`` is a placeholder)."""
+    from vllm.model_executor.layers.fused_moe.experts import nvfp4_emulation_moe as m
+
+    cls = m.Nvfp4QuantizationEmulationTritonExperts
+    if _triton_can_launch() or getattr(cls.apply, "__wrapped__", None) is not None:
+        return False
+    _nvfp4_emulation_experts_apply.__wrapped__ = cls.apply  # type: ignore[attr-defined]
+    cls.apply = _nvfp4_emulation_experts_apply  # type: ignore[method-assign]
+    return True
+
+
 STAND_INS: dict[str, Callable[..., Any]] = {
     "init_cpu_memory_env": init_cpu_memory_env,
     "greedy_argmax": greedy_argmax,
@@ -815,14 +970,14 @@ PAIRED = (
 )
 
 
-# ---------------------------------------------------------------------------- F20
+# ---------------------------------------------------------------------------- F21
 ROUTER_STAND_IN = "cpu_router_sigmoid_bias_topk"
 
 
 def sigmoid_bias_topk(
     router_logits: Any, top_k: int, renormalize: bool, bias: Any, scaling: float
 ) -> tuple[Any, Any]:
-    """F20: sigmoid top-k routing with a score-correction bias, no expert groups."""
+    """F21: sigmoid top-k routing with a score-correction bias, no expert groups."""
     import torch
 
     scores = router_logits.float().sigmoid()
@@ -899,8 +1054,9 @@ BUILD_SHIMS = ("nvfp4-linear-cpu", "nvfp4-moe-emulation")
 
 
 def install(build_shims: tuple[str, ...] = BUILD_SHIMS) -> list[str]:
-    """Set every missing ledger op on ``torch.ops._C`` and apply ``build_shims`` of
-    ``cpu_shims.py``; return the ops set (idempotent). Also the test-only
+    """Set every missing ledger op on ``torch.ops._C``, F20 where Triton cannot launch, F21
+    where vLLM's CPU router refuses Step-3.5's routing, and apply ``build_shims`` of
+    ``cpu_shims.py``; return what was set (idempotent). Also the test-only
     ``vllm.general_plugins`` entry point of ``tests/e2e`` (``register``)."""
     import torch
 
@@ -922,6 +1078,8 @@ def install(build_shims: tuple[str, ...] = BUILD_SHIMS) -> list[str]:
     for name in gaps:
         setattr(namespace, name, STAND_INS[name])
         _INSTALLED.append(name)
+    if _install_nvfp4_emulation_experts():
+        _INSTALLED.append(NVFP4_EXPERTS)
     if ROUTER_STAND_IN not in _INSTALLED and _install_router_stand_in():
         _INSTALLED.append(ROUTER_STAND_IN)
     return list(_INSTALLED)
