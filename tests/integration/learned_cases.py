@@ -165,6 +165,8 @@ _EAGLE_LINEAR = frozenset({f"{E}.self_attn.qkv_proj", f"{E}.self_attn.o_proj",
 _HY_HEAD = ("", "lm_head")
 _HY_HEAD_NVFP4 = Expected("loud", "RuntimeError", "[while loading lm_head.weight]")
 _LONGCAT_SCALES = Expected("loud", "KeyError", "model.mtp.layers.0.eh_proj.input_scale")
+#: the plugin on the same checkpoint: one DraftLoadError naming the module (issue 13m)
+_LONGCAT_PLUGIN = Expected("loud", "DraftLoadError", "model.mtp.layers.0.eh_proj ")
 
 #: Bailing's NextN head, fed from the BF16 lm_head.weight
 _BAILING_HEAD = (f"{L}.shared_head.head", "lm_head")
@@ -224,6 +226,91 @@ _MUSE_FP8_WRONG = ((f"{E}.self_attn.qkv_proj", "layers.0.self_attn.q_proj"),
                    (f"{E}.feed_forward.gate_up_proj", "layers.0.feed_forward.gate_proj"),
                    (f"{E}.feed_forward.down_proj", "layers.0.feed_forward.down_proj"),
                    ("model.fc", "fc"), ("model.markov_head.markov_w2", "markov_head.markov_w2"))
+# ---- issue 13h: Gemma4MTP, Gemma4DSparkForCausalLM ----
+G = "draft_model.layers.0"  # the Gemma4 assistant's layer at runtime (Gemma4MTP.model)
+_GEMMA4_MTP_LINEAR = frozenset({f"{G}.self_attn.q_proj", f"{G}.self_attn.o_proj",
+                                f"{G}.mlp.gate_up_proj", f"{G}.mlp.down_proj",
+                                "draft_model.pre_projection", "draft_model.post_projection"})
+D = "model.layers.0"  # the Gemma4 DSpark draft's layer at runtime
+_GEMMA4_DSPARK_LINEAR = frozenset({f"{D}.self_attn.q_proj", f"{D}.self_attn.k_proj",
+                                   f"{D}.self_attn.o_proj", f"{D}.mlp.gate_up_proj",
+                                   f"{D}.mlp.down_proj", "model.fc"})
+
+
+_GEMMA4_DSPARK_NOTE = (
+    "built alone (its quant config is the target's, which the engine config gives): b"
+    "eside a text-only Gemma4ForCausalLM target, whose layers have the draft's runtime nam"
+    'es model.layers.N, vLLM stops with ValueError: Duplicate layer name: model.layers.0.s'
+    'elf_attn.attn (attention/attention.py:Attention.__init__, measured, plugin on or off)'
+    "; a multimodal Gemma4 target's layers sit under language_model.")
+
+
+def _gemma4_wrong(runtime: str, ckpt: str, proj: tuple[tuple[str, str], ...] = ()
+                  ) -> tuple[tuple[str, str], ...]:
+    """(runtime, checkpoint) of every quantizable linear of a Gemma4 draft layer (at
+    ``runtime`` / ``ckpt``; K where it has one) and of ``proj``: all FP8 holding BF16."""
+    mods = (("self_attn.q_proj", "self_attn.q_proj"), ("self_attn.o_proj", "self_attn.o_proj"),
+            ("mlp.gate_up_proj", "mlp.gate_proj"), ("mlp.down_proj", "mlp.down_proj"))
+    if runtime == D:
+        mods += (("self_attn.k_proj", "self_attn.k_proj"),)
+    return (*((f"{runtime}.{r}", f"{ckpt}.{c}") for r, c in mods), *proj)
+
+
+def _gemma4_mtp_stock() -> dict[tuple[str, str], Expected]:
+    """Gemma4MTP's stock outcomes, measured: the draft's own quant config, its layers
+    built under ``draft_model.`` (``gemma4_mtp.py:Gemma4MTP.__init__``), so a wildcard in
+    checkpoint names (b) matches nothing; exact names (c) reach every module but the
+    fused ``gate_up_proj``; NVFP4 dies on it in a, b and c."""
+    proj = tuple((f"draft_model.{n}", n) for n in ("pre_projection", "post_projection"))
+    every = Expected("silent", wrong=_gemma4_wrong(G, "model.layers.0", proj))
+    return {
+        **{("nvfp4", lay): Expected("loud", "AssertionError",
+                                    "[while loading model.layers.0.mlp.gate_up_proj]")
+           for lay in "abc"},
+        ("fp8", "a"): every, ("fp8", "b"): every,
+        ("fp8", "c"): Expected("silent", wrong=(
+            (f"{G}.mlp.gate_up_proj", "model.layers.0.mlp.gate_proj"),)),
+        **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+    }
+
+
+def _gemma4_dspark_stock() -> dict[tuple[str, str], Expected]:
+    """Gemma4 DSpark's stock outcomes, measured: vLLM builds the draft with the *target's*
+    quant config (``gemma4_dspark.py:Gemma4DSparkModel.__init__``, the current config's
+    ``quant_config``), so the draft folder's exclusions play no part: every BF16 layout
+    dies on ``fc`` under NVFP4 and holds BF16 data in FP8 parameters under FP8."""
+    every = Expected("silent", wrong=_gemma4_wrong(D, "layers.0", (("model.fc", "fc"),)))
+    return {
+        **{("nvfp4", lay): Expected("loud", "AssertionError", "[while loading model.fc.weight]")
+           for lay in "abc"},
+        **{("fp8", lay): every for lay in "abc"},
+        **{(s, "g"): _OK for s in ("nvfp4", "fp8")},
+    }
+# ---- issue 13j: InklingMTP ----
+#: Inkling's MTP depth 0 at runtime (checkpoint model.mtp.layers.0; the loader drops ".mtp")
+K = "model.layers.0"
+#: its linears: the fused wq_du/wk_dv/wv_dv/wr_du projection (qkvr), wo_ud, the dense MLP's
+#: fused interleaved gate/up (w13_dn: one ColumnParallelLinear) and w2_md, the depth's
+#: input_proj (a quantizable ReplicatedLinear)
+_INKLING_LINEAR = frozenset({f"{K}.input_proj"} | {
+    f"{K}.transformer_block.{m}" for m in (
+        "attn.qkvr", "attn.wo_ud", "mlp.gate_up_proj", "mlp.down_proj")})
+
+
+# ---- issue 13j: InternS2MobiusMTP ----
+#: Intern-S2-Mobius's drafter: Qwen3.5-MoE's MTP layer (mtp.layers.0, with routed experts
+#: counted by mtp_num_experts) and its quantizable mtp.fc, in checkpoint and runtime names
+_MOBIUS_LINEAR = frozenset({"mtp.fc", *(f"{X}.{m}" for m in (
+    "self_attn.qkv_proj", "self_attn.o_proj", "mlp.shared_expert.gate_up_proj",
+    "mlp.shared_expert.down_proj"))})
+#: stock, measured: as Qwen3_5MoeMTP's (matrix_more.py): under FP8 with nothing excluded
+#: every draft layer is an FP8 layer holding BF16 data
+_MOBIUS_FP8_WRONG = (("mtp.fc", "mtp.fc"),
+                     (f"{X}.self_attn.qkv_proj", f"{X}.self_attn.k_proj"),
+                     (f"{X}.self_attn.o_proj", f"{X}.self_attn.o_proj"),
+                     (f"{X}.mlp.shared_expert.gate_up_proj", f"{X}.mlp.shared_expert.gate_proj"),
+                     (f"{X}.mlp.shared_expert.down_proj", f"{X}.mlp.shared_expert.down_proj"),
+                     (f"{X}.mlp.experts", f"{X}.mlp.experts.0.down_proj"))
 
 
 def _bailing(family: str, cls: str, linear: frozenset[str],
@@ -337,11 +424,12 @@ CLASSES: tuple[LearnedClass, ...] = (
             **{(s, "g"): _LONGCAT_SCALES for s in ("nvfp4", "fp8")},
         },
         mode="draft",
-        limits={(s, "g"): _LONGCAT_SCALES for s in ("nvfp4", "fp8")},
+        limits={(s, "g"): _LONGCAT_PLUGIN for s in ("nvfp4", "fp8")},
         limit_note=("a quantized MTP layer does not load, plugin on or off: vLLM's fixed "
                     "rename table (longcat_flash_mtp.py:LongCatFlashMTP.load_weights) has no "
-                    "entry for ModelOpt's scale tensors (KeyError on "
-                    "model.mtp.layers.0.eh_proj.input_scale)")),
+                    "entry for ModelOpt's scale tensors (stock: KeyError on "
+                    "model.mtp.layers.0.eh_proj.input_scale; plugin: one DraftLoadError "
+                    "naming the module)")),
     # HY-V3: the NextN head is a ParallelLMHead built with the quant config and no prefix
     # (hy_v3_mtp.py:HYV3SharedHead), fed from lm_head.weight: no exclusion can name it,
     # and the plugin cannot either (a limit, plugin on or off); everything else it plans
@@ -708,6 +796,54 @@ CLASSES: tuple[LearnedClass, ...] = (
         },
         draft="lilicorr_qwen3", env=_V2,
         kept_bf16=frozenset({"model.lilicorr.feature_mlp.up_proj"})),
+    # ---- issue 13h: Gemma4MTP, Gemma4DSparkForCausalLM ----
+    LearnedClass(
+        "gemma4_mtp", "Gemma4MTP", "Gemma4MTPModel", _GEMMA4_MTP_LINEAR,
+        _gemma4_mtp_stock(), draft="gemma4_mtp"),
+    LearnedClass(
+        "dspark_gemma4", "Gemma4DSparkForCausalLM", "Gemma4DSparkModel", _GEMMA4_DSPARK_LINEAR,
+        _gemma4_dspark_stock(), mode="draft", draft="dspark_gemma4", env=_V2,
+        limit_note=_GEMMA4_DSPARK_NOTE),
+    # ---- issue 13j: InklingMTP ----
+    # Inkling (inkling/nvidia/mtp.py): model.mtp.layers.0.* loaded as model.layers.0.* by
+    # the drafter's own loader (_load_inkling_mtp_weights); the target's quant config,
+    # whose exclusions vLLM maps through the drafter's hf_to_vllm_mapper ("model.mtp." ->
+    # "model.", w13_dn/w2_md -> gate_up_proj/down_proj) and packed mapping (qkvr), so
+    # exclusions in checkpoint names match (b, c). Nothing excluded (a): the NVFP4 load dies
+    # on the first BF16 tensor; under FP8 the BF16 data lands in FP8 parameters, but the
+    # drafter's completeness check then fails on the scales the checkpoint lacks. Built alone
+    # (its quant config is the target's, which the target's construction does not change).
+    LearnedClass(
+        "inkling", "InklingMTP", "InklingMTPModel", _INKLING_LINEAR,
+        {
+            ("nvfp4", "a"): Expected("loud", "AssertionError",
+                                     f"[while loading {K}.input_proj.weight]"),
+            ("fp8", "a"): Expected("loud", "ValueError",
+                                   "Inkling MTP checkpoint is missing required parameters: "
+                                   f"{K}.input_proj.input_scale"),
+            **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "bcg"},
+        },
+        mode="draft"),
+    # ---- issue 13j: InternS2MobiusMTP ----
+    # Intern-S2-Mobius (interns2_mobius.py): a Qwen3_5MoeMTP built on the draft config
+    # (remote-code config in the checkpoint folder: trust_remote_code), whose text config
+    # vLLM turns into qwen3_5_moe_text with the MTP layer's own expert count
+    # (config/speculative.py:SpeculativeConfig.hf_config_override); stock outcomes as
+    # Qwen3_5MoeMTP's: NVFP4 dies on the BF16 experts (a) and, with everything quantized
+    # (g), on the NVFP4 mtp.fc that vLLM builds unquantized under modelopt_fp4
+    # (qwen3_5_mtp.py); FP8 a loads BF16 data into FP8 layers. Built alone.
+    LearnedClass(
+        "interns2_mobius", "InternS2MobiusMTP", "InternS2MobiusMTP", _MOBIUS_LINEAR,
+        {
+            ("nvfp4", "a"): Expected("loud", "RuntimeError",
+                                     f"[while loading {X}.mlp.experts.w2_weight]"),
+            ("nvfp4", "g"): Expected("loud", "ValueError",
+                                     "There is no module or parameter named 'fc.input_scale'"),
+            ("fp8", "a"): Expected("silent", wrong=_MOBIUS_FP8_WRONG),
+            **{(s, lay): _OK for s in ("nvfp4", "fp8") for lay in "bc"},
+            ("fp8", "g"): _OK,
+        },
+        mode="draft", engine_args={"trust_remote_code": True}),
 )
 
 

@@ -10,15 +10,17 @@ does not lift, held to its recorded outcome; ``OpenPanguMTPModel``;
 fed from ``lm_head.weight``; ``NemotronHMTPModel``; ``HYV4MTPModel`` (HY-V4, which remaps
 exclusions written as ``model.mtp_layers.{k}.*`` itself: a wildcard it does not remap);
 ``Glm5NextMTPModel`` (GLM-5-Next: DSA latent attention built unquantized, a MoE NextN
-layer);
-checkpoints from
+layer); ``InklingMTPModel`` (whose loader calls vLLM's default loader itself) and
+``InternS2MobiusMTP`` (a Qwen3.5-MoE MTP under a remote-code config); checkpoints from
 ``tests/support/_families_learned.py``; and the EAGLE-1 drafters that read a separate
 draft folder, ``{"method": "eagle", "model": <draft>}``, written by
 ``support/eagle3.py:write_eagle_pair``: ``EagleLlamaForCausalLM``,
 ``EagleMistralForCausalLM`` and ``EagleCohereForCausalLM`` (learned),
 ``EagleMiniCPMForCausalLM`` and ``EagleDeepSeekMTPModel`` (hand profiles, rows with
 ``profile=True``); ``MuseSparkDSparkForCausalLM`` (method ``dspark``, a Muse layer
-with DSpark's Markov head); and ``MiMoV2MTPModel``, a hand profile whose MTP layers sit in the
+with DSpark's Markov head); Gemma4's assistant (``Gemma4MTP``, method ``mtp``) and
+``Gemma4DSparkForCausalLM`` (method ``dspark``, built on the target's quant config)
+beside a text-only Gemma4 target; and ``MiMoV2MTPModel``, a hand profile whose MTP layers sit in the
 target's folder (family ``mimo_v2``); ``DFlashLagunaForCausalLM``,
 ``DFlash2BeamForCausalLM`` and ``LiLiCorrForCausalLM``, separate ``"dflash"`` drafts
 beside tiny Laguna, Beam and Qwen3 targets (issue 13k)). For each case

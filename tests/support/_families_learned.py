@@ -116,6 +116,19 @@ Adding a drafter class is adding a row (and its cases in
   target's). Target layers: the same MLA layer (``layer_types`` all
   ``indexed_attention``, no KDA), no hyper-connections (``mhc`` false); the target is
   still a hybrid (KDA) model class, so only the drafter is built.
+- ``inkling``: ``InklingForCausalLM`` (Inkling; vLLM's own ``inkling_model`` config with
+  ``mtp_config``), drafted by vLLM's ``InklingMTP`` (``inkling/nvidia/mtp.py``):
+  ``model.mtp.layers.{k}.*`` (``input_proj``, a quantizable ``ReplicatedLinear``;
+  ``hidden_norm``/``embed_norm``; a full Inkling block under ``transformer_block``,
+  `inkling_layer`: fused ``qkvr`` attention with relative-position logits, short
+  convolutions, a dense MLP) and ``model.mtp.chain_norm``; the drafter's own loader
+  (``_load_inkling_mtp_weights``) drops ``.mtp`` and reads nothing else (embedding and
+  head are the target's). Target layers ``model.llm.layers.{i}`` are never read by the
+  drafter (embedding and head under this module's usual names): only the drafter is
+  built.
+- ``interns2_mobius`` (`interns2_mobius`, not a `LearnedSpec` row: the
+  ``qwen3_5_moe_vl`` family's tensors under Intern-S2-Mobius's remote-code config),
+  drafted by vLLM's ``InternS2MobiusMTP``.
 """
 
 from __future__ import annotations
@@ -314,6 +327,16 @@ def glm5_next_layer(p: str, k: int | None) -> Block:
         *mlp_plains]
 
 
+# ---- issue 13m: Glm5NextMTP with its MTP attention stored quantized ----
+def glm5_next_qattn_layer(p: str, k: int | None) -> Block:
+    """`glm5_next_layer` with the MTP layer's MLA projections quantizable (group ``attn``):
+    a checkpoint storing them quantized, though vLLM builds them with no quant config."""
+    lin, plains = glm5_next_layer(p, k)
+    mla = (".q_a_proj", ".q_b_proj", ".kv_a_proj_with_mqa", ".kv_b_proj", ".o_proj")
+    return [replace(x, group="attn", quantizable=True)
+            if k is not None and x.name.endswith(mla) else x for x in lin], plains
+
+
 def nemotron_h_layer(p: str, k: int | None) -> Block:
     """Nemotron-H's attention MTP layer (pattern ``*``): ``mixer.{q,k,v,o}_proj`` and
     ``norm``. (Public checkpoints add a MoE layer, ``*E``, whose non-gated experts vLLM
@@ -322,6 +345,41 @@ def nemotron_h_layer(p: str, k: int | None) -> Block:
         return llama_layer(p, k)
     return ([replace(x, name=x.name.replace(".self_attn.", ".mixer."))
              for x in _attn_gqa(p, k, gated_q=False)], [_norm(f"{p}.norm", HIDDEN, k)])
+
+
+# ---- issue 13j: InklingMTP ----
+#: Inkling's relative-position width, its extent (and sliding window), short-conv taps
+INK_D_REL, INK_REL_EXTENT, INK_SCONV = 16, 64, 4
+
+
+def inkling_layer(p: str, k: int | None) -> Block:
+    """Inkling's decoder layer (``inkling/nvidia/model.py:InklingDecoderLayer``), under
+    ``transformer_block`` in an MTP depth: the attention projections ``attn.wq_du``,
+    ``wk_dv``, ``wv_dv``, ``wr_du`` (vLLM fuses them into ``attn.qkvr``) and ``attn.wo_ud``,
+    q/k norms, the relative-position logits ``attn.rel_logits_proj.proj``, short
+    convolutions on K/V (``attn.{k,v}_sconv``) and on both residual streams
+    (``attn_sconv``, ``mlp_sconv``), ``attn_norm``/``mlp_norm``, and a dense MLP with one
+    fused interleaved gate/up ``mlp.w13_dn`` and ``mlp.w2_md``."""
+    if k is not None:
+        p = f"{p}.transformer_block"
+    g: Any = "attn" if k is not None else "target"
+    m: Any = "mlp" if k is not None else "target"
+    a = f"{p}.attn"
+    lin = [Linear(f"{a}.wq_du", HEADS * HEAD_DIM, HIDDEN, k, g),
+           Linear(f"{a}.wk_dv", KV_HEADS * HEAD_DIM, HIDDEN, k, g),
+           Linear(f"{a}.wv_dv", KV_HEADS * HEAD_DIM, HIDDEN, k, g),
+           Linear(f"{a}.wr_du", HEADS * INK_D_REL, HIDDEN, k, g),
+           Linear(f"{a}.wo_ud", HIDDEN, HEADS * HEAD_DIM, k, g),
+           Linear(f"{p}.mlp.w13_dn", 2 * DENSE_INTER, HIDDEN, k, m),
+           Linear(f"{p}.mlp.w2_md", HIDDEN, DENSE_INTER, k, m)]
+    kv = KV_HEADS * HEAD_DIM
+    return lin, [_norm(f"{p}.attn_norm", HIDDEN, k), _norm(f"{p}.mlp_norm", HIDDEN, k),
+                 _norm(f"{a}.q_norm", HEAD_DIM, k), _norm(f"{a}.k_norm", HEAD_DIM, k),
+                 Plain(f"{a}.rel_logits_proj.proj", (INK_D_REL, INK_REL_EXTENT), k),
+                 Plain(f"{a}.k_sconv.weight", (kv, 1, INK_SCONV), k),
+                 Plain(f"{a}.v_sconv.weight", (kv, 1, INK_SCONV), k),
+                 Plain(f"{p}.attn_sconv.weight", (HIDDEN, 1, INK_SCONV), k),
+                 Plain(f"{p}.mlp_sconv.weight", (HIDDEN, 1, INK_SCONV), k)]
 
 
 def fc_extras(proj: str, norms: tuple[str, ...], *, group: str = "head",
@@ -617,7 +675,27 @@ SPECS: tuple[LearnedSpec, ...] = (
                          group="eh_proj", quantizable=False),
         root_glob="model.language_model.layers.2*", target_root="model.language_model",
         text_key="text_config"),
+    # ---- issue 13j: InklingMTP ----
+    LearnedSpec(
+        "inkling", "InklingForCausalLM",
+        {"architectures": ["InklingForCausalLM"], "model_type": "inkling_model",
+         **text_config(d_rel=INK_D_REL, rel_extent=INK_REL_EXTENT,
+                       sliding_window_size=INK_REL_EXTENT, use_sconv=True,
+                       sconv_kernel_size=INK_SCONV, dense_mlp_idx=N_TARGET,
+                       rms_norm_eps=1e-6),
+         "mtp_config": {"num_nextn_predict_layers": 1, "chain_hidden_post_norm": True,
+                        "local_layer_ids": []}},
+        mtp="model.mtp.layers.{k}", layer=inkling_layer,
+        extras=fc_extras("{p}.input_proj", ("{p}.hidden_norm", "{p}.embed_norm",
+                                            "model.mtp.chain_norm")),
+        root_glob="model.mtp*", head_glob="model.mtp.layers.0.input_proj*",
+        mlp_glob="model.mtp.layers.0.transformer_block.mlp*", target_root="model.llm"),
 )
+
+
+# ---- issue 13m: Glm5NextMTP with its MTP attention stored quantized ----
+SPECS = (*SPECS, replace(next(s for s in SPECS if s.name == "glm5_next"),
+                         name="glm5_next_qattn", layer=glm5_next_qattn_layer))
 
 
 def _bind(spec: LearnedSpec) -> Callable[[int], Family]:
@@ -625,3 +703,63 @@ def _bind(spec: LearnedSpec) -> Callable[[int], Family]:
 
 
 LEARNED_FAMILIES: dict[str, Callable[[int], Family]] = {s.name: _bind(s) for s in SPECS}
+
+
+# ---- issue 13j: InternS2MobiusMTP ----
+#: Intern-S2-Mobius's configuration as remote code (vLLM and transformers know no
+#: ``interns2_mobius`` config; a checkpoint folder carries its own): Qwen3.5-MoE's
+#: multimodal config with its own text config, whose MTP layer has its own expert count
+#: (``mtp_num_experts``, ``mtp_num_experts_per_tok``) and whose target layers share
+#: ``num_blocks`` routed MoE banks
+CONFIGURATION_MOBIUS = '''\
+"""Intern-S2-Mobius configuration (remote code, as its repositories ship one)."""
+
+from transformers.configuration_utils import SubConfigSpec
+from transformers.models.qwen3_5_moe.configuration_qwen3_5_moe import (
+    Qwen3_5MoeConfig,
+    Qwen3_5MoeTextConfig,
+)
+
+
+class InternS2MobiusTextConfig(Qwen3_5MoeTextConfig):
+    model_type = "interns2_mobius_text"
+
+
+class InternS2MobiusConfig(Qwen3_5MoeConfig):
+    model_type = "interns2_mobius"
+    sub_configs_defaults = {
+        **Qwen3_5MoeConfig.sub_configs_defaults,
+        "text_config": SubConfigSpec(config_class=InternS2MobiusTextConfig),
+    }
+'''
+
+
+def interns2_mobius(num_mtp: int) -> Family:
+    """``InternS2MobiusForConditionalGeneration`` (Intern-S2-Mobius; remote-code config
+    ``configuration_interns2_mobius.py``), drafted by vLLM's ``InternS2MobiusMTP``
+    (``interns2_mobius.py``, a ``Qwen3_5MoeMTP`` built on the draft config in which
+    ``config/speculative.py:SpeculativeConfig.hf_config_override`` makes the text config
+    ``qwen3_5_moe_text`` with ``num_experts = mtp_num_experts``). Its MTP tensors are
+    Qwen3.5-MoE's (``mtp.layers.{k}``, ``mtp.fc``, norms: the ``qwen3_5_moe_vl`` family's
+    names, 4 experts = ``mtp_num_experts``; the target's own ``num_experts`` is 8, so a
+    drafter built with the target's count would not match). The target layers are
+    Qwen3.5 placeholders, not Mobius's shared MoE banks (``meta_mlp``): only the drafter
+    is built."""
+    from support._families_more import qwen3_5_moe_vl
+
+    base = qwen3_5_moe_vl(num_mtp)
+    config = {**base.config, "architectures": ["InternS2MobiusForConditionalGeneration"],
+              "model_type": "interns2_mobius",
+              "auto_map": {"AutoConfig": "configuration_interns2_mobius.InternS2MobiusConfig"},
+              "text_config": {**base.config["text_config"],
+                              "model_type": "interns2_mobius_text", "num_experts": 2 * EXPERTS,
+                              "mtp_num_experts": EXPERTS, "mtp_num_experts_per_tok": 2,
+                              "num_blocks": 1, "layer_scale": False}}
+    return MoreFamily.of("interns2_mobius", "InternS2MobiusForConditionalGeneration", num_mtp,
+                         config, (list(base.linears), list(base.plains),
+                                  list(base.mtp_layer_prefixes), dict(base.group_globs)),
+                         base.mtp_root_glob,
+                         extra_files={"configuration_interns2_mobius.py": CONFIGURATION_MOBIUS})
+
+
+LEARNED_FAMILIES["interns2_mobius"] = interns2_mobius

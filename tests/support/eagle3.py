@@ -68,7 +68,10 @@ EagleFormat = Literal["bf16", "nvfp4", "fp8"]
 #: output gate ``g_proj``), the target of a DFlash-Laguna draft
 #: "beam": a dense BeamForCausalLM (q/k norms, a sigmoid output gate ``gate_proj`` with
 #: its ``gate_bias``, sandwich norms), the target of a DFlash2-Beam draft
-EagleFamily = Literal["llama", "qwen3", "cohere", "laguna", "beam"]
+#: "gemma4" (issue 13h): a text-only Gemma4ForCausalLM target (model type
+#: ``gemma4_text``: q/k norms, pre/post feed-forward norms, a sliding and a full attention
+#: layer, no per-layer embeddings) for the Gemma4 assistant (MTP) and DSpark drafts
+EagleFamily = Literal["llama", "qwen3", "cohere", "laguna", "beam", "gemma4"]
 QuantConfigPlace = Literal["hf_quant_config", "config_json", "none"]
 
 HIDDEN, INTER, VOCAB, DRAFT_VOCAB = 128, 256, 256, 128
@@ -165,6 +168,24 @@ _QWEN3: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
               "sliding_window": 64, "rms_norm_eps": 1e-6,
               "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}}, {}),
 }
+
+
+#: the Gemma4 text config keys of a tiny model (transformers' ``Gemma4TextConfig``):
+#: every layer of one head size (``global_head_dim`` too), no per-layer embeddings
+_GEMMA4_TEXT: dict[str, Any] = {
+    "model_type": "gemma4_text", "hidden_activation": "gelu_pytorch_tanh",
+    "global_head_dim": HEAD_DIM, "sliding_window": 64, "hidden_size_per_layer_input": 0,
+    "vocab_size_per_layer_input": 0, "num_kv_shared_layers": 0, "final_logit_softcapping": None,
+}
+_QWEN3["gemma4"] = ({**_GEMMA4_TEXT, "architectures": ["Gemma4ForCausalLM"],
+                     "layer_types": ["sliding_attention", "full_attention"]}, {})
+
+
+def _gemma4_norms(m: str, mtp: int | None) -> list[Plain]:
+    """A Gemma4 decoder layer's norms beyond Llama's: q/k norms and the feed-forward pair."""
+    return [*_qk_norms(f"{m}.self_attn", mtp),
+            *(Plain(f"{m}.{n}.weight", (HIDDEN,), mtp, init="ones")
+              for n in ("pre_feedforward_layernorm", "post_feedforward_layernorm"))]
 
 
 def _qk_norms(attn: str, mtp: int | None) -> list[Plain]:
@@ -287,6 +308,8 @@ def write_llama_target(path: str | os.PathLike[str], spec: LlamaTargetSpec) -> W
         ]
         if spec.family in ("qwen3", "laguna", "beam"):
             plains += _qk_norms(f"{p}.self_attn", None)
+        elif spec.family == "gemma4":
+            plains += _gemma4_norms(p, None)
         if spec.family in ("laguna", "beam"):  # the output gate
             gate = "g_proj" if spec.family == "laguna" else "gate_proj"
             linears.append((Linear(f"{p}.self_attn.{gate}", HEADS * HEAD_DIM, HIDDEN, None,
@@ -298,6 +321,8 @@ def write_llama_target(path: str | os.PathLike[str], spec: LlamaTargetSpec) -> W
     linears.append((Linear("lm_head", VOCAB, HIDDEN, None, "router", False), "bf16"))
     tensors = _write(root, linears, plains, [], spec.seed, draft=False)
     config = _llama_config(spec.num_hidden_layers, **_QWEN3[spec.family][0])
+    if spec.family == "gemma4":  # Gemma4TextConfig's own rope and activation keys
+        del config["rope_theta"], config["hidden_act"]
     hf_quant = None
     exclusions: list[str] = []
     if spec.scheme != "bf16":
@@ -466,6 +491,11 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
 #:   ``mix.L``, all BF16 plain tensors here); ``Qwen3XPressModel`` of model type ``qwen3``
 #:   (vLLM's ``EAGLEConfig`` names it ``DFlashQwen3XPressModel``) ->
 #:   ``qwen3_xpress.py:Qwen3XPressForCausalLM``.
+#: - "gemma4_mtp" (issue 13h; method ``mtp``): the Gemma4 assistant, ``model.layers.0.*``
+#:   (Q-only attention), ``pre_projection``/``post_projection``, ``model.embed_tokens``
+#:   (its head tied to it: excluded by name as exports do), beside the ``gemma4`` target;
+#:   "dspark_gemma4" (method ``dspark``): ``Gemma4DSparkModel``, ``layers.0.*`` with its
+#:   own K (``attention_k_eq_v``), ``fc``, the Markov head, ``lm_head`` (see the writers).
 #: - "dflash2_qwen3" (method ``dflash``): the DFlash layout plus, per layer, two grouped
 #:   convolutions (``attention_conv``/``mlp_conv``: a ``base_kernel`` and a quantizable
 #:   ``kernel_projection``) and a ``candidate_selector`` (two codebooks and a
@@ -482,13 +512,16 @@ def write_eagle3_deepseek_draft(path: str | os.PathLike[str], spec: Eagle3Spec) 
 Eagle1Family = Literal["llama", "mistral", "cohere", "minicpm", "deepseek", "llama4",
                        "dflash_qwen3", "dspark_qwen3", "mistral_large3", "xpress_qwen3",
                        "dflash2_qwen3", "muse_spark_dspark", "dflash_laguna",
-                       "lilicorr_qwen3", "dflash2_beam"]
+                       "lilicorr_qwen3", "dflash2_beam", "gemma4_mtp", "dspark_gemma4"]
 #: the ``speculative_config`` method of each family not drafted as EAGLE-1
 _METHOD: dict[str, str] = {"dflash_qwen3": "dflash", "dspark_qwen3": "dspark",
                            "xpress_qwen3": "dflash", "dflash2_qwen3": "dflash",
                            "muse_spark_dspark": "dspark",
                            "dflash_laguna": "dflash", "lilicorr_qwen3": "dflash",
-                           "dflash2_beam": "dflash"}
+                           "dflash2_beam": "dflash",
+                           "gemma4_mtp": "mtp", "dspark_gemma4": "dspark"}
+#: drafts beside ``write_llama_target``'s Gemma4 target (issue 13h)
+_GEMMA4_DRAFTS = ("gemma4_mtp", "dspark_gemma4")
 _QWEN3_DRAFTS = ("dflash_qwen3", "dspark_qwen3", "xpress_qwen3", "dflash2_qwen3",
                  "muse_spark_dspark", "lilicorr_qwen3")
 MARKOV_RANK = 32
@@ -824,6 +857,67 @@ def _dflash2_beam() -> _Draft1:
     return linears, plains, [*roots, "fc*"], config
 
 
+# ---- issue 13h: Gemma4MTP, Gemma4DSparkForCausalLM ----
+def _gemma4_text(num_layers: int, layer_types: list[str], **extra: Any) -> dict[str, Any]:
+    """A tiny Gemma4 text config (``_GEMMA4_TEXT``) of ``num_layers`` layers."""
+    config = _llama_config(num_layers, **_GEMMA4_TEXT, layer_types=layer_types, **extra)
+    del config["rope_theta"], config["hidden_act"]
+    return config
+
+
+def _gemma4_layer(m: str) -> tuple[list[Linear], list[Plain]]:
+    """A Gemma4 draft decoder layer at ``m``: Llama's linears and norms, Gemma4's extra
+    norms (``k_norm`` too: the caller drops it where the layer has no K)."""
+    linears, _, _, _ = _llama_like(m, "", "")
+    plains = [Plain(f"{m}.{n}.weight", (HIDDEN,), 0, init="ones")
+              for n in ("input_layernorm", "post_attention_layernorm")]
+    return linears, [*plains, *_gemma4_norms(m, 0)]
+
+
+def _gemma4_mtp() -> _Draft1:
+    """The Gemma4 assistant (``gemma4_assistant``; ``config/speculative.py`` makes it
+    ``Gemma4MTPModel`` -> ``gemma4_mtp.py:Gemma4MTP``): ``model.layers.0.*`` with Q-only
+    attention (K/V are the target's cache), ``pre_projection`` [hidden, 2 * backbone],
+    ``post_projection`` [backbone, hidden], ``model.norm`` and ``model.embed_tokens``
+    (the head is tied to it); the text config nested under ``text_config``."""
+    m = "model.layers.0"
+    linears, plains = _gemma4_layer(m)
+    linears = [lin for lin in linears if not lin.name.endswith(("k_proj", "v_proj"))]
+    plains = [p for p in plains if "k_norm" not in p.name]
+    linears += [Linear("pre_projection", HIDDEN, 2 * HIDDEN, 0, "head"),
+                Linear("post_projection", HIDDEN, HIDDEN, 0, "head")]
+    plains += [Plain("model.norm.weight", (HIDDEN,), 0, init="ones"),
+               Plain("model.embed_tokens.weight", (VOCAB, HIDDEN), 0)]
+    text = _gemma4_text(1, ["full_attention"], tie_word_embeddings=True)
+    del text["architectures"]
+    config = {"architectures": ["Gemma4AssistantForCausalLM"], "model_type": "gemma4_assistant",
+              "backbone_hidden_size": HIDDEN, "use_ordered_embeddings": False,
+              "tie_word_embeddings": True, "torch_dtype": "bfloat16", "text_config": text}
+    return linears, plains, [f"{m}*", "pre_projection*", "post_projection*"], config
+
+
+def _dspark_gemma4() -> _Draft1:
+    """A self-contained Gemma4 DSpark draft (``Gemma4DSparkModel`` of model type
+    ``gemma4_text`` -> ``gemma4_dspark.py:Gemma4DSparkForCausalLM``): ``layers.0.*`` (a
+    full-attention layer with its own K, ``attention_k_eq_v``: no ``v_proj``), ``fc``
+    [hidden, 2 * hidden] over the target's layers 0 and 1 (a quantizable
+    ``ReplicatedLinear``), ``hidden_norm``, ``norm``, ``embed_tokens``, the Markov head and
+    ``lm_head`` (both built without a quant config)."""
+    m = "layers.0"
+    linears, plains = _gemma4_layer(m)
+    linears = [lin for lin in linears if not lin.name.endswith("v_proj")]
+    linears += [Linear("fc", HIDDEN, 2 * HIDDEN, 0, "head"),
+                Linear("lm_head", VOCAB, HIDDEN, 0, "head", False),
+                Linear("markov_head.markov_w2", VOCAB, MARKOV_RANK, 0, "head", False)]
+    plains += [Plain(f"{n}.weight", (HIDDEN,), 0, init="ones") for n in ("hidden_norm", "norm")]
+    plains += [Plain("embed_tokens.weight", (VOCAB, HIDDEN), 0),
+               Plain("markov_head.markov_w1.weight", (VOCAB, MARKOV_RANK), 0)]
+    config = _gemma4_text(1, ["full_attention"], architectures=["Gemma4DSparkModel"],
+                          attention_k_eq_v=True, target_layer_ids=[0, 1],
+                          mask_token_id=VOCAB - 1, markov_rank=MARKOV_RANK, block_size=2)
+    return linears, plains, [f"{m}*", "fc*"], config
+
+
 #: EAGLE-1-style draft family -> its writer (any other family: ``_eagle1_llama``)
 _DRAFT1_WRITERS: dict[str, Callable[[], _Draft1]] = {
     "minicpm": _eagle1_minicpm,
@@ -843,6 +937,9 @@ _DRAFT1_WRITERS: dict[str, Callable[[], _Draft1]] = {
     "dflash_laguna": _dflash_laguna,
     "lilicorr_qwen3": _lilicorr_qwen3,
     "dflash2_beam": _dflash2_beam,
+    # ---- issue 13h: Gemma4MTP, Gemma4DSparkForCausalLM ----
+    "gemma4_mtp": _gemma4_mtp,
+    "dspark_gemma4": _dspark_gemma4,
 }
 
 
@@ -859,7 +956,10 @@ def write_eagle_draft(path: str | os.PathLike[str], spec: EagleSpec) -> WrittenM
     linears = [(lin, stored(lin)) for lin in lins]
     bf16 = [lin.name for lin, f in linears if f == "bf16" and lin.group != "router"]
     head = ["lm_head"] if "lm_head" in bf16 else []
-    exclusions = {"a": head, "b": [*roots, *head], "c": bf16, "g": bf16}[spec.layout]
+    # a head tied to the draft's embedding (Gemma4's assistant) is excluded as a stored one
+    tied = ["lm_head"] if config.get("tie_word_embeddings") and not head else []
+    exclusions = {"a": [*head, *tied], "b": [*roots, *head, *tied], "c": [*bf16, *tied],
+                  "g": [*bf16, *tied]}[spec.layout]
     tensors = _write(root, linears, plains, [], spec.seed, draft=True)
     return _declare(root, spec.scheme, exclusions, "hf_quant_config", linears, tensors, config)
 
@@ -878,6 +978,7 @@ def write_eagle_pair(
             "deepseek_v3", spec.scheme, layout="a", with_mtp=False))
     else:
         fam = ("qwen3" if spec.family in _QWEN3_DRAFTS
+               else "gemma4" if spec.family in _GEMMA4_DRAFTS
                else "cohere" if spec.family == "cohere"
                else {"dflash_laguna": "laguna", "dflash2_beam": "beam"}.get(spec.family,
                                                                             "llama"))

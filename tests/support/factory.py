@@ -70,6 +70,10 @@ FamilyName = Literal[
     "hy_v4",
     # ---- issue 13i: Glm5NextMTP ----
     "glm5_next",
+    # ---- issue 13j: InklingMTP ----
+    "inkling", "interns2_mobius",
+    # ---- issue 13m: Glm5NextMTP with its MTP attention stored quantized ----
+    "glm5_next_qattn",
 ]
 FAMILIES = {**_BASE_FAMILIES, **MORE_FAMILIES, **LEARNED_FAMILIES}
 Scheme = Literal["nvfp4", "fp8", "fp8_block", "mxfp4", "int4"]

@@ -370,6 +370,11 @@ def initialize_model(vllm_config: Any, model_config: Any, prefix: str) -> Any:
     return init(vllm_config=vllm_config, model_config=model_config, prefix=prefix)
 
 
+#: the module-global name under which drafters import vLLM's default loader and call it
+#: directly (``inkling/nvidia/mtp.py:_load_inkling_mtp_weights``)
+DEFAULT_WEIGHT_LOADER = "default_weight_loader"
+
+
 def default_weight_loader() -> Any:
     """The loader vLLM uses for parameters without their own
     (``model_loader/weight_utils.py:default_weight_loader``)."""

@@ -27,7 +27,8 @@ the class they load):
   builds without weights says so (`WEIGHTLESS`: nothing to plan); otherwise "imports;
   not built by the tests";
 - **vLLM workarounds overridden**: the per-model quantization workarounds found in the
-  class's source file (`WORKAROUNDS`). For a drafter the plugin plans (profile or
+  source files of the class and of the vLLM drafter classes it inherits from
+  (`WORKAROUNDS`). For a drafter the plugin plans (profile or
   learned), every planned module is built in its stored precision whatever these do.
 """
 
@@ -66,7 +67,8 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     "LongCatFlashMTP": (None, 8, (
         "a quantized MTP layer does not load, plugin on or off: vLLM's fixed rename table "
         "(longcat_flash_mtp.py:LongCatFlashMTP.load_weights) has no entry for ModelOpt's "
-        "scale tensors (KeyError on model.mtp.layers.0.eh_proj.input_scale)")),
+        "scale tensors (stock: KeyError on model.mtp.layers.0.eh_proj.input_scale; plugin: "
+        "one DraftLoadError naming the module)")),
     "HYV3MTP": (None, 8, (
         "its NextN head is built with the quant config and an empty prefix "
         "(hy_v3_mtp.py:HYV3SharedHead) and fed from lm_head.weight: neither an exclusion "
@@ -101,6 +103,18 @@ VERIFIED_LEARNED: dict[str, tuple[str | None, int, str]] = {
     "DFlashLagunaForCausalLM": (None, 8, ""),
     "DFlash2BeamForCausalLM": (None, 8, ""),
     "LiLiCorrForCausalLM": (None, 8, ""),
+    # ---- issue 13h: Gemma4MTP, Gemma4DSparkForCausalLM ----
+    "Gemma4MTP": (None, 8, ""),
+    "Gemma4DSparkForCausalLM": (None, 8, (
+        "built alone (its quant config is the target's, which the engine config gives): b"
+        "eside a text-only Gemma4ForCausalLM target, whose layers have the draft's runtime nam"
+        'es model.layers.N, vLLM stops with ValueError: Duplicate layer name: model.layers.0.s'
+        'elf_attn.attn (attention/attention.py:Attention.__init__, measured, plugin on or off)'
+        "; a multimodal Gemma4 target's layers sit under language_model.")),
+    # ---- issue 13j: InklingMTP ----
+    "InklingMTP": (None, 8, ""),
+    # ---- issue 13j: InternS2MobiusMTP ----
+    "InternS2MobiusMTP": (None, 8, ""),
 }
 #: hand-profiled drafter class -> its number of build cases (ModelOpt NVFP4 and FP8 x
 #: layouts a, b, c, g of its draft weights: a separate EAGLE draft folder or the MTP
@@ -169,10 +183,6 @@ MEASURED_LIMITS: dict[str, str] = {
 #: (measured: a tiny target's drafter built alone got past construction and stopped only
 #: for want of its checkpoint tensors)
 CONSTRUCTS_NOT_BUILT: dict[str, str] = {
-    "InklingMTP": ("no tiny Inkling checkpoint yet (fused `qkvr` attention with "
-                   "relative-position logits and short convolutions); on one without MTP "
-                   "tensors stock vLLM stops at the drafter's own completeness check "
-                   "(inkling/nvidia/mtp.py:_load_inkling_mtp_weights)"),
 }
 #: class -> why it has nothing to plan: vLLM builds no linear, expert or head layer for
 #: it (``core/learned.py:NoDraftLayers``); the adapter loads it as stock vLLM in every
@@ -228,6 +238,24 @@ def _platform_limit(cls: type) -> str | None:
     return None
 
 
+def _class_files(cls: type, root: Path, drafters: set[str]) -> list[Path]:
+    """The vLLM source files of ``cls`` and of the drafter classes (names in
+    ``drafters``) it inherits from: a drafter that subclasses another
+    (``interns2_mobius.py:InternS2MobiusMTP``, a ``Qwen3_5MoeMTP``) runs its base's
+    workarounds too. Other bases (mixins) are left out: their files hold other models."""
+    files: list[Path] = []
+    for c in cls.__mro__:
+        if c is not cls and c.__name__ not in drafters:
+            continue
+        try:
+            f = Path(inspect.getsourcefile(c) or "")
+        except TypeError:  # builtins
+            continue
+        if f.is_relative_to(root) and f.is_file() and f not in files:
+            files.append(f)
+    return files
+
+
 def _fresh_import_error(module: str, exc: Exception) -> str:
     """Why ``module`` does not import, as a fresh process says it: in a process that
     already holds part of vLLM's attention stack the same failure reads differently
@@ -262,6 +290,7 @@ def census() -> list[DrafterClass]:
     by_class: dict[tuple[str, str], list[str]] = {}
     for name, (module, cls_name) in compat.speculative_architectures().items():
         by_class.setdefault((module, cls_name), []).append(name)
+    drafters = {cls_name for _, cls_name in by_class}
     out: list[DrafterClass] = []
     for (module, cls_name), names in by_class.items():
         full = module if module.startswith("vllm.") else f"vllm.model_executor.models.{module}"
@@ -271,7 +300,8 @@ def census() -> list[DrafterClass]:
             cls = getattr(importlib.import_module(full), cls_name)
             path = Path(inspect.getsourcefile(cls) or "")
             source = str(path.relative_to(root)) if path.is_relative_to(root) else path.name
-            text = path.read_text(encoding="utf-8")
+            text = "\n".join(f.read_text(encoding="utf-8")
+                              for f in _class_files(cls, root, drafters))
             found = tuple(label for pattern, label in WORKAROUNDS if re.search(pattern, text))
             limit = _platform_limit(cls) or MEASURED_LIMITS.get(cls_name)
             if limit:

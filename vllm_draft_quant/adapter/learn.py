@@ -13,8 +13,12 @@ For a draft architecture without a hand profile, P1 (``draft_load.py``) asks
    from the safetensors headers (every tensor of the checkpoint except quantization side
    tensors, see `core.learned.fed_name`). Each parameter's ``weight_loader`` is replaced
    by a recorder that notes which checkpoint tensor reached it with which shard/expert id
-   and copies nothing. The drafter's completeness check is off for the dry run (vLLM's
-   own scoped switch).
+   and copies nothing; so does vLLM's default loader where the drafter's module calls it
+   directly (`_direct_default_loader`). The drafter's completeness check is off for the
+   dry run (vLLM's own scoped switch).
+   A layer built with no quant config whose stored scales the drafter's
+   ``load_weights`` does not deliver to it (`_probe_side_tensors`: it takes them itself)
+   becomes ``fixed``, so a module stored quantized is dequantized at load.
 3. `core.learned.learned_profile` turns the record into an ordinary `DrafterProfile`
    (absolute modules), which the planner uses exactly like a hand profile.
 
@@ -95,6 +99,12 @@ def _placeholders(draft_dir: Path, current: list[str],
             continue
         info = infos[name]
         dtype = getattr(torch, _DTYPES.get(info.dtype, "bfloat16"))
+        if dtype in (torch.float8_e4m3fn, torch.float8_e5m2) and fed.endswith(".weight"):
+            # fed as the unquantized weight it stands for (the dry run builds every
+            # layer unquantized): a drafter that converts FP8 weights of a layer it
+            # holds in BF16 (GLM-5-Next's _try_load_fp8_attn_proj) buffers an FP8
+            # weight until its scale comes, which the dry run never feeds
+            dtype = torch.get_default_dtype()
         t = torch.empty(info.shape, dtype=dtype, device="meta")
         ids[id(t)] = (t, name)  # the tensor is kept alive, so its id stays its own
         current[0] = name
@@ -138,6 +148,37 @@ def _recorder(param_name: str, original: Any, feeds: list[Feed], current: list[s
     return weight_loader
 
 
+@contextlib.contextmanager
+def _direct_default_loader(model: Any, feeds: list[Feed], current: list[str],
+                           ids: dict[int, tuple[Any, str]]) -> Iterator[None]:
+    """Record the loads a drafter makes by calling vLLM's default loader itself.
+
+    Some drafters' ``load_weights`` call ``default_weight_loader(param, tensor)``
+    directly (a module global), not ``param.weight_loader``, whenever the shapes agree
+    (``inkling/nvidia/mtp.py:_load_inkling_mtp_weights``): a BF16 tensor into the dry
+    run's unquantized parameter never reached a recorder, and the layer went unplanned.
+    For the dry run, that global in the modules of the drafter's classes records too."""
+    import sys
+
+    dwl = compat.default_weight_loader()
+    names = {id(p): n for n, p in model.named_parameters()}
+
+    def recording_loader(param: Any, loaded_weight: Any) -> None:
+        name = names.get(id(param))
+        if name is not None:
+            feeds.append(Feed(tensor=_origin(loaded_weight, ids) or current[0], param=name))
+
+    patched = [m for m in {sys.modules.get(c.__module__) for c in type(model).__mro__}
+               if m is not None and getattr(m, compat.DEFAULT_WEIGHT_LOADER, None) is dwl]
+    for m in patched:
+        setattr(m, compat.DEFAULT_WEIGHT_LOADER, recording_loader)
+    try:
+        yield
+    finally:
+        for m in patched:
+            setattr(m, compat.DEFAULT_WEIGHT_LOADER, dwl)
+
+
 def _dry_config(vllm_config: Any) -> Any:
     """A copy of the draft's VllmConfig whose mutable registries are the dry run's own."""
     dry = copy.copy(vllm_config)
@@ -179,6 +220,74 @@ def _kinds(model: Any, given_none: dict[str, bool]) -> list[LearnedLayer]:
     return out
 
 
+def _probe_side_tensors(model: Any, layers: list[LearnedLayer], feeds: list[Feed],
+                        draft_dir: Path) -> set[str]:
+    """Paths of the linear layers vLLM built with no quant config whose stored side
+    tensors (scales) the drafter's ``load_weights`` does not deliver to them.
+
+    Each such fed layer gets a meta placeholder parameter per side tensor its checkpoint
+    modules store (as a quantized build would have), with a recording loader; each side
+    tensor is then fed alone to ``load_weights``. One that reaches no parameter of its
+    layer is taken by the drafter itself (GLM-5-Next's ``_try_load_fp8_attn_proj`` takes
+    every ``weight_scale`` of its MLA projections and converts DeepSeek block FP8 only):
+    building the layer quantized would leave its scales unloaded, so the learned
+    profile makes it ``fixed`` (built unquantized, as vLLM builds it, and a stored
+    quantized module dequantized at load, ``weights.py``).
+    """
+    import torch
+
+    from vllm_draft_quant.checkpoint.index import CheckpointFiles
+    from vllm_draft_quant.core.learned import AUX_SUFFIXES
+    from vllm_draft_quant.core.names import module_of
+
+    paths = {layer.path for layer in layers
+             if layer.no_quant_config and layer.kind is ModuleKind.LINEAR}
+    owner: dict[str, str] = {}  # checkpoint module -> layer path
+    for f in feeds:
+        path = f.param.rsplit(".", 1)[0]
+        if path in paths:
+            owner.setdefault(module_of(f.tensor), path)
+    if not owner:
+        return set()
+    files = CheckpointFiles(draft_dir)
+    side = [n for n in sorted(files.weight_names())
+            if n.rpartition(".")[2] in AUX_SUFFIXES and n.rpartition(".")[0] in owner]
+    if not side:
+        return set()
+    infos = files.tensors(side)
+    modules = dict(model.named_modules())
+    got: list[Feed] = []
+    current = [""]
+    ids: dict[int, tuple[Any, str]] = {}
+    for name in side:
+        mod = modules[owner[name.rpartition(".")[0]]]
+        suffix = name.rpartition(".")[2]
+        if suffix in dict(mod.named_parameters(recurse=False)) or hasattr(mod, suffix):
+            continue
+        p = torch.nn.Parameter(torch.empty((), device="meta"), requires_grad=False)
+        p.weight_loader = _recorder(f"{owner[name.rpartition('.')[0]]}.{suffix}",
+                                    compat.default_weight_loader(), got, current, ids)
+        mod.register_parameter(suffix, p)
+    unloaded: set[str] = set()
+    for name in side:
+        module, _, suffix = name.rpartition(".")
+        info = infos[name]
+        t = torch.empty(info.shape, dtype=getattr(torch, _DTYPES.get(info.dtype, "float32")),
+                        device="meta")
+        ids[id(t)] = (t, name)
+        current[0] = name
+        before = len(got)
+        # a side tensor fed alone: the drafter's own checks (other tensors missing) may
+        # raise afterwards; only what reached the layer's placeholder counts
+        with contextlib.suppress(Exception), compat.mtp_completeness_check_disabled(), \
+                torch.device("meta"):
+            model.load_weights(iter([(name, t)]))
+        if not any(f.tensor == name and f.param == f"{owner[module]}.{suffix}"
+                   for f in got[before:]):
+            unloaded.add(owner[module])
+    return unloaded
+
+
 def observe(vllm_config: Any, model_config: Any, prefix: str, arch: str,
             draft_dir: Path, install_patches: Callable[[], Any]) -> Observation:
     """Build the drafter on the meta device and run its ``load_weights`` on placeholders.
@@ -215,7 +324,8 @@ def observe(vllm_config: Any, model_config: Any, prefix: str, arch: str,
         with contextlib.suppress(AttributeError, TypeError):
             p.weight_loader = _recorder(pname, original, feeds, current, ids)
     try:
-        with compat.mtp_completeness_check_disabled(), torch.device("meta"):
+        with compat.mtp_completeness_check_disabled(), torch.device("meta"), \
+                _direct_default_loader(model, feeds, current, ids):
             model.load_weights(_placeholders(draft_dir, current, ids))
     except Exception as e:
         raise LearnError(
@@ -224,6 +334,9 @@ def observe(vllm_config: Any, model_config: Any, prefix: str, arch: str,
             f"{str(e).splitlines()[0][:300] if str(e) else ''}). Set VLLM_DRAFT_QUANT=off to "
             "load it as stock vLLM does, or add a profile "
             "(vllm_draft_quant/profiles/README.md).") from e
+    unloaded = _probe_side_tensors(model, layers, feeds, draft_dir)
+    layers = [layer.model_copy(update={"kind": ModuleKind.FIXED, "side_unloaded": True})
+              if layer.path in unloaded else layer for layer in layers]
     del model
     return Observation(drafter=arch, drafter_class=cls_name, vllm=compat.vllm_version(),
                        layers=tuple(sorted(layers, key=lambda x: x.path)),

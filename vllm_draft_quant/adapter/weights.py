@@ -213,13 +213,12 @@ def weight_stream(model: Any, profile: DrafterProfile, plan: Plan,
     gidx = _GIdx(plan)
     gidx.arm(model)
     dropped: list[str] = []
-    if not drop and not check and not deq.modules and not gidx.tensors:
-        yield dropped
-        return
     original = model.load_weights
+    last = [""]  # the checkpoint tensor the drafter read last
 
     def filtered(weights: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
         for name, tensor in weights:
+            last[0] = name
             if module_of(name) in drop:
                 dropped.append(name)
                 continue
@@ -233,11 +232,15 @@ def weight_stream(model: Any, profile: DrafterProfile, plan: Plan,
         deq.finish()
 
     def load_weights(weights: Iterable[tuple[str, Any]]) -> Any:
-        stream = filtered(weights) if (drop or deq.modules or gidx.tensors) else weights
-        if not check:
-            return original(stream)
-        with compat.mtp_completeness_check_disabled():
-            loaded = original(stream)
+        stream = filtered(weights)
+        try:
+            if not check:
+                return original(stream)
+            with compat.mtp_completeness_check_disabled():
+                loaded = original(stream)
+        except KeyError as e:
+            _no_home(e, last[0], model, plan)
+            raise
         if isinstance(loaded, set):
             _check_complete(model, loaded, plan)
         return loaded
@@ -248,6 +251,29 @@ def weight_stream(model: Any, profile: DrafterProfile, plan: Plan,
     finally:
         with contextlib.suppress(AttributeError):
             del model.load_weights
+
+
+def _no_home(e: KeyError, tensor: str, model: Any, plan: Plan) -> None:
+    """Raise one `DraftLoadError` when the drafter's ``load_weights`` found no parameter
+    for a stored quantization side tensor (``KeyError: '...input_scale'``), never vLLM's
+    KeyError: LongCat-Flash's fixed rename table has no entry for ModelOpt's scales
+    (``longcat_flash_mtp.py:LongCatFlashMTP.load_weights``)."""
+    key = str(e.args[0]) if e.args else ""
+    if key.rpartition(".")[2] not in dequant.AUX - {"weight"}:
+        return
+    module = module_of(tensor) if tensor else key.rpartition(".")[0]
+    planned = [d for d in plan.modules if any(module_of(t) == module
+                                              for t in d.checkpoint_tensors)]
+    where = (f"draft module {planned[0].module} (planned {planned[0].scheme})" if planned
+             else "a draft module the plan does not cover (the dry run saw no layer take "
+                  "its weight)")
+    raise DraftLoadError(
+        f"{plan.drafter}: checkpoint module {module} ({where}) is stored quantized, but "
+        f"vLLM's {type(model).__name__}.load_weights has no parameter for its stored "
+        f"{key.rpartition('.')[2]} ({tensor or key}; KeyError {key!r}): the drafter's "
+        "own loader has no place for this module's scales, so it cannot load quantized. "
+        "Store the module unquantized (re-export it, or graft it from the BF16 "
+        "original).") from e
 
 
 def _check_complete(model: Any, loaded: set[str], plan: Plan) -> None:

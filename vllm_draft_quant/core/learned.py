@@ -87,6 +87,10 @@ class LearnedLayer(_Frozen):
     #: non-replicated one stays ``linear``: the dry run cannot tell a layer vLLM never
     #: quantizes from a per-config workaround such as Qwen's ``mtp.fc``)
     no_quant_config: bool = False
+    #: a layer built with no quant config whose stored side tensors (scales) the
+    #: drafter's ``load_weights`` did not deliver to it on the dry run's probe (it takes
+    #: them itself): made ``fixed``, so a quantized module is dequantized at load
+    side_unloaded: bool = False
 
 
 class Feed(_Frozen):

@@ -45,7 +45,8 @@ What one case does (mirroring ``v1/worker/gpu_model_runner.py:load_model`` and
    The target runs first in "target+draft" because, as in a real engine, it
    mutates the quant config object that Qwen3-Next/DeepSeek drafters share.
 3. "draft": picks the proposer class the runner would pick
-   (``Step3p5MTPProposer`` if ``speculative_config.use_step3p5_mtp()`` else
+   (``Gemma4Proposer`` if ``speculative_config.use_gemma4_mtp()``,
+   ``Step3p5MTPProposer`` if ``speculative_config.use_step3p5_mtp()``, else
    ``EagleProposer``), creates an instance *without* ``__init__`` (which needs a
    device and a runner), sets the three attributes ``__init__`` sets and that
    ``_create_draft_vllm_config`` reads, and calls vLLM's own
@@ -221,11 +222,14 @@ def _engine_config(model_dir: str, extra: dict[str, Any] | None = None) -> Any:
 
 def _draft_vllm_config(vllm_config: Any) -> Any:
     from vllm.v1.spec_decode.eagle import EagleProposer
+    from vllm.v1.spec_decode.gemma4 import Gemma4Proposer
     from vllm.v1.spec_decode.step3p5 import Step3p5MTPProposer
 
     spec = vllm_config.speculative_config
-    # same choice as gpu_model_runner.py:GPUModelRunner.__init__
-    cls = Step3p5MTPProposer if spec.use_step3p5_mtp() else EagleProposer
+    # same choice as gpu_model_runner.py:GPUModelRunner.__init__ (Gemma4's assistant keeps
+    # the target's attention backend: gemma4.py:Gemma4Proposer._create_draft_vllm_config)
+    cls: type[Any] = (Gemma4Proposer if spec.use_gemma4_mtp()
+                      else Step3p5MTPProposer if spec.use_step3p5_mtp() else EagleProposer)
     proposer = cls.__new__(cls)
     # the attributes SpecDecodeBaseProposer.__init__ sets and _create_draft_vllm_config reads
     proposer.vllm_config = vllm_config
