@@ -3,9 +3,10 @@
 Every case of the e2e tier (``tests/e2e/cases.py``: each quantized checkpoint x k = 1, 2;
 families MiMo (MTP), GLM-4.x MoE and DeepSeek-V3 (NextN MTP: grafted BF16, quantized
 NVFP4, or from a separate BF16 folder; BF16 MoE layers on the CPU MoE stand-ins, NVFP4
-ones on the NVFP4 experts stand-in, DeepSeek's MLA on the MLA decode stand-in), Qwen3-Next and Qwen3.5 MoE (MTP;
-Gated-DeltaNet linear attention on the GDN stand-ins) and EAGLE3-Llama (a separate EAGLE3
-draft)) plus ``cases.BENCH_ONLY`` is generated greedily on
+ones on the NVFP4 experts stand-in, DeepSeek's MLA on the MLA decode stand-in), Qwen3-Next,
+Qwen3.5 MoE and dense Qwen3.5 (MTP; Gated-DeltaNet linear attention on the GDN stand-ins),
+Step-3.5 (MTP; sliding-window attention, MoE routed by the stand-in F21) and EAGLE3-Llama
+(a separate EAGLE3 draft)) plus ``cases.BENCH_ONLY`` is generated greedily on
 vLLM's CPU platform (test-only CPU stand-ins, ``vllm_draft_quant/demo/cpu_forward.py``),
 all engines in one process. The BF16 original of the same weights is the reference. Stock vLLM (``VLLM_DRAFT_QUANT=off``)
 runs each checkpoint with the smallest k (its failures happen at load, whatever k).

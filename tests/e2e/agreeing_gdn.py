@@ -1,13 +1,13 @@
-"""Tiny Qwen3-Next and Qwen3.5 MoE checkpoints (``Qwen3NextForCausalLM``,
-``Qwen3_5MoeForCausalLM``: Gated-DeltaNet linear attention, gated full attention, sparse
-MoE; MTP drafters ``Qwen3NextMTP``, ``Qwen3_5MoeMTP``) whose draft agrees with the target by
-construction (torch).
+"""Tiny Qwen3-Next, Qwen3.5 MoE and dense Qwen3.5 checkpoints (``Qwen3NextForCausalLM``,
+``Qwen3_5MoeForCausalLM``, ``Qwen3_5ForCausalLM``: Gated-DeltaNet linear attention, gated
+full attention, sparse MoE or a dense MLP; MTP drafters ``Qwen3NextMTP``, ``Qwen3_5MoeMTP``,
+``Qwen3_5MTP``) whose draft agrees with the target by construction (torch).
 
-The tensors and ``config.json`` are the test factory's ``qwen3_next`` and ``qwen3_5_moe``
-families (``tests/support/_families.py``, ``_families_more.py``: layer 0 linear attention, layer 1 full attention, each
-with four routed experts, a shared expert and its sigmoid gate; the MTP layer
-``mtp.layers.0`` with ``mtp.fc`` and its pre-fc norms); only the values are chosen here, as
-``agreeing_nextn.py`` chooses GLM's.
+The tensors and ``config.json`` are the test factory's ``qwen3_next``, ``qwen3_5_moe`` and
+``qwen3_5`` families (``tests/support/_families.py``, ``_families_more.py``: layer 0 linear
+attention, layer 1 full attention, each with four routed experts, a shared expert and its
+sigmoid gate, or (dense) one gated MLP; the MTP layer ``mtp.layers.0`` with ``mtp.fc`` and
+its pre-fc norms); only the values are chosen here, as ``agreeing_nextn.py`` chooses GLM's.
 
 - embeddings dominate the residual stream and ``lm_head`` maps token x to ``PERM[x]``
   (``agreeing.embedding_and_head``); every other target weight is small and random, so the
@@ -20,13 +20,14 @@ with four routed experts, a shared expert and its sigmoid gate; the MTP layer
   two experts the router picks (weights renormalised to 1) the MoE adds ~3u back and the
   layer points at +u; shared expert and attention are small and random. An MTP layer whose
   experts are missing, zero or garbage points at -u or at noise, and its drafts are
-  rejected;
+  rejected. Dense Qwen3.5's MTP layer has no experts: its one MLP is
+  ``agreeing.gated_identity`` (as MiMo's), so the drafts go through that MLP;
 - their RMSNorms scale by ``1 + weight`` (``GemmaRMSNorm``): their weights are zero
   (scale 1); the gated norm inside the linear attention (``RMSNormGated``) has weight one.
 
 Quantized exports (``agreeing.encode``: ModelOpt NVFP4) quantize the target's linear and
 full attention projections and shared experts; the target's routed experts (no CPU kernel
-for quantized experts, ``cpu_forward.py`` F13's note) and the gate projections
+for quantized experts, ``cpu_forward.py`` F13's note; dense Qwen3.5's MLPs are quantized) and the gate projections
 ``in_proj_ba`` / ``in_proj_b``, ``in_proj_a`` (tiny, excluded by real exports) stay BF16, excluded by name. The MTP layer is BF16 and no exclusion
 mentions it (layout a, the graft).
 """
@@ -38,10 +39,10 @@ from pathlib import Path
 import torch
 from agreeing import Written, embedding_and_head, encode, gated_identity, greedy_continuation, save
 from support._families import qwen3_next
-from support._families_more import qwen3_5_moe
+from support._families_more import qwen3_5, qwen3_5_moe
 from torch import Tensor
 
-__all__ = ["greedy_continuation", "write_qwen3_5_moe", "write_qwen3_next"]
+__all__ = ["greedy_continuation", "write_qwen3_5", "write_qwen3_5_moe", "write_qwen3_next"]
 
 _GEN = 3579
 MTP = "mtp.layers.0"
@@ -52,8 +53,9 @@ TARGET_BF16 = {
     "qwen3_next": [*_EXPERTS, "model.layers.0.linear_attn.in_proj_ba"],
     "qwen3_5_moe": [*_EXPERTS, "model.layers.0.linear_attn.in_proj_b",
                     "model.layers.0.linear_attn.in_proj_a"],
+    "qwen3_5": ["model.layers.0.linear_attn.in_proj_b", "model.layers.0.linear_attn.in_proj_a"],
 }  # fmt: skip
-_FAMILIES = {"qwen3_next": qwen3_next, "qwen3_5_moe": qwen3_5_moe}
+_FAMILIES = {"qwen3_next": qwen3_next, "qwen3_5_moe": qwen3_5_moe, "qwen3_5": qwen3_5}
 
 
 def _weights(name: str, break_experts: bool) -> tuple[dict[str, Tensor], list[str], dict]:
@@ -79,9 +81,13 @@ def _weights(name: str, break_experts: bool) -> tuple[dict[str, Tensor], list[st
     fc = torch.zeros_like(w["mtp.fc.weight"])  # cat([embedding, hidden])
     fc[:, : emb.shape[1]] = -torch.eye(emb.shape[1])
     w["mtp.fc.weight"] = fc
-    for e in range(config["num_experts"]):
+    scale = 0 if break_experts else 1
+    if "num_experts" not in config:  # dense Qwen3.5: the drafts go through the one MLP
+        for proj, t in gated_identity(config["intermediate_size"]).items():
+            w[f"{MTP}.mlp.{proj}.weight"] = t * scale
+    for e in range(config.get("num_experts", 0)):
         for proj, t in gated_identity(config["moe_intermediate_size"]).items():
-            w[f"{MTP}.mlp.experts.{e}.{proj}.weight"] = t * (0 if break_experts else 1)
+            w[f"{MTP}.mlp.experts.{e}.{proj}.weight"] = t * scale
     assert sorted(w) == sorted(
         [f"{lin.name}.weight" for lin in family.linears] + [p.name for p in family.plains]
     )
@@ -119,3 +125,10 @@ def write_qwen3_5_moe(path: Path, *, quant: str | None, break_experts: bool = Fa
     Gated-DeltaNet with separate ``in_proj_qkv``/``in_proj_z``/``in_proj_b``/``in_proj_a``;
     MTP drafter ``Qwen3_5MoeMTP``)."""
     return _write(path, "qwen3_5_moe", quant, break_experts)
+
+
+def write_qwen3_5(path: Path, *, quant: str | None, break_experts: bool = False) -> Written:
+    """``write_qwen3_next`` for dense Qwen3.5 (``Qwen3_5ForCausalLM``, MTP drafter
+    ``Qwen3_5MTP``): the target's MLPs are quantized too; the MTP layer's one MLP carries
+    the drafts (``break_experts`` zeroes it: the control)."""
+    return _write(path, "qwen3_5", quant, break_experts)

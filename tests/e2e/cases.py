@@ -22,9 +22,15 @@ Llama target with a separate EAGLE3 draft, ``agreeing_eagle3.py``; its reference
 BF16 target with the BF16 draft), and Qwen3-Next / Qwen3.5 MoE (``Qwen3NextForCausalLM``,
 ``Qwen3_5MoeForCausalLM``: Gated-DeltaNet linear attention on the stand-ins F15-F19, MoE
 on F12/F13; ``agreeing_gdn.py``: NVFP4 target with the MTP layer grafted in BF16; run with
-prefix caching off, ``GDN_ARGS``). What stops the rest on this CPU (vLLM 0.33.0 CUDA
-wheel; each is a ``torch.ops._C`` kernel the wheel lacks, Triton, or a refusal in vLLM's
-own CPU code):
+prefix caching off, ``GDN_ARGS``); dense Qwen3.5 (``Qwen3_5ForCausalLM``, MTP drafter
+``Qwen3_5MTP``, whose drafts go through the MTP layer's dense MLP: ``agreeing_gdn.py``
+too; NVFP4 and FP8 targets in ``BENCH_ONLY``: the tier already has a Qwen3.5 case, and the
+FP8 one's stock run shows the silently wrong load as acceptance 0); and Step-3.5
+(``Step3p5ForCausalLM``, ``Step3p5MTP``: sliding-window attention with a 4-token window on
+F6 beside full attention, a MoE layer on F12/F13 routed by F21, the MTP layer's own head;
+``agreeing_step3p5.py``: NVFP4 target with the MTP layer grafted in BF16 in the tier, FP8
+in ``BENCH_ONLY``). What stops the rest on this CPU (vLLM 0.33.0 CUDA wheel; each is a
+``torch.ops._C`` kernel the wheel lacks, Triton, or a refusal in vLLM's own CPU code):
 
 - ModelOpt FP8 per-tensor routed experts, in every MoE family: no CPU backend. At
   construction ``fused_moe/oracle/fp8.py:select_fp8_moe_backend`` returns ``NONE``
@@ -70,12 +76,14 @@ own CPU code):
   the prefill convolution is vLLM's own PyTorch); on CPUs with them vLLM packs the conv
   weight and calls ``causal_conv1d_weight_pack``/``causal_conv1d_fwd_cpu``/
   ``causal_conv1d_update_cpu`` instead, which have no stand-in. With prefix caching on,
-  the hybrid state cache's "align" mode needs Triton block copies (``GDN_ARGS``). Dense
-  Qwen3.5 (``Qwen3_5ForCausalLM``, the same GDN, a dense MLP in the MTP layer) has no
-  agreeing construction yet (not run here).
-- Step-3.5's unquantized MoE layers take
-  the same CPU experts path as GLM's (F12/F13) and its sliding window is covered by F6; it
-  has no agreeing construction yet (not run here).
+  the hybrid state cache's "align" mode needs Triton block copies (``GDN_ARGS``).
+- Step-3.5's MoE routing (sigmoid scores with ``router_bias``, no expert groups) is one
+  vLLM's CPU router refuses (``router/cpu_router.py:CPURouter._compute_routing`` asserts
+  softmax); on a GPU it is the CUDA kernel ``_moe_C.topk_sigmoid``. F21 computes it in
+  PyTorch. Its MTP layers must be ``sliding_attention`` (FINDINGS.md: a
+  ``full_attention`` MTP layer raises IndexError under transformers 5.20), as in
+  Step-3.5-Flash; layouts with quantized MTP layers are not run (the tier's layout a is
+  the graft of the reported bug).
 """
 
 from __future__ import annotations
@@ -183,6 +191,23 @@ REFERENCES = {
         {"quant": None},
         reference="qwen35moe-bf16",
         engine_args=GDN_ARGS,
+    ),
+    "qwen35-bf16": Case(
+        "qwen35-bf16",
+        "Qwen3.5",
+        "BF16 original (Qwen3_5ForCausalLM, Gated-DeltaNet + gated attention, dense MLP, MTP)",
+        "agreeing_gdn.write_qwen3_5",
+        {"quant": None},
+        reference="qwen35-bf16",
+        engine_args=GDN_ARGS,
+    ),
+    "step3p5-bf16": Case(
+        "step3p5-bf16",
+        "Step-3.5",
+        "BF16 original (Step3p5ForCausalLM, sliding-window + full attention, MoE, MTP)",
+        "agreeing_step3p5.write_step3p5",
+        {"quant": None},
+        reference="step3p5-bf16",
     ),
 }
 DRAFTS = {
@@ -295,6 +320,17 @@ CASES = [
         stock_error="RuntimeError",
     ),
     Case(
+        "step3p5-nvfp4-bf16mtp",
+        "Step-3.5",
+        "ModelOpt NVFP4 Step-3.5 target (MoE and shared expert BF16, excluded by name), MTP "
+        "layer grafted in BF16 (layout a)",
+        "agreeing_step3p5.write_step3p5",
+        {"quant": "nvfp4"},
+        reference="step3p5-bf16",
+        # the draft's own quant config (get_draft_quant_config) makes the BF16 MTP
+        # layer's qkv_proj NVFP4: parameter.py's shape assertion
+    ),
+    Case(
         "llama-fp8+eagle3-fp8-attn",
         "EAGLE3-Llama",
         "ModelOpt FP8 Llama target; EAGLE3 draft, attention FP8, MLP/fc/lm_head BF16 "
@@ -312,6 +348,41 @@ CASES = [
 # within its time budget): the EAGLE3 layout with NVFP4 (stock fails loudly), beside the
 # tier's FP8 one (stock loads it silently wrong)
 BENCH_ONLY = [
+    Case(
+        "qwen35-nvfp4-bf16mtp",
+        "Qwen3.5",
+        "ModelOpt NVFP4 dense Qwen3.5 target (in_proj_b/in_proj_a BF16, excluded by name), "
+        "MTP layer grafted in BF16 (layout a)",
+        "agreeing_gdn.write_qwen3_5",
+        {"quant": "nvfp4"},
+        reference="qwen35-bf16",
+        engine_args=GDN_ARGS,
+        stock_error="AssertionError",
+    ),
+    Case(
+        "qwen35-fp8-bf16mtp",
+        "Qwen3.5",
+        "ModelOpt FP8 dense Qwen3.5 target (in_proj_b/in_proj_a BF16, excluded by name), "
+        "MTP layer grafted in BF16 (layout a)",
+        "agreeing_gdn.write_qwen3_5",
+        {"quant": "fp8"},
+        reference="qwen35-bf16",
+        engine_args=GDN_ARGS,
+        fp8=True,
+    ),
+    Case(
+        "step3p5-fp8-bf16mtp",
+        "Step-3.5",
+        "ModelOpt FP8 Step-3.5 target (MoE and shared expert BF16, excluded by name), MTP "
+        "layer grafted in BF16 (layout a)",
+        "agreeing_step3p5.write_step3p5",
+        {"quant": "fp8"},
+        reference="step3p5-bf16",
+        fp8=True,
+        # the BF16 MTP layer gets FP8 parameters; its own completeness check finds their
+        # scales missing ("Some parameters like ...input_scale are not in the checkpoint")
+        stock_error="RuntimeError",
+    ),
     Case(
         "llama-nvfp4+eagle3-nvfp4-attn",
         "EAGLE3-Llama",
@@ -412,6 +483,18 @@ CONTROLS = [
         {"quant": None, "break_experts": True},
         reference="qwen3next-bf16",
         engine_args=GDN_ARGS,
+        ks=(1,),
+        stock=False,
+    ),
+    # Step-3.5's MTP layer carries its drafts through its dense MLP, after the target's
+    # sliding-window and MoE layers (F6, F12/F13, F21) have run: a zeroed MLP must be rejected
+    Case(
+        "step3p5-bf16-mtp-mlp-zeroed",
+        "Step-3.5",
+        "control: BF16 Step-3.5, MTP MLP zeroed",
+        "agreeing_step3p5.write_step3p5",
+        {"quant": None, "break_mlp": True},
+        reference="step3p5-bf16",
         ks=(1,),
         stock=False,
     ),

@@ -10,6 +10,8 @@ out here by hand. torch only: no vLLM import, no op is installed on ``torch.ops.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -359,6 +361,34 @@ def test_nvfp4_dequantize_reads_low_nibble_first_and_every_scale() -> None:
     row = torch.tensor([0.5, 6.0, -0.5, -6.0] * 8)
     want = row * torch.tensor([2.0] * 16 + [0.5] * 16) * 3.0
     assert torch.equal(got, want[None])
+
+
+@pytest.mark.parametrize("renormalize", [True, False])
+@pytest.mark.parametrize("scaling", [1.0, 2.5])
+def test_sigmoid_bias_routing_matches_per_token_selection(
+    renormalize: bool, scaling: float
+) -> None:
+    """F21: per token, the experts with the largest ``sigmoid(logit) + bias`` (the bias
+    chooses, it does not weigh), weighted by their unbiased sigmoid scores, renormalised,
+    times the scaling factor (``fused_topk_bias_router.py:fused_topk_bias``'s PyTorch
+    tail), written out one token at a time."""
+    g = torch.Generator().manual_seed(20 + renormalize)
+    tokens, experts, top_k = 9, 8, 3
+    logits = torch.randn(tokens, experts, generator=g)
+    bias = torch.randn(experts, generator=g)  # large enough to change the choice
+    weights, ids = F.sigmoid_bias_topk(logits, top_k, renormalize, bias, scaling)
+    assert weights.dtype == torch.float32 and ids.dtype == torch.int32
+    assert weights.is_contiguous() and ids.is_contiguous()
+    changed = 0
+    for t in range(tokens):
+        score = [1 / (1 + math.exp(-float(v))) for v in logits[t]]
+        chosen = sorted(range(experts), key=lambda e: -(score[e] + float(bias[e])))[:top_k]
+        changed += set(chosen) != set(torch.tensor(score).topk(top_k).indices.tolist())
+        w = [score[e] for e in chosen]
+        total = sum(w) if renormalize else 1.0
+        assert ids[t].tolist() == chosen
+        torch.testing.assert_close(weights[t], torch.tensor([x / total * scaling for x in w]))
+    assert changed, "the bias never changed a choice: the test would not see it ignored"
 
 
 def test_mla_decode_matches_sdpa_over_the_latent_cache() -> None:

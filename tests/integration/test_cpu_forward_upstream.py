@@ -1,4 +1,4 @@
-"""The forward stand-ins (``vllm_draft_quant/demo/cpu_forward.py``, entries F1-F20): each still needed.
+"""The forward stand-ins (``vllm_draft_quant/demo/cpu_forward.py``, entries F1-F21): each still needed.
 
 Per ledger op, against the installed vLLM with its ``_C`` extension imported and no
 stand-in installed (only the e2e tier's engine process installs them): the op is still
@@ -97,3 +97,29 @@ def test_nvfp4_emulation_experts_still_applies() -> None:
     source = inspect.getsource(m.Nvfp4QuantizationEmulationTritonExperts.apply)
     assert "invoke_fused_moe_nvfp4_emulation_kernel(" in source
     assert "moe_kernel_quantize_input(" in source
+
+
+def test_router_stand_in_still_needed() -> None:
+    """F21: vLLM's CPU router still refuses ungrouped sigmoid routing with a bias
+    (Step-3.5's MoE), asked exactly as ``install`` asks it (and it was not installed)."""
+    from vllm.model_executor.layers.fused_moe.router.cpu_router import CPURouter
+
+    compute = CPURouter._compute_routing
+    assert getattr(compute, "__wrapped__", None) is None, "F21 was installed in pytest"
+    assert cpu_forward._router_refuses_sigmoid_bias(compute), (
+        "vLLM's CPURouter now routes sigmoid scores with a bias without expert groups: drop "
+        "F21 (cpu_router_sigmoid_bias_topk) from vllm_draft_quant/demo/cpu_forward.py"
+    )
+
+
+def test_router_stand_in_still_applies() -> None:
+    """F21: on the CPU platform every MoE layer still gets a ``CPURouter``, and Step-3.5's
+    MoE still asks for sigmoid routing with its ``router_bias`` and no expert groups."""
+    spec = importlib.util.find_spec("vllm")
+    assert spec is not None and spec.origin is not None
+    root = Path(spec.origin).parent / "model_executor"
+    factory = (root / "layers/fused_moe/router/router_factory.py").read_text()
+    step3p5 = (root / "models/step3p5.py").read_text()
+    assert "current_platform.is_cpu()" in factory and "router = CPURouter(" in factory
+    assert "e_score_correction_bias=self.router_bias" in step3p5
+    assert "use_grouped_topk" not in step3p5

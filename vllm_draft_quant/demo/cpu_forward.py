@@ -20,7 +20,7 @@ so that norms, activations and rotary embeddings take their native PyTorch paths
 (their CPU ``_C`` kernels are missing too) -- see ``ENGINE_ARGS``.
 
 Ledger (``F`` = forward; F20 stands in for a Triton kernel launched from a method; F15-F19 are the Gated-DeltaNet linear attention of
-Qwen3-Next / Qwen3.5; F10 runs at load time but only matters for a forward pass; ``tests/integration/test_cpu_forward_upstream.py`` has one
+Qwen3-Next / Qwen3.5; F21 is the MoE routing of Step-3.5, a Python method, not an op; F10 runs at load time but only matters for a forward pass; ``tests/integration/test_cpu_forward_upstream.py`` has one
 ``*_still_needed`` test per entry, ``tests/e2e/test_cpu_forward.py`` checks each
 numerically against PyTorch or the Triton kernel's documented semantics)
 --------------------------------------------------------------------------------
@@ -197,6 +197,21 @@ F20. ``Nvfp4QuantizationEmulationTritonExperts.apply`` (a method, not a ``_C`` o
     ``tests/e2e/test_cpu_forward.py`` checks it against a per-token, per-slot loop over
     weights decoded by the e2e writer's own NVFP4 decoder; the e2e cases whose NextN
     experts are NVFP4 (``glm-nvfp4-mtpq``, ``deepseek-nvfp4-mtpq``) run it.
+F21. ``cpu_router_sigmoid_bias_topk`` (not a ``_C`` op: a method of vLLM's CPU router):
+    sigmoid-scored top-k routing with a score-correction bias and no expert groups
+    (Step-3.5's ``FusedMoEBlock``: ``moe_router_activation`` sigmoid, ``router_bias``,
+    ``norm_expert_weight``): ``scores = sigmoid(logits)`` (FP32), the ``top_k`` experts of
+    ``scores + bias``, their weights the *unbiased* scores, renormalised to sum 1 when
+    ``renormalize``, times ``routed_scaling_factor``; weights FP32, ids int32.
+    For: the CUDA kernel ``_moe_C.topk_sigmoid`` that ``router/fused_topk_bias_router.py:
+    fused_topk_bias`` calls on a GPU (the formula is that function's own PyTorch tail).
+    On the CPU platform ``router/router_factory.py`` gives every MoE layer a ``CPURouter``,
+    whose ``_compute_routing`` knows grouped top-k (GLM, DeepSeek), softmax, custom
+    functions and sqrtsoftplus, and asserts ``scoring_func == "softmax"`` for the rest: no
+    Step-3.5 MoE layer runs on vLLM's CPU platform. How: ``CPURouter._compute_routing`` is
+    wrapped; exactly that case (not grouped, sigmoid, a bias, no custom function) is
+    computed here, every other call goes to the original. Installed only when the
+    original still refuses that case (``install`` asks it on a 1x4 example).
 """
 
 from __future__ import annotations
@@ -208,11 +223,13 @@ __all__ = [
     "BUILD_SHIMS",
     "ENGINE_ARGS",
     "PAIRED",
+    "ROUTER_STAND_IN",
     "STAND_INS",
     "install",
     "installed",
     "missing",
     "register",
+    "sigmoid_bias_topk",
 ]
 
 # engine arguments every e2e engine needs on top of the stand-ins
@@ -953,6 +970,76 @@ PAIRED = (
 )
 
 
+# ---------------------------------------------------------------------------- F21
+ROUTER_STAND_IN = "cpu_router_sigmoid_bias_topk"
+
+
+def sigmoid_bias_topk(
+    router_logits: Any, top_k: int, renormalize: bool, bias: Any, scaling: float
+) -> tuple[Any, Any]:
+    """F21: sigmoid top-k routing with a score-correction bias, no expert groups."""
+    import torch
+
+    scores = router_logits.float().sigmoid()
+    ids = torch.topk(scores + bias.float().unsqueeze(0), k=top_k, dim=-1)[1]
+    weights = scores.gather(1, ids)
+    if renormalize:
+        weights = weights / weights.sum(dim=-1, keepdim=True)
+    weights = weights.to(torch.float32)
+    if scaling != 1.0:
+        weights = weights * scaling
+    return weights.contiguous(), ids.to(torch.int32).contiguous()
+
+
+def _router_refuses_sigmoid_bias(compute: Callable[..., Any]) -> bool:
+    """Does ``compute`` (``CPURouter._compute_routing``) refuse ungrouped sigmoid routing
+    with a bias? Asked on a 1 x 4 example with a stand-in ``self``."""
+    import types
+
+    import torch
+
+    probe = types.SimpleNamespace(
+        use_grouped_topk=False, scoring_func="sigmoid", custom_routing_function=None,
+        e_score_correction_bias=torch.zeros(4), top_k=2, renormalize=True,
+        routed_scaling_factor=1.0, topk_group=None, num_expert_group=None,
+        _hash_indices_table=None,
+    )  # fmt: skip
+    try:
+        compute(probe, torch.zeros(1, 8), torch.zeros(1, 4), None)
+    except AssertionError:
+        return True
+    return False
+
+
+def _install_router_stand_in() -> bool:
+    from vllm.model_executor.layers.fused_moe.router.cpu_router import CPURouter
+
+    original = CPURouter._compute_routing
+    if getattr(original, "__wrapped__", None) is not None:
+        return True
+    if not _router_refuses_sigmoid_bias(original):
+        return False
+
+    def _compute_routing(
+        self: Any, hidden_states: Any, router_logits: Any, indices_type: Any, **kw: Any
+    ) -> Any:
+        if (
+            not self.use_grouped_topk
+            and self.scoring_func == "sigmoid"
+            and self.custom_routing_function is None
+            and self.e_score_correction_bias is not None
+        ):
+            return sigmoid_bias_topk(
+                router_logits, self.top_k, self.renormalize, self.e_score_correction_bias,
+                self.routed_scaling_factor,
+            )  # fmt: skip
+        return original(self, hidden_states, router_logits, indices_type, **kw)
+
+    _compute_routing.__wrapped__ = original  # type: ignore[attr-defined]
+    CPURouter._compute_routing = _compute_routing  # type: ignore[method-assign]
+    return True
+
+
 def missing() -> list[str]:
     """The ledger's ops this vLLM build does not have (what ``install`` would set)."""
     import torch
@@ -967,8 +1054,9 @@ BUILD_SHIMS = ("nvfp4-linear-cpu", "nvfp4-moe-emulation")
 
 
 def install(build_shims: tuple[str, ...] = BUILD_SHIMS) -> list[str]:
-    """Set every missing ledger op on ``torch.ops._C``, F20 where Triton cannot launch,
-    and apply ``build_shims`` of ``cpu_shims.py``; return what was set (idempotent). Also the test-only
+    """Set every missing ledger op on ``torch.ops._C``, F20 where Triton cannot launch, F21
+    where vLLM's CPU router refuses Step-3.5's routing, and apply ``build_shims`` of
+    ``cpu_shims.py``; return what was set (idempotent). Also the test-only
     ``vllm.general_plugins`` entry point of ``tests/e2e`` (``register``)."""
     import torch
 
@@ -992,6 +1080,8 @@ def install(build_shims: tuple[str, ...] = BUILD_SHIMS) -> list[str]:
         _INSTALLED.append(name)
     if _install_nvfp4_emulation_experts():
         _INSTALLED.append(NVFP4_EXPERTS)
+    if ROUTER_STAND_IN not in _INSTALLED and _install_router_stand_in():
+        _INSTALLED.append(ROUTER_STAND_IN)
     return list(_INSTALLED)
 
 

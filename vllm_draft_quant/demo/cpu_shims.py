@@ -9,7 +9,7 @@ picks or how it loads weights, so what a test observes about loading is stock vL
 Every shim is idempotent and keeps the original it replaces.
 
 This ledger has a second half, for *running* models (forward passes, sampling,
-speculative decoding): ``cpu_forward.py`` (entries F1-F20), test-only, used by the
+speculative decoding): ``cpu_forward.py`` (entries F1-F21), test-only, used by the
 end-to-end tier ``tests/e2e``; it applies shims 1 and 2 of this ledger too.
 
 Ledger
