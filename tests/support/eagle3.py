@@ -553,6 +553,9 @@ class EagleSpec:
     scheme: Literal["nvfp4", "fp8"] = "nvfp4"
     layout: EagleLayout = "a"
     seed: int = 1
+    #: a head tied to the draft's embedding is excluded by name, as ModelOpt exports do;
+    #: False: the quant config says nothing of it (it is quantized by the config's word)
+    exclude_tied_head: bool = True
 
     def __post_init__(self) -> None:
         for field_, allowed in (("family", Eagle1Family), ("layout", EagleLayout)):
@@ -1019,7 +1022,8 @@ def write_eagle_draft(path: str | os.PathLike[str], spec: EagleSpec) -> WrittenM
     bf16 = [lin.name for lin, f in linears if f == "bf16" and lin.group != "router"]
     head = ["lm_head"] if "lm_head" in bf16 else []
     # a head tied to the draft's embedding (Gemma4's assistant) is excluded as a stored one
-    tied = ["lm_head"] if config.get("tie_word_embeddings") and not head else []
+    tied = (["lm_head"] if config.get("tie_word_embeddings") and not head
+            and spec.exclude_tied_head else [])
     exclusions = {"a": [*head, *tied], "b": [*roots, *head, *tied], "c": [*bf16, *tied],
                   "g": [*bf16, *tied]}[spec.layout]
     tensors = _write(root, linears, plains, [], spec.seed, draft=True)

@@ -288,6 +288,23 @@ def _probe_side_tensors(model: Any, layers: list[LearnedLayer], feeds: list[Feed
     return unloaded
 
 
+def _tied_feeds(model: Any, feeds: list[Feed]) -> list[Feed]:
+    """The feeds of a parameter shared under several names, again under its other names.
+
+    A tied head (``tie_word_embeddings``: the Gemma4 assistant's ``lm_head`` is its
+    ``embed_tokens``) is one parameter: ``named_parameters()`` lists it, and the recorder
+    notes its loads, under the first name only, so the head layer looked unfed and went
+    unplanned; built quantized by a config that does not exclude it, it then held the
+    BF16 embedding in an FP8 layer whose scales never load. Fed like the parameter it is,
+    the head is planned from the stored embedding."""
+    first: dict[int, str] = {}
+    aliases: dict[str, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if first.setdefault(id(p), name) != name:
+            aliases.setdefault(first[id(p)], []).append(name)
+    return [f.model_copy(update={"param": a}) for f in feeds for a in aliases.get(f.param, ())]
+
+
 def observe(vllm_config: Any, model_config: Any, prefix: str, arch: str,
             draft_dir: Path, install_patches: Callable[[], Any]) -> Observation:
     """Build the drafter on the meta device and run its ``load_weights`` on placeholders.
@@ -334,6 +351,7 @@ def observe(vllm_config: Any, model_config: Any, prefix: str, arch: str,
             f"{str(e).splitlines()[0][:300] if str(e) else ''}). Set VLLM_DRAFT_QUANT=off to "
             "load it as stock vLLM does, or add a profile "
             "(vllm_draft_quant/profiles/README.md).") from e
+    feeds += _tied_feeds(model, feeds)
     unloaded = _probe_side_tensors(model, layers, feeds, draft_dir)
     layers = [layer.model_copy(update={"kind": ModuleKind.FIXED, "side_unloaded": True})
               if layer.path in unloaded else layer for layer in layers]
