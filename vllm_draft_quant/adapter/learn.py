@@ -297,10 +297,14 @@ def _tied_feeds(model: Any, feeds: list[Feed]) -> list[Feed]:
     unplanned; built quantized by a config that does not exclude it, it then held the
     BF16 embedding in an FP8 layer whose scales never load. Fed like the parameter it is,
     the head is planned from the stored embedding."""
+    head = compat.layer_classes()["lm_head"]
     first: dict[int, str] = {}
     aliases: dict[str, list[str]] = {}
     for name, p in model.named_parameters(remove_duplicate=False):
-        if first.setdefault(id(p), name) != name:
+        # only a head's: a MoE block's router weight is also its experts' (one gate), and
+        # must keep feeding the router alone
+        if first.setdefault(id(p), name) != name and isinstance(
+                model.get_submodule(name.rpartition(".")[0]), head):
             aliases.setdefault(first[id(p)], []).append(name)
     return [f.model_copy(update={"param": a}) for f in feeds for a in aliases.get(f.param, ())]
 
