@@ -185,7 +185,9 @@ def _target_config(vllm_config: Any) -> dict[str, Any] | None:
 def _dump(model: Any, path: str) -> None:
     from safetensors.torch import save_file
 
-    tensors = {n: p.detach().to("cpu").contiguous().clone() for n, p in model.named_parameters()}
+    # every name of a shared parameter (a head tied to the embedding is dumped as both)
+    tensors = {n: p.detach().to("cpu").contiguous().clone()
+               for n, p in model.named_parameters(remove_duplicate=False)}
     save_file(tensors, path)
 
 
