@@ -262,7 +262,7 @@ def _probe_side_tensors(model: Any, layers: list[LearnedLayer], feeds: list[Feed
     for name in side:
         mod = modules[owner[name.rpartition(".")[0]]]
         suffix = name.rpartition(".")[2]
-        if suffix in dict(mod.named_parameters(recurse=False)) or hasattr(mod, suffix):
+        if hasattr(mod, suffix):  # a parameter, buffer or attribute of that name already
             continue
         p = torch.nn.Parameter(torch.empty((), device="meta"), requires_grad=False)
         p.weight_loader = _recorder(f"{owner[name.rpartition('.')[0]]}.{suffix}",
